@@ -1,0 +1,437 @@
+//! Settings for the maintainer, loadable from TOML, and their validation.
+//!
+//! The three connection settings `min_connections <= expected_connections <=
+//! max_connections` give four derived [`Bounds`] (octez's rule): with
+//! `s = (expected - min) / 3` and `t = (max - expected) / 3`,
+//! `min_threshold = min + s`, `min_target = min + 2s`, `max_target = max - 2t`,
+//! `max_threshold = max - t`. The triggers fire at exactly the thresholds the
+//! worker acts on (octez fires too-few below `min` but acts below `min_threshold`).
+//!
+//! Unknown keys are rejected, and [`Config::validate`] names the field and the rule
+//! broken, so a typo or a bad value stops a node before it touches anything.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// An error in a configuration: which field, and which rule it breaks.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A field has a value that breaks a rule.
+    #[error("invalid config: `{field}` {rule}")]
+    Invalid {
+        /// The field, as spelled in the TOML file (`reconnection.factor` for nested ones).
+        field: &'static str,
+        /// The rule it breaks, in words.
+        rule: String,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value of the wrong type.
+    /// The message from the TOML parser names the key and the line.
+    #[error("invalid config file: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        /// The path that was given.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl ConfigError {
+    /// The field named by this error, when it names one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ConfigError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+fn invalid(field: &'static str, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        rule: rule.into(),
+    }
+}
+
+/// The four bounds derived from min/expected/max connections.
+///
+/// ```
+/// use peerkeeper::Bounds;
+/// let b = Bounds::new(10, 50, 100);
+/// assert_eq!((b.min_threshold, b.min_target, b.max_target, b.max_threshold), (23, 36, 68, 84));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Bounds {
+    /// Below this, the too-few trigger fires and maintenance dials.
+    pub min_threshold: usize,
+    /// A top-up dials until at least this many connections.
+    pub min_target: usize,
+    /// Never plan above this; a trim closes down to it.
+    pub max_target: usize,
+    /// Above this, the too-many trigger fires and maintenance trims.
+    pub max_threshold: usize,
+}
+
+impl Bounds {
+    /// Derives the bounds from `min <= expected <= max` (saturating if the order is broken;
+    /// [`Config::validate`] rejects such configs).
+    pub fn new(min: usize, expected: usize, max: usize) -> Bounds {
+        let s = expected.saturating_sub(min) / 3;
+        let t = max.saturating_sub(expected) / 3;
+        Bounds {
+            min_threshold: min + s,
+            min_target: min + 2 * s,
+            max_target: max.saturating_sub(2 * t),
+            max_threshold: max.saturating_sub(t),
+        }
+    }
+
+    /// Where a connection count stands against the bounds.
+    pub fn classify(&self, active: usize) -> RangeStatus {
+        if active < self.min_threshold {
+            RangeStatus::TooFew
+        } else if active > self.max_threshold {
+            RangeStatus::TooMany
+        } else {
+            RangeStatus::InRange
+        }
+    }
+}
+
+/// Where a connection count stands against the [`Bounds`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RangeStatus {
+    /// Below `min_threshold`.
+    TooFew,
+    /// Within `[min_threshold, max_threshold]`: nothing to do (hysteresis).
+    InRange,
+    /// Above `max_threshold`.
+    TooMany,
+}
+
+/// Exponential backoff with jitter: `initial * factor^(n-1)`, capped, then spread by
+/// `± jitter` (a fraction of the delay) drawn from the caller's seeded RNG.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackoffConfig {
+    /// Delay after the first failure.
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    /// Growth per further failure (>= 1).
+    pub factor: f64,
+    /// Longest delay.
+    #[serde(with = "humantime_serde")]
+    pub cap: Duration,
+    /// Random spread, as a fraction of the delay, in `[0, 1)`.
+    pub jitter: f64,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: Duration::from_secs(1),
+            factor: 2.0,
+            cap: Duration::from_secs(600),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// Discovery (peer sharing) settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// At most this many connected peers are asked for points per round.
+    pub fanout: usize,
+    /// A peer is not asked again within this interval.
+    #[serde(with = "humantime_serde")]
+    pub peer_ask_interval: Duration,
+    /// The longest wait between two rounds (the cap of the backoff that starts at
+    /// `time_between_looking_for_peers`).
+    #[serde(with = "humantime_serde")]
+    pub max_time_between_rounds: Duration,
+    /// How long an answer to a request is awaited.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Most points accepted from one message (the wire cap is 100).
+    pub max_points_per_message: usize,
+    /// Most points put in one answer.
+    pub answer_size: usize,
+    /// Accept and share loopback and private-range addresses (tests and the demo; off on
+    /// the public internet, where they are at best useless and at worst a leak).
+    pub allow_private_addresses: bool,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            fanout: 8,
+            peer_ask_interval: Duration::from_secs(30),
+            max_time_between_rounds: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(10),
+            max_points_per_message: 100,
+            answer_size: 50,
+            allow_private_addresses: false,
+        }
+    }
+}
+
+/// Everything the maintainer is tuned with.
+///
+/// ```
+/// use peerkeeper::Config;
+/// let c: Config = toml::from_str(r#"
+///     min_connections = 4
+///     expected_connections = 8
+///     max_connections = 12
+///     maintenance_idle_time = "none"
+/// "#).unwrap();
+/// c.validate().unwrap();
+/// assert_eq!(c.maintenance_idle_time, None);
+/// assert_eq!(c.bounds().min_threshold, 5);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Strict minimum number of connections.
+    pub min_connections: usize,
+    /// Number of connections aimed for.
+    pub expected_connections: usize,
+    /// Maximum number of connections.
+    pub max_connections: usize,
+    /// Longest wait between two maintenance cycles; `"none"` switches the idle timer off.
+    #[serde(with = "optional_duration")]
+    pub maintenance_idle_time: Option<Duration>,
+    /// How long a cycle waits for new points after asking, and the base of discovery's
+    /// ask-for-points backoff.
+    #[serde(with = "humantime_serde")]
+    pub time_between_looking_for_peers: Duration,
+    /// Most dials in flight at once.
+    pub max_concurrent_dials: usize,
+    /// A dial (connect plus handshake) taking longer than this fails.
+    #[serde(with = "humantime_serde")]
+    pub dial_timeout: Duration,
+    /// Only dial and accept trusted points, and never share points.
+    pub private_mode: bool,
+    /// Points that are always kept: never trimmed, never garbage-collected, dialed first.
+    pub trusted_points: Vec<SocketAddr>,
+    /// Most points in the pool; past it the pool is garbage-collected.
+    pub max_known_points: usize,
+    /// Garbage collection shrinks the pool to this many points.
+    pub known_points_gc_target: usize,
+    /// Most peer ids remembered.
+    pub max_known_peers: usize,
+    /// Most incoming connections still handshaking at once.
+    pub max_incoming_connections: usize,
+    /// Backoff between redials of a failing point.
+    pub reconnection: BackoffConfig,
+    /// After a connection ends, its point is not redialed before this delay.
+    #[serde(with = "humantime_serde")]
+    pub disconnection_delay: Duration,
+    /// How long a misbehaving point or address is refused.
+    #[serde(with = "humantime_serde")]
+    pub greylist_duration: Duration,
+    /// Peer sharing.
+    pub discovery: DiscoveryConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            min_connections: 10,
+            expected_connections: 50,
+            max_connections: 100,
+            maintenance_idle_time: Some(Duration::from_secs(120)),
+            time_between_looking_for_peers: Duration::from_secs(5),
+            max_concurrent_dials: 8,
+            dial_timeout: Duration::from_secs(10),
+            private_mode: false,
+            trusted_points: Vec::new(),
+            max_known_points: 4000,
+            known_points_gc_target: 3000,
+            max_known_peers: 4000,
+            max_incoming_connections: 20,
+            reconnection: BackoffConfig::default(),
+            disconnection_delay: Duration::from_secs(30),
+            greylist_duration: Duration::from_secs(900),
+            discovery: DiscoveryConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The derived bounds.
+    pub fn bounds(&self) -> Bounds {
+        Bounds::new(
+            self.min_connections,
+            self.expected_connections,
+            self.max_connections,
+        )
+    }
+
+    /// Parses TOML and validates it.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a TOML file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text)
+    }
+
+    /// Checks every rule; the first broken one is returned, naming its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "must be greater than 0"));
+        }
+        if self.min_connections > self.expected_connections {
+            return Err(invalid(
+                "min_connections",
+                format!(
+                    "must be <= expected_connections ({} > {})",
+                    self.min_connections, self.expected_connections
+                ),
+            ));
+        }
+        if self.expected_connections > self.max_connections {
+            return Err(invalid(
+                "expected_connections",
+                format!(
+                    "must be <= max_connections ({} > {})",
+                    self.expected_connections, self.max_connections
+                ),
+            ));
+        }
+        if self.maintenance_idle_time == Some(Duration::ZERO) {
+            return Err(invalid(
+                "maintenance_idle_time",
+                "must be greater than 0 (use \"none\" to switch the timer off)",
+            ));
+        }
+        nonzero(
+            "time_between_looking_for_peers",
+            self.time_between_looking_for_peers,
+        )?;
+        if self.max_concurrent_dials == 0 {
+            return Err(invalid("max_concurrent_dials", "must be greater than 0"));
+        }
+        nonzero("dial_timeout", self.dial_timeout)?;
+        if self.private_mode && self.trusted_points.is_empty() && self.min_connections > 0 {
+            return Err(invalid(
+                "trusted_points",
+                "must not be empty in private mode when min_connections > 0 (nothing could be dialed)",
+            ));
+        }
+        if self.max_known_points == 0 {
+            return Err(invalid("max_known_points", "must be greater than 0"));
+        }
+        if self.known_points_gc_target >= self.max_known_points {
+            return Err(invalid(
+                "known_points_gc_target",
+                format!(
+                    "must be < max_known_points ({} >= {})",
+                    self.known_points_gc_target, self.max_known_points
+                ),
+            ));
+        }
+        if self.trusted_points.len() > self.known_points_gc_target {
+            return Err(invalid(
+                "trusted_points",
+                "must not hold more points than known_points_gc_target",
+            ));
+        }
+        if self.max_known_peers == 0 {
+            return Err(invalid("max_known_peers", "must be greater than 0"));
+        }
+        if self.max_incoming_connections == 0 {
+            return Err(invalid(
+                "max_incoming_connections",
+                "must be greater than 0",
+            ));
+        }
+        nonzero("reconnection.initial", self.reconnection.initial)?;
+        if !(self.reconnection.factor >= 1.0 && self.reconnection.factor.is_finite()) {
+            return Err(invalid(
+                "reconnection.factor",
+                "must be a finite number >= 1",
+            ));
+        }
+        if self.reconnection.cap < self.reconnection.initial {
+            return Err(invalid(
+                "reconnection.cap",
+                "must be >= reconnection.initial",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.reconnection.jitter) {
+            return Err(invalid("reconnection.jitter", "must be in [0, 1)"));
+        }
+        nonzero("greylist_duration", self.greylist_duration)?;
+        let d = &self.discovery;
+        if d.fanout == 0 {
+            return Err(invalid("discovery.fanout", "must be greater than 0"));
+        }
+        nonzero("discovery.request_timeout", d.request_timeout)?;
+        if d.max_time_between_rounds < self.time_between_looking_for_peers {
+            return Err(invalid(
+                "discovery.max_time_between_rounds",
+                "must be >= time_between_looking_for_peers",
+            ));
+        }
+        if d.max_points_per_message == 0 || d.max_points_per_message > crate::MAX_POINTS_PER_MESSAGE
+        {
+            return Err(invalid(
+                "discovery.max_points_per_message",
+                format!("must be in 1..={}", crate::MAX_POINTS_PER_MESSAGE),
+            ));
+        }
+        if d.answer_size > crate::MAX_POINTS_PER_MESSAGE {
+            return Err(invalid(
+                "discovery.answer_size",
+                format!("must be <= {}", crate::MAX_POINTS_PER_MESSAGE),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn nonzero(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        Err(invalid(field, "must be greater than 0"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `Option<Duration>` as a humantime string, where `"none"` (or `"off"`) is `None`.
+mod optional_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_str("none"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.trim() {
+            "none" | "off" => Ok(None),
+            t => humantime::parse_duration(t)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The `peerkeeper` command: `demo` (N real nodes on 127.0.0.1 converging from one
+//! bootstrap point), `node` (a real long-running node), `simulate` (the deterministic
+//! simulator).
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps a P2P node's connections healthy.
+#[derive(Debug, Parser)]
+#[command(name = "peerkeeper", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs N real nodes on 127.0.0.1 that find each other from one bootstrap point.
+    Demo(cli::demo::Args),
+    /// Runs one real node.
+    Node(cli::node::Args),
+    /// Runs the deterministic network simulator.
+    Simulate(cli::simulate::Args),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version exit 0; a bad flag exits 2 with clap's message.
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let code = match cli.command {
+        Command::Demo(args) => cli::demo::run(args),
+        Command::Node(args) => cli::node::run(args),
+        Command::Simulate(args) => cli::simulate::run(args),
+    };
+    std::process::exit(code);
+}

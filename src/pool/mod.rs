@@ -1,0 +1,656 @@
+//! The point pool: every known address (point) and peer, with state, sources, failures
+//! and backoff; bounded, garbage-collected, and indexed for "the best dialable points now".
+//!
+//! # Why an index
+//!
+//! octez scans every known point on every maintenance cycle to find candidates. Here a
+//! disconnected point lives in exactly one of two ordered sets:
+//!
+//! * `ready`: dialable now, ordered by rank (trusted first, then never failed, then the
+//!   oldest failure), so the best `k` are the first `k` entries: `O(k + log n)`;
+//! * `waiting`: backed off or greylisted, ordered by the time it may be dialed again.
+//!
+//! [`Pool::advance`] moves the points whose time has come from `waiting` to `ready`; each
+//! point moves once per failure, so the cost is amortised `O(log n)` per failure, never a
+//! scan. Dialing and connected points are in neither set.
+//!
+//! # Bounds
+//!
+//! Past `max_known_points` the pool is garbage-collected down to `known_points_gc_target`,
+//! dropping the most failed, then the longest unseen points first, and never a trusted,
+//! dialing or connected one. The peer table and the IP greylist are bounded the same way.
+//!
+//! The pool is plain data, no tokio: the maintenance cycle, the discovery state and the
+//! simulator all drive it with an explicit `now`.
+
+mod backoff;
+mod point;
+
+pub use backoff::jittered;
+pub use point::{netgroup, Connection, Direction, PeerId, PointInfo, PointState, Source, Sources};
+
+use crate::config::{BackoffConfig, Config};
+use crate::Time;
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Most IP addresses held in the IP greylist.
+pub const MAX_GREYLISTED_IPS: usize = 4096;
+
+/// The pool's limits and delays, taken from [`Config`].
+#[derive(Clone, Debug)]
+pub struct PoolLimits {
+    /// Most points.
+    pub max_points: usize,
+    /// GC shrinks to this many points.
+    pub gc_target: usize,
+    /// Most peer ids.
+    pub max_peers: usize,
+    /// Redial backoff.
+    pub reconnection: BackoffConfig,
+    /// Delay before redialing a point whose connection ended.
+    pub disconnection_delay: Duration,
+    /// How long a greylisting lasts.
+    pub greylist_duration: Duration,
+}
+
+impl From<&Config> for PoolLimits {
+    fn from(c: &Config) -> Self {
+        PoolLimits {
+            max_points: c.max_known_points,
+            gc_target: c.known_points_gc_target,
+            max_peers: c.max_known_peers,
+            reconnection: c.reconnection.clone(),
+            disconnection_delay: c.disconnection_delay,
+            greylist_duration: c.greylist_duration,
+        }
+    }
+}
+
+/// What adding a point did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    /// The point is new to the pool.
+    New,
+    /// The point was known; its sources and last-seen time were updated.
+    Known,
+    /// The pool is full of points it may not drop (trusted, dialing, connected).
+    Full,
+}
+
+/// Why the pool refused a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// This peer id already has a connection.
+    #[error("peer {0} is already connected")]
+    DuplicatePeer(PeerId),
+    /// This point already has a connection.
+    #[error("point is already connected")]
+    AlreadyConnected,
+    /// The point or its address is greylisted.
+    #[error("point is greylisted")]
+    Greylisted,
+    /// The pool is full of points it may not drop.
+    #[error("pool is full")]
+    Full,
+}
+
+/// Counters a user can read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PoolStats {
+    /// Garbage collections run.
+    pub gc_runs: u64,
+    /// Points dropped by garbage collection.
+    pub points_dropped: u64,
+    /// Points refused because the pool was full of undroppable points.
+    pub points_refused: u64,
+    /// Greylistings.
+    pub greylistings: u64,
+}
+
+/// What changed in the pool since the last [`Pool::take_changes`]: what a shell turns into
+/// trigger fires.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// A new point entered.
+    pub new_point: bool,
+    /// A new peer id was seen.
+    pub new_peer: bool,
+    /// A connection opened.
+    pub new_connection: bool,
+    /// Active connections at the previous take.
+    pub count_before: usize,
+    /// Active connections now.
+    pub count_after: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PeerEntry {
+    last_seen: Time,
+}
+
+/// The point and peer tables. See the module docs.
+///
+/// ```
+/// use peerkeeper::{pool::{Pool, Source}, Config, Time};
+/// let mut pool = Pool::new(&Config::default());
+/// let a = "10.0.0.1:9732".parse().unwrap();
+/// pool.add_point(a, Source::PeerSharing, Time::ZERO);
+/// pool.advance(Time::ZERO);
+/// assert_eq!(pool.candidates(false).next(), Some(a));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Pool {
+    limits: PoolLimits,
+    clock: Time,
+    points: HashMap<SocketAddr, PointInfo>,
+    ready: BTreeSet<(u64, SocketAddr)>,
+    waiting: BTreeSet<(Time, SocketAddr)>,
+    dialing: BTreeSet<SocketAddr>,
+    connections: BTreeMap<SocketAddr, Connection>,
+    connected_peers: BTreeMap<PeerId, SocketAddr>,
+    good: BTreeSet<SocketAddr>,
+    peers: HashMap<PeerId, PeerEntry>,
+    ip_greylist: BTreeMap<IpAddr, Time>,
+    trusted: usize,
+    stats: PoolStats,
+    changes: Changes,
+}
+
+impl Pool {
+    /// An empty pool with the limits of `config`, holding its trusted points.
+    pub fn new(config: &Config) -> Pool {
+        let mut pool = Pool::with_limits(PoolLimits::from(config));
+        for p in &config.trusted_points {
+            pool.add_point(*p, Source::Trusted, Time::ZERO);
+        }
+        pool
+    }
+
+    /// An empty pool with explicit limits.
+    pub fn with_limits(limits: PoolLimits) -> Pool {
+        Pool {
+            limits,
+            clock: Time::ZERO,
+            points: HashMap::new(),
+            ready: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            dialing: BTreeSet::new(),
+            connections: BTreeMap::new(),
+            connected_peers: BTreeMap::new(),
+            good: BTreeSet::new(),
+            peers: HashMap::new(),
+            ip_greylist: BTreeMap::new(),
+            trusted: 0,
+            stats: PoolStats::default(),
+            changes: Changes::default(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &PoolLimits {
+        &self.limits
+    }
+
+    /// Number of known points.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether no point is known.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Number of open connections.
+    pub fn active_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Number of dials in flight.
+    pub fn dialing_count(&self) -> usize {
+        self.dialing.len()
+    }
+
+    /// Number of known peer ids.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PoolStats {
+        self.stats
+    }
+
+    /// What changed since the previous call (new points, peers, connections; the count
+    /// then and now).
+    pub fn take_changes(&mut self) -> Changes {
+        let mut c = std::mem::take(&mut self.changes);
+        c.count_after = self.connections.len();
+        self.changes.count_before = c.count_after;
+        c
+    }
+
+    /// What is known of `addr`.
+    pub fn get(&self, addr: &SocketAddr) -> Option<&PointInfo> {
+        self.points.get(addr)
+    }
+
+    /// Whether `addr` is a trusted point.
+    pub fn is_trusted(&self, addr: &SocketAddr) -> bool {
+        self.points.get(addr).is_some_and(PointInfo::is_trusted)
+    }
+
+    /// Open connections, ordered by point.
+    pub fn connections(&self) -> impl Iterator<Item = (SocketAddr, &Connection)> + '_ {
+        self.connections.iter().map(|(a, c)| (*a, c))
+    }
+
+    /// The connection at `addr`, if any.
+    pub fn connection(&self, addr: &SocketAddr) -> Option<&Connection> {
+        self.connections.get(addr)
+    }
+
+    /// The point connected to `peer`, if any.
+    pub fn connected_point_of(&self, peer: PeerId) -> Option<SocketAddr> {
+        self.connected_peers.get(&peer).copied()
+    }
+
+    /// Points with a dial in flight, ordered.
+    pub fn dialing(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.dialing.iter().copied()
+    }
+
+    /// The latest `now` the pool was advanced to.
+    pub fn clock(&self) -> Time {
+        self.clock
+    }
+
+    /// Dialable points now, best first: trusted, then never failed, then the oldest
+    /// failure; excluding connected, dialing, greylisted and backed-off points and points
+    /// whose peer is already connected. With `trusted_only` (private mode) only trusted
+    /// points. Reflects the last [`advance`](Self::advance). Taking `k` costs
+    /// `O(k + log n)` (plus one skip per connected peer known under another point).
+    pub fn candidates(&self, trusted_only: bool) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.ready
+            .iter()
+            .take_while(move |(rank, _)| !trusted_only || rank >> 63 == 0)
+            .map(|(_, a)| *a)
+            .filter(move |a| {
+                let peer = self.points.get(a).and_then(|p| p.peer);
+                peer.is_none_or(|p| !self.connected_peers.contains_key(&p))
+            })
+    }
+
+    /// The earliest time a waiting (backed-off or greylisted) point becomes dialable.
+    pub fn next_ready_time(&self) -> Option<Time> {
+        self.waiting.first().map(|(t, _)| *t)
+    }
+
+    /// Moves the points whose backoff or greylisting ended by `now` to the candidates.
+    pub fn advance(&mut self, now: Time) {
+        if now > self.clock {
+            self.clock = now;
+        }
+        while let Some(&(t, addr)) = self.waiting.first() {
+            if t > self.clock {
+                break;
+            }
+            self.waiting.pop_first();
+            if let Some(info) = self.points.get_mut(&addr) {
+                if info.state == PointState::Greylisted {
+                    info.state = PointState::Disconnected;
+                }
+                self.ready.insert((info.rank(), addr));
+            }
+        }
+    }
+
+    fn unindex(&mut self, addr: SocketAddr, info: &PointInfo) {
+        match info.state {
+            PointState::Disconnected | PointState::Greylisted => {
+                if !self.ready.remove(&(info.rank(), addr)) {
+                    self.waiting.remove(&(info.next_dial, addr));
+                }
+            }
+            PointState::Dialing => {
+                self.dialing.remove(&addr);
+            }
+            PointState::Connected => {}
+        }
+        if info.is_good() {
+            self.good.remove(&addr);
+        }
+    }
+
+    fn index(&mut self, addr: SocketAddr, info: &PointInfo) {
+        match info.state {
+            PointState::Disconnected if info.next_dial <= self.clock => {
+                self.ready.insert((info.rank(), addr));
+            }
+            PointState::Disconnected | PointState::Greylisted => {
+                self.waiting.insert((info.next_dial, addr));
+            }
+            PointState::Dialing => {
+                self.dialing.insert(addr);
+            }
+            PointState::Connected => {}
+        }
+        if info.is_good() {
+            self.good.insert(addr);
+        }
+    }
+
+    /// Applies `f` to the point's info, keeping the indexes right.
+    fn update<T>(&mut self, addr: SocketAddr, f: impl FnOnce(&mut PointInfo) -> T) -> Option<T> {
+        let mut info = self.points.get(&addr)?.clone();
+        self.unindex(addr, &info);
+        let was_trusted = info.is_trusted();
+        let out = f(&mut info);
+        if info.is_trusted() && !was_trusted {
+            self.trusted += 1;
+        }
+        self.index(addr, &info);
+        self.points.insert(addr, info);
+        Some(out)
+    }
+
+    /// Learns a point from `source` at `now`. Past `max_known_points` the pool is
+    /// garbage-collected first; if nothing can be dropped, an untrusted point is refused.
+    pub fn add_point(&mut self, addr: SocketAddr, source: Source, now: Time) -> Added {
+        if self.points.contains_key(&addr) {
+            self.update(addr, |p| {
+                p.sources.insert(source);
+                p.last_seen = p.last_seen.max(now);
+            });
+            return Added::Known;
+        }
+        if self.points.len() >= self.limits.max_points {
+            self.gc();
+            if self.points.len() >= self.limits.max_points && source != Source::Trusted {
+                self.stats.points_refused += 1;
+                return Added::Full;
+            }
+        }
+        let info = PointInfo::new(source, now);
+        if info.is_trusted() {
+            self.trusted += 1;
+        }
+        self.index(addr, &info);
+        self.points.insert(addr, info);
+        self.changes.new_point = true;
+        Added::New
+    }
+
+    /// Drops points down to the GC target: most failed first, then longest unseen; never
+    /// trusted, dialing or connected ones. `O(n log n)`, run once per
+    /// `max - gc_target` insertions.
+    pub fn gc(&mut self) {
+        let excess = self.points.len().saturating_sub(self.limits.gc_target);
+        if excess == 0 {
+            return;
+        }
+        self.stats.gc_runs += 1;
+        let mut droppable: Vec<(u32, Time, SocketAddr)> = self
+            .points
+            .iter()
+            .filter(|(_, p)| {
+                !p.is_trusted()
+                    && matches!(p.state, PointState::Disconnected | PointState::Greylisted)
+            })
+            .map(|(a, p)| (p.failures, p.last_seen, *a))
+            .collect();
+        // Most failures first, then oldest last_seen, then address (for determinism).
+        droppable.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+        for (_, _, addr) in droppable.into_iter().take(excess) {
+            if let Some(info) = self.points.remove(&addr) {
+                self.unindex(addr, &info);
+                self.stats.points_dropped += 1;
+            }
+        }
+    }
+
+    /// Forgets a point (for instance our own address, learned from a peer). A trusted
+    /// point is kept. Returns whether it was removed.
+    pub fn forget(&mut self, addr: SocketAddr) -> bool {
+        let removable = self.points.get(&addr).is_some_and(|p| {
+            !p.is_trusted()
+                && matches!(
+                    p.state,
+                    PointState::Disconnected | PointState::Greylisted | PointState::Dialing
+                )
+        });
+        if removable {
+            if let Some(info) = self.points.remove(&addr) {
+                self.unindex(addr, &info);
+            }
+        }
+        removable
+    }
+
+    /// Marks a point as being dialed. Returns false if it is not a candidate now.
+    pub fn begin_dial(&mut self, addr: SocketAddr, now: Time) -> bool {
+        let ok = self.points.get(&addr).is_some_and(|p| {
+            p.state == PointState::Disconnected && p.next_dial <= now.max(self.clock)
+        });
+        if ok {
+            self.update(addr, |p| p.state = PointState::Dialing);
+        }
+        ok
+    }
+
+    /// A dial failed: the failure count grows and the point is backed off.
+    pub fn dial_failed<R: Rng + ?Sized>(&mut self, addr: SocketAddr, now: Time, rng: &mut R) {
+        let reconnection = self.limits.reconnection.clone();
+        self.update(addr, |p| {
+            if p.state == PointState::Dialing {
+                p.state = PointState::Disconnected;
+            }
+            p.failures = p.failures.saturating_add(1);
+            p.last_failure = Some(now);
+            p.next_dial = p.next_dial.max(now + reconnection.delay(p.failures, rng));
+        });
+    }
+
+    /// A dial ended without a verdict on the point (cancelled, or the peer was already
+    /// connected another way): it returns to the candidates untouched.
+    pub fn dial_cancelled(&mut self, addr: SocketAddr) {
+        self.update(addr, |p| {
+            if p.state == PointState::Dialing {
+                p.state = PointState::Disconnected;
+            }
+        });
+    }
+
+    /// A connection is open (dialed or accepted) to `peer` at its listening point `addr`.
+    /// An inbound point unknown so far is added with source [`Source::Incoming`].
+    /// Returns whether `peer` is a new peer id.
+    pub fn connection_opened(
+        &mut self,
+        addr: SocketAddr,
+        peer: PeerId,
+        direction: Direction,
+        now: Time,
+    ) -> Result<bool, Refused> {
+        if self.connections.contains_key(&addr) {
+            return Err(Refused::AlreadyConnected);
+        }
+        if self.connected_peers.contains_key(&peer) {
+            return Err(Refused::DuplicatePeer(peer));
+        }
+        if self.is_ip_greylisted(addr.ip(), now) {
+            return Err(Refused::Greylisted);
+        }
+        match self.points.get(&addr) {
+            None => {
+                if self.add_point(addr, Source::Incoming, now) == Added::Full {
+                    return Err(Refused::Full);
+                }
+            }
+            Some(p) if p.state == PointState::Greylisted && p.next_dial > now => {
+                return Err(Refused::Greylisted);
+            }
+            Some(_) => {}
+        }
+        self.update(addr, |p| {
+            p.state = PointState::Connected;
+            p.failures = 0;
+            p.last_success = Some(now);
+            p.last_seen = now;
+            p.peer = Some(peer);
+            if direction == Direction::Inbound {
+                p.sources.insert(Source::Incoming);
+            }
+        });
+        self.connections.insert(
+            addr,
+            Connection {
+                peer,
+                direction,
+                since: now,
+            },
+        );
+        self.connected_peers.insert(peer, addr);
+        self.changes.new_connection = true;
+        Ok(self.see_peer(peer, now))
+    }
+
+    /// Records a peer id; returns whether it is new. Bounded by `max_peers`.
+    pub fn see_peer(&mut self, peer: PeerId, now: Time) -> bool {
+        if let Some(e) = self.peers.get_mut(&peer) {
+            e.last_seen = now;
+            return false;
+        }
+        if self.peers.len() >= self.limits.max_peers {
+            // Drop the quarter seen longest ago, never a connected peer.
+            let mut old: Vec<(Time, PeerId)> = self
+                .peers
+                .iter()
+                .filter(|(p, _)| !self.connected_peers.contains_key(p))
+                .map(|(p, e)| (e.last_seen, *p))
+                .collect();
+            old.sort_unstable();
+            let n = (self.limits.max_peers / 4).max(1);
+            for (_, p) in old.into_iter().take(n) {
+                self.peers.remove(&p);
+            }
+        }
+        self.peers.insert(peer, PeerEntry { last_seen: now });
+        self.changes.new_peer = true;
+        true
+    }
+
+    /// The connection at `addr` ended (closed by either side). The point is not redialed
+    /// before `disconnection_delay`. Returns the connection that ended.
+    pub fn connection_closed(&mut self, addr: SocketAddr, now: Time) -> Option<Connection> {
+        let conn = self.connections.remove(&addr)?;
+        self.connected_peers.remove(&conn.peer);
+        let delay = self.limits.disconnection_delay;
+        self.update(addr, |p| {
+            if p.state == PointState::Connected {
+                p.state = PointState::Disconnected;
+                p.next_dial = p.next_dial.max(now + delay);
+            }
+        });
+        Some(conn)
+    }
+
+    /// Refuses `addr`, and its IP address, for `greylist_duration` from `now` (a protocol
+    /// violation). If it was connected, the connection is removed from the pool and
+    /// returned: the caller closes it.
+    pub fn greylist(&mut self, addr: SocketAddr, now: Time) -> Option<Connection> {
+        self.stats.greylistings += 1;
+        let conn = self.connection_closed(addr, now);
+        let until = now + self.limits.greylist_duration;
+        self.update(addr, |p| {
+            if p.state != PointState::Dialing {
+                p.state = PointState::Greylisted;
+            }
+            p.next_dial = p.next_dial.max(until);
+        });
+        self.greylist_ip(addr.ip(), until);
+        conn
+    }
+
+    /// Refuses connections from `ip` until `until`. Bounded by [`MAX_GREYLISTED_IPS`]: when
+    /// full, the entry that expires first makes room.
+    pub fn greylist_ip(&mut self, ip: IpAddr, until: Time) {
+        if !self.ip_greylist.contains_key(&ip) && self.ip_greylist.len() >= MAX_GREYLISTED_IPS {
+            let clock = self.clock;
+            self.ip_greylist.retain(|_, t| *t > clock);
+        }
+        if !self.ip_greylist.contains_key(&ip) && self.ip_greylist.len() >= MAX_GREYLISTED_IPS {
+            if let Some((&first, _)) = self.ip_greylist.iter().min_by_key(|(ip, t)| (**t, **ip)) {
+                self.ip_greylist.remove(&first);
+            }
+        }
+        let e = self.ip_greylist.entry(ip).or_insert(until);
+        *e = (*e).max(until);
+    }
+
+    /// Whether connections from `ip` are refused at `now`.
+    pub fn is_ip_greylisted(&self, ip: IpAddr, now: Time) -> bool {
+        self.ip_greylist.get(&ip).is_some_and(|t| *t > now)
+    }
+
+    /// A random sample of at most `n` good points (connected at least once, not failing
+    /// since), excluding `exclude`: what we tell peers who ask. Looks at no more than
+    /// `n * 8 + 64` entries, starting from a random place, so an answer never scans the pool.
+    pub fn sample_good<R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        exclude: Option<SocketAddr>,
+        rng: &mut R,
+    ) -> Vec<SocketAddr> {
+        use rand::seq::IteratorRandom;
+        if n == 0 || self.good.is_empty() {
+            return Vec::new();
+        }
+        let start = SocketAddr::from((rng.gen::<[u8; 4]>(), rng.gen::<u16>()));
+        let window = n * 8 + 64;
+        let mut picked = self
+            .good
+            .range(start..)
+            .chain(self.good.range(..start))
+            .take(window)
+            .filter(|a| Some(**a) != exclude)
+            .copied()
+            .choose_multiple(rng, n);
+        picked.sort_unstable();
+        picked
+    }
+
+    /// Checks the internal indexes against the tables (for tests; `O(n)`).
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let mut ready = 0;
+        let mut waiting = 0;
+        for (a, p) in &self.points {
+            match p.state {
+                PointState::Disconnected if self.ready.contains(&(p.rank(), *a)) => ready += 1,
+                PointState::Disconnected | PointState::Greylisted => {
+                    assert!(self.waiting.contains(&(p.next_dial, *a)), "{a} not indexed");
+                    assert!(p.next_dial > self.clock, "{a} waiting past its time");
+                    waiting += 1;
+                }
+                PointState::Dialing => assert!(self.dialing.contains(a)),
+                PointState::Connected => assert!(self.connections.contains_key(a)),
+            }
+        }
+        assert_eq!(ready, self.ready.len());
+        assert_eq!(waiting, self.waiting.len());
+        assert_eq!(
+            self.dialing.len(),
+            self.points
+                .values()
+                .filter(|p| p.state == PointState::Dialing)
+                .count()
+        );
+        assert_eq!(
+            self.trusted,
+            self.points.values().filter(|p| p.is_trusted()).count()
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! What the pool knows about one point (a dialable socket address) and one peer.
+
+use crate::Time;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A peer's identity, as carried in the handshake. Opaque to peerkeeper: a node typically
+/// derives it from its public key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PeerId(pub u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Where a point was learned from. A point can have several sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Source {
+    /// Configured by the operator: never trimmed, never garbage-collected, dialed first.
+    Trusted,
+    /// A bootstrap point (configured, but not protected like a trusted one).
+    Bootstrap,
+    /// Advertised by another peer (peer sharing).
+    PeerSharing,
+    /// The listening point of a peer that connected to us.
+    Incoming,
+    /// An external source (DNS seeds, a ledger's relay list, ...).
+    External,
+}
+
+impl Source {
+    /// Every source, in order.
+    pub const ALL: [Source; 5] = [
+        Source::Trusted,
+        Source::Bootstrap,
+        Source::PeerSharing,
+        Source::Incoming,
+        Source::External,
+    ];
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of [`Source`]s, one byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Sources(u8);
+
+impl Sources {
+    /// The set holding just `s`.
+    pub fn only(s: Source) -> Sources {
+        Sources(s.bit())
+    }
+    /// Whether `s` is in the set.
+    pub fn contains(self, s: Source) -> bool {
+        self.0 & s.bit() != 0
+    }
+    /// Adds `s`.
+    pub fn insert(&mut self, s: Source) {
+        self.0 |= s.bit();
+    }
+    /// The sources in the set, in order.
+    pub fn iter(self) -> impl Iterator<Item = Source> {
+        Source::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+}
+
+/// The state of a point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum PointState {
+    /// Not connected; dialable once `next_dial` has passed.
+    Disconnected,
+    /// A dial is in flight.
+    Dialing,
+    /// Connected (either direction).
+    Connected,
+    /// Refused until `next_dial` (a protocol violation, a ban).
+    Greylisted,
+}
+
+/// Which side opened a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Direction {
+    /// We dialed it.
+    Outbound,
+    /// It dialed us.
+    Inbound,
+}
+
+/// What the pool knows about one point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointInfo {
+    /// Current state.
+    pub state: PointState,
+    /// Where it was learned from.
+    pub sources: Sources,
+    /// Consecutive failed dials (reset by a success); drives the backoff.
+    pub failures: u32,
+    /// When it last failed.
+    pub last_failure: Option<Time>,
+    /// When a connection to it last succeeded.
+    pub last_success: Option<Time>,
+    /// When it was last heard of (learned, advertised, connected).
+    pub last_seen: Time,
+    /// Not dialed before this time (backoff, disconnection delay or greylist end).
+    pub next_dial: Time,
+    /// The peer last seen at this point.
+    pub peer: Option<PeerId>,
+}
+
+impl PointInfo {
+    pub(crate) fn new(source: Source, now: Time) -> PointInfo {
+        PointInfo {
+            state: PointState::Disconnected,
+            sources: Sources::only(source),
+            failures: 0,
+            last_failure: None,
+            last_success: None,
+            last_seen: now,
+            next_dial: Time::ZERO,
+            peer: None,
+        }
+    }
+
+    /// Whether the point is trusted.
+    pub fn is_trusted(&self) -> bool {
+        self.sources.contains(Source::Trusted)
+    }
+
+    /// Whether the point is known to work: it connected at least once and has not failed
+    /// since. Only such points are shared with other peers.
+    pub fn is_good(&self) -> bool {
+        self.last_success.is_some() && self.failures == 0
+    }
+
+    /// The candidate rank: lower dials first. Trusted first, then never-failed, then the
+    /// oldest failure.
+    pub(crate) fn rank(&self) -> u64 {
+        const UNTRUSTED: u64 = 1 << 63;
+        const FAILED: u64 = 1 << 62;
+        let mut key = 0;
+        if !self.is_trusted() {
+            key |= UNTRUSTED;
+        }
+        if self.failures > 0 {
+            key |= FAILED
+                | self
+                    .last_failure
+                    .map_or(0, |t| t.as_millis().min(FAILED - 1));
+        }
+        key
+    }
+}
+
+/// An open connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// The peer on the other side.
+    pub peer: PeerId,
+    /// Who opened it.
+    pub direction: Direction,
+    /// When it opened.
+    pub since: Time,
+}
+
+/// The peer groups addresses are spread over when trimming, so that one operator with
+/// many addresses in one range cannot hold all our connections: /16 for IPv4, /32 for IPv6.
+pub fn netgroup(addr: &SocketAddr) -> u64 {
+    match addr {
+        SocketAddr::V4(a) => {
+            let o = a.ip().octets();
+            (4 << 32) | (u64::from(o[0]) << 8) | u64::from(o[1])
+        }
+        SocketAddr::V6(a) => {
+            let s = a.ip().segments();
+            (6 << 32) | (u64::from(s[0]) << 16) | u64::from(s[1])
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The report of a whole-network run, shared by `peerkeeper demo` (real TCP nodes) and
+//! `peerkeeper simulate` (the simulator): the same keys, so runs compare.
+
+use serde::Serialize;
+
+/// Min, median and max of a per-node figure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Spread {
+    /// Smallest.
+    pub min: usize,
+    /// Median (lower middle).
+    pub median: usize,
+    /// Largest.
+    pub max: usize,
+}
+
+impl Spread {
+    /// The spread of `values` (all zero when empty).
+    ///
+    /// ```
+    /// use peerkeeper::report::Spread;
+    /// assert_eq!(Spread::of(&[5, 1, 3]), Spread { min: 1, median: 3, max: 5 });
+    /// ```
+    pub fn of(values: &[usize]) -> Spread {
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        match v.len() {
+            0 => Spread::default(),
+            n => Spread {
+                min: v[0],
+                median: v[(n - 1) / 2],
+                max: v[n - 1],
+            },
+        }
+    }
+}
+
+/// Dial counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DialCounts {
+    /// Dials started.
+    pub attempted: u64,
+    /// Dials that gave a connection.
+    pub succeeded: u64,
+    /// Dials that failed.
+    pub failed: u64,
+}
+
+/// Peer-sharing counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SharingCounts {
+    /// Requests for points sent.
+    pub requests: u64,
+    /// Points received in answers.
+    pub points_received: u64,
+}
+
+/// What a whole-network run reached. Serialised as the `--json` output.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NetworkReport {
+    /// Nodes in the network.
+    pub nodes: usize,
+    /// The seed of every random choice.
+    pub seed: u64,
+    /// Whether every node ended within `[min_threshold, max_threshold]`.
+    pub converged: bool,
+    /// First time (ms since start) every node was within range; `None` if never.
+    pub converged_at_ms: Option<u64>,
+    /// Final connections per node.
+    pub connections: Spread,
+    /// Connected components of the final overlay.
+    pub components: usize,
+    /// The largest connection count any node ever had.
+    pub max_observed_connections: usize,
+    /// Dial counters, all nodes.
+    pub dials: DialCounts,
+    /// Peer-sharing counters, all nodes.
+    pub peer_sharing: SharingCounts,
+    /// Maintenance cycles, all nodes.
+    pub maintenance_cycles: u64,
+    /// Wall-clock duration of the run, ms.
+    pub wall_ms: u64,
+}
+
+/// Connected components of an undirected graph of `n` nodes given as edges (union-find).
+///
+/// ```
+/// use peerkeeper::report::components;
+/// assert_eq!(components(4, &[(0, 1), (2, 3)]), 2);
+/// assert_eq!(components(3, &[(0, 1), (1, 2)]), 1);
+/// ```
+pub fn components(n: usize, edges: &[(usize, usize)]) -> usize {
+    fn find(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let mut parent: Vec<usize> = (0..n).collect();
+    let mut count = n;
+    for &(a, b) in edges {
+        if a >= n || b >= n {
+            continue;
+        }
+        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+        if ra != rb {
+            parent[ra] = rb;
+            count -= 1;
+        }
+    }
+    count
+}
