@@ -251,6 +251,8 @@ impl Maintenance {
     /// The next time [`handle_timeout`](Self::handle_timeout) has work, if any.
     pub fn next_deadline(&self, pool: &Pool) -> Option<Time> {
         match &self.phase {
+            // While dials are in flight their completions drive the machine.
+            Phase::WaitingForPoints(..) if pool.dialing_count() > 0 => None,
             Phase::WaitingForPoints(_, until) => Some(*until),
             Phase::TopUp(_) => None,
             Phase::Idle => {
@@ -355,10 +357,8 @@ impl Maintenance {
     ) {
         pool.advance(now);
         match &self.phase {
-            Phase::WaitingForPoints(_, until) if *until <= now => {
-                if pool.dialing_count() == 0 {
-                    self.end_cycle(CycleOutcome::Short, now, pool, rng, out);
-                }
+            Phase::WaitingForPoints(_, until) if *until <= now && pool.dialing_count() == 0 => {
+                self.end_cycle(CycleOutcome::Short, now, pool, rng, out);
             }
             Phase::Idle => {
                 if self.idle_timer && self.idle_deadline.is_some_and(|t| t <= now) {

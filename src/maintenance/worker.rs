@@ -140,6 +140,23 @@ impl Maintainer {
         }
     }
 
+    /// Waits until a cycle numbered above `after` (cycles count from 1) has ended, without
+    /// asking for one, and returns the report of the latest ended cycle: what tests and status displays use
+    /// to follow the worker. Cancel-safe.
+    pub async fn wait_for_cycle(&self, after: u64) -> CycleReport {
+        let mut rx = self.shared.done.subscribe();
+        loop {
+            if let Some((_, report)) = &*rx.borrow_and_update() {
+                if report.cycle > after {
+                    return report.clone();
+                }
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// The pool this worker maintains.
     pub fn pool(&self) -> &PoolHandle {
         &self.pool
@@ -234,7 +251,14 @@ impl<T: Transport + ?Sized> Worker<T> {
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Err(_) => continue,
                 },
-                _ = self.shared.hint.notified() => Event::Wake(WakeReason::Maintain),
+                _ = self.shared.hint.notified() => {
+                    // A stale permit: every hint so far is covered by a cycle that began
+                    // after it. Only newer hints need a cycle.
+                    if self.shared.hints.load(Ordering::SeqCst) <= self.cycle_hints {
+                        continue;
+                    }
+                    Event::Wake(WakeReason::Maintain)
+                }
                 _ = too_many.wait() => Event::Wake(WakeReason::TooManyConnections),
                 _ = too_few.wait() => Event::Wake(WakeReason::TooFewConnections),
                 _ = new_point.wait() => Event::Wake(WakeReason::NewPoints),

@@ -147,7 +147,8 @@ impl MemoryNetwork {
         self.lock().requests
     }
 
-    /// Closes done so far: (by, to, reason).
+    /// Closes done so far (the first 10,000): (by, to, reason); `by` is 0.0.0.0:0 for
+    /// the transport of a node with no listening point.
     pub fn closes(&self) -> Vec<(SocketAddr, SocketAddr, CloseReason)> {
         self.lock().closes.clone()
     }
@@ -229,10 +230,9 @@ impl Transport for MemoryTransport {
     fn close(&self, point: SocketAddr, reason: CloseReason) {
         let endpoint = {
             let mut s = self.net.lock();
-            if let Some(me) = self.me {
-                if s.closes.len() < 10_000 {
-                    s.closes.push((me, point, reason));
-                }
+            if s.closes.len() < 10_000 {
+                let me = self.me.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                s.closes.push((me, point, reason));
             }
             s.endpoints.get(&point).cloned()
         };
