@@ -357,13 +357,15 @@ async fn failed_points_are_not_redialed_before_their_backoff() {
     let r2 = m.maintain().await;
     assert_eq!(r2.dialed, 0);
     assert_eq!(net.dials(), dials_after_first);
+    let first_due = next.min(pool.read(|p| p.get(&addr(2)).unwrap().next_dial));
     // Once the backoff ends the worker redials on its own (backoff-expired wake).
     let mut cycle = r2.cycle;
     loop {
         let r = m.wait_for_cycle(cycle).await;
         cycle = r.cycle;
         if r.dialed > 0 {
-            assert!(r.started >= next.min(pool.read(|p| p.get(&addr(2)).unwrap().next_dial)));
+            assert!(r.reasons.contains(WakeReason::BackoffExpired), "{r:?}");
+            assert!(r.started >= first_due, "redialed before the backoff ended");
             break;
         }
     }

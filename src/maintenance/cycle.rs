@@ -25,7 +25,7 @@
 
 use crate::config::{Config, RangeStatus};
 use crate::maintenance::plan::{plan, top_up_dials};
-use crate::pool::{Direction, PeerId, Pool};
+use crate::pool::{Direction, PeerId, Pool, Refused};
 use crate::transport::{CloseReason, DialError};
 use crate::Time;
 use rand::Rng;
@@ -315,10 +315,18 @@ impl Maintenance {
         let success = match result {
             Ok(peer) => match pool.connection_opened(point, peer, Direction::Outbound, now) {
                 Ok(_) => true,
-                Err(_) => {
-                    // Already connected another way: not the point's fault.
+                // The point connected to us meanwhile: that connection stays.
+                Err(Refused::AlreadyConnected) => false,
+                Err(refused) => {
+                    // The peer is connected under another point, or the point was
+                    // greylisted meanwhile, or the pool is full: not a dial failure, but
+                    // the new connection goes.
                     pool.dial_cancelled(point);
-                    out.push(Action::Close(point, CloseReason::Duplicate));
+                    let reason = match refused {
+                        Refused::Greylisted => CloseReason::ProtocolViolation,
+                        _ => CloseReason::Duplicate,
+                    };
+                    out.push(Action::Close(point, reason));
                     false
                 }
             },
@@ -355,6 +363,8 @@ impl Maintenance {
         rng: &mut R,
         out: &mut Vec<Action>,
     ) {
+        // Before advancing: afterwards the due points are candidates, no longer waiting.
+        let backoff_due = self.starving && pool.next_ready_time().is_some_and(|t| t <= now);
         pool.advance(now);
         match &self.phase {
             Phase::WaitingForPoints(_, until) if *until <= now && pool.dialing_count() == 0 => {
@@ -363,7 +373,7 @@ impl Maintenance {
             Phase::Idle => {
                 if self.idle_timer && self.idle_deadline.is_some_and(|t| t <= now) {
                     self.wake(WakeReason::Idle, now, pool, rng, out);
-                } else if self.starving && pool.next_ready_time().is_none_or(|t| t <= now) {
+                } else if backoff_due {
                     self.wake(WakeReason::BackoffExpired, now, pool, rng, out);
                 }
             }
