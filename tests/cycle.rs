@@ -58,6 +58,9 @@ fn drive(seed: u64) -> Vec<Action> {
             .parse::<u32>()
             .unwrap();
         let result = if octet % 2 == 0 {
+            // The driver (transport) registers the connection, then reports the dial.
+            pool.connection_opened(p, PeerId(octet as u64), Direction::Outbound, now)
+                .unwrap();
             Ok(PeerId(octet as u64))
         } else {
             Err(DialError::Io("refused".into()))

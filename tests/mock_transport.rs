@@ -38,10 +38,17 @@ async fn private_mode_never_dials_an_untrusted_point_nor_asks_for_points() {
         pool.add_point(addr(i), Source::PeerSharing);
     }
     let mut net = MockNet::new();
+    let registry = pool.clone();
     net.expect_dial()
         .with(eq(trusted))
         .times(1)
-        .returning(|_| future::ready(Ok(PeerId(1))).boxed());
+        .returning(move |p| {
+            // A transport registers the connection it opens.
+            registry
+                .connection_opened(p, PeerId(1), Direction::Outbound)
+                .unwrap();
+            future::ready(Ok(PeerId(1))).boxed()
+        });
     net.expect_close().never();
     net.expect_request_points().never();
     let m = Maintainer::start(config, pool.clone(), Arc::new(net), 1);

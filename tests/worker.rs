@@ -49,7 +49,7 @@ async fn activation_tops_up_to_min_target() {
     let config = small_config();
     let bounds = config.bounds();
     let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 1);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 1);
     let r = m.wait_for_cycle(0).await;
     assert_eq!(r.outcome, CycleOutcome::ToppedUp);
     assert!(pool.active_count() >= bounds.min_target);
@@ -62,7 +62,7 @@ async fn falling_just_under_min_threshold_dials_at_once() {
     let config = small_config();
     let bounds = config.bounds();
     let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 2);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 2);
     let last = settled(&m).await;
     // Close connections until the count is exactly min_threshold: still in range.
     let open: Vec<SocketAddr> = pool.read(|p| p.connections().map(|(a, _)| a).collect());
@@ -92,7 +92,7 @@ async fn switched_off_too_few_trigger_does_not_wake() {
     let config = small_config();
     let bounds = config.bounds();
     let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 3);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 3);
     let last = settled(&m).await;
     pool.triggers()
         .set_enabled(TriggerKind::TooFewConnections, false);
@@ -133,7 +133,7 @@ async fn switched_off_too_few_trigger_does_not_wake() {
 async fn idle_timer_wakes_and_switched_off_stays_silent_for_hours() {
     let config = small_config();
     let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 4);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 4);
     let last = settled(&m).await;
     let t0 = pool.now();
     let r = m.wait_for_cycle(last).await;
@@ -159,7 +159,7 @@ async fn idle_time_none_means_no_idle_cycles() {
         ..small_config()
     };
     let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 5);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 5);
     let last = settled(&m).await;
     assert!(
         tokio::time::timeout(Duration::from_secs(24 * 3600), m.wait_for_cycle(last))
@@ -181,7 +181,7 @@ async fn too_many_trims_exactly_to_max_target_sparing_trusted() {
     for (i, t) in trusted.iter().enumerate() {
         net.add_passive(*t, PeerId(1000 + i as u64), vec![]);
     }
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 6);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 6);
     let last = settled(&m).await;
     // Incoming connections push the count above max_threshold.
     let mut i = 200;
@@ -224,7 +224,7 @@ async fn dials_in_flight_never_exceed_the_cap() {
     for i in (1..=100).step_by(3) {
         net.set_unreachable(addr(i), true);
     }
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 7);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 7);
     let r = m.wait_for_cycle(0).await;
     assert!(pool.active_count() >= bounds.min_target);
     assert!(r.failed > 0);
@@ -237,7 +237,7 @@ async fn dials_in_flight_never_exceed_the_cap() {
 async fn maintain_in_range_returns_after_one_cycle() {
     let config = small_config();
     let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 8);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 8);
     let last = settled(&m).await;
     let t0 = pool.now();
     let r = m.maintain().await;
@@ -255,7 +255,12 @@ async fn maintain_in_range_returns_after_one_cycle() {
 async fn concurrent_maintain_calls_coalesce_into_one_cycle() {
     let config = small_config();
     let (net, pool) = network(&config, 30);
-    let m = std::sync::Arc::new(Maintainer::start(config, pool.clone(), net.transport(), 9));
+    let m = std::sync::Arc::new(Maintainer::start(
+        config,
+        pool.clone(),
+        net.transport(&pool),
+        9,
+    ));
     let last = settled(&m).await;
     let calls: Vec<_> = (0..50)
         .map(|_| {
@@ -282,7 +287,7 @@ async fn maintain_during_a_cycle_gets_a_later_cycle() {
     let config = small_config();
     let (net, pool) = network(&config, 30);
     net.set_dial_latency(Duration::from_secs(5));
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 10);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 10);
     // The activation cycle is dialing (5 s per dial) when maintain() is called.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let t_call = pool.now();
@@ -297,7 +302,7 @@ async fn maintain_during_a_cycle_gets_a_later_cycle() {
 async fn starving_worker_asks_for_points_and_wakes_on_a_new_point() {
     let config = small_config();
     let (net, pool) = network(&config, 2);
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 11);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 11);
     let mut want = m.want_points();
     let r = m.wait_for_cycle(0).await;
     assert_eq!(r.outcome, CycleOutcome::Short);
@@ -322,7 +327,7 @@ async fn points_wanted_stops_once_in_range() {
     let config = small_config();
     let bounds = config.bounds();
     let (net, pool) = network(&config, 3);
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 12);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 12);
     let mut want = m.want_points();
     let r = m.wait_for_cycle(0).await;
     assert!(*want.borrow_and_update());
@@ -346,7 +351,7 @@ async fn failed_points_are_not_redialed_before_their_backoff() {
     for i in 1..=2 {
         net.set_unreachable(addr(i), true);
     }
-    let m = Maintainer::start(config.clone(), pool.clone(), net.transport(), 13);
+    let m = Maintainer::start(config.clone(), pool.clone(), net.transport(&pool), 13);
     let r = m.wait_for_cycle(0).await;
     assert_eq!(r.failed, 2);
     let dials_after_first = net.dials();
@@ -384,7 +389,7 @@ async fn private_mode_dials_only_trusted_points() {
     for (i, t) in trusted.iter().enumerate() {
         net.add_passive(*t, PeerId(1000 + i as u64), vec![]);
     }
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 14);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 14);
     let mut want = m.want_points();
     let r = m.wait_for_cycle(0).await;
     assert_eq!(net.dials(), 3);
@@ -402,7 +407,7 @@ async fn shutdown_leaves_no_task_running() {
     let config = small_config();
     let (net, pool) = network(&config, 30);
     net.set_dial_latency(Duration::from_secs(3600));
-    let m = Maintainer::start(config, pool.clone(), net.transport(), 15);
+    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 15);
     tokio::task::yield_now().await;
     assert_eq!(net.in_flight(), 4, "dials are in flight");
     m.shutdown().await;

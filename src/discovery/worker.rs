@@ -39,7 +39,8 @@ struct Shared {
 /// let config = Config::default();
 /// let pool = PoolHandle::new(&config);
 /// let (_tx, want) = tokio::sync::watch::channel(false);
-/// let d = Discovery::start(&config, pool, MemoryNetwork::new().transport(), want, vec![], vec![], 1);
+/// let net = MemoryNetwork::new().transport(&pool);
+/// let d = Discovery::start(&config, pool, net, want, vec![], vec![], 1);
 /// d.shutdown().await;
 /// # }
 /// ```

@@ -25,7 +25,7 @@
 
 use crate::config::{Config, RangeStatus};
 use crate::maintenance::plan::{plan, top_up_dials};
-use crate::pool::{Direction, PeerId, Pool, Refused};
+use crate::pool::{PeerId, Pool};
 use crate::transport::{CloseReason, DialError};
 use crate::Time;
 use rand::Rng;
@@ -300,8 +300,10 @@ impl Maintenance {
         }
     }
 
-    /// A dial started by [`Action::Dial`] finished. Updates the pool (connection or
-    /// failure plus backoff) and continues the top-up.
+    /// A dial started by [`Action::Dial`] finished. On success the driver has already
+    /// registered the connection in the pool ([`Pool::connection_opened`], outbound), as
+    /// the transport does when the handshake completes; on failure the machine records it
+    /// (failure count and backoff). Then the top-up continues.
     pub fn dial_finished<R: Rng + ?Sized>(
         &mut self,
         point: SocketAddr,
@@ -313,23 +315,17 @@ impl Maintenance {
     ) {
         pool.advance(now);
         let success = match result {
-            Ok(peer) => match pool.connection_opened(point, peer, Direction::Outbound, now) {
-                Ok(_) => true,
-                // The point connected to us meanwhile: that connection stays.
-                Err(Refused::AlreadyConnected) => false,
-                Err(refused) => {
-                    // The peer is connected under another point, or the point was
-                    // greylisted meanwhile, or the pool is full: not a dial failure, but
-                    // the new connection goes.
+            // The transport registered the connection in the pool when it opened (so that a
+            // connection that dies at once is never left behind as a ghost); the machine only
+            // reads the outcome. No connection there means it died already, or the pool
+            // refused it (duplicate peer, greylisted): not the point's fault either way.
+            Ok(peer) => {
+                let open = pool.connection(&point).is_some_and(|c| c.peer == peer);
+                if !open {
                     pool.dial_cancelled(point);
-                    let reason = match refused {
-                        Refused::Greylisted => CloseReason::ProtocolViolation,
-                        _ => CloseReason::Duplicate,
-                    };
-                    out.push(Action::Close(point, reason));
-                    false
                 }
-            },
+                open
+            }
             Err(DialError::Myself) => {
                 pool.forget(point);
                 false

@@ -53,7 +53,7 @@ struct Shared {
 ///                       ..Config::default() };
 /// let net = MemoryNetwork::new();
 /// let pool = PoolHandle::new(&config);
-/// let m = Maintainer::start(config, pool, net.transport(), 7);
+/// let m = Maintainer::start(config, pool, net.transport(&pool), 7);
 /// let report = m.maintain().await;
 /// assert_eq!(report.connections_after, 0); // nobody to dial in an empty network
 /// m.shutdown().await;
@@ -327,7 +327,9 @@ impl<T: Transport + ?Sized> Worker<T> {
                     }
                     .instrument(span),
                 );
-                let inflight = self.dials.len() as u64;
+                // The pool's count, not the JoinSet's: finished dials not yet joined are
+                // no longer in flight.
+                let inflight = self.pool.read(|p| p.dialing_count()) as u64;
                 let mut s = self.stats();
                 s.dials += 1;
                 s.max_dials_in_flight = s.max_dials_in_flight.max(inflight);
