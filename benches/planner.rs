@@ -81,11 +81,34 @@ fn bench_trim(c: &mut Criterion) {
 }
 
 fn bench_pool_ops(c: &mut Criterion) {
-    let (mut pool, _) = pool_of(100_000);
+    // Room to grow: no GC while measuring.
+    let config = Config {
+        max_known_points: 10_000_000,
+        known_points_gc_target: 9_000_000,
+        ..Config::default()
+    };
+    let mut pool = Pool::new(&config);
+    for i in 0..100_000 {
+        pool.add_point(point(i), Source::PeerSharing, Time::ZERO);
+    }
     let mut i = 200_000u32;
     c.bench_function("add_point_into_100k", |b| {
         b.iter(|| {
             i += 1;
+            black_box(pool.add_point(point(i), Source::PeerSharing, Time::ZERO))
+        })
+    });
+    // A full pool of 100k with a GC target of 75%: the GC cost, amortised over insertions.
+    let config = Config {
+        max_known_points: 100_000,
+        known_points_gc_target: 75_000,
+        ..Config::default()
+    };
+    let mut pool = Pool::new(&config);
+    let mut i = 0u32;
+    c.bench_function("add_point_full_100k_with_gc", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
             black_box(pool.add_point(point(i), Source::PeerSharing, Time::ZERO))
         })
     });
