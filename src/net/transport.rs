@@ -236,6 +236,8 @@ impl Inner {
             Some(p) => {
                 self.pool.greylist(p);
             }
+            // Loopback is shared by every local process: never IP-greylisted.
+            None if ip.is_loopback() => {}
             None => {
                 let now = self.pool.now();
                 let until = now + self.config.greylist_duration;

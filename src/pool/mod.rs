@@ -557,8 +557,8 @@ impl Pool {
         Some(conn)
     }
 
-    /// Refuses `addr`, and its IP address, for `greylist_duration` from `now` (a protocol
-    /// violation). If it was connected, the connection is removed from the pool and
+    /// Refuses `addr`, and its IP address (unless loopback), for `greylist_duration` from
+    /// `now` (a protocol violation). If it was connected, the connection is removed from the pool and
     /// returned: the caller closes it.
     pub fn greylist(&mut self, addr: SocketAddr, now: Time) -> Option<Connection> {
         self.stats.greylistings += 1;
@@ -570,7 +570,11 @@ impl Pool {
             }
             p.next_dial = p.next_dial.max(until);
         });
-        self.greylist_ip(addr.ip(), until);
+        if !addr.ip().is_loopback() {
+            // Every local process shares the loopback address: refusing it would refuse
+            // them all for one misbehaving port.
+            self.greylist_ip(addr.ip(), until);
+        }
         conn
     }
 
