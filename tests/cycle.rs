@@ -203,7 +203,10 @@ fn new_points_do_not_wake_a_satisfied_machine() {
 
 #[test]
 fn a_hint_during_a_cycle_runs_one_more_cycle_after_it() {
-    let config = config();
+    // A long backoff: the failed point stays out of reach for the whole wait for points.
+    let mut c = (*config()).clone();
+    c.reconnection.initial = Duration::from_secs(600);
+    let config = Arc::new(c);
     let mut pool = Pool::new(&config);
     pool.add_point(addr(1), Source::PeerSharing, Time::ZERO);
     let mut m = Maintenance::new(config);
@@ -259,4 +262,41 @@ fn a_hint_during_a_cycle_runs_one_more_cycle_after_it() {
     assert!(out
         .iter()
         .any(|a| matches!(a, Action::CycleEnded(r) if r.cycle == 1)));
+}
+
+#[test]
+fn a_point_leaving_its_backoff_during_the_wait_for_points_is_dialed() {
+    // Found by the simulator: a top-up that waits for points must also wake when a
+    // backed-off point becomes dialable, or it ends the cycle with a candidate undialed.
+    let config = config();
+    let mut pool = Pool::new(&config);
+    pool.add_point(addr(1), Source::PeerSharing, Time::ZERO);
+    let mut m = Maintenance::new(config);
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut out = Vec::new();
+    m.wake(
+        WakeReason::Activation,
+        Time::ZERO,
+        &mut pool,
+        &mut rng,
+        &mut out,
+    );
+    m.dial_finished(
+        addr(1),
+        Err(DialError::Timeout),
+        Time::from_millis(10),
+        &mut pool,
+        &mut rng,
+        &mut out,
+    );
+    let ready_at = pool.get(&addr(1)).unwrap().next_dial;
+    let deadline = m.next_deadline(&pool).unwrap();
+    assert_eq!(
+        deadline, ready_at,
+        "the wait wakes when the backoff ends, before its own end"
+    );
+    out.clear();
+    m.handle_timeout(deadline, &mut pool, &mut rng, &mut out);
+    assert_eq!(out, vec![Action::Dial(addr(1))]);
+    assert_eq!(m.cycles(), 1, "still the same cycle");
 }

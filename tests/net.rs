@@ -317,20 +317,27 @@ async fn an_inbound_flood_above_max_threshold_is_trimmed_to_max_target() {
         target.pool().active_count() == b.max_target
     })
     .await;
-    let closes = futures::future::join_all(
-        peers
-            .iter_mut()
-            .map(|c| async { tokio::time::timeout(Duration::from_millis(500), c.next()).await }),
-    )
+    // Each peer reads what comes within a budget: the trimmed ones get points, then a close.
+    let outcomes = futures::future::join_all(peers.iter_mut().map(|c| async {
+        let mut got_points = false;
+        let read = async {
+            loop {
+                match c.next().await {
+                    Some(Ok(Message::Advertise(p))) => got_points |= !p.is_empty(),
+                    Some(Ok(Message::Close(_))) => return true,
+                    Some(Ok(_)) => {}
+                    None | Some(Err(_)) => return false,
+                }
+            }
+        };
+        let closed = tokio::time::timeout(Duration::from_secs(2), read)
+            .await
+            .unwrap_or(false);
+        (closed, got_points)
+    }))
     .await;
-    let told = closes
-        .iter()
-        .filter(|r| matches!(r, Ok(Some(Ok(Message::Close(_))))))
-        .count();
-    assert_eq!(
-        told,
-        8 - b.max_target,
-        "exactly the excess is closed, with a reason"
-    );
+    let told: Vec<_> = outcomes.iter().filter(|(closed, _)| *closed).collect();
+    assert_eq!(told.len(), 8 - b.max_target, "exactly the excess is closed, with a reason");
+    assert!(told.iter().all(|(_, points)| *points), "a trimmed peer learns points first");
     target.shutdown().await;
 }

@@ -242,6 +242,32 @@ impl DiscoveryState {
         eligible
     }
 
+    /// While points are wanted, the connected peers not asked within `peer_ask_interval`
+    /// (up to `fanout`), to ask at once: a new connection is the best chance to learn
+    /// points (a peer that trims us right after may be gone at the next round). Not a
+    /// round: the backoff is untouched.
+    pub fn poll_new_connections(&mut self, pool: &Pool, now: Time) -> Vec<SocketAddr> {
+        if !self.wanted {
+            return Vec::new();
+        }
+        let interval = self.config.peer_ask_interval;
+        let ask: Vec<SocketAddr> = pool
+            .connections()
+            .map(|(a, _)| a)
+            .filter(|a| {
+                self.last_asked
+                    .get(a)
+                    .is_none_or(|t| now.saturating_since(*t) >= interval)
+            })
+            .take(self.config.fanout)
+            .collect();
+        for a in &ask {
+            self.last_asked.insert(*a, now);
+        }
+        self.stats.requests += ask.len() as u64;
+        ask
+    }
+
     /// Points received (from a peer's answer or advertisement, or a [`PointSource`]).
     /// A message over the cap is refused whole (the caller greylists the sender); valid
     /// points enter the pool with `source`; new points reset the backoff. Returns how many

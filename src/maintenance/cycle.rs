@@ -253,7 +253,11 @@ impl Maintenance {
         match &self.phase {
             // While dials are in flight their completions drive the machine.
             Phase::WaitingForPoints(..) if pool.dialing_count() > 0 => None,
-            Phase::WaitingForPoints(_, until) => Some(*until),
+            // The wait ends at `until`, or earlier when a backed-off point becomes
+            // dialable again.
+            Phase::WaitingForPoints(_, until) => {
+                Some(pool.next_ready_time().map_or(*until, |t| t.min(*until)))
+            }
             Phase::TopUp(_) => None,
             Phase::Idle => {
                 let idle = self.idle_deadline.filter(|_| self.idle_timer);
@@ -363,8 +367,10 @@ impl Maintenance {
         let backoff_due = self.starving && pool.next_ready_time().is_some_and(|t| t <= now);
         pool.advance(now);
         match &self.phase {
-            Phase::WaitingForPoints(_, until) if *until <= now && pool.dialing_count() == 0 => {
-                self.end_cycle(CycleOutcome::Short, now, pool, rng, out);
+            // Dial what became dialable during the wait; end the cycle if the wait is over
+            // and nothing is left.
+            Phase::WaitingForPoints(..) if pool.dialing_count() == 0 => {
+                self.step(now, pool, rng, out);
             }
             Phase::Idle => {
                 if self.idle_timer && self.idle_deadline.is_some_and(|t| t <= now) {

@@ -55,6 +55,7 @@ impl Node {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let pool = PoolHandle::new(&config);
+        pool.with(|p| p.set_salt(seed));
         for p in bootstrap {
             if p != local_addr {
                 pool.add_point(p, Source::Bootstrap);

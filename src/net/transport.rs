@@ -637,7 +637,12 @@ impl Transport for TcpTransport {
     fn close(&self, point: SocketAddr, reason: CloseReason) {
         // The connection task unregisters itself (and tells the pool, if the pool still
         // has it) when it ends.
+        let points = (reason == CloseReason::TooManyConnections).then(|| self.inner.answer(point));
         if let Some(e) = lock(&self.inner.conns).get(&point) {
+            // A peer we trim still learns points from us, as a refused dialer does.
+            if let Some(points) = points.filter(|p| !p.is_empty()) {
+                let _ = e.tx.try_send(Message::Advertise(points));
+            }
             if e.tx.try_send(Message::Close(reason)).is_err() {
                 e.cancel.cancel();
             }

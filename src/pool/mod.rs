@@ -157,6 +157,7 @@ pub struct Pool {
     trusted: usize,
     stats: PoolStats,
     changes: Changes,
+    salt: u64,
 }
 
 impl Pool {
@@ -186,6 +187,20 @@ impl Pool {
             trusted: 0,
             stats: PoolStats::default(),
             changes: Changes::default(),
+            salt: 0,
+        }
+    }
+
+    /// Scrambles the order of never-failed candidates with `salt` (a node's seed), so that
+    /// the nodes of a network do not all dial the same addresses first. Re-indexes the
+    /// candidates: call it at start.
+    pub fn set_salt(&mut self, salt: u64) {
+        let old = std::mem::take(&mut self.ready);
+        self.salt = salt;
+        for (_, addr) in old {
+            if let Some(info) = self.points.get(&addr) {
+                self.ready.insert((info.rank(&addr, salt), addr));
+            }
         }
     }
 
@@ -303,7 +318,7 @@ impl Pool {
                 if info.state == PointState::Greylisted {
                     info.state = PointState::Disconnected;
                 }
-                self.ready.insert((info.rank(), addr));
+                self.ready.insert((info.rank(&addr, self.salt), addr));
             }
         }
     }
@@ -311,7 +326,7 @@ impl Pool {
     fn unindex(&mut self, addr: SocketAddr, info: &PointInfo) {
         match info.state {
             PointState::Disconnected | PointState::Greylisted => {
-                if !self.ready.remove(&(info.rank(), addr)) {
+                if !self.ready.remove(&(info.rank(&addr, self.salt), addr)) {
                     self.waiting.remove(&(info.next_dial, addr));
                 }
             }
@@ -328,7 +343,7 @@ impl Pool {
     fn index(&mut self, addr: SocketAddr, info: &PointInfo) {
         match info.state {
             PointState::Disconnected if info.next_dial <= self.clock => {
-                self.ready.insert((info.rank(), addr));
+                self.ready.insert((info.rank(&addr, self.salt), addr));
             }
             PointState::Disconnected | PointState::Greylisted => {
                 self.waiting.insert((info.next_dial, addr));
@@ -633,7 +648,9 @@ impl Pool {
         let mut waiting = 0;
         for (a, p) in &self.points {
             match p.state {
-                PointState::Disconnected if self.ready.contains(&(p.rank(), *a)) => ready += 1,
+                PointState::Disconnected if self.ready.contains(&(p.rank(a, self.salt), *a)) => {
+                    ready += 1
+                }
                 PointState::Disconnected | PointState::Greylisted => {
                     assert!(self.waiting.contains(&(p.next_dial, *a)), "{a} not indexed");
                     assert!(p.next_dial > self.clock, "{a} waiting past its time");
