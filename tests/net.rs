@@ -337,7 +337,14 @@ async fn an_inbound_flood_above_max_threshold_is_trimmed_to_max_target() {
     }))
     .await;
     let told: Vec<_> = outcomes.iter().filter(|(closed, _)| *closed).collect();
-    assert_eq!(told.len(), 8 - b.max_target, "exactly the excess is closed, with a reason");
-    assert!(told.iter().all(|(_, points)| *points), "a trimmed peer learns points first");
+    assert_eq!(
+        told.len(),
+        8 - b.max_target,
+        "exactly the excess is closed, with a reason"
+    );
+    assert!(
+        told.iter().all(|(_, points)| *points),
+        "a trimmed peer learns points first"
+    );
     target.shutdown().await;
 }
