@@ -53,7 +53,7 @@ struct Shared {
 ///                       ..Config::default() };
 /// let net = MemoryNetwork::new();
 /// let pool = PoolHandle::new(&config);
-/// let m = Maintainer::start(config, pool, net.transport(&pool), 7);
+/// let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 7);
 /// let report = m.maintain().await;
 /// assert_eq!(report.connections_after, 0); // nobody to dial in an empty network
 /// m.shutdown().await;
