@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.0)]
     nat_fraction: f64,
     /// Fraction of nodes leaving (and coming back) per virtual minute.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, visible_alias = "churn-rate", default_value_t = 0.0)]
     churn: f64,
     /// Smallest link latency.
     #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]

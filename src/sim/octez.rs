@@ -7,7 +7,8 @@
 //!   `max_connections` (see [`octez_trigger`]), while action starts below `min_threshold`
 //!   and above `max_threshold`: between them only the 120 s idle timer acts;
 //! * a top-up dials every candidate at once (up to `max_target - n`), waits for all of
-//!   them, and repeats until in range;
+//!   them, and repeats until `min_target` is reached or no candidate is left (octez's
+//!   `try_to_contact` loop), then re-checks the thresholds;
 //! * with no candidate left it asks every connected peer for points, waits for a new point
 //!   or 5 s, and tries again: forever, with no backoff, as long as it is short;
 //! * a trim closes connections chosen uniformly at random (trusted ones included);
@@ -15,6 +16,12 @@
 //!   after 60 s;
 //! * triggers that fire while a pass runs are lost (octez waits on them only between
 //!   passes).
+//!
+//! What it leaves out: the swap request a pass in range sends (octez's one mechanism that
+//! can join two islands of in-range nodes), and octez's admission threshold (the harness
+//! admits up to `max_connections` for both policies, so a comparison isolates the
+//! maintenance algorithm; the reference notes say octez refuses at its
+//! `connections_threshold`, `max_threshold` while maintenance runs).
 //!
 //! What it simplifies: candidates come from the same pool index as ours (octez scans every
 //! point; the order, never failed first then oldest failure, is the same), and the answer
@@ -72,6 +79,9 @@ pub struct OctezModel {
     phase: Phase,
     idle_deadline: Option<Time>,
     passes: u64,
+    /// Inside octez's `try_to_contact` loop: a batch was dialed and the loop goes on
+    /// until `min_target` (not just `min_threshold`) or no candidate is left.
+    contacting: bool,
 }
 
 impl OctezModel {
@@ -85,6 +95,7 @@ impl OctezModel {
             phase: Phase::Idle,
             idle_deadline: None,
             passes: 0,
+            contacting: false,
         }
     }
 
@@ -232,8 +243,12 @@ impl OctezModel {
                 }
                 self.end(CycleOutcome::Trimmed, now, pool, out);
             }
-            RangeStatus::InRange => self.end(CycleOutcome::ToppedUp, now, pool, out),
-            RangeStatus::TooFew => {
+            RangeStatus::InRange if !(self.contacting && n < self.bounds.min_target) => {
+                self.contacting = false;
+                self.end(CycleOutcome::ToppedUp, now, pool, out)
+            }
+            // Below min_threshold, or inside the try_to_contact loop below min_target.
+            RangeStatus::TooFew | RangeStatus::InRange => {
                 let max_to_contact = self.bounds.max_target.saturating_sub(n);
                 let picks: Vec<_> = pool
                     .candidates(self.config.private_mode)
@@ -247,11 +262,14 @@ impl OctezModel {
                     }
                 }
                 if dialed > 0 {
-                    let report = self.take_report(now, n);
-                    let mut report = report;
+                    let mut report = self.take_report(now, n);
                     report.dialed += dialed;
+                    self.contacting = true;
                     self.phase = Phase::Dialing(report);
                 } else {
+                    // try_to_contact failed: ask for more contacts, wait for a new point
+                    // or 5 s, then re-enter do_maintain (which checks min_threshold again).
+                    self.contacting = false;
                     let mut report = self.take_report(now, n);
                     if !self.config.private_mode {
                         report.asked_for_points = true;
@@ -292,6 +310,7 @@ impl OctezModel {
     }
 
     fn end(&mut self, outcome: CycleOutcome, now: Time, pool: &Pool, out: &mut Vec<Action>) {
+        self.contacting = false;
         let mut report = self.take_report(now, pool.active_count());
         report.ended = now;
         report.connections_after = pool.active_count();
