@@ -1,11 +1,83 @@
-//! The simulator on a small network: 200 nodes for 2 virtual minutes, each policy.
-//! Larger runs are timed with `peerkeeper simulate` (see BENCHMARKS.md).
+//! The simulator on a small network: 200 nodes for 2 virtual minutes, each policy; and,
+//! before the timings, the heap bytes per simulated node, measured with a counting global
+//! allocator (peak heap during a run, minus the heap before it, divided by the nodes).
+//! Larger runs are timed with `peerkeeper simulate` (see docs/simulator.md).
 //!
-//! Run: `cargo bench --bench sim`.
+//! Run: `cargo bench --bench sim` (memory only: `cargo bench --bench sim -- memory`).
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use peerkeeper::sim::{Policy, SimConfig, Simulation};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
+
+/// Counts live heap bytes and their peak. Relaxed atomics: the bench is single-threaded
+/// while it measures, and the counting costs the timed runs a few nanoseconds an
+/// allocation, the same for both policies.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters only
+// observe sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
+            PEAK.fetch_max(now, Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let now = LIVE.fetch_add(new_size - layout.size(), Relaxed) + new_size
+                    - layout.size();
+                PEAK.fetch_max(now, Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Peak heap bytes per node over a run of `nodes` nodes for `duration`, and the heap per
+/// node right after set-up.
+fn bytes_per_node(nodes: usize, policy: Policy, duration: Duration) -> (f64, f64) {
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let cfg = SimConfig::new(nodes, 1, duration, policy);
+    let sim = Simulation::new(cfg);
+    let set_up = LIVE.load(Relaxed) - base;
+    let out = sim.run(|_| {});
+    let peak = PEAK.load(Relaxed) - base;
+    assert!(out.report.alive > 0);
+    (peak as f64 / nodes as f64, set_up as f64 / nodes as f64)
+}
+
+fn memory_report() {
+    println!("heap bytes per simulated node (counting allocator, seed 1, 10 virtual minutes):");
+    for nodes in [1_000, 10_000] {
+        for policy in [Policy::Peerkeeper, Policy::Octez] {
+            let (peak, set_up) = bytes_per_node(nodes, policy, Duration::from_secs(600));
+            println!(
+                "  {nodes:>6} nodes  {:<10}  peak {peak:>8.0} B/node  after set-up {set_up:>6.0} B/node",
+                format!("{policy:?}").to_lowercase()
+            );
+        }
+    }
+}
 
 fn bench_sim(c: &mut Criterion) {
     let mut group = c.benchmark_group("simulate_200_nodes_2min");
@@ -22,4 +94,16 @@ fn bench_sim(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_sim);
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` passes --bench; `cargo test --benches` does not: no measuring there.
+    if args.iter().any(|a| a == "--bench") {
+        memory_report();
+        if args.iter().any(|a| a == "memory") {
+            return;
+        }
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
