@@ -700,6 +700,12 @@ impl Simulation {
             return;
         }
         let links: Vec<SocketAddr> = self.nodes[i].pool.connections().map(|(a, _)| a).collect();
+        // The departed node holds nothing any more (its state stays only for the report).
+        let now = self.now;
+        for a in &links {
+            self.nodes[i].pool.connection_closed(*a, now);
+        }
+        self.nodes[i].pool.take_changes();
         for a in links {
             if let Some(j) = node_of(&a) {
                 let to_epoch = self.nodes[j].epoch;
