@@ -145,6 +145,8 @@ fn bad_flags_exit_2() {
         &["--duration", "ten minutes"][..],
         &["--policy", "bitcoin"][..],
         &["--nodes", "1"][..],
+        &["--latency-min", "2s", "--latency-max", "1s"][..],
+        &["--latency-dist", "gaussian"][..],
     ] {
         let (code, _, stderr) = simulate(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");

@@ -75,3 +75,17 @@ fn peerkeeper_reaches_the_range_before_the_octez_model() {
         );
     }
 }
+
+#[test]
+fn a_long_tailed_latency_still_converges_into_one_component() {
+    use peerkeeper::sim::Latency;
+    for seed in SEEDS {
+        let cfg = SimConfig {
+            latency: Latency::Exponential(Duration::from_millis(20), Duration::from_secs(2)),
+            ..SimConfig::new(200, seed, Duration::from_secs(300), Policy::Peerkeeper)
+        };
+        let r = Simulation::new(cfg).run(|_| {}).report;
+        assert!(r.network.converged, "seed {seed}: {r:?}");
+        assert_eq!(r.network.components, 1, "seed {seed}");
+    }
+}

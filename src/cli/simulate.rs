@@ -35,6 +35,10 @@ pub struct Args {
     /// Fraction of nodes leaving (and coming back) per virtual minute.
     #[arg(long, visible_alias = "churn-rate", default_value_t = 0.0)]
     churn: f64,
+    /// Latency distribution of the links: uniform in [min, max], or min plus an
+    /// exponential tail (mean (max - min) / 3) capped at max.
+    #[arg(long, value_enum, default_value_t = LatencyDist::Uniform)]
+    latency_dist: LatencyDist,
     /// Smallest link latency.
     #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
     latency_min: Duration,
@@ -58,6 +62,15 @@ pub struct Args {
     chart: Option<PathBuf>,
 }
 
+/// The link latency distributions `--latency-dist` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LatencyDist {
+    /// Uniform in [min, max].
+    Uniform,
+    /// min plus an exponential tail, capped at max.
+    Exponential,
+}
+
 fn check_rate(name: &str, v: f64) -> Result<(), String> {
     if (0.0..=1.0).contains(&v) {
         Ok(())
@@ -76,7 +89,13 @@ fn scenario(args: &Args, policy: Policy) -> Result<SimConfig, String> {
     cfg.node_config.expected_connections = args.expected;
     cfg.node_config.max_connections = args.max;
     cfg.node_config.validate().map_err(|e| e.to_string())?;
-    cfg.latency = Latency::Uniform(args.latency_min, args.latency_max);
+    if args.latency_min > args.latency_max {
+        return Err("--latency-min must not exceed --latency-max".into());
+    }
+    cfg.latency = match args.latency_dist {
+        LatencyDist::Uniform => Latency::Uniform(args.latency_min, args.latency_max),
+        LatencyDist::Exponential => Latency::Exponential(args.latency_min, args.latency_max),
+    };
     cfg.dial_failure_rate = args.dial_failure_rate;
     cfg.message_loss = args.message_loss;
     cfg.nat_fraction = args.nat_fraction;

@@ -65,6 +65,9 @@ pub enum Latency {
     Fixed(Duration),
     /// Uniform in `[min, max]`.
     Uniform(Duration, Duration),
+    /// `min` plus an exponential tail of mean `(max - min) / 3`, capped at `max`: most
+    /// links fast, a few slow (about 5 % at the cap), as on a wide-area network.
+    Exponential(Duration, Duration),
 }
 
 impl Latency {
@@ -75,6 +78,13 @@ impl Latency {
                 Duration::from_micros(rng.gen_range(lo.as_micros() as u64..=hi.as_micros() as u64))
             }
             Latency::Uniform(lo, _) => lo,
+            Latency::Exponential(lo, hi) if hi > lo => {
+                let mean = (hi - lo).as_secs_f64() / 3.0;
+                let u: f64 = rng.gen_range(0.0..1.0);
+                let tail = Duration::from_secs_f64(-(1.0 - u).ln() * mean);
+                (lo + tail).min(hi)
+            }
+            Latency::Exponential(lo, _) => lo,
         }
     }
 }
