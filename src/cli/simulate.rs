@@ -1,6 +1,7 @@
 //! `peerkeeper simulate`: the deterministic simulator, one policy or both side by side.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use peerkeeper::report::print_rows;
 use peerkeeper::sim::{write_chart, Latency, Policy, SimConfig, SimOutcome, SimReport, Simulation};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -197,46 +198,23 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
         n.seed,
         r.virtual_ms / 1000
     );
-    println!(
-        "  converged (all in [{lo}, {hi}])  {}",
-        if n.converged { "yes" } else { "NO" }
-    );
-    println!(
-        "  first all in range            {}",
-        n.converged_at_ms
-            .map_or("never".into(), |v| format!("{v} ms (virtual)"))
-    );
-    println!(
-        "  connections per node          min {} / median {} / max {}",
-        n.connections.min, n.connections.median, n.connections.max
-    );
-    println!("  components                    {}", n.components);
-    println!(
-        "  most connections on a node    {}",
-        n.max_observed_connections
-    );
-    println!(
-        "  dials                         {} attempted, {} succeeded, {} failed",
-        n.dials.attempted, n.dials.succeeded, n.dials.failed
-    );
-    println!(
-        "  peer sharing                  {} requests, {} points received",
-        n.peer_sharing.requests, n.peer_sharing.points_received
-    );
-    println!("  maintenance cycles            {}", n.maintenance_cycles);
-    println!(
-        "  late cycles / node / hour     {:.1} (dials {:.1})",
-        r.late_cycles_per_node_hour, r.late_dials_per_node_hour
-    );
-    println!(
-        "  events / messages             {} / {}",
-        r.events, r.messages
-    );
+    let mut rows = n.summary_rows(lo, hi);
+    rows.push((
+        "late cycles / node / hour".into(),
+        format!(
+            "{:.1} (dials {:.1})",
+            r.late_cycles_per_node_hour, r.late_dials_per_node_hour
+        ),
+    ));
+    rows.push((
+        "events / messages".into(),
+        format!("{} / {}", r.events, r.messages),
+    ));
     if let Some(why) = &r.short_reason {
-        println!("  short                         {why}");
+        rows.push(("short".into(), why.clone()));
     }
-    println!("  event log hash                {}", r.event_log_hash);
-    println!("  wall time                     {} ms", n.wall_ms);
+    rows.push(("event log hash".into(), r.event_log_hash.clone()));
+    print_rows(&rows);
 }
 
 fn print_compare(a: &SimReport, b: &SimReport) {

@@ -636,24 +636,11 @@ impl Simulation {
                 }
             }
             Ev::PointsArrive { to, epoch, points } => {
-                let now = self.now;
-                let n = &mut self.nodes[to];
+                let n = &self.nodes[to];
                 if !n.alive || n.epoch != epoch {
                     return;
                 }
-                self.sharing.points_received += points.len() as u64;
-                match &mut n.brain {
-                    Brain::Ours { d, .. } => {
-                        let _ = d.on_points(&points, Source::PeerSharing, &mut n.pool, now);
-                    }
-                    Brain::Octez(_) => {
-                        for p in points.iter().take(crate::MAX_POINTS_PER_MESSAGE) {
-                            if *p != n.addr && validate_point(p, true).is_ok() {
-                                n.pool.add_point(*p, Source::PeerSharing, now);
-                            }
-                        }
-                    }
-                }
+                self.ingest_points(to, &points);
                 self.after_change(to);
             }
             Ev::Leave(i, comes_back) => self.leave(i, comes_back),
@@ -681,6 +668,42 @@ impl Simulation {
         }
     }
 
+    /// Points received by node `i` (an answer, a refusal, a trim): through discovery for
+    /// peerkeeper, straight into the pool for the octez model.
+    fn ingest_points(&mut self, i: usize, points: &[SocketAddr]) {
+        let now = self.now;
+        self.sharing.points_received += points.len() as u64;
+        let n = &mut self.nodes[i];
+        match &mut n.brain {
+            Brain::Ours { d, .. } => {
+                // Over the cap is a violation a real node greylists; the simulator's peers
+                // never send one.
+                let _ = d.on_points(points, Source::PeerSharing, &mut n.pool, now);
+            }
+            Brain::Octez(_) => {
+                for p in points.iter().take(crate::MAX_POINTS_PER_MESSAGE) {
+                    if *p != n.addr && validate_point(p, true).is_ok() {
+                        n.pool.add_point(*p, Source::PeerSharing, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells node `j` that `i` closed their link (one latency later).
+    fn send_close(&mut self, i: usize, j: usize) {
+        let to_epoch = self.nodes[j].epoch;
+        self.send(
+            i,
+            j,
+            Ev::CloseArrive {
+                from: i,
+                to: j,
+                to_epoch,
+            },
+        );
+    }
+
     fn lost(&mut self) -> bool {
         self.cfg.message_loss > 0.0 && self.rng.gen_bool(self.cfg.message_loss.min(1.0))
     }
@@ -702,16 +725,7 @@ impl Simulation {
         let links: Vec<SocketAddr> = self.nodes[i].pool.connections().map(|(a, _)| a).collect();
         for a in links {
             if let Some(j) = node_of(&a) {
-                let to_epoch = self.nodes[j].epoch;
-                self.send(
-                    i,
-                    j,
-                    Ev::CloseArrive {
-                        from: i,
-                        to: j,
-                        to_epoch,
-                    },
-                );
+                self.send_close(i, j);
             }
         }
         let n = &mut self.nodes[i];
@@ -798,15 +812,7 @@ impl Simulation {
                                 }
                             }
                         }
-                        self.send(
-                            i,
-                            j,
-                            Ev::CloseArrive {
-                                from: i,
-                                to: j,
-                                to_epoch,
-                            },
-                        );
+                        self.send_close(i, j);
                     }
                 }
                 Action::WantPoints(want) => match &mut self.nodes[i].brain {
@@ -901,16 +907,7 @@ impl Simulation {
         if !n.alive || n.epoch != epoch {
             // The dialer left meanwhile: the other side drops the link.
             if let (Ok(_), Some(j)) = (&result, node_of(&point)) {
-                let to_epoch = self.nodes[j].epoch;
-                self.send(
-                    at,
-                    j,
-                    Ev::CloseArrive {
-                        from: at,
-                        to: j,
-                        to_epoch,
-                    },
-                );
+                self.send_close(at, j);
             }
             return;
         }
@@ -931,16 +928,7 @@ impl Simulation {
                             .is_err())
                 {
                     if let Some(j) = node_of(&point) {
-                        let to_epoch = self.nodes[j].epoch;
-                        self.send(
-                            at,
-                            j,
-                            Ev::CloseArrive {
-                                from: at,
-                                to: j,
-                                to_epoch,
-                            },
-                        );
+                        self.send_close(at, j);
                     }
                 }
             }
@@ -948,20 +936,7 @@ impl Simulation {
             Err(_) => {}
         }
         if !points.is_empty() {
-            self.sharing.points_received += points.len() as u64;
-            let n = &mut self.nodes[at];
-            match &mut n.brain {
-                Brain::Ours { d, .. } => {
-                    let _ = d.on_points(&points, Source::PeerSharing, &mut n.pool, now);
-                }
-                Brain::Octez(_) => {
-                    for p in points.iter().take(50) {
-                        if *p != n.addr {
-                            n.pool.add_point(*p, Source::PeerSharing, now);
-                        }
-                    }
-                }
-            }
+            self.ingest_points(at, &points);
         }
         self.drive(at, |brain, pool, rng, out| match brain {
             Brain::Ours { m, .. } => m.dial_finished(point, result, now, pool, rng, out),
