@@ -187,6 +187,17 @@ impl PointSource for Seeds {
     }
 }
 
+struct Hangs;
+
+impl PointSource for Hangs {
+    fn name(&self) -> &str {
+        "never answers"
+    }
+    fn fetch(&self) -> BoxFuture<'static, Vec<SocketAddr>> {
+        futures::future::pending().boxed()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_point_source_feeds_a_starving_node() {
     let mut config = config();
@@ -200,13 +211,14 @@ async fn a_point_source_feeds_a_starving_node() {
         net.add_passive(*s, PeerId(i as u64 + 1), vec![]);
     }
     let m = Maintainer::start(config.clone(), pool.clone(), net.transport(&pool), 1);
-    let source: Arc<dyn PointSource> = Arc::new(Seeds(seeds.clone()));
+    // A source that never answers comes first: it must not stall discovery.
+    let sources: Vec<Arc<dyn PointSource>> = vec![Arc::new(Hangs), Arc::new(Seeds(seeds.clone()))];
     let d = Discovery::start(
         &config,
         pool.clone(),
         net.transport(&pool),
         m.want_points(),
-        vec![source],
+        sources,
         vec![],
         2,
     );
