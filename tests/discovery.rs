@@ -223,10 +223,15 @@ async fn a_point_source_feeds_a_starving_node() {
         2,
     );
     // The node knows nobody; the source's points arrive and maintenance dials them.
-    let mut cycle = 0;
-    while pool.active_count() < 2 {
-        cycle = m.wait_for_cycle(cycle).await.cycle;
-    }
+    let reach = async {
+        let mut cycle = 0;
+        while pool.active_count() < 2 {
+            cycle = m.wait_for_cycle(cycle).await.cycle;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(600), reach)
+        .await
+        .expect("connected within 10 virtual minutes");
     assert!(pool.read(|p| seeds.iter().all(|s| p
         .get(s)
         .is_some_and(|i| i.sources.contains(Source::External)))));
