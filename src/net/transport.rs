@@ -346,8 +346,8 @@ impl Inner {
     }
 }
 
-/// Whether a new connection to `peer` replaces the one we have (whose direction is `old`,
-/// or unknown). Of two connections between the same two nodes, both keep the one dialed by
+/// Whether a new connection to `peer` replaces the one we have (whose direction is `old`;
+/// `None` when the transport no longer tracks it). Of two connections between the same two nodes, both keep the one dialed by
 /// the node with the smaller peer id, so they agree without a message.
 ///
 /// ```
@@ -370,7 +370,7 @@ pub fn new_connection_wins(
     } else {
         Direction::Inbound
     };
-    new == winner && old.is_some_and(|o| o != winner)
+    new == winner && old != Some(winner)
 }
 
 type Conn = Framed<TcpStream, WireCodec>;
