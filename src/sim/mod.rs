@@ -54,7 +54,7 @@ use std::time::Duration;
 pub enum Policy {
     /// peerkeeper's maintenance and discovery.
     Peerkeeper,
-    /// A model of octez's maintenance (see [`octez`]).
+    /// A model of octez's maintenance algorithm (not octez itself; see the `octez` module).
     Octez,
 }
 
