@@ -4,7 +4,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use peerkeeper::net::demo::{self, DemoOptions};
-use peerkeeper::report::NetworkReport;
+use peerkeeper::report::{print_rows, NetworkReport};
 use std::time::Duration;
 
 /// Arguments of `peerkeeper demo`.
@@ -76,35 +76,9 @@ pub fn run(args: Args) -> i32 {
 }
 
 fn print_table(r: &NetworkReport, lo: usize, hi: usize) {
-    let converged_at = r
-        .converged_at_ms
-        .map_or("never".to_string(), |ms| format!("{ms} ms"));
     println!(
         "peerkeeper demo: {} nodes on 127.0.0.1, seed {}",
         r.nodes, r.seed
     );
-    println!(
-        "  converged (all in [{lo}, {hi}])   {}",
-        if r.converged { "yes" } else { "NO" }
-    );
-    println!("  first all in range             {converged_at}");
-    println!(
-        "  connections per node           min {} / median {} / max {}",
-        r.connections.min, r.connections.median, r.connections.max
-    );
-    println!("  components                     {}", r.components);
-    println!(
-        "  most connections on a node     {}",
-        r.max_observed_connections
-    );
-    println!(
-        "  dials                          {} attempted, {} succeeded, {} failed",
-        r.dials.attempted, r.dials.succeeded, r.dials.failed
-    );
-    println!(
-        "  peer sharing                   {} requests, {} points received",
-        r.peer_sharing.requests, r.peer_sharing.points_received
-    );
-    println!("  maintenance cycles             {}", r.maintenance_cycles);
-    println!("  wall time                      {} ms", r.wall_ms);
+    print_rows(&r.summary_rows(lo, hi));
 }

@@ -1,6 +1,7 @@
 //! `peerkeeper simulate`: the deterministic simulator, one policy or both side by side.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use peerkeeper::report::print_rows;
 use peerkeeper::sim::{write_chart, Latency, Policy, SimConfig, SimOutcome, SimReport, Simulation};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -148,8 +149,10 @@ pub fn run(args: Args) -> i32 {
     if let Some(path) = &args.chart {
         let o = &outcomes[0];
         let title = format!(
-            "{} nodes, policy {:?}, seed {}",
-            args.nodes, o.report.policy, args.seed
+            "{} nodes, policy {}, seed {}",
+            args.nodes,
+            format!("{:?}", o.report.policy).to_lowercase(),
+            args.seed
         );
         if let Err(e) = write_chart(
             path,
@@ -216,46 +219,23 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
         n.seed,
         r.virtual_ms / 1000
     );
-    println!(
-        "  converged (all in [{lo}, {hi}])  {}",
-        if n.converged { "yes" } else { "NO" }
-    );
-    println!(
-        "  first all in range            {}",
-        n.converged_at_ms
-            .map_or("never".into(), |v| format!("{v} ms (virtual)"))
-    );
-    println!(
-        "  connections per node          min {} / median {} / max {}",
-        n.connections.min, n.connections.median, n.connections.max
-    );
-    println!("  components                    {}", n.components);
-    println!(
-        "  most connections on a node    {}",
-        n.max_observed_connections
-    );
-    println!(
-        "  dials                         {} attempted, {} succeeded, {} failed",
-        n.dials.attempted, n.dials.succeeded, n.dials.failed
-    );
-    println!(
-        "  peer sharing                  {} requests, {} points received",
-        n.peer_sharing.requests, n.peer_sharing.points_received
-    );
-    println!("  maintenance cycles            {}", n.maintenance_cycles);
-    println!(
-        "  late cycles / node / hour     {:.1} (dials {:.1})",
-        r.late_cycles_per_node_hour, r.late_dials_per_node_hour
-    );
-    println!(
-        "  events / messages             {} / {}",
-        r.events, r.messages
-    );
+    let mut rows = n.summary_rows(lo, hi);
+    rows.push((
+        "late cycles / node / hour".into(),
+        format!(
+            "{:.1} (dials {:.1})",
+            r.late_cycles_per_node_hour, r.late_dials_per_node_hour
+        ),
+    ));
+    rows.push((
+        "events / messages".into(),
+        format!("{} / {}", r.events, r.messages),
+    ));
     if let Some(why) = &r.short_reason {
-        println!("  short                         {why}");
+        rows.push(("short".into(), why.clone()));
     }
-    println!("  event log hash                {}", r.event_log_hash);
-    println!("  wall time                     {} ms", n.wall_ms);
+    rows.push(("event log hash".into(), r.event_log_hash.clone()));
+    print_rows(&rows);
 }
 
 fn print_compare(a: &SimReport, b: &SimReport) {

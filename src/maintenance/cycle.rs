@@ -145,6 +145,74 @@ pub struct CycleReport {
     pub outcome: CycleOutcome,
 }
 
+impl CycleReport {
+    /// The report of a cycle that begins at `now` with `connections` open.
+    pub fn new(cycle: u64, reasons: WakeReasons, now: Time, connections: usize) -> CycleReport {
+        CycleReport {
+            cycle,
+            reasons,
+            started: now,
+            ended: now,
+            connections_before: connections,
+            connections_after: connections,
+            dialed: 0,
+            succeeded: 0,
+            failed: 0,
+            closed: 0,
+            asked_for_points: false,
+            outcome: CycleOutcome::NothingToDo,
+        }
+    }
+}
+
+/// What a finished dial meant for the point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// A connection is open (the driver registered it).
+    Succeeded,
+    /// The point failed: its failure count grew and it is backed off.
+    Failed,
+    /// No verdict on the point (it was ourselves, the peer was already connected, or the
+    /// connection died before it was reported).
+    Cancelled,
+}
+
+/// Records a finished dial in the pool, the rule every maintenance policy shares: the
+/// transport registered a successful connection itself (so a connection that died at
+/// once is never left behind as a ghost), and the pool only reads the outcome; our own
+/// address is forgotten; a failure that is not the point's fault leaves it untouched;
+/// any other failure grows its backoff.
+pub fn record_dial<R: Rng + ?Sized>(
+    pool: &mut Pool,
+    point: SocketAddr,
+    result: Result<PeerId, DialError>,
+    now: Time,
+    rng: &mut R,
+) -> DialOutcome {
+    pool.advance(now);
+    match result {
+        Ok(peer) if pool.connection(&point).is_some_and(|c| c.peer == peer) => {
+            DialOutcome::Succeeded
+        }
+        Ok(_) => {
+            pool.dial_cancelled(point);
+            DialOutcome::Cancelled
+        }
+        Err(DialError::Myself) => {
+            pool.forget(point);
+            DialOutcome::Cancelled
+        }
+        Err(e) if !e.counts_as_failure() => {
+            pool.dial_cancelled(point);
+            DialOutcome::Cancelled
+        }
+        Err(_) => {
+            pool.dial_failed(point, now, rng);
+            DialOutcome::Failed
+        }
+    }
+}
+
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -318,38 +386,18 @@ impl Maintenance {
         out: &mut Vec<Action>,
     ) {
         pool.advance(now);
-        let success = match result {
-            // The transport registered the connection in the pool when it opened (so that a
-            // connection that dies at once is never left behind as a ghost); the machine only
-            // reads the outcome. No connection there means it died already, or the pool
-            // refused it (duplicate peer, greylisted): not the point's fault either way.
-            Ok(peer) => {
-                let open = pool.connection(&point).is_some_and(|c| c.peer == peer);
-                if !open {
-                    pool.dial_cancelled(point);
+        match record_dial(pool, point, result, now, rng) {
+            DialOutcome::Succeeded => {
+                if let Some(r) = self.report_mut() {
+                    r.succeeded += 1;
                 }
-                open
             }
-            Err(DialError::Myself) => {
-                pool.forget(point);
-                false
-            }
-            Err(e) if !e.counts_as_failure() => {
-                pool.dial_cancelled(point);
-                false
-            }
-            Err(_) => {
-                pool.dial_failed(point, now, rng);
+            DialOutcome::Failed => {
                 if let Some(r) = self.report_mut() {
                     r.failed += 1;
                 }
-                false
             }
-        };
-        if success {
-            if let Some(r) = self.report_mut() {
-                r.succeeded += 1;
-            }
+            DialOutcome::Cancelled => {}
         }
         self.step(now, pool, rng, out);
     }
@@ -413,20 +461,7 @@ impl Maintenance {
             reasons,
         });
         let before = pool.active_count();
-        let report = Box::new(CycleReport {
-            cycle: self.cycles,
-            reasons,
-            started: now,
-            ended: now,
-            connections_before: before,
-            connections_after: before,
-            dialed: 0,
-            succeeded: 0,
-            failed: 0,
-            closed: 0,
-            asked_for_points: false,
-            outcome: CycleOutcome::NothingToDo,
-        });
+        let report = Box::new(CycleReport::new(self.cycles, reasons, now, before));
         let bounds = self.config.bounds();
         self.phase = Phase::TopUp(report);
         match bounds.classify(before) {

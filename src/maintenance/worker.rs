@@ -194,20 +194,7 @@ impl Drop for Maintainer {
 }
 
 fn empty_report(now: crate::Time) -> CycleReport {
-    CycleReport {
-        cycle: 0,
-        reasons: Default::default(),
-        started: now,
-        ended: now,
-        connections_before: 0,
-        connections_after: 0,
-        dialed: 0,
-        succeeded: 0,
-        failed: 0,
-        closed: 0,
-        asked_for_points: false,
-        outcome: crate::maintenance::CycleOutcome::NothingToDo,
-    }
+    CycleReport::new(0, Default::default(), now, 0)
 }
 
 struct Worker<T: ?Sized> {

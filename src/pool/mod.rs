@@ -220,6 +220,11 @@ impl Pool {
         self.points.len() == 0
     }
 
+    /// Number of trusted points.
+    pub fn trusted_count(&self) -> usize {
+        self.trusted
+    }
+
     /// Number of open connections.
     pub fn active_count(&self) -> usize {
         self.connections.len()

@@ -54,7 +54,7 @@ use std::time::Duration;
 pub enum Policy {
     /// peerkeeper's maintenance and discovery.
     Peerkeeper,
-    /// A model of octez's maintenance (see [`octez`]).
+    /// A model of octez's maintenance algorithm (not octez itself; see the `octez` module).
     Octez,
 }
 
@@ -392,6 +392,7 @@ pub struct Simulation {
     half_dials: u64,
     late_dials: u64,
     half_marked: bool,
+    starts: usize,
 }
 
 impl Simulation {
@@ -435,6 +436,7 @@ impl Simulation {
             half_dials: 0,
             late_dials: 0,
             half_marked: false,
+            starts: 0,
         };
         for (i, nat) in nat.into_iter().enumerate() {
             let node = sim.fresh_node(i, nat, 0);
@@ -565,7 +567,11 @@ impl Simulation {
 
     fn handle(&mut self, ev: Ev) {
         match ev {
-            Ev::Start(i) => self.start_node(i),
+            Ev::Start(i) => {
+                // Before every node has started, "all in range" is not convergence.
+                self.starts += 1;
+                self.start_node(i);
+            }
             Ev::Join(i) => {
                 let epoch = self.nodes[i].epoch + 1;
                 let nat = self.nodes[i].nat;
@@ -619,7 +625,6 @@ impl Simulation {
                 }
             }
             Ev::AskArrive { from, epoch, to } => {
-                let now = self.now;
                 let (to_alive, linked) = {
                     let n = &self.nodes[to];
                     (n.alive, n.pool.connection(&node_addr(from)).is_some())
@@ -632,7 +637,6 @@ impl Simulation {
                     Brain::Ours { d, .. } => d.answer(&n.pool, node_addr(from), &mut n.rng),
                     Brain::Octez(_) => n.pool.sample_good(50, Some(node_addr(from)), &mut n.rng),
                 };
-                let _ = now;
                 if !self.lost() {
                     self.send(
                         to,
@@ -646,24 +650,11 @@ impl Simulation {
                 }
             }
             Ev::PointsArrive { to, epoch, points } => {
-                let now = self.now;
-                let n = &mut self.nodes[to];
+                let n = &self.nodes[to];
                 if !n.alive || n.epoch != epoch {
                     return;
                 }
-                self.sharing.points_received += points.len() as u64;
-                match &mut n.brain {
-                    Brain::Ours { d, .. } => {
-                        let _ = d.on_points(&points, Source::PeerSharing, &mut n.pool, now);
-                    }
-                    Brain::Octez(_) => {
-                        for p in points.iter().take(crate::MAX_POINTS_PER_MESSAGE) {
-                            if *p != n.addr && validate_point(p, true).is_ok() {
-                                n.pool.add_point(*p, Source::PeerSharing, now);
-                            }
-                        }
-                    }
-                }
+                self.ingest_points(to, &points);
                 self.after_change(to);
             }
             Ev::Leave(i, comes_back) => self.leave(i, comes_back),
@@ -689,6 +680,42 @@ impl Simulation {
                 self.push(next, Ev::ChurnTick);
             }
         }
+    }
+
+    /// Points received by node `i` (an answer, a refusal, a trim): through discovery for
+    /// peerkeeper, straight into the pool for the octez model.
+    fn ingest_points(&mut self, i: usize, points: &[SocketAddr]) {
+        let now = self.now;
+        self.sharing.points_received += points.len() as u64;
+        let n = &mut self.nodes[i];
+        match &mut n.brain {
+            Brain::Ours { d, .. } => {
+                // Over the cap is a violation a real node greylists; the simulator's peers
+                // never send one.
+                let _ = d.on_points(points, Source::PeerSharing, &mut n.pool, now);
+            }
+            Brain::Octez(_) => {
+                for p in points.iter().take(crate::MAX_POINTS_PER_MESSAGE) {
+                    if *p != n.addr && validate_point(p, true).is_ok() {
+                        n.pool.add_point(*p, Source::PeerSharing, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells node `j` that `i` closed their link (one latency later).
+    fn send_close(&mut self, i: usize, j: usize) {
+        let to_epoch = self.nodes[j].epoch;
+        self.send(
+            i,
+            j,
+            Ev::CloseArrive {
+                from: i,
+                to: j,
+                to_epoch,
+            },
+        );
     }
 
     fn lost(&mut self) -> bool {
@@ -718,16 +745,7 @@ impl Simulation {
         self.nodes[i].pool.take_changes();
         for a in links {
             if let Some(j) = node_of(&a) {
-                let to_epoch = self.nodes[j].epoch;
-                self.send(
-                    i,
-                    j,
-                    Ev::CloseArrive {
-                        from: i,
-                        to: j,
-                        to_epoch,
-                    },
-                );
+                self.send_close(i, j);
             }
         }
         let n = &mut self.nodes[i];
@@ -814,15 +832,7 @@ impl Simulation {
                                 }
                             }
                         }
-                        self.send(
-                            i,
-                            j,
-                            Ev::CloseArrive {
-                                from: i,
-                                to: j,
-                                to_epoch,
-                            },
-                        );
+                        self.send_close(i, j);
                     }
                 }
                 Action::WantPoints(want) => match &mut self.nodes[i].brain {
@@ -917,16 +927,7 @@ impl Simulation {
         if !n.alive || n.epoch != epoch {
             // The dialer left meanwhile: the other side drops the link.
             if let (Ok(_), Some(j)) = (&result, node_of(&point)) {
-                let to_epoch = self.nodes[j].epoch;
-                self.send(
-                    at,
-                    j,
-                    Ev::CloseArrive {
-                        from: at,
-                        to: j,
-                        to_epoch,
-                    },
-                );
+                self.send_close(at, j);
             }
             return;
         }
@@ -947,16 +948,7 @@ impl Simulation {
                             .is_err())
                 {
                     if let Some(j) = node_of(&point) {
-                        let to_epoch = self.nodes[j].epoch;
-                        self.send(
-                            at,
-                            j,
-                            Ev::CloseArrive {
-                                from: at,
-                                to: j,
-                                to_epoch,
-                            },
-                        );
+                        self.send_close(at, j);
                     }
                 }
             }
@@ -964,20 +956,7 @@ impl Simulation {
             Err(_) => {}
         }
         if !points.is_empty() {
-            self.sharing.points_received += points.len() as u64;
-            let n = &mut self.nodes[at];
-            match &mut n.brain {
-                Brain::Ours { d, .. } => {
-                    let _ = d.on_points(&points, Source::PeerSharing, &mut n.pool, now);
-                }
-                Brain::Octez(_) => {
-                    for p in points.iter().take(50) {
-                        if *p != n.addr {
-                            n.pool.add_point(*p, Source::PeerSharing, now);
-                        }
-                    }
-                }
-            }
+            self.ingest_points(at, &points);
         }
         self.drive(at, |brain, pool, rng, out| match brain {
             Brain::Ours { m, .. } => m.dial_finished(point, result, now, pool, rng, out),
@@ -1049,18 +1028,9 @@ impl Simulation {
         if self.converged_at.is_none()
             && self.alive > 0
             && self.in_range == self.alive
-            && self.alive == self.started_count()
+            && self.starts == self.cfg.nodes
         {
             self.converged_at = Some(self.now);
-        }
-    }
-
-    fn started_count(&self) -> usize {
-        // Before every node has started, "all in range" is not convergence.
-        if self.now >= Time::from_millis(5_000) {
-            self.alive
-        } else {
-            usize::MAX
         }
     }
 

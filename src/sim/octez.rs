@@ -28,7 +28,9 @@
 //! to a request for points is a sample of good points (octez sends 30 best + 20 random).
 
 use crate::config::{BackoffConfig, Bounds, Config, RangeStatus};
-use crate::maintenance::{Action, CycleOutcome, CycleReport, WakeReason, WakeReasons};
+use crate::maintenance::{
+    record_dial, Action, CycleOutcome, CycleReport, DialOutcome, WakeReason, WakeReasons,
+};
 use crate::pool::{PeerId, Pool};
 use crate::transport::{CloseReason, DialError};
 use crate::trigger::TriggerKind;
@@ -146,23 +148,12 @@ impl OctezModel {
         rng: &mut R,
         out: &mut Vec<Action>,
     ) {
-        pool.advance(now);
-        match result {
-            Ok(peer) => {
-                if pool.connection(&point).is_some_and(|c| c.peer == peer) {
-                    if let Phase::Dialing(r) = &mut self.phase {
-                        r.succeeded += 1;
-                    }
-                } else {
-                    pool.dial_cancelled(point);
-                }
-            }
-            Err(e) if !e.counts_as_failure() => pool.dial_cancelled(point),
-            Err(_) => {
-                pool.dial_failed(point, now, rng);
-                if let Phase::Dialing(r) = &mut self.phase {
-                    r.failed += 1;
-                }
+        let outcome = record_dial(pool, point, result, now, rng);
+        if let Phase::Dialing(r) = &mut self.phase {
+            match outcome {
+                DialOutcome::Succeeded => r.succeeded += 1,
+                DialOutcome::Failed => r.failed += 1,
+                DialOutcome::Cancelled => {}
             }
         }
         // octez waits for every dial of the batch before looking again.
@@ -199,20 +190,7 @@ impl OctezModel {
         let n = pool.active_count();
         let cycle = self.passes + 1;
         out.push(Action::CycleStarted { cycle, reasons });
-        self.phase = Phase::Dialing(Box::new(CycleReport {
-            cycle,
-            reasons,
-            started: now,
-            ended: now,
-            connections_before: n,
-            connections_after: n,
-            dialed: 0,
-            succeeded: 0,
-            failed: 0,
-            closed: 0,
-            asked_for_points: false,
-            outcome: CycleOutcome::NothingToDo,
-        }));
+        self.phase = Phase::Dialing(Box::new(CycleReport::new(cycle, reasons, now, n)));
         self.pass(now, pool, rng, out);
     }
 
@@ -292,20 +270,12 @@ impl OctezModel {
     fn take_report(&mut self, now: Time, n: usize) -> Box<CycleReport> {
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Dialing(r) | Phase::Asking(r, _) => r,
-            Phase::Idle => Box::new(CycleReport {
-                cycle: self.passes,
-                reasons: WakeReasons::default(),
-                started: now,
-                ended: now,
-                connections_before: n,
-                connections_after: n,
-                dialed: 0,
-                succeeded: 0,
-                failed: 0,
-                closed: 0,
-                asked_for_points: false,
-                outcome: CycleOutcome::NothingToDo,
-            }),
+            Phase::Idle => Box::new(CycleReport::new(
+                self.passes,
+                WakeReasons::default(),
+                now,
+                n,
+            )),
         }
     }
 
