@@ -471,7 +471,13 @@ impl Simulation {
         let mut pool = Pool::with_limits(PoolLimits::from(&*config));
         let seed =
             self.cfg.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(epoch) << 48;
-        pool.set_salt(seed);
+        // Ours scrambles the candidate order per node (no herding). octez breaks ties in
+        // the order of its point hash table, which hashes an address the same way on
+        // every node: the octez model gets one order shared by all nodes.
+        pool.set_salt(match self.cfg.policy {
+            Policy::Peerkeeper => seed,
+            Policy::Octez => self.cfg.seed,
+        });
         for b in 0..self.cfg.bootstrap {
             if b != i {
                 pool.add_point(node_addr(b), Source::Bootstrap, self.now);

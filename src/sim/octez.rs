@@ -24,8 +24,10 @@
 //! `connections_threshold`, `max_threshold` while maintenance runs).
 //!
 //! What it simplifies: candidates come from the same pool index as ours (octez scans every
-//! point; the order, never failed first then oldest failure, is the same), and the answer
-//! to a request for points is a sample of good points (octez sends 30 best + 20 random).
+//! point; the order, never failed first then oldest failure, is the same; ties go in one
+//! pseudo-random order shared by every node, as octez's point hash table iterates the same
+//! way on every node, where ours scrambles the order per node), and the answer to a
+//! request for points is a sample of good points (octez sends 30 best + 20 random).
 
 use crate::config::{BackoffConfig, Bounds, Config, RangeStatus};
 use crate::maintenance::{
