@@ -14,6 +14,13 @@
 //! point moves once per failure, so the cost is amortised `O(log n)` per failure, never a
 //! scan. Dialing and connected points are in neither set.
 //!
+//! # Memory
+//!
+//! Each point is stored once, in a slot of the point table (see `table.rs`); the two sets
+//! name it by its 4-byte slot id, not by its 32-byte address, and equal ranks are ordered
+//! by slot id (insertion order, deterministic). About 180 bytes per known point at a
+//! million points (`cargo bench --bench pool_memory`).
+//!
 //! # Bounds
 //!
 //! Past `max_known_points` the pool is garbage-collected down to `known_points_gc_target`,
@@ -25,6 +32,7 @@
 
 mod backoff;
 mod point;
+mod table;
 
 pub use backoff::jittered;
 pub use point::{netgroup, Connection, Direction, PeerId, PointInfo, PointState, Source, Sources};
@@ -33,6 +41,7 @@ use crate::config::{BackoffConfig, Config};
 use crate::Time;
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use table::{Id, PointTable};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -145,9 +154,9 @@ struct PeerEntry {
 pub struct Pool {
     limits: PoolLimits,
     clock: Time,
-    points: HashMap<SocketAddr, PointInfo>,
-    ready: BTreeSet<(u64, SocketAddr)>,
-    waiting: BTreeSet<(Time, SocketAddr)>,
+    points: PointTable,
+    ready: BTreeSet<(u64, Id)>,
+    waiting: BTreeSet<(Time, Id)>,
     dialing: BTreeSet<SocketAddr>,
     connections: BTreeMap<SocketAddr, Connection>,
     connected_peers: BTreeMap<PeerId, SocketAddr>,
@@ -174,7 +183,7 @@ impl Pool {
         Pool {
             limits,
             clock: Time::ZERO,
-            points: HashMap::new(),
+            points: PointTable::default(),
             ready: BTreeSet::new(),
             waiting: BTreeSet::new(),
             dialing: BTreeSet::new(),
@@ -201,7 +210,7 @@ impl Pool {
 
     /// Whether no point is known.
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.points.len() == 0
     }
 
     /// Number of open connections.
@@ -269,19 +278,21 @@ impl Pool {
     }
 
     /// Dialable points now, best first: trusted, then never failed, then the oldest
-    /// failure; excluding connected, dialing, greylisted and backed-off points and points
-    /// whose peer is already connected. With `trusted_only` (private mode) only trusted
-    /// points. Reflects the last [`advance`](Self::advance). Taking `k` costs
-    /// `O(k + log n)` (plus one skip per connected peer known under another point).
+    /// failure; excluding connected, dialing, greylisted and backed-off points, points
+    /// whose IP address is greylisted, and points whose peer is already connected. With
+    /// `trusted_only` (private mode) only trusted points. Reflects the last
+    /// [`advance`](Self::advance). Taking `k` costs `O(k + log n)` (plus one skip per
+    /// connected peer known under another point or point sharing a greylisted IP).
     pub fn candidates(&self, trusted_only: bool) -> impl Iterator<Item = SocketAddr> + '_ {
         self.ready
             .iter()
             .take_while(move |(rank, _)| !trusted_only || rank >> 63 == 0)
-            .map(|(_, a)| *a)
-            .filter(move |a| {
-                let peer = self.points.get(a).and_then(|p| p.peer);
+            .filter(move |(_, id)| {
+                let peer = self.points.info(*id).peer;
                 peer.is_none_or(|p| !self.connected_peers.contains_key(&p))
             })
+            .map(|(_, id)| self.points.addr(*id))
+            .filter(move |a| !self.is_ip_greylisted(a.ip(), self.clock))
     }
 
     /// The earliest time a waiting (backed-off or greylisted) point becomes dialable.
@@ -294,25 +305,24 @@ impl Pool {
         if now > self.clock {
             self.clock = now;
         }
-        while let Some(&(t, addr)) = self.waiting.first() {
+        while let Some(&(t, id)) = self.waiting.first() {
             if t > self.clock {
                 break;
             }
             self.waiting.pop_first();
-            if let Some(info) = self.points.get_mut(&addr) {
-                if info.state == PointState::Greylisted {
-                    info.state = PointState::Disconnected;
-                }
-                self.ready.insert((info.rank(), addr));
+            let info = self.points.info_mut(id);
+            if info.state == PointState::Greylisted {
+                info.state = PointState::Disconnected;
             }
+            self.ready.insert((info.rank(), id));
         }
     }
 
-    fn unindex(&mut self, addr: SocketAddr, info: &PointInfo) {
+    fn unindex(&mut self, id: Id, addr: SocketAddr, info: &PointInfo) {
         match info.state {
             PointState::Disconnected | PointState::Greylisted => {
-                if !self.ready.remove(&(info.rank(), addr)) {
-                    self.waiting.remove(&(info.next_dial, addr));
+                if !self.ready.remove(&(info.rank(), id)) {
+                    self.waiting.remove(&(info.next_dial, id));
                 }
             }
             PointState::Dialing => {
@@ -325,13 +335,13 @@ impl Pool {
         }
     }
 
-    fn index(&mut self, addr: SocketAddr, info: &PointInfo) {
+    fn index(&mut self, id: Id, addr: SocketAddr, info: &PointInfo) {
         match info.state {
             PointState::Disconnected if info.next_dial <= self.clock => {
-                self.ready.insert((info.rank(), addr));
+                self.ready.insert((info.rank(), id));
             }
             PointState::Disconnected | PointState::Greylisted => {
-                self.waiting.insert((info.next_dial, addr));
+                self.waiting.insert((info.next_dial, id));
             }
             PointState::Dialing => {
                 self.dialing.insert(addr);
@@ -345,22 +355,23 @@ impl Pool {
 
     /// Applies `f` to the point's info, keeping the indexes right.
     fn update<T>(&mut self, addr: SocketAddr, f: impl FnOnce(&mut PointInfo) -> T) -> Option<T> {
-        let mut info = self.points.get(&addr)?.clone();
-        self.unindex(addr, &info);
+        let id = self.points.find(&addr)?;
+        let mut info = self.points.info(id).clone();
+        self.unindex(id, addr, &info);
         let was_trusted = info.is_trusted();
         let out = f(&mut info);
         if info.is_trusted() && !was_trusted {
             self.trusted += 1;
         }
-        self.index(addr, &info);
-        self.points.insert(addr, info);
+        self.index(id, addr, &info);
+        *self.points.info_mut(id) = info;
         Some(out)
     }
 
     /// Learns a point from `source` at `now`. Past `max_known_points` the pool is
     /// garbage-collected first; if nothing can be dropped, an untrusted point is refused.
     pub fn add_point(&mut self, addr: SocketAddr, source: Source, now: Time) -> Added {
-        if self.points.contains_key(&addr) {
+        if self.points.contains(&addr) {
             self.update(addr, |p| {
                 p.sources.insert(source);
                 p.last_seen = p.last_seen.max(now);
@@ -378,8 +389,8 @@ impl Pool {
         if info.is_trusted() {
             self.trusted += 1;
         }
-        self.index(addr, &info);
-        self.points.insert(addr, info);
+        let id = self.points.insert(addr, info.clone());
+        self.index(id, addr, &info);
         self.changes.new_point = true;
         Added::New
     }
@@ -396,17 +407,17 @@ impl Pool {
         let mut droppable: Vec<(u32, Time, SocketAddr)> = self
             .points
             .iter()
-            .filter(|(_, p)| {
+            .filter(|(_, _, p)| {
                 !p.is_trusted()
                     && matches!(p.state, PointState::Disconnected | PointState::Greylisted)
             })
-            .map(|(a, p)| (p.failures, p.last_seen, *a))
+            .map(|(_, a, p)| (p.failures, p.last_seen, a))
             .collect();
         // Most failures first, then oldest last_seen, then address (for determinism).
         droppable.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
         for (_, _, addr) in droppable.into_iter().take(excess) {
-            if let Some(info) = self.points.remove(&addr) {
-                self.unindex(addr, &info);
+            if let Some((id, info)) = self.points.remove(&addr) {
+                self.unindex(id, addr, &info);
                 self.stats.points_dropped += 1;
             }
         }
@@ -423,8 +434,8 @@ impl Pool {
                 )
         });
         if removable {
-            if let Some(info) = self.points.remove(&addr) {
-                self.unindex(addr, &info);
+            if let Some((id, info)) = self.points.remove(&addr) {
+                self.unindex(id, addr, &info);
             }
         }
         removable
@@ -517,7 +528,9 @@ impl Pool {
         Ok(self.see_peer(peer, now))
     }
 
-    /// Records a peer id; returns whether it is new. Bounded by `max_peers`.
+    /// Records a peer id; returns whether it is new. Bounded by `max_peers`: when full,
+    /// the quarter seen longest ago is dropped, never a connected peer (so with more
+    /// connections than `max_peers`, the table holds at most one more than them).
     pub fn see_peer(&mut self, peer: PeerId, now: Time) -> bool {
         if let Some(e) = self.peers.get_mut(&peer) {
             e.last_seen = now;
@@ -622,35 +635,62 @@ impl Pool {
         picked
     }
 
-    /// Checks the internal indexes against the tables (for tests; `O(n)`).
+    /// Checks the internal indexes against the tables (for tests; `O(n)`). Panics with
+    /// the broken invariant.
     #[doc(hidden)]
     pub fn check_invariants(&self) {
         let mut ready = 0;
         let mut waiting = 0;
-        for (a, p) in &self.points {
+        let mut good = 0;
+        let mut len = 0;
+        for (id, a, p) in self.points.iter() {
+            len += 1;
+            assert_eq!(self.points.find(&a), Some(id), "{a} not found by address");
             match p.state {
-                PointState::Disconnected if self.ready.contains(&(p.rank(), *a)) => ready += 1,
+                PointState::Disconnected if self.ready.contains(&(p.rank(), id)) => {
+                    assert!(p.next_dial <= self.clock, "{a} ready before its time");
+                    ready += 1;
+                }
                 PointState::Disconnected | PointState::Greylisted => {
-                    assert!(self.waiting.contains(&(p.next_dial, *a)), "{a} not indexed");
-                    assert!(p.next_dial > self.clock, "{a} waiting past its time");
+                    assert!(self.waiting.contains(&(p.next_dial, id)), "{a} not indexed");
                     waiting += 1;
                 }
-                PointState::Dialing => assert!(self.dialing.contains(a)),
-                PointState::Connected => assert!(self.connections.contains_key(a)),
+                PointState::Dialing => assert!(self.dialing.contains(&a), "{a} not dialing"),
+                PointState::Connected => {
+                    let c = self.connections.get(&a);
+                    assert!(c.is_some(), "{a} connected without a connection");
+                    assert_eq!(c.map(|c| c.peer), p.peer, "{a} connected to another peer");
+                }
+            }
+            if p.is_good() {
+                assert!(self.good.contains(&a), "good {a} not in the good set");
+                good += 1;
             }
         }
-        assert_eq!(ready, self.ready.len());
-        assert_eq!(waiting, self.waiting.len());
-        assert_eq!(
-            self.dialing.len(),
-            self.points
-                .values()
-                .filter(|p| p.state == PointState::Dialing)
-                .count()
-        );
+        assert_eq!(len, self.points.len());
+        assert_eq!(ready, self.ready.len(), "stale entries in ready");
+        assert_eq!(waiting, self.waiting.len(), "stale entries in waiting");
+        assert_eq!(good, self.good.len(), "stale entries in good");
+        for a in &self.dialing {
+            assert_eq!(self.points.get(a).map(|p| p.state), Some(PointState::Dialing));
+        }
+        for (a, c) in &self.connections {
+            assert_eq!(
+                self.points.get(a).map(|p| p.state),
+                Some(PointState::Connected),
+                "connection to {a} without a connected point"
+            );
+            assert_eq!(self.connected_peers.get(&c.peer), Some(a));
+        }
+        assert_eq!(self.connected_peers.len(), self.connections.len());
         assert_eq!(
             self.trusted,
-            self.points.values().filter(|p| p.is_trusted()).count()
+            self.points.iter().filter(|(_, _, p)| p.is_trusted()).count()
         );
+        assert!(self.points.len() <= self.limits.max_points.max(self.trusted));
+        // Connected peers are never dropped: the bound is max_peers, or one more than
+        // the connections when they alone exceed it.
+        assert!(self.peers.len() <= self.limits.max_peers.max(self.connected_peers.len() + 1));
+        assert!(self.ip_greylist.len() <= MAX_GREYLISTED_IPS);
     }
 }
