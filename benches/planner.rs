@@ -99,7 +99,11 @@ fn bench_add(c: &mut Criterion) {
     group.bench_function("at_capacity_100k", |b| {
         b.iter(|| {
             next = next.wrapping_add(1);
-            pool.add_point(addr(next), Source::PeerSharing, Time::from_millis(next.into()))
+            pool.add_point(
+                addr(next),
+                Source::PeerSharing,
+                Time::from_millis(next.into()),
+            )
         })
     });
     group.finish();

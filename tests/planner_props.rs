@@ -93,7 +93,9 @@ fn build(s: &Scenario) -> (Config, Pool, Time) {
         known_points_gc_target: 900,
         ..Config::default()
     };
-    config.validate().expect("the generator makes valid configs");
+    config
+        .validate()
+        .expect("the generator makes valid configs");
     let mut pool = Pool::new(&config);
     let mut rng = StdRng::seed_from_u64(99);
     let now = Time::from_millis(u64::from(s.now_s) * 1000);
@@ -116,7 +118,8 @@ fn build(s: &Scenario) -> (Config, Pool, Time) {
                 } else {
                     Direction::Inbound
                 };
-                pool.connection_opened(a, PeerId(i as u64), dir, now).unwrap();
+                pool.connection_opened(a, PeerId(i as u64), dir, now)
+                    .unwrap();
             }
             7 => {
                 pool.greylist(a, now);
@@ -256,12 +259,16 @@ fn trim_takes_from_the_most_represented_group_first() {
     for seed in 0..20 {
         let closed = trim(&pool, 4, &mut StdRng::seed_from_u64(seed));
         // 6,2,1 -> the crowded group goes down to 2 before anyone else loses a connection.
-        assert_eq!(groups_of(&closed), BTreeMap::from([(netgroup(&a(1, 1)), 4)]));
+        assert_eq!(
+            groups_of(&closed),
+            BTreeMap::from([(netgroup(&a(1, 1)), 4)])
+        );
         let closed = trim(&pool, 7, &mut StdRng::seed_from_u64(seed));
         // Then the groups shrink together: 6,2,1 -> 1,1,0 or 1,0,1 ... never one group left
         // with more than one more than another.
         let g = groups_of(&closed);
-        let left = |grp: u8, total: usize| total - g.get(&netgroup(&a(grp, 1))).copied().unwrap_or(0);
+        let left =
+            |grp: u8, total: usize| total - g.get(&netgroup(&a(grp, 1))).copied().unwrap_or(0);
         let lefts = [left(1, 6), left(2, 2), left(3, 1)];
         assert_eq!(lefts.iter().sum::<usize>(), 2);
         assert!(lefts.iter().all(|n| *n <= 1), "{lefts:?}");
@@ -284,7 +291,11 @@ fn trim_prefers_inbound_within_a_group_and_spares_trusted() {
         let closed: BTreeSet<_> = trim(&pool, 2, &mut StdRng::seed_from_u64(seed))
             .into_iter()
             .collect();
-        assert_eq!(closed, BTreeSet::from([a(3), a(4)]), "inbound untrusted first");
+        assert_eq!(
+            closed,
+            BTreeSet::from([a(3), a(4)]),
+            "inbound untrusted first"
+        );
         let closed = trim(&pool, 10, &mut StdRng::seed_from_u64(seed));
         assert_eq!(closed.len(), 4, "trusted connections are never closed");
         assert!(!closed.contains(&a(5)) && !closed.contains(&a(6)));
@@ -321,8 +332,17 @@ fn a_greylisted_address_is_not_dialed_on_another_port() {
     pool.add_point(same_ip, Source::PeerSharing, Time::ZERO);
     pool.greylist(bad, Time::ZERO);
     pool.advance(Time::from_millis(1));
-    let p = plan(&pool, &config, Time::from_millis(1), &mut StdRng::seed_from_u64(1));
-    assert!(p.dial.is_empty(), "dials {:?} while its IP is greylisted", p.dial);
+    let p = plan(
+        &pool,
+        &config,
+        Time::from_millis(1),
+        &mut StdRng::seed_from_u64(1),
+    );
+    assert!(
+        p.dial.is_empty(),
+        "dials {:?} while its IP is greylisted",
+        p.dial
+    );
     // Once the greylisting ends, both points are dialable again.
     let later = Time::ZERO + config.greylist_duration;
     pool.advance(later);

@@ -56,7 +56,11 @@ fn a_failed_point_waits_out_its_backoff_which_grows_caps_and_resets() {
         assert!(is_candidate(&pool, a));
         now = until;
     }
-    assert_eq!(delays, vec![1, 2, 4, 8, 10, 10], "grows by the factor, caps at `cap`");
+    assert_eq!(
+        delays,
+        vec![1, 2, 4, 8, 10, 10],
+        "grows by the factor, caps at `cap`"
+    );
 
     // A success resets it: after the disconnection delay, one failure waits `initial`.
     pool.begin_dial(a, now);
@@ -64,7 +68,10 @@ fn a_failed_point_waits_out_its_backoff_which_grows_caps_and_resets() {
         .unwrap();
     assert_eq!(pool.get(&a).unwrap().failures, 0);
     pool.connection_closed(a, now);
-    assert!(!is_candidate(&pool, a), "not redialed before the disconnection delay");
+    assert!(
+        !is_candidate(&pool, a),
+        "not redialed before the disconnection delay"
+    );
     now = now + config.disconnection_delay;
     pool.advance(now);
     assert!(is_candidate(&pool, a));
@@ -156,9 +163,15 @@ fn a_full_pool_of_connected_points_refuses_new_untrusted_points() {
             .unwrap();
     }
     use peerkeeper::pool::Added;
-    assert_eq!(pool.add_point(addr(9), Source::PeerSharing, Time::ZERO), Added::Full);
+    assert_eq!(
+        pool.add_point(addr(9), Source::PeerSharing, Time::ZERO),
+        Added::Full
+    );
     assert_eq!(pool.len(), 4);
-    assert_eq!(pool.add_point(addr(10), Source::Trusted, Time::ZERO), Added::New);
+    assert_eq!(
+        pool.add_point(addr(10), Source::Trusted, Time::ZERO),
+        Added::New
+    );
 }
 
 #[test]
@@ -225,7 +238,10 @@ enum Op {
 
 /// 40 points over 10 IPs (so IP greylisting touches neighbours), 12 peer ids.
 fn op_addr(i: u32) -> SocketAddr {
-    SocketAddr::from(([10, 0, (i % 3) as u8, (i % 10) as u8], 9000 + (i / 10) as u16))
+    SocketAddr::from((
+        [10, 0, (i % 3) as u8, (i % 10) as u8],
+        9000 + (i / 10) as u16,
+    ))
 }
 
 fn op() -> impl Strategy<Value = Op> {

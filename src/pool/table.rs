@@ -113,7 +113,8 @@ impl PointTable {
             if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
                 self.chunks.push(Vec::with_capacity(CHUNK));
             }
-            let id = ((self.chunks.len() - 1) << CHUNK_BITS) | self.chunks.last().map_or(0, Vec::len);
+            let id =
+                ((self.chunks.len() - 1) << CHUNK_BITS) | self.chunks.last().map_or(0, Vec::len);
             let id = Id::try_from(id).expect("fewer than 2^32 points");
             assert!(id != NONE, "fewer than 2^32 - 1 points");
             self.chunks.last_mut().expect("a chunk").push(slot);
@@ -220,11 +221,17 @@ mod tests {
             let h = t.hash(&x);
             t.heads.insert(h, ic);
         }
-        assert_eq!((t.find(&a), t.find(&b), t.find(&c)), (Some(ia), Some(ib), Some(ic)));
+        assert_eq!(
+            (t.find(&a), t.find(&b), t.find(&c)),
+            (Some(ia), Some(ib), Some(ic))
+        );
         // Unlink the middle, then the head of the chain.
         assert_eq!(t.remove(&b).map(|r| r.0), Some(ib));
         assert_eq!(t.slot(ic).next, ia);
-        assert_eq!((t.find(&a), t.find(&b), t.find(&c)), (Some(ia), None, Some(ic)));
+        assert_eq!(
+            (t.find(&a), t.find(&b), t.find(&c)),
+            (Some(ia), None, Some(ic))
+        );
         assert_eq!(t.remove(&c).map(|r| r.0), Some(ic));
         // The bucket now starts at the rest of the chain.
         assert_eq!(t.heads.get(&t.hash(&c)), Some(&ia));
