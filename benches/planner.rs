@@ -1,119 +1,137 @@
-//! Planner and pool benchmarks: `cargo bench --bench planner`.
+//! Planning a top-up over pools of 1 thousand, 100 thousand and 1 million points, plus the
+//! pool operations the planner relies on: adding points (with and without GC) and
+//! `Pool::advance` (nothing due; 1,000 backoffs ending at once). Figures in BENCHMARKS.md.
 //!
-//! * `plan_top_up/N`: `maintenance::plan` for a top-up (active connections below
-//!   `min_threshold`) over a pool of N known points, a tenth of them backed off. The pool
-//!   is built once; the plan is pure, so it is measured repeatedly on the same pool.
-//! * `add_point/fresh_10k`: 10,000 new points into an empty pool (throughput).
-//! * `add_point/at_capacity_100k`: new points into a full pool of 100,000, including the
-//!   amortised garbage collection.
-//! * `advance/...`: `Pool::advance` when nothing is due, and when 1,000 backed-off points
-//!   become dialable in a pool of 100,000.
+//! Run: `cargo bench --bench planner`.
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use peerkeeper::maintenance::plan;
-use peerkeeper::pool::{Direction, Pool, Source};
-use peerkeeper::{Config, PeerId, Time};
+use peerkeeper::pool::{Direction, PeerId, Pool, Source};
+use peerkeeper::{Config, Time};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
-use std::net::{Ipv4Addr, SocketAddr};
+use rand::{Rng, SeedableRng};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-fn addr(i: u32) -> SocketAddr {
-    // Spread over many /16 groups, never 0.x.x.x.
-    SocketAddr::from((Ipv4Addr::from(0x0100_0000u32.wrapping_add(i)), 9732))
+fn point(i: u32) -> SocketAddr {
+    SocketAddr::from(((i | 0x0100_0000).to_be_bytes(), 9732))
 }
 
-fn config(max_points: usize) -> Config {
-    Config {
-        max_known_points: max_points + 1,
-        known_points_gc_target: max_points,
+/// A pool of `n` points: a tenth failed once at various times (some still backed off),
+/// 15 connections (below the default min_threshold of 23), so `plan` tops up.
+pub fn pool_of(n: u32) -> (Pool, Config) {
+    let config = Config {
+        max_known_points: n as usize + 1,
+        known_points_gc_target: n as usize,
         ..Config::default()
-    }
-}
-
-/// A pool of `n` points, 4 connected (below min_threshold), a tenth backed off.
-fn pool_of(n: u32, config: &Config) -> Pool {
-    let mut pool = Pool::new(config);
+    };
+    let mut pool = Pool::new(&config);
     let mut rng = StdRng::seed_from_u64(1);
     for i in 0..n {
-        pool.add_point(addr(i), Source::PeerSharing, Time::ZERO);
+        pool.add_point(point(i), Source::PeerSharing, Time::ZERO);
     }
-    let now = Time::from_millis(1_000);
     for i in (0..n).step_by(10) {
-        pool.dial_failed(addr(i), now, &mut rng);
+        let now = Time::from_millis(rng.gen_range(0..60_000));
+        if pool.begin_dial(point(i), now) {
+            pool.dial_failed(point(i), now, &mut rng);
+        }
     }
-    for i in 1..=4u32 {
-        let a = addr(i);
-        pool.begin_dial(a, now);
-        pool.connection_opened(a, PeerId(u64::from(i)), Direction::Outbound, now)
-            .unwrap();
+    for i in 0..15 {
+        let _ = pool.connection_opened(
+            point(i * 7 + 1),
+            PeerId(i.into()),
+            Direction::Outbound,
+            Time::ZERO,
+        );
     }
-    pool.advance(now);
-    pool
+    pool.advance(Time::ZERO + Duration::from_secs(30));
+    (pool, config)
 }
 
 fn bench_plan(c: &mut Criterion) {
     let mut group = c.benchmark_group("plan_top_up");
     for n in [1_000u32, 100_000, 1_000_000] {
-        let config = config(n as usize);
-        let pool = pool_of(n, &config);
-        let now = pool.clock();
+        let (pool, config) = pool_of(n);
+        let now = Time::ZERO + Duration::from_secs(30);
         let mut rng = StdRng::seed_from_u64(7);
         let p = plan(&pool, &config, now, &mut rng);
-        assert_eq!(p.dial.len(), config.max_concurrent_dials, "a top-up plan");
-        group.bench_function(format!("{n}"), |b| {
-            b.iter(|| plan(black_box(&pool), &config, now, &mut rng))
+        assert_eq!(p.dial.len(), config.max_concurrent_dials);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| black_box(plan(black_box(&pool), &config, now, &mut rng)))
         });
     }
     group.finish();
 }
 
-fn bench_add(c: &mut Criterion) {
-    let mut group = c.benchmark_group("add_point");
-    group.throughput(Throughput::Elements(10_000));
-    let config = config(1_000_000);
-    group.bench_function("fresh_10k", |b| {
-        b.iter_batched(
-            || Pool::new(&config),
-            |mut pool| {
-                for i in 0..10_000 {
-                    pool.add_point(addr(i), Source::PeerSharing, Time::ZERO);
-                }
-                pool
-            },
-            BatchSize::SmallInput,
+fn bench_trim(c: &mut Criterion) {
+    let config = Config::default();
+    let mut pool = Pool::new(&config);
+    for i in 0..100u32 {
+        pool.connection_opened(
+            point(i * 977),
+            PeerId(i.into()),
+            Direction::Inbound,
+            Time::ZERO,
         )
+        .unwrap();
+    }
+    let mut rng = StdRng::seed_from_u64(3);
+    c.bench_function("plan_trim_100_connections", |b| {
+        b.iter(|| black_box(plan(&pool, &config, Time::ZERO, &mut rng)))
     });
-    // A full pool: every insertion of a new point counts its share of GC.
+}
+
+fn bench_pool_ops(c: &mut Criterion) {
+    // Room to grow: no GC while measuring.
+    let config = Config {
+        max_known_points: 10_000_000,
+        known_points_gc_target: 9_000_000,
+        ..Config::default()
+    };
+    let mut pool = Pool::new(&config);
+    for i in 0..100_000 {
+        pool.add_point(point(i), Source::PeerSharing, Time::ZERO);
+    }
+    let mut i = 200_000u32;
+    c.bench_function("add_point_into_100k", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(pool.add_point(point(i), Source::PeerSharing, Time::ZERO))
+        })
+    });
+    // A full pool of 100k with a GC target of 75%: the GC cost, amortised over insertions.
     let config = Config {
         max_known_points: 100_000,
         known_points_gc_target: 75_000,
         ..Config::default()
     };
     let mut pool = Pool::new(&config);
-    for i in 0..100_000 {
-        pool.add_point(addr(i), Source::PeerSharing, Time::ZERO);
-    }
-    let mut next = 100_000u32;
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("at_capacity_100k", |b| {
+    let mut i = 0u32;
+    c.bench_function("add_point_full_100k_with_gc", |b| {
         b.iter(|| {
-            next = next.wrapping_add(1);
-            pool.add_point(
-                addr(next),
-                Source::PeerSharing,
-                Time::from_millis(next.into()),
-            )
+            i = i.wrapping_add(1);
+            black_box(pool.add_point(point(i), Source::PeerSharing, Time::ZERO))
         })
     });
-    group.finish();
+    let (mut pool, _) = pool_of(100_000);
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut t = 60_000u64;
+    c.bench_function("dial_fail_advance_cycle_100k", |b| {
+        b.iter(|| {
+            t += 1_000;
+            let now = Time::from_millis(t);
+            pool.advance(now);
+            let a = pool.candidates(false).next().unwrap();
+            pool.begin_dial(a, now);
+            pool.dial_failed(a, now, &mut rng);
+        })
+    });
 }
 
 fn bench_advance(c: &mut Criterion) {
     let mut group = c.benchmark_group("advance");
     let n = 100_000u32;
-    let config = config(n as usize);
-    let mut pool = pool_of(n, &config);
+    let (mut pool, config) = pool_of(n);
     let mut now = pool.clock();
     group.bench_function("nothing_due_100k", |b| {
         b.iter(|| {
@@ -130,7 +148,7 @@ fn bench_advance(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 for i in (1_000..n).step_by(99).take(1_000) {
-                    pool.dial_failed(addr(i), now, &mut rng);
+                    pool.dial_failed(point(i), now, &mut rng);
                 }
                 now = now + cap;
                 let start = Instant::now();
@@ -143,5 +161,11 @@ fn bench_advance(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_plan, bench_add, bench_advance);
+criterion_group!(
+    benches,
+    bench_plan,
+    bench_trim,
+    bench_pool_ops,
+    bench_advance
+);
 criterion_main!(benches);

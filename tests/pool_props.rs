@@ -1,8 +1,9 @@
-//! Properties of the point pool: backoff, bounds, rank order, and its internal indexes
-//! under random operation sequences.
+//! The pool and the planner as pure functions: property tests over random pools and
+//! configs, plus the backoff, GC and private-mode rules, all with explicit times.
 
-use peerkeeper::pool::{Direction, PointState, Pool, Source};
-use peerkeeper::{BackoffConfig, Config, PeerId, Time};
+use peerkeeper::maintenance::plan;
+use peerkeeper::pool::{Direction, PeerId, PointState, Pool, Source};
+use peerkeeper::{BackoffConfig, Config, Time};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -14,73 +15,312 @@ fn addr(i: u32) -> SocketAddr {
     SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 9732))
 }
 
-fn no_jitter() -> Config {
-    Config {
+/// One random operation on a pool.
+#[derive(Clone, Debug)]
+enum Op {
+    Add(u32, bool),
+    Dial(u32),
+    Fail(u32),
+    Open(u32, bool),
+    Close(u32),
+    Greylist(u32),
+    Advance(u64),
+    Gc,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let p = 0u32..60;
+    prop_oneof![
+        4 => (p.clone(), any::<bool>()).prop_map(|(i, t)| Op::Add(i, t)),
+        2 => p.clone().prop_map(Op::Dial),
+        2 => p.clone().prop_map(Op::Fail),
+        2 => (p.clone(), any::<bool>()).prop_map(|(i, d)| Op::Open(i, d)),
+        1 => p.clone().prop_map(Op::Close),
+        1 => p.clone().prop_map(Op::Greylist),
+        2 => (0u64..20_000).prop_map(Op::Advance),
+        1 => Just(Op::Gc),
+    ]
+}
+
+fn config_strategy() -> impl Strategy<Value = Config> {
+    (0usize..12, 0usize..12, 1usize..12, 1usize..6, any::<bool>()).prop_map(
+        |(min, extra_exp, extra_max, dials, private)| Config {
+            min_connections: min,
+            expected_connections: min + extra_exp,
+            max_connections: min + extra_exp + extra_max,
+            max_concurrent_dials: dials,
+            private_mode: private,
+            trusted_points: vec![addr(0), addr(1), addr(2)],
+            max_known_points: 40,
+            known_points_gc_target: 30,
+            ..Config::default()
+        },
+    )
+}
+
+/// Applies `ops` at increasing times; returns the pool and the time reached.
+fn build(config: &Config, ops: &[Op], seed: u64) -> (Pool, Time) {
+    let mut pool = Pool::new(config);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut now = Time::ZERO;
+    for op in ops {
+        match *op {
+            Op::Add(i, trusted) => {
+                let source = if trusted {
+                    Source::Trusted
+                } else {
+                    Source::PeerSharing
+                };
+                pool.add_point(addr(i), source, now);
+            }
+            Op::Dial(i) => {
+                pool.begin_dial(addr(i), now);
+            }
+            Op::Fail(i) => {
+                if pool
+                    .get(&addr(i))
+                    .is_some_and(|p| p.state == PointState::Dialing)
+                {
+                    pool.dial_failed(addr(i), now, &mut rng);
+                }
+            }
+            Op::Open(i, inbound) => {
+                let dir = if inbound {
+                    Direction::Inbound
+                } else {
+                    Direction::Outbound
+                };
+                let _ = pool.connection_opened(addr(i), PeerId(i.into()), dir, now);
+            }
+            Op::Close(i) => {
+                pool.connection_closed(addr(i), now);
+            }
+            Op::Greylist(i) => {
+                pool.greylist(addr(i), now);
+            }
+            Op::Advance(ms) => {
+                now = now + Duration::from_millis(ms);
+                pool.advance(now);
+            }
+            Op::Gc => pool.gc(),
+        }
+    }
+    pool.advance(now);
+    (pool, now)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_pool_indexes_stay_consistent(ops in prop::collection::vec(op(), 0..200), seed in any::<u64>()) {
+        let (pool, _) = build(&Config { max_known_points: 40, known_points_gc_target: 30, ..Config::default() }, &ops, seed);
+        pool.check_invariants();
+        prop_assert!(pool.len() <= 40);
+    }
+
+    #[test]
+    fn plans_respect_every_bound(config in config_strategy(), ops in prop::collection::vec(op(), 0..150), seed in any::<u64>()) {
+        let (pool, now) = build(&config, &ops, seed);
+        let b = config.bounds();
+        let p = plan(&pool, &config, now, &mut StdRng::seed_from_u64(seed));
+        let active = pool.active_count();
+        let inflight = pool.dialing_count();
+        // Never above max_target, counting what is in flight.
+        if !p.dial.is_empty() {
+            prop_assert!(active + inflight + p.dial.len() <= b.max_target);
+            prop_assert!(inflight + p.dial.len() <= config.max_concurrent_dials);
+            prop_assert!(active < b.min_threshold);
+        }
+        // Only candidates: disconnected, not backed off or greylisted, trusted in private mode.
+        let dialed: BTreeSet<_> = p.dial.iter().collect();
+        prop_assert_eq!(dialed.len(), p.dial.len(), "no point twice");
+        for a in &p.dial {
+            let info = pool.get(a).unwrap();
+            prop_assert_eq!(info.state, PointState::Disconnected);
+            prop_assert!(info.next_dial <= now);
+            if config.private_mode {
+                prop_assert!(info.is_trusted());
+            }
+        }
+        // Closes: only above max_threshold, never trusted, down to exactly max_target when
+        // enough untrusted connections exist.
+        if !p.close.is_empty() {
+            prop_assert!(active > b.max_threshold);
+            let untrusted = pool.connections().filter(|(a, _)| !pool.is_trusted(a)).count();
+            prop_assert_eq!(p.close.len(), (active - b.max_target).min(untrusted));
+            for a in &p.close {
+                prop_assert!(!pool.is_trusted(a));
+                prop_assert!(pool.connection(a).is_some());
+            }
+        } else if active > b.max_threshold {
+            prop_assert!(pool.connections().all(|(a, _)| pool.is_trusted(&a)));
+        }
+        // One seed, one plan.
+        let again = plan(&pool, &config, now, &mut StdRng::seed_from_u64(seed));
+        prop_assert_eq!(p, again);
+    }
+}
+
+#[test]
+fn backoff_grows_caps_and_resets_after_a_success() {
+    let config = Config {
         reconnection: BackoffConfig {
             initial: Duration::from_secs(1),
             factor: 2.0,
-            cap: Duration::from_secs(10),
+            cap: Duration::from_secs(30),
             jitter: 0.0,
         },
-        disconnection_delay: Duration::from_secs(5),
         ..Config::default()
+    };
+    let mut pool = Pool::new(&config);
+    let mut rng = StdRng::seed_from_u64(1);
+    let a = addr(5);
+    pool.add_point(a, Source::PeerSharing, Time::ZERO);
+    let mut now = Time::ZERO;
+    let mut delays = Vec::new();
+    for _ in 0..8 {
+        pool.advance(now);
+        assert!(pool.begin_dial(a, now), "dialable once the backoff ends");
+        pool.dial_failed(a, now, &mut rng);
+        let next = pool.get(&a).unwrap().next_dial;
+        delays.push(next.saturating_since(now).as_secs());
+        // Not a candidate a millisecond before the end of its backoff.
+        let just_before = next - Duration::from_millis(1);
+        pool.advance(just_before);
+        assert!(!pool.candidates(false).any(|c| c == a));
+        assert!(!pool.begin_dial(a, just_before));
+        now = next;
     }
+    assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+    // A success resets the count: the next failure backs off by the initial delay again.
+    pool.advance(now);
+    assert!(pool.begin_dial(a, now));
+    pool.connection_opened(a, PeerId(5), Direction::Outbound, now)
+        .unwrap();
+    assert_eq!(pool.get(&a).unwrap().failures, 0);
+    pool.connection_closed(a, now);
+    let later = now + config.disconnection_delay;
+    pool.advance(later);
+    assert!(pool.begin_dial(a, later));
+    pool.dial_failed(a, later, &mut rng);
+    assert_eq!(
+        pool.get(&a).unwrap().next_dial.saturating_since(later),
+        Duration::from_secs(1)
+    );
+}
+
+#[test]
+fn ten_times_the_maximum_keeps_the_pool_bounded_and_every_trusted_point() {
+    let trusted: Vec<SocketAddr> = (0..20).map(|i| addr(1_000_000 + i)).collect();
+    let config = Config {
+        max_known_points: 100,
+        known_points_gc_target: 75,
+        trusted_points: trusted.clone(),
+        ..Config::default()
+    };
+    let mut pool = Pool::new(&config);
+    let mut rng = StdRng::seed_from_u64(2);
+    for i in 0..1000u32 {
+        let now = Time::from_millis(u64::from(i));
+        pool.add_point(addr(i), Source::PeerSharing, now);
+        // Some fail: GC drops the most failed first.
+        if i % 7 == 0 && pool.begin_dial(addr(i), now) {
+            pool.dial_failed(addr(i), now, &mut rng);
+        }
+        assert!(pool.len() <= 100);
+    }
+    pool.check_invariants();
+    for t in &trusted {
+        assert!(
+            pool.get(t).is_some_and(|p| p.is_trusted()),
+            "trusted {t} dropped"
+        );
+    }
+    assert!(pool.stats().gc_runs > 0);
+    // The newest points survived, the old failed ones went first.
+    assert!(pool.get(&addr(999)).is_some());
+    assert!(pool.get(&addr(7)).is_none());
+}
+
+#[test]
+fn connected_and_dialing_points_survive_gc() {
+    let config = Config {
+        max_known_points: 10,
+        known_points_gc_target: 5,
+        ..Config::default()
+    };
+    let mut pool = Pool::new(&config);
+    pool.add_point(addr(1), Source::PeerSharing, Time::ZERO);
+    pool.add_point(addr(2), Source::PeerSharing, Time::ZERO);
+    pool.begin_dial(addr(1), Time::ZERO);
+    pool.connection_opened(addr(2), PeerId(2), Direction::Outbound, Time::ZERO)
+        .unwrap();
+    for i in 3..100 {
+        pool.add_point(
+            addr(i),
+            Source::PeerSharing,
+            Time::from_millis(u64::from(i)),
+        );
+    }
+    assert!(pool.get(&addr(1)).is_some() && pool.get(&addr(2)).is_some());
+    pool.check_invariants();
+}
+
+#[test]
+fn candidates_come_trusted_first_then_never_failed_then_oldest_failure() {
+    let config = Config {
+        trusted_points: vec![addr(100)],
+        ..Config::default()
+    };
+    let mut pool = Pool::new(&config);
+    let mut rng = StdRng::seed_from_u64(3);
+    for i in 1..=6 {
+        pool.add_point(addr(i), Source::PeerSharing, Time::ZERO);
+    }
+    // 1 fails at t=10 s, 2 at t=5 s: once both are out of backoff, 2 comes before 1.
+    for (i, t) in [(1, 10_000), (2, 5_000)] {
+        let now = Time::from_millis(t);
+        pool.advance(now);
+        pool.begin_dial(addr(i), now);
+        pool.dial_failed(addr(i), now, &mut rng);
+    }
+    pool.advance(Time::from_millis(3_600_000));
+    let order: Vec<SocketAddr> = pool.candidates(false).collect();
+    assert_eq!(order[0], addr(100));
+    let never_failed: BTreeSet<_> = order[1..5].iter().copied().collect();
+    assert_eq!(never_failed, (3..=6).map(addr).collect());
+    assert_eq!(&order[5..], &[addr(2), addr(1)]);
+    // Private mode: only the trusted one.
+    assert_eq!(pool.candidates(true).collect::<Vec<_>>(), vec![addr(100)]);
+}
+
+#[test]
+fn a_greylisted_point_is_refused_until_the_greylist_ends() {
+    let config = Config::default();
+    let mut pool = Pool::new(&config);
+    let a: SocketAddr = "8.8.8.8:9732".parse().unwrap();
+    pool.connection_opened(a, PeerId(1), Direction::Inbound, Time::ZERO)
+        .unwrap();
+    assert!(
+        pool.greylist(a, Time::ZERO).is_some(),
+        "its connection is handed back to close"
+    );
+    let end = Time::ZERO + config.greylist_duration;
+    let before = end - Duration::from_millis(1);
+    pool.advance(before);
+    assert!(pool.candidates(false).next().is_none());
+    assert!(pool
+        .connection_opened(a, PeerId(1), Direction::Inbound, before)
+        .is_err());
+    assert!(pool.is_ip_greylisted(a.ip(), before));
+    pool.advance(end);
+    assert_eq!(pool.candidates(false).next(), Some(a));
+    assert!(!pool.is_ip_greylisted(a.ip(), end));
 }
 
 fn is_candidate(pool: &Pool, a: SocketAddr) -> bool {
     pool.candidates(false).any(|c| c == a)
-}
-
-#[test]
-fn a_failed_point_waits_out_its_backoff_which_grows_caps_and_resets() {
-    let config = no_jitter();
-    let mut pool = Pool::new(&config);
-    let mut rng = StdRng::seed_from_u64(1);
-    let a = addr(1);
-    pool.add_point(a, Source::PeerSharing, Time::ZERO);
-    let mut now = Time::ZERO;
-    let mut delays = Vec::new();
-    for _ in 0..6 {
-        pool.advance(now);
-        assert!(pool.begin_dial(a, now));
-        pool.dial_failed(a, now, &mut rng);
-        let until = pool.get(&a).unwrap().next_dial;
-        let delay = until.saturating_since(now);
-        delays.push(delay.as_secs());
-        // Not a candidate one millisecond before the backoff ends, nor dialable.
-        pool.advance(until - Duration::from_millis(1));
-        assert!(!is_candidate(&pool, a));
-        assert!(!pool.begin_dial(a, until - Duration::from_millis(1)));
-        // A candidate once it ends.
-        pool.advance(until);
-        assert!(is_candidate(&pool, a));
-        now = until;
-    }
-    assert_eq!(
-        delays,
-        vec![1, 2, 4, 8, 10, 10],
-        "grows by the factor, caps at `cap`"
-    );
-
-    // A success resets it: after the disconnection delay, one failure waits `initial`.
-    pool.begin_dial(a, now);
-    pool.connection_opened(a, PeerId(1), Direction::Outbound, now)
-        .unwrap();
-    assert_eq!(pool.get(&a).unwrap().failures, 0);
-    pool.connection_closed(a, now);
-    assert!(
-        !is_candidate(&pool, a),
-        "not redialed before the disconnection delay"
-    );
-    now = now + config.disconnection_delay;
-    pool.advance(now);
-    assert!(is_candidate(&pool, a));
-    pool.begin_dial(a, now);
-    pool.dial_failed(a, now, &mut rng);
-    assert_eq!(
-        pool.get(&a).unwrap().next_dial,
-        now + config.reconnection.initial
-    );
 }
 
 proptest! {
@@ -115,39 +355,6 @@ proptest! {
             prop_assert_eq!(b.base_delay(200), b.cap);
         }
     }
-
-    /// Ten times the maximum of points: the pool stays bounded and keeps every trusted
-    /// point.
-    #[test]
-    fn the_pool_stays_bounded_and_keeps_trusted_points(
-        max in 10usize..200,
-        trusted_n in 0usize..8,
-        seed in any::<u64>(),
-    ) {
-        let trusted: Vec<SocketAddr> = (0..trusted_n as u32).map(|i| addr(100_000 + i)).collect();
-        let config = Config {
-            max_known_points: max,
-            known_points_gc_target: max * 3 / 4,
-            trusted_points: trusted.clone(),
-            ..Config::default()
-        };
-        config.validate().unwrap();
-        let mut pool = Pool::new(&config);
-        let mut rng = StdRng::seed_from_u64(seed);
-        for i in 0..(max * 10) as u32 {
-            let now = Time::from_millis(u64::from(i));
-            pool.add_point(addr(i), Source::PeerSharing, now);
-            if i % 3 == 0 {
-                pool.dial_failed(addr(i), now, &mut rng);
-            }
-            prop_assert!(pool.len() <= max, "{} points > {}", pool.len(), max);
-        }
-        for t in &trusted {
-            prop_assert!(pool.is_trusted(t), "lost trusted {}", t);
-        }
-        prop_assert!(pool.stats().gc_runs > 0);
-        pool.check_invariants();
-    }
 }
 
 #[test]
@@ -175,37 +382,6 @@ fn a_full_pool_of_connected_points_refuses_new_untrusted_points() {
 }
 
 #[test]
-fn candidates_come_trusted_then_never_failed_then_oldest_failure() {
-    let config = no_jitter();
-    let mut pool = Pool::new(&config);
-    let mut rng = StdRng::seed_from_u64(1);
-    let t = Time::ZERO;
-    // Insert in the wrong order on purpose.
-    let failed_late = addr(1);
-    let failed_early = addr(2);
-    let fresh = addr(3);
-    let trusted_failed = addr(4);
-    let trusted = addr(5);
-    for a in [failed_late, failed_early, fresh] {
-        pool.add_point(a, Source::PeerSharing, t);
-    }
-    pool.add_point(trusted_failed, Source::Trusted, t);
-    pool.add_point(trusted, Source::Bootstrap, t);
-    pool.add_point(trusted, Source::Trusted, t); // a later source makes it trusted
-    pool.dial_failed(failed_early, Time::from_millis(1_000), &mut rng);
-    pool.dial_failed(failed_late, Time::from_millis(2_000), &mut rng);
-    pool.dial_failed(trusted_failed, Time::from_millis(500), &mut rng);
-    pool.advance(Time::from_millis(60_000));
-    let order: Vec<SocketAddr> = pool.candidates(false).collect();
-    assert_eq!(
-        order,
-        vec![trusted, trusted_failed, fresh, failed_early, failed_late]
-    );
-    let private: Vec<SocketAddr> = pool.candidates(true).collect();
-    assert_eq!(private, vec![trusted, trusted_failed]);
-}
-
-#[test]
 fn a_point_whose_peer_is_connected_elsewhere_is_not_a_candidate() {
     let mut pool = Pool::new(&Config::default());
     let a = addr(1);
@@ -223,7 +399,7 @@ fn a_point_whose_peer_is_connected_elsewhere_is_not_a_candidate() {
 
 /// One step of a random operation sequence.
 #[derive(Clone, Debug)]
-enum Op {
+enum SeqOp {
     Add(u32, u8),
     BeginDial(u32),
     DialFailed(u32),
@@ -244,30 +420,30 @@ fn op_addr(i: u32) -> SocketAddr {
     ))
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn seq_op() -> impl Strategy<Value = SeqOp> {
     let p = 0u32..40;
     prop_oneof![
-        3 => (p.clone(), 0u8..5).prop_map(|(a, s)| Op::Add(a, s)),
-        2 => p.clone().prop_map(Op::BeginDial),
-        2 => p.clone().prop_map(Op::DialFailed),
-        1 => p.clone().prop_map(Op::DialCancelled),
-        2 => (p.clone(), 0u64..12, any::<bool>()).prop_map(|(a, peer, i)| Op::Opened(a, peer, i)),
-        2 => p.clone().prop_map(Op::Closed),
-        1 => p.clone().prop_map(Op::Greylist),
-        1 => p.prop_map(Op::Forget),
-        2 => (0u64..40_000).prop_map(Op::Advance),
-        1 => Just(Op::Gc),
+        3 => (p.clone(), 0u8..5).prop_map(|(a, s)| SeqOp::Add(a, s)),
+        2 => p.clone().prop_map(SeqOp::BeginDial),
+        2 => p.clone().prop_map(SeqOp::DialFailed),
+        1 => p.clone().prop_map(SeqOp::DialCancelled),
+        2 => (p.clone(), 0u64..12, any::<bool>()).prop_map(|(a, peer, i)| SeqOp::Opened(a, peer, i)),
+        2 => p.clone().prop_map(SeqOp::Closed),
+        1 => p.clone().prop_map(SeqOp::Greylist),
+        1 => p.prop_map(SeqOp::Forget),
+        2 => (0u64..40_000).prop_map(SeqOp::Advance),
+        1 => Just(SeqOp::Gc),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(192))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     /// After any sequence of operations the indexes agree with the tables, the pool stays
     /// bounded, candidates are dialable and distinct, and trusted points are never lost.
     #[test]
     fn invariants_hold_after_random_operations(
-        ops in prop::collection::vec(op(), 1..120),
+        ops in prop::collection::vec(seq_op(), 1..120),
         seed in any::<u64>(),
     ) {
         let config = Config {
@@ -290,40 +466,39 @@ proptest! {
         let mut now = Time::ZERO;
         for op in ops {
             match op {
-                Op::Add(a, s) => {
+                SeqOp::Add(a, s) => {
                     pool.add_point(op_addr(a), Source::ALL[s as usize], now);
                 }
-                Op::BeginDial(a) => {
+                SeqOp::BeginDial(a) => {
                     let was_candidate = pool.get(&op_addr(a)).is_some_and(|p| {
                         p.state == PointState::Disconnected && p.next_dial <= now
                     });
                     prop_assert_eq!(pool.begin_dial(op_addr(a), now), was_candidate);
                 }
-                Op::DialFailed(a) => pool.dial_failed(op_addr(a), now, &mut rng),
-                Op::DialCancelled(a) => pool.dial_cancelled(op_addr(a)),
-                Op::Opened(a, peer, inbound) => {
+                SeqOp::DialFailed(a) => pool.dial_failed(op_addr(a), now, &mut rng),
+                SeqOp::DialCancelled(a) => pool.dial_cancelled(op_addr(a)),
+                SeqOp::Opened(a, peer, inbound) => {
                     let dir = if inbound { Direction::Inbound } else { Direction::Outbound };
                     let _ = pool.connection_opened(op_addr(a), PeerId(peer), dir, now);
                 }
-                Op::Closed(a) => {
+                SeqOp::Closed(a) => {
                     pool.connection_closed(op_addr(a), now);
                 }
-                Op::Greylist(a) => {
+                SeqOp::Greylist(a) => {
                     pool.greylist(op_addr(a), now);
                 }
-                Op::Forget(a) => {
+                SeqOp::Forget(a) => {
                     pool.forget(op_addr(a));
                 }
-                Op::Advance(ms) => {
+                SeqOp::Advance(ms) => {
                     now = now + Duration::from_millis(ms);
                     pool.advance(now);
                 }
-                Op::Gc => pool.gc(),
+                SeqOp::Gc => pool.gc(),
             }
             pool.check_invariants();
             prop_assert!(pool.len() <= config.max_known_points);
             prop_assert!(pool.is_trusted(&op_addr(0)) && pool.is_trusted(&op_addr(1)));
-            prop_assert!(pool.peer_count() <= config.max_known_peers.max(pool.active_count() + 1));
             let cands: Vec<SocketAddr> = pool.candidates(false).collect();
             let distinct: BTreeSet<_> = cands.iter().collect();
             prop_assert_eq!(distinct.len(), cands.len());

@@ -1,11 +1,161 @@
-//! `peerkeeper node`.
+//! `peerkeeper node`: one real long-running node. Logs through tracing-subscriber
+//! (`RUST_LOG`), prints a status line at an interval, shuts down cleanly on SIGINT or
+//! SIGTERM. A bad flag or config file exits 2 with a message naming the field.
+
+use peerkeeper::net::{NetConfig, Node};
+use peerkeeper::{Config, PeerId};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Arguments of `peerkeeper node`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:9732")]
+    listen: SocketAddr,
+    /// A bootstrap point, trusted (repeatable).
+    #[arg(long = "peer")]
+    peers: Vec<SocketAddr>,
+    /// A TOML config file (the library's `Config`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Overrides `min_connections`.
+    #[arg(long)]
+    min: Option<usize>,
+    /// Overrides `expected_connections`.
+    #[arg(long)]
+    expected: Option<usize>,
+    /// Overrides `max_connections`.
+    #[arg(long)]
+    max: Option<usize>,
+    /// The network name; peers of other networks are refused.
+    #[arg(long, default_value = "peerkeeper")]
+    network: String,
+    /// Seed of the node's random choices and of its peer id (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Interval of the status line ("0s" switches it off).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    status_interval: Duration,
+}
+
+/// Builds the config from the file and flags, validated: the error names the field.
+pub fn config_of(args: &Args) -> Result<Config, peerkeeper::ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(v) = args.min {
+        config.min_connections = v;
+    }
+    if let Some(v) = args.expected {
+        config.expected_connections = v;
+    }
+    if let Some(v) = args.max {
+        config.max_connections = v;
+    }
+    for p in &args.peers {
+        if !config.trusted_points.contains(p) {
+            config.trusted_points.push(*p);
+        }
+    }
+    config.validate()?;
+    Ok(config)
+}
 
 /// Runs `peerkeeper node`; returns the process exit code.
-pub fn run(_args: Args) -> i32 {
-    eprintln!("peerkeeper node: not built yet");
-    2
+pub fn run(args: Args) -> i32 {
+    let config = match config_of(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 2;
+        }
+    };
+    runtime.block_on(async move {
+        let net = NetConfig {
+            network: args.network.clone(),
+            ..NetConfig::default()
+        };
+        let peer_id = PeerId(seed.rotate_left(17) ^ 0x5eed_0000_0000_0001);
+        let node = match Node::start(config.clone(), net, args.listen, peer_id, Vec::new(), Vec::new(), seed).await {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", args.listen);
+                return 2;
+            }
+        };
+        tracing::info!(listen = %node.local_addr(), peer_id = %peer_id, "node started");
+        let bounds = config.bounds();
+        let mut status = tokio::time::interval(if args.status_interval.is_zero() {
+            Duration::from_secs(3600 * 24 * 365)
+        } else {
+            args.status_interval
+        });
+        status.tick().await;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = status.tick(), if !args.status_interval.is_zero() => {
+                    let (active, known, dialing) = node
+                        .pool()
+                        .read(|p| (p.active_count(), p.len(), p.dialing_count()));
+                    let m = node.maintainer().stats();
+                    eprintln!(
+                        "status: {active} connections (range {}..={}), {dialing} dialing, {known} known points, {} cycles, {} dials ({} ok, {} failed)",
+                        bounds.min_threshold, bounds.max_threshold, m.cycles, m.dials, m.dials_succeeded, m.dials_failed
+                    );
+                }
+            }
+        }
+        tracing::info!("shutting down");
+        node.shutdown().await;
+        0
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

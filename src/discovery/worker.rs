@@ -39,7 +39,8 @@ struct Shared {
 /// let config = Config::default();
 /// let pool = PoolHandle::new(&config);
 /// let (_tx, want) = tokio::sync::watch::channel(false);
-/// let d = Discovery::start(&config, pool, MemoryNetwork::new().transport(), want, vec![], vec![], 1);
+/// let net = MemoryNetwork::new().transport(&pool);
+/// let d = Discovery::start(&config, pool, net, want, vec![], vec![], 1);
 /// d.shutdown().await;
 /// # }
 /// ```
@@ -146,11 +147,24 @@ async fn run<T: Transport + ?Sized>(
 ) {
     let w = *want.borrow_and_update();
     lock(&shared).set_wanted(w, pool.now());
+    let mut new_connection = pool
+        .triggers()
+        .subscribe(crate::trigger::TriggerKind::NewConnection);
     loop {
         let deadline = lock(&shared).next_deadline().map(|t| pool.instant(t));
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
+            _ = new_connection.wait() => {
+                let now = pool.now();
+                let ask = {
+                    let mut st = lock(&shared);
+                    pool.read(|p| st.poll_new_connections(p, now))
+                };
+                for peer in &ask {
+                    transport.request_points(*peer);
+                }
+            }
             changed = want.changed() => {
                 if changed.is_err() {
                     break;

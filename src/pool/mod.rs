@@ -16,10 +16,10 @@
 //!
 //! # Memory
 //!
-//! Each point is stored once, in a slot of the point table (see `table.rs`); the two sets
-//! name it by its 4-byte slot id, not by its 32-byte address, and equal ranks are ordered
-//! by slot id (insertion order, deterministic). Under 200 bytes per known point (about 175
-//! at 100,000 points and 186 at a million; `cargo bench --bench pool_memory`).
+//! Each point is stored once, in a slot of the point table (`table.rs`: fixed-size chunks
+//! of slots found through a keyed hash of the address); the ordered sets name a point by
+//! its 4-byte slot id, not by its 32-byte address. Under 200 bytes per known point (about
+//! 175 at 100,000 points and 186 at a million; `cargo bench --bench pool_memory`).
 //!
 //! # Bounds
 //!
@@ -160,12 +160,13 @@ pub struct Pool {
     dialing: BTreeSet<SocketAddr>,
     connections: BTreeMap<SocketAddr, Connection>,
     connected_peers: BTreeMap<PeerId, SocketAddr>,
-    good: BTreeSet<SocketAddr>,
+    good: BTreeSet<Id>,
     peers: HashMap<PeerId, PeerEntry>,
     ip_greylist: BTreeMap<IpAddr, Time>,
     trusted: usize,
     stats: PoolStats,
     changes: Changes,
+    salt: u64,
 }
 
 impl Pool {
@@ -195,6 +196,19 @@ impl Pool {
             trusted: 0,
             stats: PoolStats::default(),
             changes: Changes::default(),
+            salt: 0,
+        }
+    }
+
+    /// Scrambles the order of never-failed candidates with `salt` (a node's seed), so that
+    /// the nodes of a network do not all dial the same addresses first. Re-indexes the
+    /// candidates: call it at start.
+    pub fn set_salt(&mut self, salt: u64) {
+        let old = std::mem::take(&mut self.ready);
+        self.salt = salt;
+        for (_, id) in old {
+            let rank = self.points.info(id).rank(&self.points.addr(id), salt);
+            self.ready.insert((rank, id));
         }
     }
 
@@ -279,10 +293,10 @@ impl Pool {
 
     /// Dialable points now, best first: trusted, then never failed, then the oldest
     /// failure; excluding connected, dialing, greylisted and backed-off points, points
-    /// whose IP address is greylisted, and points whose peer is already connected. With
-    /// `trusted_only` (private mode) only trusted points. Reflects the last
-    /// [`advance`](Self::advance). Taking `k` costs `O(k + log n)` (plus one skip per
-    /// connected peer known under another point or point sharing a greylisted IP).
+    /// whose IP address is greylisted (a dial would be refused), and points whose peer is
+    /// already connected. With `trusted_only` (private mode) only trusted points. Reflects
+    /// the last [`advance`](Self::advance). Taking `k` costs `O(k + log n)` (plus one skip
+    /// per connected peer known under another point or point on a greylisted IP).
     pub fn candidates(&self, trusted_only: bool) -> impl Iterator<Item = SocketAddr> + '_ {
         self.ready
             .iter()
@@ -310,18 +324,20 @@ impl Pool {
                 break;
             }
             self.waiting.pop_first();
-            let info = self.points.info_mut(id);
+            let mut info = self.points.info(id).clone();
             if info.state == PointState::Greylisted {
                 info.state = PointState::Disconnected;
+                self.points.set_info(id, info.clone());
             }
-            self.ready.insert((info.rank(), id));
+            let rank = info.rank(&self.points.addr(id), self.salt);
+            self.ready.insert((rank, id));
         }
     }
 
     fn unindex(&mut self, id: Id, addr: SocketAddr, info: &PointInfo) {
         match info.state {
             PointState::Disconnected | PointState::Greylisted => {
-                if !self.ready.remove(&(info.rank(), id)) {
+                if !self.ready.remove(&(info.rank(&addr, self.salt), id)) {
                     self.waiting.remove(&(info.next_dial, id));
                 }
             }
@@ -331,14 +347,14 @@ impl Pool {
             PointState::Connected => {}
         }
         if info.is_good() {
-            self.good.remove(&addr);
+            self.good.remove(&id);
         }
     }
 
     fn index(&mut self, id: Id, addr: SocketAddr, info: &PointInfo) {
         match info.state {
             PointState::Disconnected if info.next_dial <= self.clock => {
-                self.ready.insert((info.rank(), id));
+                self.ready.insert((info.rank(&addr, self.salt), id));
             }
             PointState::Disconnected | PointState::Greylisted => {
                 self.waiting.insert((info.next_dial, id));
@@ -349,13 +365,13 @@ impl Pool {
             PointState::Connected => {}
         }
         if info.is_good() {
-            self.good.insert(addr);
+            self.good.insert(id);
         }
     }
 
     /// Applies `f` to the point's info, keeping the indexes right.
     fn update<T>(&mut self, addr: SocketAddr, f: impl FnOnce(&mut PointInfo) -> T) -> Option<T> {
-        let id = self.points.find(&addr)?;
+        let id = self.points.id(&addr)?;
         let mut info = self.points.info(id).clone();
         self.unindex(id, addr, &info);
         let was_trusted = info.is_trusted();
@@ -364,7 +380,7 @@ impl Pool {
             self.trusted += 1;
         }
         self.index(id, addr, &info);
-        *self.points.info_mut(id) = info;
+        self.points.set_info(id, info);
         Some(out)
     }
 
@@ -529,8 +545,9 @@ impl Pool {
     }
 
     /// Records a peer id; returns whether it is new. Bounded by `max_peers`: when full,
-    /// the quarter seen longest ago is dropped, never a connected peer (so with more
-    /// connections than `max_peers`, the table holds at most one more than them).
+    /// the quarter seen longest ago is dropped, never a connected peer (so while more
+    /// peers than `max_peers` are connected, the table can hold more, up to the number of
+    /// connections plus one).
     pub fn see_peer(&mut self, peer: PeerId, now: Time) -> bool {
         if let Some(e) = self.peers.get_mut(&peer) {
             e.last_seen = now;
@@ -570,8 +587,8 @@ impl Pool {
         Some(conn)
     }
 
-    /// Refuses `addr`, and its IP address, for `greylist_duration` from `now` (a protocol
-    /// violation). If it was connected, the connection is removed from the pool and
+    /// Refuses `addr`, and its IP address (unless loopback), for `greylist_duration` from
+    /// `now` (a protocol violation). If it was connected, the connection is removed from the pool and
     /// returned: the caller closes it.
     pub fn greylist(&mut self, addr: SocketAddr, now: Time) -> Option<Connection> {
         self.stats.greylistings += 1;
@@ -583,7 +600,11 @@ impl Pool {
             }
             p.next_dial = p.next_dial.max(until);
         });
-        self.greylist_ip(addr.ip(), until);
+        if !addr.ip().is_loopback() {
+            // Every local process shares the loopback address: refusing it would refuse
+            // them all for one misbehaving port.
+            self.greylist_ip(addr.ip(), until);
+        }
         conn
     }
 
@@ -621,22 +642,21 @@ impl Pool {
         if n == 0 || self.good.is_empty() {
             return Vec::new();
         }
-        let start = SocketAddr::from((rng.gen::<[u8; 4]>(), rng.gen::<u16>()));
+        let start: Id = rng.gen_range(0..self.points.id_bound().max(1));
         let window = n * 8 + 64;
         let mut picked = self
             .good
             .range(start..)
             .chain(self.good.range(..start))
             .take(window)
-            .filter(|a| Some(**a) != exclude)
-            .copied()
+            .map(|id| self.points.addr(*id))
+            .filter(|a| Some(*a) != exclude)
             .choose_multiple(rng, n);
         picked.sort_unstable();
         picked
     }
 
-    /// Checks the internal indexes against the tables (for tests; `O(n)`). Panics with
-    /// the broken invariant.
+    /// Checks the internal indexes against the tables (for tests; `O(n)`).
     #[doc(hidden)]
     pub fn check_invariants(&self) {
         let mut ready = 0;
@@ -645,13 +665,15 @@ impl Pool {
         let mut len = 0;
         for (id, a, p) in self.points.iter() {
             len += 1;
-            assert_eq!(self.points.find(&a), Some(id), "{a} not found by address");
+            assert_eq!(self.points.id(&a), Some(id), "{a} not in the hash index");
             match p.state {
-                PointState::Disconnected if self.ready.contains(&(p.rank(), id)) => {
+                PointState::Disconnected if self.ready.contains(&(p.rank(&a, self.salt), id)) => {
                     assert!(p.next_dial <= self.clock, "{a} ready before its time");
                     ready += 1;
                 }
                 PointState::Disconnected | PointState::Greylisted => {
+                    // A greylisting that ended at or before the clock waits for the next
+                    // `advance`; anything else waits for a time still to come.
                     assert!(self.waiting.contains(&(p.next_dial, id)), "{a} not indexed");
                     waiting += 1;
                 }
@@ -663,7 +685,7 @@ impl Pool {
                 }
             }
             if p.is_good() {
-                assert!(self.good.contains(&a), "good {a} not in the good set");
+                assert!(self.good.contains(&id), "good {a} not in the good set");
                 good += 1;
             }
         }
@@ -694,9 +716,6 @@ impl Pool {
                 .count()
         );
         assert!(self.points.len() <= self.limits.max_points.max(self.trusted));
-        // Connected peers are never dropped: the bound is max_peers, or one more than
-        // the connections when they alone exceed it.
-        assert!(self.peers.len() <= self.limits.max_peers.max(self.connected_peers.len() + 1));
         assert!(self.ip_greylist.len() <= MAX_GREYLISTED_IPS);
     }
 }

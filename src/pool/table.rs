@@ -12,6 +12,10 @@
 //!
 //! Nothing here iterates in hash order: lookups only. Iteration ([`PointTable::iter`]) is
 //! in slot order, which depends only on the sequence of insertions and removals.
+//!
+//! The full `SocketAddr` is compared on lookup (IPv6 flow info and scope id included), so
+//! two addresses that differ only there are two points, as they were with a
+//! `HashMap<SocketAddr, _>`.
 
 use super::point::PointInfo;
 use std::collections::hash_map::RandomState;
@@ -20,7 +24,7 @@ use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
 /// A slot id: names a point inside the pool's indexes.
-pub(super) type Id = u32;
+pub(crate) type Id = u32;
 
 const NONE: Id = Id::MAX;
 const CHUNK_BITS: u32 = 12;
@@ -36,7 +40,7 @@ struct Slot {
 
 /// Points by address, and by slot id. See the module docs.
 #[derive(Clone, Debug, Default)]
-pub(super) struct PointTable {
+pub(crate) struct PointTable {
     hasher: RandomState,
     heads: HashMap<u64, Id>,
     chunks: Vec<Vec<Option<Slot>>>,
@@ -45,7 +49,7 @@ pub(super) struct PointTable {
 }
 
 impl PointTable {
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
@@ -66,7 +70,7 @@ impl PointTable {
     }
 
     /// The slot of `addr`, if known.
-    pub(super) fn find(&self, addr: &SocketAddr) -> Option<Id> {
+    pub(crate) fn id(&self, addr: &SocketAddr) -> Option<Id> {
         let mut id = *self.heads.get(&self.hash(addr))?;
         loop {
             let s = self.slot(id);
@@ -80,28 +84,35 @@ impl PointTable {
         }
     }
 
-    pub(super) fn get(&self, addr: &SocketAddr) -> Option<&PointInfo> {
-        self.find(addr).map(|id| &self.slot(id).info)
+    pub(crate) fn get(&self, addr: &SocketAddr) -> Option<&PointInfo> {
+        self.id(addr).map(|id| &self.slot(id).info)
     }
 
-    pub(super) fn contains(&self, addr: &SocketAddr) -> bool {
-        self.find(addr).is_some()
+    pub(crate) fn contains(&self, addr: &SocketAddr) -> bool {
+        self.id(addr).is_some()
     }
 
-    pub(super) fn addr(&self, id: Id) -> SocketAddr {
+    pub(crate) fn addr(&self, id: Id) -> SocketAddr {
         self.slot(id).addr
     }
 
-    pub(super) fn info(&self, id: Id) -> &PointInfo {
+    pub(crate) fn info(&self, id: Id) -> &PointInfo {
         &self.slot(id).info
     }
 
-    pub(super) fn info_mut(&mut self, id: Id) -> &mut PointInfo {
-        &mut self.slot_mut(id).info
+    pub(crate) fn set_info(&mut self, id: Id, info: PointInfo) {
+        self.slot_mut(id).info = info;
+    }
+
+    /// One past the largest slot id handed out so far.
+    pub(crate) fn id_bound(&self) -> Id {
+        let used =
+            self.chunks.len().saturating_sub(1) * CHUNK + self.chunks.last().map_or(0, Vec::len);
+        Id::try_from(used).unwrap_or(NONE)
     }
 
     /// Adds `addr`, which must not be present; returns its slot.
-    pub(super) fn insert(&mut self, addr: SocketAddr, info: PointInfo) -> Id {
+    pub(crate) fn insert(&mut self, addr: SocketAddr, info: PointInfo) -> Id {
         debug_assert!(!self.contains(&addr));
         let h = self.hash(&addr);
         let next = self.heads.get(&h).copied().unwrap_or(NONE);
@@ -126,7 +137,7 @@ impl PointTable {
     }
 
     /// Removes `addr`; returns its former slot and info.
-    pub(super) fn remove(&mut self, addr: &SocketAddr) -> Option<(Id, PointInfo)> {
+    pub(crate) fn remove(&mut self, addr: &SocketAddr) -> Option<(Id, PointInfo)> {
         let h = self.hash(addr);
         let mut prev = NONE;
         let mut id = *self.heads.get(&h)?;
@@ -157,7 +168,7 @@ impl PointTable {
     }
 
     /// Every point, in slot order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (Id, SocketAddr, &PointInfo)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Id, SocketAddr, &PointInfo)> + '_ {
         self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
             chunk.iter().enumerate().filter_map(move |(i, s)| {
                 s.as_ref()
@@ -198,7 +209,7 @@ mod tests {
         assert_eq!(t.chunks.len(), chunks);
         assert_eq!(t.len(), addrs.len());
         for a in &addrs {
-            assert_eq!(t.addr(t.find(a).unwrap()), *a);
+            assert_eq!(t.addr(t.id(a).unwrap()), *a);
         }
     }
 
@@ -222,16 +233,13 @@ mod tests {
             t.heads.insert(h, ic);
         }
         assert_eq!(
-            (t.find(&a), t.find(&b), t.find(&c)),
+            (t.id(&a), t.id(&b), t.id(&c)),
             (Some(ia), Some(ib), Some(ic))
         );
         // Unlink the middle, then the head of the chain.
         assert_eq!(t.remove(&b).map(|r| r.0), Some(ib));
         assert_eq!(t.slot(ic).next, ia);
-        assert_eq!(
-            (t.find(&a), t.find(&b), t.find(&c)),
-            (Some(ia), None, Some(ic))
-        );
+        assert_eq!((t.id(&a), t.id(&b), t.id(&c)), (Some(ia), None, Some(ic)));
         assert_eq!(t.remove(&c).map(|r| r.0), Some(ic));
         // The bucket now starts at the rest of the chain.
         assert_eq!(t.heads.get(&t.hash(&c)), Some(&ia));
