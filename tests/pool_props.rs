@@ -517,3 +517,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ipv6_points_differing_only_in_scope_id_are_distinct() {
+    use std::net::{Ipv6Addr, SocketAddrV6};
+    let ip: Ipv6Addr = "fe80::1".parse().unwrap();
+    let a = SocketAddr::V6(SocketAddrV6::new(ip, 9732, 0, 1));
+    let b = SocketAddr::V6(SocketAddrV6::new(ip, 9732, 0, 2));
+    let mut pool = Pool::new(&Config::default());
+    use peerkeeper::pool::Added;
+    assert_eq!(
+        pool.add_point(a, Source::PeerSharing, Time::ZERO),
+        Added::New
+    );
+    assert_eq!(pool.add_point(b, Source::Trusted, Time::ZERO), Added::New);
+    assert_eq!(pool.len(), 2);
+    assert!(!pool.is_trusted(&a) && pool.is_trusted(&b));
+    pool.forget(a);
+    assert!(pool.get(&a).is_none() && pool.get(&b).is_some());
+    pool.check_invariants();
+}
