@@ -7,7 +7,7 @@ use peerkeeper::pool::{Direction, Source};
 use peerkeeper::transport::memory::MemoryNetwork;
 use peerkeeper::transport::CloseReason;
 use peerkeeper::trigger::TriggerKind;
-use peerkeeper::{Config, Maintainer, PeerId, PoolHandle, Time};
+use peerkeeper::{Config, Maintainer, PeerId, PoolHandle};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -414,5 +414,4 @@ async fn shutdown_leaves_no_task_running() {
     let metrics = tokio::runtime::Handle::current().metrics();
     assert_eq!(metrics.num_alive_tasks(), 0);
     assert_eq!(net.in_flight(), 0, "in-flight dials were abandoned");
-    let _ = Time::ZERO;
 }

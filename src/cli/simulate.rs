@@ -130,8 +130,10 @@ pub fn run(args: Args) -> i32 {
     if let Some(path) = &args.chart {
         let o = &outcomes[0];
         let title = format!(
-            "{} nodes, policy {:?}, seed {}",
-            args.nodes, o.report.policy, args.seed
+            "{} nodes, policy {}, seed {}",
+            args.nodes,
+            format!("{:?}", o.report.policy).to_lowercase(),
+            args.seed
         );
         if let Err(e) = write_chart(
             path,

@@ -161,6 +161,11 @@ impl DiscoveryState {
         self.stats
     }
 
+    /// How long an answer (or a point source) is awaited.
+    pub fn request_timeout(&self) -> Duration {
+        self.config.request_timeout
+    }
+
     /// Whether points are wanted.
     pub fn is_wanted(&self) -> bool {
         self.wanted

@@ -147,6 +147,7 @@ async fn run<T: Transport + ?Sized>(
 ) {
     let w = *want.borrow_and_update();
     lock(&shared).set_wanted(w, pool.now());
+    let request_timeout = lock(&shared).request_timeout();
     let mut new_connection = pool
         .triggers()
         .subscribe(crate::trigger::TriggerKind::NewConnection);
@@ -191,9 +192,16 @@ async fn run<T: Transport + ?Sized>(
                 }
                 drop(_g);
                 for source in &sources {
+                    // A source that hangs costs one request_timeout, not the worker.
                     let points = tokio::select! {
                         _ = cancel.cancelled() => return,
-                        p = source.fetch() => p,
+                        p = tokio::time::timeout(request_timeout, source.fetch()) => match p {
+                            Ok(points) => points,
+                            Err(_) => {
+                                tracing::debug!(source = source.name(), "point source timed out");
+                                continue;
+                            }
+                        },
                     };
                     let now = pool.now();
                     let mut st = lock(&shared);

@@ -8,4 +8,4 @@ mod transport;
 pub mod wire;
 
 pub use node::Node;
-pub use transport::{NetConfig, TcpTransport, TransportStats};
+pub use transport::{new_connection_wins, NetConfig, TcpTransport, TransportStats};

@@ -296,13 +296,7 @@ impl Inner {
         }
         if let Some(old_point) = existing_point {
             let old_dir = conns.get(&old_point).map(|c| c.direction);
-            // The connection dialed by the smaller id wins.
-            let winner = if self.me < peer {
-                Direction::Outbound
-            } else {
-                Direction::Inbound
-            };
-            if old_dir == Some(direction) || old_dir == Some(winner) || direction != winner {
+            if !new_connection_wins(self.me, peer, old_dir, direction) {
                 return Err(RefuseReason::AlreadyConnected);
             }
             // The new one wins: the old one goes.
@@ -350,6 +344,33 @@ impl Inner {
             }
         }
     }
+}
+
+/// Whether a new connection to `peer` replaces the one we have (whose direction is `old`;
+/// `None` when the transport no longer tracks it). Of two connections between the same two nodes, both keep the one dialed by
+/// the node with the smaller peer id, so they agree without a message.
+///
+/// ```
+/// use peerkeeper::net::new_connection_wins;
+/// use peerkeeper::pool::{Direction, PeerId};
+/// let (a, b) = (PeerId(1), PeerId(2));
+/// // A dialed B while B dialed A: A keeps its outbound one, B its inbound one: the same.
+/// assert!(new_connection_wins(a, b, Some(Direction::Inbound), Direction::Outbound));
+/// assert!(new_connection_wins(b, a, Some(Direction::Outbound), Direction::Inbound));
+/// assert!(!new_connection_wins(a, b, Some(Direction::Outbound), Direction::Inbound));
+/// ```
+pub fn new_connection_wins(
+    me: PeerId,
+    peer: PeerId,
+    old: Option<Direction>,
+    new: Direction,
+) -> bool {
+    let winner = if me < peer {
+        Direction::Outbound
+    } else {
+        Direction::Inbound
+    };
+    new == winner && old != Some(winner)
 }
 
 type Conn = Framed<TcpStream, WireCodec>;

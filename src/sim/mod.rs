@@ -54,7 +54,7 @@ use std::time::Duration;
 pub enum Policy {
     /// peerkeeper's maintenance and discovery.
     Peerkeeper,
-    /// A model of octez's maintenance (see [`octez`]).
+    /// A model of octez's maintenance algorithm (not octez itself; see the `octez` module).
     Octez,
 }
 
@@ -382,6 +382,7 @@ pub struct Simulation {
     half_dials: u64,
     late_dials: u64,
     half_marked: bool,
+    starts: usize,
 }
 
 impl Simulation {
@@ -425,6 +426,7 @@ impl Simulation {
             half_dials: 0,
             late_dials: 0,
             half_marked: false,
+            starts: 0,
         };
         for (i, nat) in nat.into_iter().enumerate() {
             let node = sim.fresh_node(i, nat, 0);
@@ -555,7 +557,11 @@ impl Simulation {
 
     fn handle(&mut self, ev: Ev) {
         match ev {
-            Ev::Start(i) => self.start_node(i),
+            Ev::Start(i) => {
+                // Before every node has started, "all in range" is not convergence.
+                self.starts += 1;
+                self.start_node(i);
+            }
             Ev::Join(i) => {
                 let epoch = self.nodes[i].epoch + 1;
                 let nat = self.nodes[i].nat;
@@ -609,7 +615,6 @@ impl Simulation {
                 }
             }
             Ev::AskArrive { from, epoch, to } => {
-                let now = self.now;
                 let (to_alive, linked) = {
                     let n = &self.nodes[to];
                     (n.alive, n.pool.connection(&node_addr(from)).is_some())
@@ -622,7 +627,6 @@ impl Simulation {
                     Brain::Ours { d, .. } => d.answer(&n.pool, node_addr(from), &mut n.rng),
                     Brain::Octez(_) => n.pool.sample_good(50, Some(node_addr(from)), &mut n.rng),
                 };
-                let _ = now;
                 if !self.lost() {
                     self.send(
                         to,
@@ -1008,18 +1012,9 @@ impl Simulation {
         if self.converged_at.is_none()
             && self.alive > 0
             && self.in_range == self.alive
-            && self.alive == self.started_count()
+            && self.starts == self.cfg.nodes
         {
             self.converged_at = Some(self.now);
-        }
-    }
-
-    fn started_count(&self) -> usize {
-        // Before every node has started, "all in range" is not convergence.
-        if self.now >= Time::from_millis(5_000) {
-            self.alive
-        } else {
-            usize::MAX
         }
     }
 
