@@ -19,7 +19,7 @@
 //! Each point is stored once, in a slot of the point table (`table.rs`: fixed-size chunks
 //! of slots found through a keyed hash of the address); the ordered sets name a point by
 //! its 4-byte slot id, not by its 32-byte address. Under 200 bytes per known point (about
-//! 175 at 100,000 points and 186 at a million; `cargo bench --bench pool_memory`).
+//! 166 at 100,000 points and 177 at a million; `cargo bench --bench pool_memory`).
 //!
 //! # Bounds
 //!

@@ -6,8 +6,9 @@
 //! doubling, no copy on growth) and is named everywhere else by its 4-byte slot id:
 //!
 //! * `heads` maps a 64-bit keyed hash of the address to the first slot with that hash
-//!   (16 bytes a bucket instead of 104); the rare slots sharing a hash are chained through
-//!   `next`. The hash key is random per table, so nobody can choose colliding addresses.
+//!   (16 bytes a bucket: no address copy in the index); the rare slots sharing a hash are
+//!   chained through `next`. The hash key is random per table, so nobody can choose
+//!   colliding addresses.
 //! * A removed point's slot goes to a free list and is reused by the next insertion.
 //!
 //! Nothing here iterates in hash order: lookups only. Iteration ([`PointTable::iter`]) is
