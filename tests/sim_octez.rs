@@ -234,4 +234,9 @@ fn backoff_is_one_second_times_1_2() {
     assert_eq!(b.base_delay(2), Duration::from_millis(1200));
     assert_eq!(b.base_delay(3), Duration::from_millis(1440));
     assert_eq!(b.jitter, 0.0);
+    // The 2-day cap is reached (1 s x 1.2^k passes 172,800 s at k = 67). The exponent used to be
+    // clamped at 64, which froze the delay at 1.2^64 s, about 32.6 hours.
+    assert_eq!(b.base_delay(80), Duration::from_secs(2 * 24 * 3600));
+    assert_eq!(b.base_delay(u32::MAX), b.cap);
+    assert!(b.base_delay(66) < b.cap);
 }

@@ -26,7 +26,9 @@ impl BackoffConfig {
         if failures == 0 {
             return Duration::ZERO;
         }
-        let exp = (failures - 1).min(64) as i32;
+        // No clamp below i32::MAX: a small factor (octez's 1.2) needs well over 64 steps
+        // to reach the cap, and a huge power is infinite, which gives the cap below.
+        let exp = i32::try_from(failures - 1).unwrap_or(i32::MAX);
         let secs = self.initial.as_secs_f64() * self.factor.powi(exp);
         if !secs.is_finite() || secs >= self.cap.as_secs_f64() {
             self.cap
