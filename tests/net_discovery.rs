@@ -18,7 +18,10 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -61,7 +64,10 @@ async fn c_learns_b_from_a_and_connects() {
             p.connection(&b_addr).unwrap().direction,
         )
     });
-    assert!(sources.contains(Source::PeerSharing), "B came from peer sharing");
+    assert!(
+        sources.contains(Source::PeerSharing),
+        "B came from peer sharing"
+    );
     assert!(!sources.contains(Source::Trusted));
     assert_eq!(direction, Direction::Outbound, "C dialed B");
     assert!(c.stats().discovery.requests >= 1);
@@ -100,10 +106,16 @@ async fn a_point_source_is_polled_when_points_are_wanted() {
     };
     let c = Node::start(opts).await.unwrap();
     let b_addr = b.listen_addr();
-    wait_until("C connected to B", || c.connected_points().contains(&b_addr)).await;
+    wait_until("C connected to B", || {
+        c.connected_points().contains(&b_addr)
+    })
+    .await;
     let sources = c.pool().read(|p| p.get(&b_addr).unwrap().sources);
     assert!(sources.contains(Source::External));
-    assert!(c.stats().discovery.points_rejected >= 2, "junk points dropped");
+    assert!(
+        c.stats().discovery.points_rejected >= 2,
+        "junk points dropped"
+    );
     c.shutdown().await;
     b.shutdown().await;
 }
@@ -119,7 +131,10 @@ async fn twenty_nodes_converge_from_one_seed_and_survive_its_loss() {
     let snap = net.snapshot();
     assert!(converged, "not converged: {snap:?}");
     for c in &snap.connections {
-        assert!((bounds.min_threshold..=bounds.max_threshold).contains(c), "{snap:?}");
+        assert!(
+            (bounds.min_threshold..=bounds.max_threshold).contains(c),
+            "{snap:?}"
+        );
     }
     assert_eq!(snap.components, 1);
 

@@ -23,7 +23,10 @@ const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -94,7 +97,13 @@ fn hello(network: &str, peer: PeerId, port: u16) -> Message {
     })
 }
 
-async fn handshake(addr: SocketAddr, msg: Message) -> (Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>, Message) {
+async fn handshake(
+    addr: SocketAddr,
+    msg: Message,
+) -> (
+    Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+    Message,
+) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let mut framed = Framed::new(stream, protocol::codec());
     framed.send(protocol::encode(&msg).unwrap()).await.unwrap();
@@ -110,14 +119,19 @@ async fn handshake(addr: SocketAddr, msg: Message) -> (Framed<TcpStream, tokio_u
 async fn garbage_bytes_are_dropped_and_greylisted() {
     let (v, g) = victim_with_a_good_peer().await;
     let mut s = TcpStream::connect(v.listen_addr()).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: peerkeeper\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: peerkeeper\r\n\r\n")
+        .await
+        .unwrap();
     expect_closed(&mut s).await;
     wait_until("a violation counted", || v.stats().net.violations == 1).await;
     assert!(greylisted(&v));
     // A greylisted address is refused at accept.
     let mut again = TcpStream::connect(v.listen_addr()).await.unwrap();
     expect_closed(&mut again).await;
-    wait_until("refused at accept", || v.stats().net.refused_greylisted >= 1).await;
+    wait_until("refused at accept", || {
+        v.stats().net.refused_greylisted >= 1
+    })
+    .await;
     assert_unharmed(&v, &g).await;
     v.shutdown().await;
     g.shutdown().await;
@@ -163,9 +177,15 @@ async fn an_advertisement_of_101_points_is_dropped_and_greylisted() {
         hello(&demo_net_config().network, PeerId(999), 1),
     )
     .await;
-    assert!(matches!(reply, Message::Hello(_)), "handshake accepted: {reply:?}");
+    assert!(
+        matches!(reply, Message::Hello(_)),
+        "handshake accepted: {reply:?}"
+    );
     let attacker: SocketAddr = "127.0.0.1:1".parse().unwrap();
-    wait_until("attacker registered", || v.connected_points().contains(&attacker)).await;
+    wait_until("attacker registered", || {
+        v.connected_points().contains(&attacker)
+    })
+    .await;
     let points: Vec<SocketAddr> = (0..101u16)
         .map(|i| SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 9732)))
         .collect();
@@ -176,8 +196,13 @@ async fn an_advertisement_of_101_points_is_dropped_and_greylisted() {
     wait_until("a violation counted", || v.stats().net.violations == 1).await;
     assert!(greylisted(&v));
     assert!(!v.connected_points().contains(&attacker));
-    let learned = v.pool().read(|p| points.iter().filter(|a| p.get(a).is_some()).count());
-    assert_eq!(learned, 0, "no point of the oversized message entered the pool");
+    let learned = v
+        .pool()
+        .read(|p| points.iter().filter(|a| p.get(a).is_some()).count());
+    assert_eq!(
+        learned, 0,
+        "no point of the oversized message entered the pool"
+    );
     assert_unharmed(&v, &g).await;
     v.shutdown().await;
     g.shutdown().await;
@@ -186,7 +211,8 @@ async fn an_advertisement_of_101_points_is_dropped_and_greylisted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_network_is_refused_with_a_reason_and_greylisted() {
     let (v, g) = victim_with_a_good_peer().await;
-    let (framed, reply) = handshake(v.listen_addr(), hello("another-network", PeerId(998), 2)).await;
+    let (framed, reply) =
+        handshake(v.listen_addr(), hello("another-network", PeerId(998), 2)).await;
     assert_eq!(
         reply,
         Message::Refused {
@@ -208,11 +234,20 @@ async fn oneself_and_a_second_connection_of_a_peer_are_refused() {
     let (v, g) = victim_with_a_good_peer().await;
     let net = demo_net_config().network;
     let (_f, reply) = handshake(v.listen_addr(), hello(&net, v.peer_id(), 3)).await;
-    assert!(matches!(reply, Message::Refused { reason: RefuseReason::Myself, .. }));
+    assert!(matches!(
+        reply,
+        Message::Refused {
+            reason: RefuseReason::Myself,
+            ..
+        }
+    ));
     let (_f, reply) = handshake(v.listen_addr(), hello(&net, g.peer_id(), 4)).await;
     assert!(matches!(
         reply,
-        Message::Refused { reason: RefuseReason::AlreadyConnected, .. }
+        Message::Refused {
+            reason: RefuseReason::AlreadyConnected,
+            ..
+        }
     ));
     // Neither is a protocol violation.
     assert_eq!(v.stats().net.violations, 0);
@@ -230,7 +265,10 @@ async fn a_flood_of_handshakes_stays_capped() {
         // Connections that never say anything.
         silent.push(TcpStream::connect(v.listen_addr()).await.unwrap());
     }
-    wait_until("every flood connection accepted", || v.stats().net.accepted >= 101).await;
+    wait_until("every flood connection accepted", || {
+        v.stats().net.accepted >= 101
+    })
+    .await;
     let s = v.stats();
     assert!(s.net.max_handshaking <= 5, "{s:?}");
     assert!(s.net.handshaking <= 5);

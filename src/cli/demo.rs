@@ -91,9 +91,9 @@ pub fn run(args: Args) -> i32 {
             }
         }
     } else {
-        let at = report
-            .converged_at_ms
-            .map_or("never".to_string(), |ms| format!("{:.2} s", ms as f64 / 1000.0));
+        let at = report.converged_at_ms.map_or("never".to_string(), |ms| {
+            format!("{:.2} s", ms as f64 / 1000.0)
+        });
         let rows = [
             ("nodes", report.nodes.to_string()),
             ("seed", report.seed.to_string()),

@@ -82,7 +82,9 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
-    if args.network.is_empty() || args.network.len() > peerkeeper::net::protocol::MAX_NETWORK_NAME_LEN {
+    if args.network.is_empty()
+        || args.network.len() > peerkeeper::net::protocol::MAX_NETWORK_NAME_LEN
+    {
         eprintln!(
             "peerkeeper node: invalid `--network`: must be 1 to {} bytes",
             peerkeeper::net::protocol::MAX_NETWORK_NAME_LEN

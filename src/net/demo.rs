@@ -169,10 +169,8 @@ impl Network {
 
     /// The edges between running nodes (by index), each once.
     pub fn edges(&self) -> Vec<(usize, usize)> {
-        let index: BTreeMap<SocketAddr, usize> = self
-            .running()
-            .map(|(i, n)| (n.listen_addr(), i))
-            .collect();
+        let index: BTreeMap<SocketAddr, usize> =
+            self.running().map(|(i, n)| (n.listen_addr(), i)).collect();
         let mut edges = Vec::new();
         for (i, n) in self.running() {
             for p in n.connected_points() {
@@ -213,7 +211,13 @@ impl Network {
     }
 
     /// The report of the network now.
-    pub fn report(&self, seed: u64, converged_at_ms: Option<u64>, max_observed: usize, wall_ms: u64) -> NetworkReport {
+    pub fn report(
+        &self,
+        seed: u64,
+        converged_at_ms: Option<u64>,
+        max_observed: usize,
+        wall_ms: u64,
+    ) -> NetworkReport {
         let snap = self.snapshot();
         let mut dials = DialCounts::default();
         let mut sharing = SharingCounts::default();
@@ -245,7 +249,11 @@ impl Network {
 
     /// Waits (polling every 50 ms) until `done(snapshot)` holds or `timeout` passes;
     /// returns whether it held.
-    pub async fn wait_for(&self, timeout: Duration, mut done: impl FnMut(&Snapshot) -> bool) -> bool {
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&Snapshot) -> bool,
+    ) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if done(&self.snapshot()) {

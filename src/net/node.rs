@@ -118,7 +118,8 @@ impl Node {
         let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
         let peer = opts.peer_id.unwrap_or_else(|| PeerId(rng.gen()));
         let pool = PoolHandle::new(&opts.config);
-        let transport = TcpTransport::new(opts.config.clone(), opts.net.clone(), pool.clone(), peer);
+        let transport =
+            TcpTransport::new(opts.config.clone(), opts.net.clone(), pool.clone(), peer);
         let listen = transport
             .listen(opts.listen)
             .await
@@ -190,7 +191,8 @@ impl Node {
 
     /// The listening points this node is connected to.
     pub fn connected_points(&self) -> Vec<SocketAddr> {
-        self.pool.read(|p| p.connections().map(|(a, _)| a).collect())
+        self.pool
+            .read(|p| p.connections().map(|(a, _)| a).collect())
     }
 
     /// Counters.

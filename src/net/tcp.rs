@@ -229,7 +229,9 @@ impl TcpTransport {
     pub async fn listen(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        self.inner.listen_port.store(local.port(), Ordering::Relaxed);
+        self.inner
+            .listen_port
+            .store(local.port(), Ordering::Relaxed);
         let inner = self.inner.clone();
         self.inner.tracker.spawn(accept_loop(inner, listener));
         let inner = self.inner.clone();
@@ -305,10 +307,12 @@ impl Inner {
 
     fn on_points(&self, points: &[SocketAddr]) -> Result<usize, ProtocolError> {
         match self.discovery.get() {
-            Some(d) => d.on_points(points).map_err(|e| ProtocolError::TooManyPoints {
-                got: e.got,
-                max: e.max,
-            }),
+            Some(d) => d
+                .on_points(points)
+                .map_err(|e| ProtocolError::TooManyPoints {
+                    got: e.got,
+                    max: e.max,
+                }),
             None => Ok(0),
         }
     }
@@ -434,9 +438,9 @@ impl Transport for TcpTransport {
             };
             let peer = hello.peer;
             let task_inner = inner.clone();
-            inner
-                .tracker
-                .spawn(run_connection(task_inner, framed, point, peer, id, rx, cancel));
+            inner.tracker.spawn(run_connection(
+                task_inner, framed, point, peer, id, rx, cancel,
+            ));
             Ok(peer)
         }
         .boxed()
@@ -496,8 +500,8 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             tracing::debug!(%remote, "too many handshakes in progress: closed at accept");
             continue;
         };
-        let in_use = (inner.config.max_incoming_connections - inner.handshaking.available_permits())
-            as u64;
+        let in_use =
+            (inner.config.max_incoming_connections - inner.handshaking.available_permits()) as u64;
         inner
             .counters
             .max_handshaking
@@ -529,15 +533,28 @@ async fn inbound(
         Ok(Err(ConnError::Io(_))) => return,
         Ok(Err(ConnError::Protocol(e))) => return inner.violation(remote, &e),
         Ok(Ok(Message::Hello(h))) => h,
-        Ok(Ok(_)) => return inner.violation(remote, &ProtocolError::Unexpected("handshake expected")),
+        Ok(Ok(_)) => {
+            return inner.violation(remote, &ProtocolError::Unexpected("handshake expected"))
+        }
     };
-    let refuse = |reason: RefuseReason, points: Vec<SocketAddr>| Message::Refused { reason, points };
+    let refuse =
+        |reason: RefuseReason, points: Vec<SocketAddr>| Message::Refused { reason, points };
     if hello.network != inner.net.network {
-        let _ = send(&mut framed, &refuse(RefuseReason::WrongNetwork, vec![]), within).await;
+        let _ = send(
+            &mut framed,
+            &refuse(RefuseReason::WrongNetwork, vec![]),
+            within,
+        )
+        .await;
         return inner.violation(remote, &ProtocolError::Unexpected("wrong network"));
     }
     if hello.version != PROTOCOL_VERSION {
-        let _ = send(&mut framed, &refuse(RefuseReason::WrongVersion, vec![]), within).await;
+        let _ = send(
+            &mut framed,
+            &refuse(RefuseReason::WrongVersion, vec![]),
+            within,
+        )
+        .await;
         return;
     }
     if hello.peer == inner.me {
