@@ -21,7 +21,7 @@
 //! let config = Config::default();
 //! let net = MemoryNetwork::new();
 //! let pool = PoolHandle::new(&config);
-//! let maintainer = Maintainer::start(config, pool.clone(), net.transport(), 42);
+//! let maintainer = Maintainer::start(config, pool.clone(), net.transport(&pool), 42);
 //! let report = maintainer.maintain().await; // one full cycle, with what it did
 //! println!("{} -> {} connections", report.connections_before, report.connections_after);
 //! maintainer.shutdown().await;

@@ -82,6 +82,63 @@ pub struct NetworkReport {
     pub wall_ms: u64,
 }
 
+impl NetworkReport {
+    /// The summary rows both `peerkeeper demo` and `peerkeeper simulate` print: label and
+    /// value, for a range of `[lo, hi]`.
+    pub fn summary_rows(&self, lo: usize, hi: usize) -> Vec<(String, String)> {
+        vec![
+            (
+                format!("converged (all in [{lo}, {hi}])"),
+                if self.converged { "yes" } else { "NO" }.to_string(),
+            ),
+            (
+                "first all in range".into(),
+                self.converged_at_ms
+                    .map_or("never".to_string(), |ms| format!("{ms} ms")),
+            ),
+            (
+                "connections per node".into(),
+                format!(
+                    "min {} / median {} / max {}",
+                    self.connections.min, self.connections.median, self.connections.max
+                ),
+            ),
+            ("components".into(), self.components.to_string()),
+            (
+                "most connections on a node".into(),
+                self.max_observed_connections.to_string(),
+            ),
+            (
+                "dials".into(),
+                format!(
+                    "{} attempted, {} succeeded, {} failed",
+                    self.dials.attempted, self.dials.succeeded, self.dials.failed
+                ),
+            ),
+            (
+                "peer sharing".into(),
+                format!(
+                    "{} requests, {} points received",
+                    self.peer_sharing.requests, self.peer_sharing.points_received
+                ),
+            ),
+            (
+                "maintenance cycles".into(),
+                self.maintenance_cycles.to_string(),
+            ),
+            ("wall time".into(), format!("{} ms", self.wall_ms)),
+        ]
+    }
+}
+
+/// Prints rows as an aligned two-column table, indented.
+pub fn print_rows(rows: &[(String, String)]) {
+    let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    for (label, value) in rows {
+        println!("  {label:<width$}  {value}");
+    }
+}
+
 /// Connected components of an undirected graph of `n` nodes given as edges (union-find).
 ///
 /// ```

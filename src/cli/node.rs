@@ -1,8 +1,9 @@
-//! `peerkeeper node`: one real long-running node. Logs through `RUST_LOG`, prints a status
-//! line at an interval, stops cleanly on SIGINT or SIGTERM.
+//! `peerkeeper node`: one real long-running node. Logs through tracing-subscriber
+//! (`RUST_LOG`), prints a status line at an interval, shuts down cleanly on SIGINT or
+//! SIGTERM. A bad flag or config file exits 2 with a message naming the field.
 
-use peerkeeper::net::{NetConfig, Node, NodeOptions};
-use peerkeeper::Config;
+use peerkeeper::net::{NetConfig, Node};
+use peerkeeper::{Config, PeerId};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,45 +12,36 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9732")]
+    #[arg(long, default_value = "0.0.0.0:9732")]
     listen: SocketAddr,
-    /// A trusted bootstrap point (repeatable).
+    /// A bootstrap point, trusted (repeatable).
     #[arg(long = "peer")]
     peers: Vec<SocketAddr>,
-    /// A TOML config file (the keys of `peerkeeper::Config`).
+    /// A TOML config file (the library's `Config`).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// min_connections (overrides the config file).
+    /// Overrides `min_connections`.
     #[arg(long)]
     min: Option<usize>,
-    /// expected_connections (overrides the config file).
+    /// Overrides `expected_connections`.
     #[arg(long)]
     expected: Option<usize>,
-    /// max_connections (overrides the config file).
+    /// Overrides `max_connections`.
     #[arg(long)]
     max: Option<usize>,
-    /// The network name exchanged in the handshake.
+    /// The network name; peers of other networks are refused.
     #[arg(long, default_value = "peerkeeper")]
     network: String,
-    /// Seconds between two status lines (0: none).
-    #[arg(long, default_value_t = 10)]
-    status_interval: u64,
-    /// Seed of the node's random choices (and its peer id); random by default.
+    /// Seed of the node's random choices and of its peer id (default: from the clock).
     #[arg(long)]
     seed: Option<u64>,
+    /// Interval of the status line ("0s" switches it off).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    status_interval: Duration,
 }
 
-/// Installs the tracing subscriber (stderr; `RUST_LOG` or `default` as the filter).
-pub(crate) fn init_logs(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-fn build_config(args: &Args) -> Result<Config, peerkeeper::ConfigError> {
+/// Builds the config from the file and flags, validated: the error names the field.
+pub fn config_of(args: &Args) -> Result<Config, peerkeeper::ConfigError> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -72,100 +64,108 @@ fn build_config(args: &Args) -> Result<Config, peerkeeper::ConfigError> {
     Ok(config)
 }
 
-/// Runs `peerkeeper node`; returns the process exit code (2: bad flag or config).
+/// Runs `peerkeeper node`; returns the process exit code.
 pub fn run(args: Args) -> i32 {
-    init_logs("info");
-    let config = match build_config(&args) {
+    let config = match config_of(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("peerkeeper node: {e}");
+            eprintln!("error: {e}");
             return 2;
         }
     };
-    if args.network.is_empty()
-        || args.network.len() > peerkeeper::net::protocol::MAX_NETWORK_NAME_LEN
-    {
-        eprintln!(
-            "peerkeeper node: invalid `--network`: must be 1 to {} bytes",
-            peerkeeper::net::protocol::MAX_NETWORK_NAME_LEN
-        );
-        return 2;
-    }
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("peerkeeper node: cannot start the runtime: {e}");
-            return 1;
+            eprintln!("error: cannot start the runtime: {e}");
+            return 2;
         }
     };
-    let seed = args.seed.unwrap_or_else(rand::random);
-    let opts = NodeOptions {
-        config,
-        net: NetConfig {
+    runtime.block_on(async move {
+        let net = NetConfig {
             network: args.network.clone(),
             ..NetConfig::default()
-        },
-        listen: args.listen,
-        seed,
-        peer_id: None,
-        sources: Vec::new(),
-    };
-    rt.block_on(async move {
-        let node = match Node::start(opts).await {
+        };
+        let peer_id = PeerId(seed.rotate_left(17) ^ 0x5eed_0000_0000_0001);
+        let shutdown = shutdown_signal();
+        let node = match Node::start(config.clone(), net, args.listen, peer_id, Vec::new(), Vec::new(), seed).await {
             Ok(n) => n,
             Err(e) => {
-                eprintln!("peerkeeper node: {e}");
-                return 1;
+                eprintln!("error: cannot listen on {}: {e}", args.listen);
+                return 2;
             }
         };
-        eprintln!(
-            "peerkeeper node {} listening on {}",
-            node.peer_id(),
-            node.listen_addr()
-        );
-        let interval = Duration::from_secs(args.status_interval.max(1));
-        let mut status = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        let stop = shutdown_signal();
-        tokio::pin!(stop);
+        tracing::info!(listen = %node.local_addr(), peer_id = %peer_id, "node started");
+        let bounds = config.bounds();
+        let mut status = tokio::time::interval(if args.status_interval.is_zero() {
+            Duration::from_secs(3600 * 24 * 365)
+        } else {
+            args.status_interval
+        });
+        status.tick().await;
+        tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                _ = &mut stop => break,
-                _ = status.tick(), if args.status_interval > 0 => {
-                    let s = node.stats();
+                _ = &mut shutdown => break,
+                _ = status.tick(), if !args.status_interval.is_zero() => {
+                    let (active, known, dialing) = node
+                        .pool()
+                        .read(|p| (p.active_count(), p.len(), p.dialing_count()));
+                    let m = node.maintainer().stats();
                     eprintln!(
-                        "status: connections {} | known points {} | dials {} ok {} failed {} | cycles {} | sharing requests {} points {} | violations {}",
-                        s.connections, s.known_points, s.maintenance.dials, s.maintenance.dials_succeeded,
-                        s.maintenance.dials_failed, s.maintenance.cycles, s.discovery.requests,
-                        s.discovery.points_received, s.net.violations
+                        "status: {active} connections (range {}..={}), {dialing} dialing, {known} known points, {} cycles, {} dials ({} ok, {} failed)",
+                        bounds.min_threshold, bounds.max_threshold, m.cycles, m.dials, m.dials_succeeded, m.dials_failed
                     );
                 }
             }
         }
-        eprintln!("peerkeeper node: shutting down");
+        tracing::info!("shutting down");
         node.shutdown().await;
         0
     })
 }
 
-/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM. The handlers are installed when this
+/// is called (not when first polled), so a signal that arrives right after the node says
+/// it started still shuts it down cleanly instead of killing the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

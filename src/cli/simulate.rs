@@ -1,11 +1,280 @@
-//! `peerkeeper simulate`.
+//! `peerkeeper simulate`: the deterministic simulator, one policy or both side by side.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use peerkeeper::report::print_rows;
+use peerkeeper::sim::{write_chart, Latency, Policy, SimConfig, SimOutcome, SimReport, Simulation};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Arguments of `peerkeeper simulate`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(2..=16_000_000))]
+    nodes: u64,
+    /// Seed of everything.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Virtual duration (e.g. "10m").
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// The maintenance algorithm.
+    #[arg(long, value_enum, default_value_t = Policy::Peerkeeper)]
+    policy: Policy,
+    /// Run both policies on the same seed, topology and faults, side by side.
+    #[arg(long)]
+    compare: bool,
+    /// Probability that a dial fails.
+    #[arg(long, default_value_t = 0.0)]
+    dial_failure_rate: f64,
+    /// Probability that a peer-sharing message is lost.
+    #[arg(long, default_value_t = 0.0)]
+    message_loss: f64,
+    /// Fraction of nodes that accept no incoming connection.
+    #[arg(long, default_value_t = 0.0)]
+    nat_fraction: f64,
+    /// Fraction of nodes leaving (and coming back) per virtual minute.
+    #[arg(long, default_value_t = 0.0)]
+    churn: f64,
+    /// Smallest link latency.
+    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    latency_min: Duration,
+    /// Largest link latency.
+    #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
+    latency_max: Duration,
+    /// Targets (thresholds follow octez's rule).
+    #[arg(long, default_value_t = 4)]
+    min: usize,
+    /// Expected connections.
+    #[arg(long, default_value_t = 8)]
+    expected: usize,
+    /// Maximum connections.
+    #[arg(long, default_value_t = 12)]
+    max: usize,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Draw connections and pool size over time to this SVG file.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+}
+
+fn check_rate(name: &str, v: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("--{name} must be in [0, 1], got {v}"))
+    }
+}
+
+fn scenario(args: &Args, policy: Policy) -> Result<SimConfig, String> {
+    check_rate("dial-failure-rate", args.dial_failure_rate)?;
+    check_rate("message-loss", args.message_loss)?;
+    check_rate("nat-fraction", args.nat_fraction)?;
+    check_rate("churn", args.churn)?;
+    let mut cfg = SimConfig::new(args.nodes as usize, args.seed, args.duration, policy);
+    cfg.node_config.min_connections = args.min;
+    cfg.node_config.expected_connections = args.expected;
+    cfg.node_config.max_connections = args.max;
+    cfg.node_config.validate().map_err(|e| e.to_string())?;
+    cfg.latency = Latency::Uniform(args.latency_min, args.latency_max);
+    cfg.dial_failure_rate = args.dial_failure_rate;
+    cfg.message_loss = args.message_loss;
+    cfg.nat_fraction = args.nat_fraction;
+    cfg.churn_per_minute = args.churn;
+    Ok(cfg)
+}
+
+fn run_one(cfg: SimConfig, label: &str) -> SimOutcome {
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {percent}% of virtual time, {elapsed}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(label.to_string());
+    let started = Instant::now();
+    let mut outcome = Simulation::new(cfg).run(|f| bar.set_position((f * 1000.0) as u64));
+    bar.finish_and_clear();
+    outcome.report.network.wall_ms = started.elapsed().as_millis() as u64;
+    outcome
+}
 
 /// Runs `peerkeeper simulate`; returns the process exit code.
-pub fn run(_args: Args) -> i32 {
-    eprintln!("peerkeeper simulate: not built yet");
-    2
+pub fn run(args: Args) -> i32 {
+    let policies: Vec<Policy> = if args.compare {
+        vec![Policy::Peerkeeper, Policy::Octez]
+    } else {
+        vec![args.policy]
+    };
+    let mut scenarios = Vec::new();
+    for p in &policies {
+        match scenario(&args, *p) {
+            Ok(s) => scenarios.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
+    let bounds = scenarios[0].node_config.bounds();
+    let outcomes: Vec<SimOutcome> = scenarios
+        .into_iter()
+        .map(|s| {
+            let label = format!("{:?}", s.policy).to_lowercase();
+            run_one(s, &label)
+        })
+        .collect();
+    if let Some(path) = &args.chart {
+        let o = &outcomes[0];
+        let title = format!(
+            "{} nodes, policy {}, seed {}",
+            args.nodes,
+            format!("{:?}", o.report.policy).to_lowercase(),
+            args.seed
+        );
+        if let Err(e) = write_chart(
+            path,
+            &o.samples,
+            bounds.min_threshold,
+            bounds.max_threshold,
+            &title,
+        ) {
+            eprintln!("error: cannot draw {}: {e}", path.display());
+            return 2;
+        }
+    }
+    let reports: Vec<&SimReport> = outcomes.iter().map(|o| &o.report).collect();
+    if args.json {
+        let text = if args.compare {
+            serde_json::to_string(&serde_json::json!({
+                "peerkeeper": reports[0],
+                "octez_model": reports[1],
+                "ratios": ratios(reports[0], reports[1]),
+            }))
+        } else {
+            serde_json::to_string(reports[0])
+        };
+        match text {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    } else if args.compare {
+        print_compare(reports[0], reports[1]);
+    } else {
+        print_one(reports[0], bounds.min_threshold, bounds.max_threshold);
+    }
+    if reports[0].network.converged {
+        0
+    } else {
+        1
+    }
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| a / b)
+}
+
+fn ratios(ours: &SimReport, octez: &SimReport) -> serde_json::Value {
+    let conv = |r: &SimReport| r.network.converged_at_ms.map(|v| v as f64);
+    serde_json::json!({
+        "converged_at": match (conv(ours), conv(octez)) { (Some(a), Some(b)) => ratio(a, b), _ => None },
+        "dials": ratio(ours.network.dials.attempted as f64, octez.network.dials.attempted as f64),
+        "messages": ratio(ours.messages as f64, octez.messages as f64),
+        "maintenance_cycles": ratio(ours.network.maintenance_cycles as f64, octez.network.maintenance_cycles as f64),
+        "peak_connections": ratio(ours.network.max_observed_connections as f64, octez.network.max_observed_connections as f64),
+    })
+}
+
+fn print_one(r: &SimReport, lo: usize, hi: usize) {
+    let n = &r.network;
+    println!(
+        "peerkeeper simulate: {} nodes, policy {:?}, seed {}, {} s virtual",
+        n.nodes,
+        r.policy,
+        n.seed,
+        r.virtual_ms / 1000
+    );
+    let mut rows = n.summary_rows(lo, hi);
+    rows.push((
+        "late cycles / node / hour".into(),
+        format!(
+            "{:.1} (dials {:.1})",
+            r.late_cycles_per_node_hour, r.late_dials_per_node_hour
+        ),
+    ));
+    rows.push((
+        "events / messages".into(),
+        format!("{} / {}", r.events, r.messages),
+    ));
+    if let Some(why) = &r.short_reason {
+        rows.push(("short".into(), why.clone()));
+    }
+    rows.push(("event log hash".into(), r.event_log_hash.clone()));
+    print_rows(&rows);
+}
+
+fn print_compare(a: &SimReport, b: &SimReport) {
+    let row = |name: &str, x: f64, y: f64, fmt: &dyn Fn(f64) -> String| {
+        let r = ratio(x, y).map_or("-".into(), |r| format!("{r:.2}"));
+        println!("  {name:<26} {:>14} {:>14} {:>8}", fmt(x), fmt(y), r);
+    };
+    let int = |v: f64| format!("{v:.0}");
+    println!(
+        "peerkeeper simulate --compare: {} nodes, seed {}, {} s virtual",
+        a.network.nodes,
+        a.network.seed,
+        a.virtual_ms / 1000
+    );
+    println!(
+        "  {:<26} {:>14} {:>14} {:>8}",
+        "", "peerkeeper", "octez model", "ratio"
+    );
+    let conv = |r: &SimReport| r.network.converged_at_ms.map_or(f64::NAN, |v| v as f64);
+    let show_ms = |v: f64| {
+        if v.is_nan() {
+            "never".into()
+        } else {
+            format!("{v:.0} ms")
+        }
+    };
+    row("convergence time", conv(a), conv(b), &show_ms);
+    row(
+        "dials",
+        a.network.dials.attempted as f64,
+        b.network.dials.attempted as f64,
+        &int,
+    );
+    row("messages", a.messages as f64, b.messages as f64, &int);
+    row(
+        "maintenance cycles",
+        a.network.maintenance_cycles as f64,
+        b.network.maintenance_cycles as f64,
+        &int,
+    );
+    row(
+        "peak connections (a node)",
+        a.network.max_observed_connections as f64,
+        b.network.max_observed_connections as f64,
+        &int,
+    );
+    row(
+        "late cycles/node/hour",
+        a.late_cycles_per_node_hour,
+        b.late_cycles_per_node_hour,
+        &|v| format!("{v:.1}"),
+    );
+    println!(
+        "  {:<26} {:>14} {:>14}",
+        "converged at the end", a.network.converged, b.network.converged
+    );
+    println!(
+        "  {:<26} {:>14} {:>14}",
+        "components", a.network.components, b.network.components
+    );
 }

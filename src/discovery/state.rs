@@ -161,6 +161,11 @@ impl DiscoveryState {
         self.stats
     }
 
+    /// How long an answer (or a point source) is awaited.
+    pub fn request_timeout(&self) -> Duration {
+        self.config.request_timeout
+    }
+
     /// Whether points are wanted.
     pub fn is_wanted(&self) -> bool {
         self.wanted
@@ -217,29 +222,51 @@ impl DiscoveryState {
         // Forget peers no longer connected: the table stays bounded by the connections.
         self.last_asked
             .retain(|addr, _| pool.connection(addr).is_some());
+        let mut eligible = self.askable(pool, now);
+        eligible.shuffle(rng);
+        eligible.truncate(self.config.fanout);
+        eligible.sort_unstable();
+        self.mark_asked(&eligible, now);
+        self.stats.rounds += 1;
+        self.fruitless = self.fruitless.saturating_add(1);
+        let delay = self.round_delay(rng);
+        self.next_round = Some(now + delay);
+        tracing::debug!(asked = eligible.len(), next_in = ?delay, "discovery round");
+        eligible
+    }
+
+    /// Connected peers not asked within `peer_ask_interval`, in point order.
+    fn askable(&self, pool: &Pool, now: Time) -> Vec<SocketAddr> {
         let interval = self.config.peer_ask_interval;
-        let mut eligible: Vec<SocketAddr> = pool
-            .connections()
+        pool.connections()
             .map(|(a, _)| a)
             .filter(|a| {
                 self.last_asked
                     .get(a)
                     .is_none_or(|t| now.saturating_since(*t) >= interval)
             })
-            .collect();
-        eligible.shuffle(rng);
-        eligible.truncate(self.config.fanout);
-        eligible.sort_unstable();
-        for a in &eligible {
+            .collect()
+    }
+
+    fn mark_asked(&mut self, peers: &[SocketAddr], now: Time) {
+        for a in peers {
             self.last_asked.insert(*a, now);
         }
-        self.stats.rounds += 1;
-        self.stats.requests += eligible.len() as u64;
-        self.fruitless = self.fruitless.saturating_add(1);
-        let delay = self.round_delay(rng);
-        self.next_round = Some(now + delay);
-        tracing::debug!(asked = eligible.len(), next_in = ?delay, "discovery round");
-        eligible
+        self.stats.requests += peers.len() as u64;
+    }
+
+    /// While points are wanted, the connected peers not asked within `peer_ask_interval`
+    /// (up to `fanout`), to ask at once: a new connection is the best chance to learn
+    /// points (a peer that trims us right after may be gone at the next round). Not a
+    /// round: the backoff is untouched.
+    pub fn poll_new_connections(&mut self, pool: &Pool, now: Time) -> Vec<SocketAddr> {
+        if !self.wanted {
+            return Vec::new();
+        }
+        let mut ask = self.askable(pool, now);
+        ask.truncate(self.config.fanout);
+        self.mark_asked(&ask, now);
+        ask
     }
 
     /// Points received (from a peer's answer or advertisement, or a [`PointSource`]).

@@ -39,7 +39,8 @@ struct Shared {
 /// let config = Config::default();
 /// let pool = PoolHandle::new(&config);
 /// let (_tx, want) = tokio::sync::watch::channel(false);
-/// let d = Discovery::start(&config, pool, MemoryNetwork::new().transport(), want, vec![], vec![], 1);
+/// let net = MemoryNetwork::new().transport(&pool);
+/// let d = Discovery::start(&config, pool, net, want, vec![], vec![], 1);
 /// d.shutdown().await;
 /// # }
 /// ```
@@ -146,11 +147,25 @@ async fn run<T: Transport + ?Sized>(
 ) {
     let w = *want.borrow_and_update();
     lock(&shared).set_wanted(w, pool.now());
+    let request_timeout = lock(&shared).request_timeout();
+    let mut new_connection = pool
+        .triggers()
+        .subscribe(crate::trigger::TriggerKind::NewConnection);
     loop {
         let deadline = lock(&shared).next_deadline().map(|t| pool.instant(t));
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
+            _ = new_connection.wait() => {
+                let now = pool.now();
+                let ask = {
+                    let mut st = lock(&shared);
+                    pool.read(|p| st.poll_new_connections(p, now))
+                };
+                for peer in &ask {
+                    transport.request_points(*peer);
+                }
+            }
             changed = want.changed() => {
                 if changed.is_err() {
                     break;
@@ -177,9 +192,16 @@ async fn run<T: Transport + ?Sized>(
                 }
                 drop(_g);
                 for source in &sources {
+                    // A source that hangs costs one request_timeout, not the worker.
                     let points = tokio::select! {
                         _ = cancel.cancelled() => return,
-                        p = source.fetch() => p,
+                        p = tokio::time::timeout(request_timeout, source.fetch()) => match p {
+                            Ok(points) => points,
+                            Err(_) => {
+                                tracing::debug!(source = source.name(), "point source timed out");
+                                continue;
+                            }
+                        },
                     };
                     let now = pool.now();
                     let mut st = lock(&shared);

@@ -25,7 +25,7 @@
 
 use crate::config::{Config, RangeStatus};
 use crate::maintenance::plan::{plan, top_up_dials};
-use crate::pool::{Direction, PeerId, Pool};
+use crate::pool::{PeerId, Pool};
 use crate::transport::{CloseReason, DialError};
 use crate::Time;
 use rand::Rng;
@@ -145,6 +145,74 @@ pub struct CycleReport {
     pub outcome: CycleOutcome,
 }
 
+impl CycleReport {
+    /// The report of a cycle that begins at `now` with `connections` open.
+    pub fn new(cycle: u64, reasons: WakeReasons, now: Time, connections: usize) -> CycleReport {
+        CycleReport {
+            cycle,
+            reasons,
+            started: now,
+            ended: now,
+            connections_before: connections,
+            connections_after: connections,
+            dialed: 0,
+            succeeded: 0,
+            failed: 0,
+            closed: 0,
+            asked_for_points: false,
+            outcome: CycleOutcome::NothingToDo,
+        }
+    }
+}
+
+/// What a finished dial meant for the point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// A connection is open (the driver registered it).
+    Succeeded,
+    /// The point failed: its failure count grew and it is backed off.
+    Failed,
+    /// No verdict on the point (it was ourselves, the peer was already connected, or the
+    /// connection died before it was reported).
+    Cancelled,
+}
+
+/// Records a finished dial in the pool, the rule every maintenance policy shares: the
+/// transport registered a successful connection itself (so a connection that died at
+/// once is never left behind as a ghost), and the pool only reads the outcome; our own
+/// address is forgotten; a failure that is not the point's fault leaves it untouched;
+/// any other failure grows its backoff.
+pub fn record_dial<R: Rng + ?Sized>(
+    pool: &mut Pool,
+    point: SocketAddr,
+    result: Result<PeerId, DialError>,
+    now: Time,
+    rng: &mut R,
+) -> DialOutcome {
+    pool.advance(now);
+    match result {
+        Ok(peer) if pool.connection(&point).is_some_and(|c| c.peer == peer) => {
+            DialOutcome::Succeeded
+        }
+        Ok(_) => {
+            pool.dial_cancelled(point);
+            DialOutcome::Cancelled
+        }
+        Err(DialError::Myself) => {
+            pool.forget(point);
+            DialOutcome::Cancelled
+        }
+        Err(e) if !e.counts_as_failure() => {
+            pool.dial_cancelled(point);
+            DialOutcome::Cancelled
+        }
+        Err(_) => {
+            pool.dial_failed(point, now, rng);
+            DialOutcome::Failed
+        }
+    }
+}
+
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -251,7 +319,13 @@ impl Maintenance {
     /// The next time [`handle_timeout`](Self::handle_timeout) has work, if any.
     pub fn next_deadline(&self, pool: &Pool) -> Option<Time> {
         match &self.phase {
-            Phase::WaitingForPoints(_, until) => Some(*until),
+            // While dials are in flight their completions drive the machine.
+            Phase::WaitingForPoints(..) if pool.dialing_count() > 0 => None,
+            // The wait ends at `until`, or earlier when a backed-off point becomes
+            // dialable again.
+            Phase::WaitingForPoints(_, until) => {
+                Some(pool.next_ready_time().map_or(*until, |t| t.min(*until)))
+            }
             Phase::TopUp(_) => None,
             Phase::Idle => {
                 let idle = self.idle_deadline.filter(|_| self.idle_timer);
@@ -298,8 +372,10 @@ impl Maintenance {
         }
     }
 
-    /// A dial started by [`Action::Dial`] finished. Updates the pool (connection or
-    /// failure plus backoff) and continues the top-up.
+    /// A dial started by [`Action::Dial`] finished. On success the driver has already
+    /// registered the connection in the pool ([`Pool::connection_opened`], outbound), as
+    /// the transport does when the handshake completes; on failure the machine records it
+    /// (failure count and backoff). Then the top-up continues.
     pub fn dial_finished<R: Rng + ?Sized>(
         &mut self,
         point: SocketAddr,
@@ -310,36 +386,18 @@ impl Maintenance {
         out: &mut Vec<Action>,
     ) {
         pool.advance(now);
-        let success = match result {
-            Ok(peer) => match pool.connection_opened(point, peer, Direction::Outbound, now) {
-                Ok(_) => true,
-                Err(_) => {
-                    // Already connected another way: not the point's fault.
-                    pool.dial_cancelled(point);
-                    out.push(Action::Close(point, CloseReason::Duplicate));
-                    false
+        match record_dial(pool, point, result, now, rng) {
+            DialOutcome::Succeeded => {
+                if let Some(r) = self.report_mut() {
+                    r.succeeded += 1;
                 }
-            },
-            Err(DialError::Myself) => {
-                pool.forget(point);
-                false
             }
-            Err(e) if !e.counts_as_failure() => {
-                pool.dial_cancelled(point);
-                false
-            }
-            Err(_) => {
-                pool.dial_failed(point, now, rng);
+            DialOutcome::Failed => {
                 if let Some(r) = self.report_mut() {
                     r.failed += 1;
                 }
-                false
             }
-        };
-        if success {
-            if let Some(r) = self.report_mut() {
-                r.succeeded += 1;
-            }
+            DialOutcome::Cancelled => {}
         }
         self.step(now, pool, rng, out);
     }
@@ -353,17 +411,19 @@ impl Maintenance {
         rng: &mut R,
         out: &mut Vec<Action>,
     ) {
+        // Before advancing: afterwards the due points are candidates, no longer waiting.
+        let backoff_due = self.starving && pool.next_ready_time().is_some_and(|t| t <= now);
         pool.advance(now);
         match &self.phase {
-            Phase::WaitingForPoints(_, until) if *until <= now => {
-                if pool.dialing_count() == 0 {
-                    self.end_cycle(CycleOutcome::Short, now, pool, rng, out);
-                }
+            // Dial what became dialable during the wait; end the cycle if the wait is over
+            // and nothing is left.
+            Phase::WaitingForPoints(..) if pool.dialing_count() == 0 => {
+                self.step(now, pool, rng, out);
             }
             Phase::Idle => {
                 if self.idle_timer && self.idle_deadline.is_some_and(|t| t <= now) {
                     self.wake(WakeReason::Idle, now, pool, rng, out);
-                } else if self.starving && pool.next_ready_time().is_none_or(|t| t <= now) {
+                } else if backoff_due {
                     self.wake(WakeReason::BackoffExpired, now, pool, rng, out);
                 }
             }
@@ -401,20 +461,7 @@ impl Maintenance {
             reasons,
         });
         let before = pool.active_count();
-        let report = Box::new(CycleReport {
-            cycle: self.cycles,
-            reasons,
-            started: now,
-            ended: now,
-            connections_before: before,
-            connections_after: before,
-            dialed: 0,
-            succeeded: 0,
-            failed: 0,
-            closed: 0,
-            asked_for_points: false,
-            outcome: CycleOutcome::NothingToDo,
-        });
+        let report = Box::new(CycleReport::new(self.cycles, reasons, now, before));
         let bounds = self.config.bounds();
         self.phase = Phase::TopUp(report);
         match bounds.classify(before) {

@@ -14,6 +14,9 @@ mod cycle;
 mod plan;
 mod worker;
 
-pub use cycle::{Action, CycleOutcome, CycleReport, Maintenance, WakeReason, WakeReasons};
+pub use cycle::{
+    record_dial, Action, CycleOutcome, CycleReport, DialOutcome, Maintenance, WakeReason,
+    WakeReasons,
+};
 pub use plan::{plan, top_up_dials, trim, Plan};
 pub use worker::{Maintainer, MaintainerStats};

@@ -53,7 +53,7 @@ struct Shared {
 ///                       ..Config::default() };
 /// let net = MemoryNetwork::new();
 /// let pool = PoolHandle::new(&config);
-/// let m = Maintainer::start(config, pool, net.transport(), 7);
+/// let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 7);
 /// let report = m.maintain().await;
 /// assert_eq!(report.connections_after, 0); // nobody to dial in an empty network
 /// m.shutdown().await;
@@ -140,6 +140,23 @@ impl Maintainer {
         }
     }
 
+    /// Waits until a cycle numbered above `after` (cycles count from 1) has ended, without
+    /// asking for one, and returns the report of the latest ended cycle: what tests and status displays use
+    /// to follow the worker. Cancel-safe.
+    pub async fn wait_for_cycle(&self, after: u64) -> CycleReport {
+        let mut rx = self.shared.done.subscribe();
+        loop {
+            if let Some((_, report)) = &*rx.borrow_and_update() {
+                if report.cycle > after {
+                    return report.clone();
+                }
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// The pool this worker maintains.
     pub fn pool(&self) -> &PoolHandle {
         &self.pool
@@ -177,20 +194,7 @@ impl Drop for Maintainer {
 }
 
 fn empty_report(now: crate::Time) -> CycleReport {
-    CycleReport {
-        cycle: 0,
-        reasons: Default::default(),
-        started: now,
-        ended: now,
-        connections_before: 0,
-        connections_after: 0,
-        dialed: 0,
-        succeeded: 0,
-        failed: 0,
-        closed: 0,
-        asked_for_points: false,
-        outcome: crate::maintenance::CycleOutcome::NothingToDo,
-    }
+    CycleReport::new(0, Default::default(), now, 0)
 }
 
 struct Worker<T: ?Sized> {
@@ -234,7 +238,14 @@ impl<T: Transport + ?Sized> Worker<T> {
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Err(_) => continue,
                 },
-                _ = self.shared.hint.notified() => Event::Wake(WakeReason::Maintain),
+                _ = self.shared.hint.notified() => {
+                    // A stale permit: every hint so far is covered by a cycle that began
+                    // after it. Only newer hints need a cycle.
+                    if self.shared.hints.load(Ordering::SeqCst) <= self.cycle_hints {
+                        continue;
+                    }
+                    Event::Wake(WakeReason::Maintain)
+                }
                 _ = too_many.wait() => Event::Wake(WakeReason::TooManyConnections),
                 _ = too_few.wait() => Event::Wake(WakeReason::TooFewConnections),
                 _ = new_point.wait() => Event::Wake(WakeReason::NewPoints),
@@ -303,7 +314,9 @@ impl<T: Transport + ?Sized> Worker<T> {
                     }
                     .instrument(span),
                 );
-                let inflight = self.dials.len() as u64;
+                // The pool's count, not the JoinSet's: finished dials not yet joined are
+                // no longer in flight.
+                let inflight = self.pool.read(|p| p.dialing_count()) as u64;
                 let mut s = self.stats();
                 s.dials += 1;
                 s.max_dials_in_flight = s.max_dials_in_flight.max(inflight);

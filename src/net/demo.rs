@@ -1,333 +1,210 @@
-//! N real nodes in one process on 127.0.0.1, node 0 the only bootstrap point of all the
-//! others: start them, watch them converge, report. What `peerkeeper demo` runs, and what
-//! the network tests use.
+//! The demo: N real nodes in one process on 127.0.0.1, node 0 the only bootstrap point of
+//! all the others, watched until every node is within `[min_threshold, max_threshold]`.
 
-use super::{NetConfig, Node, NodeError, NodeOptions};
-use crate::config::{Config, RangeStatus};
+use super::{NetConfig, Node};
+use crate::config::Config;
+use crate::pool::PeerId;
 use crate::report::{components, DialCounts, NetworkReport, SharingCounts, Spread};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
-    /// Nodes (at least 1).
+    /// Number of nodes.
     pub nodes: usize,
-    /// Seeds every node's random choices.
+    /// Seed of every random choice.
     pub seed: u64,
     /// Give up after this long.
     pub timeout: Duration,
-    /// The config of every node (trusted points are set per node).
+    /// The nodes' config.
     pub config: Config,
-    /// TCP settings of every node.
-    pub net: NetConfig,
+    /// How long every node must stay in range before the run ends.
+    pub hold: Duration,
 }
 
-impl Default for DemoOptions {
-    fn default() -> Self {
+impl DemoOptions {
+    /// The defaults for `nodes` nodes: targets min 4, expected 8, max 12, and timers short
+    /// enough for a demo (1 s between looks for peers, 10 s idle time).
+    pub fn new(nodes: usize, seed: u64) -> DemoOptions {
         DemoOptions {
-            nodes: 30,
-            seed: 42,
-            timeout: Duration::from_secs(45),
-            config: demo_config(4, 8, 12),
-            net: demo_net_config(),
+            nodes,
+            seed,
+            timeout: Duration::from_secs(60),
+            config: demo_config(),
+            hold: Duration::from_secs(1),
         }
     }
 }
 
-/// A config with small targets and short timers, suited to a few dozen nodes on one
-/// machine: loopback addresses allowed, quick retries, quick discovery rounds.
-///
-/// ```
-/// let c = peerkeeper::net::demo::demo_config(4, 8, 12);
-/// c.validate().unwrap();
-/// assert!(c.discovery.allow_private_addresses);
-/// ```
-pub fn demo_config(min: usize, expected: usize, max: usize) -> Config {
+/// A node config for demos and tests on loopback: small targets and quick timers.
+pub fn demo_config() -> Config {
     let mut c = Config {
-        min_connections: min,
-        expected_connections: expected,
-        max_connections: max,
-        maintenance_idle_time: Some(Duration::from_secs(2)),
-        time_between_looking_for_peers: Duration::from_millis(300),
-        dial_timeout: Duration::from_secs(2),
-        disconnection_delay: Duration::from_secs(1),
+        min_connections: 4,
+        expected_connections: 8,
+        max_connections: 12,
+        maintenance_idle_time: Some(Duration::from_secs(10)),
+        time_between_looking_for_peers: Duration::from_millis(500),
+        max_concurrent_dials: 4,
+        dial_timeout: Duration::from_secs(3),
+        disconnection_delay: Duration::from_secs(2),
         ..Config::default()
     };
-    c.reconnection.initial = Duration::from_millis(200);
-    c.reconnection.cap = Duration::from_secs(5);
-    c.discovery.peer_ask_interval = Duration::from_secs(1);
-    c.discovery.max_time_between_rounds = Duration::from_secs(3);
+    c.reconnection.initial = Duration::from_millis(500);
+    c.reconnection.cap = Duration::from_secs(10);
     c.discovery.allow_private_addresses = true;
+    c.discovery.peer_ask_interval = Duration::from_secs(2);
+    c.discovery.max_time_between_rounds = Duration::from_secs(8);
     c
 }
 
-/// TCP settings for the demo and tests: short handshake and keepalive timers.
-pub fn demo_net_config() -> NetConfig {
-    NetConfig {
-        network: "peerkeeper-demo".into(),
-        handshake_timeout: Duration::from_secs(2),
-        keepalive_interval: Duration::from_secs(2),
-        idle_timeout: Duration::from_secs(8),
-        ..NetConfig::default()
-    }
-}
-
-/// The state of the network at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Connections per running node.
-    pub connections: Vec<usize>,
-    /// Running nodes within `[min_threshold, max_threshold]`.
-    pub in_range: usize,
-    /// Connected components of the overlay of running nodes.
-    pub components: usize,
-}
-
-impl Snapshot {
-    /// Every running node within range, and one component.
-    pub fn converged(&self) -> bool {
-        self.in_range == self.connections.len() && self.components <= 1
-    }
-}
-
-/// N running nodes. Node 0 is the bootstrap point of the others.
-#[derive(Debug)]
-pub struct Network {
-    nodes: Vec<Option<Node>>,
-    config: Config,
-}
-
-impl Network {
-    /// Starts `n` nodes on 127.0.0.1 ephemeral ports; every node but node 0 has node 0 as
-    /// its only trusted point.
-    ///
-    /// ```no_run
-    /// # #[tokio::main] async fn main() {
-    /// use peerkeeper::net::demo::{demo_config, demo_net_config, Network};
-    /// let net = Network::start(5, 1, &demo_config(1, 2, 4), &demo_net_config()).await.unwrap();
-    /// println!("{:?}", net.snapshot());
-    /// net.shutdown().await;
-    /// # }
-    /// ```
-    pub async fn start(
-        n: usize,
-        seed: u64,
-        config: &Config,
-        net: &NetConfig,
-    ) -> Result<Network, NodeError> {
-        let localhost: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let mut nodes = Vec::with_capacity(n);
-        let mut bootstrap = None;
-        for i in 0..n {
-            let mut c = config.clone();
-            if let Some(b) = bootstrap {
-                c.trusted_points = vec![b];
-            }
-            let opts = NodeOptions {
-                config: c,
-                net: net.clone(),
-                listen: localhost,
-                seed: seed
-                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                    .wrapping_add(i as u64),
-                peer_id: None,
-                sources: Vec::new(),
-            };
-            let node = Node::start(opts).await?;
-            if i == 0 {
-                bootstrap = Some(node.listen_addr());
-            }
-            nodes.push(Some(node));
-        }
-        Ok(Network {
-            nodes,
-            config: config.clone(),
-        })
-    }
-
-    /// The node `i`, unless stopped.
-    pub fn node(&self, i: usize) -> Option<&Node> {
-        self.nodes.get(i).and_then(Option::as_ref)
-    }
-
-    /// The running nodes with their index.
-    pub fn running(&self) -> impl Iterator<Item = (usize, &Node)> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.as_ref().map(|n| (i, n)))
-    }
-
-    /// Stops node `i` (waits for its tasks to end).
-    pub async fn stop(&mut self, i: usize) {
-        if let Some(node) = self.nodes.get_mut(i).and_then(Option::take) {
-            node.shutdown().await;
-        }
-    }
-
-    /// The edges between running nodes (by index), each once.
-    pub fn edges(&self) -> Vec<(usize, usize)> {
-        let index: BTreeMap<SocketAddr, usize> =
-            self.running().map(|(i, n)| (n.listen_addr(), i)).collect();
-        let mut edges = Vec::new();
-        for (i, n) in self.running() {
-            for p in n.connected_points() {
-                if let Some(&j) = index.get(&p) {
-                    if i < j {
-                        edges.push((i, j));
-                    }
-                }
-            }
-        }
-        edges
-    }
-
-    /// The state now.
-    pub fn snapshot(&self) -> Snapshot {
-        let bounds = self.config.bounds();
-        let connections: Vec<usize> = self.running().map(|(_, n)| n.connection_count()).collect();
-        let in_range = connections
-            .iter()
-            .filter(|c| bounds.classify(**c) == RangeStatus::InRange)
-            .count();
-        // Components over running nodes only: renumber.
-        let ids: BTreeMap<usize, usize> = self
-            .running()
-            .enumerate()
-            .map(|(k, (i, _))| (i, k))
-            .collect();
-        let edges: Vec<(usize, usize)> = self
-            .edges()
-            .into_iter()
-            .filter_map(|(a, b)| Some((*ids.get(&a)?, *ids.get(&b)?)))
-            .collect();
-        Snapshot {
-            components: components(connections.len(), &edges),
-            connections,
-            in_range,
-        }
-    }
-
-    /// The report of the network now.
-    pub fn report(
-        &self,
-        seed: u64,
-        converged_at_ms: Option<u64>,
-        max_observed: usize,
-        wall_ms: u64,
-    ) -> NetworkReport {
-        let snap = self.snapshot();
-        let mut dials = DialCounts::default();
-        let mut sharing = SharingCounts::default();
-        let mut cycles = 0;
-        for (_, n) in self.running() {
-            let s = n.stats();
-            dials.attempted += s.maintenance.dials;
-            dials.succeeded += s.maintenance.dials_succeeded;
-            dials.failed += s.maintenance.dials_failed;
-            sharing.requests += s.discovery.requests;
-            sharing.points_received += s.discovery.points_received;
-            cycles += s.maintenance.cycles;
-        }
-        let max_now = snap.connections.iter().copied().max().unwrap_or(0);
-        NetworkReport {
-            nodes: snap.connections.len(),
-            seed,
-            converged: snap.in_range == snap.connections.len(),
-            converged_at_ms,
-            connections: Spread::of(&snap.connections),
-            components: snap.components,
-            max_observed_connections: max_observed.max(max_now),
-            dials,
-            peer_sharing: sharing,
-            maintenance_cycles: cycles,
-            wall_ms,
-        }
-    }
-
-    /// Waits (polling every 50 ms) until `done(snapshot)` holds or `timeout` passes;
-    /// returns whether it held.
-    pub async fn wait_for(
-        &self,
-        timeout: Duration,
-        mut done: impl FnMut(&Snapshot) -> bool,
-    ) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if done(&self.snapshot()) {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Stops every node; returns when no task is left.
-    pub async fn shutdown(self) {
-        futures::future::join_all(self.nodes.into_iter().flatten().map(|n| async move {
-            n.shutdown().await;
-        }))
-        .await;
-    }
-}
-
-/// Progress of a demo run, reported at every poll.
-#[derive(Clone, Debug)]
+/// Progress while converging.
+#[derive(Clone, Copy, Debug)]
 pub struct Progress {
+    /// Nodes within range now.
+    pub in_range: usize,
+    /// All nodes.
+    pub nodes: usize,
     /// Time since start.
     pub elapsed: Duration,
-    /// The state now.
-    pub snapshot: Snapshot,
 }
 
-/// Runs the demo: starts the nodes, waits until every node is within range in one
-/// component (or the timeout), reports, stops them. `on_progress` is called at each poll
-/// (every 50 ms).
-///
-/// ```no_run
-/// # #[tokio::main] async fn main() {
-/// use peerkeeper::net::demo::{run, DemoOptions};
-/// let report = run(&DemoOptions { nodes: 10, ..DemoOptions::default() }, |_| {}).await.unwrap();
-/// println!("{}", serde_json::to_string(&report).unwrap());
-/// # }
-/// ```
+/// Starts `opts.nodes` nodes, waits until every node has been in range for `opts.hold`
+/// (or the timeout), reports, and shuts them all down. `progress` is called about ten
+/// times a second.
 pub async fn run(
     opts: &DemoOptions,
-    mut on_progress: impl FnMut(&Progress),
-) -> Result<NetworkReport, NodeError> {
-    let started = tokio::time::Instant::now();
-    let network = Network::start(opts.nodes.max(1), opts.seed, &opts.config, &opts.net).await?;
-    let mut converged_at = None;
-    let mut max_observed = 0;
+    mut progress: impl FnMut(Progress),
+) -> std::io::Result<NetworkReport> {
+    let started = Instant::now();
+    let nodes = start_nodes(opts).await?;
     let bounds = opts.config.bounds();
-    network
-        .wait_for(opts.timeout, |snap| {
-            let elapsed = started.elapsed();
-            max_observed = max_observed.max(snap.connections.iter().copied().max().unwrap_or(0));
-            let all_in = snap
-                .connections
-                .iter()
-                .all(|c| bounds.classify(*c) == RangeStatus::InRange);
-            if all_in && converged_at.is_none() {
-                converged_at = Some(elapsed.as_millis() as u64);
+    let mut converged_at: Option<Duration> = None;
+    let mut in_range_since: Option<Instant> = None;
+    let mut converged = false;
+    loop {
+        let counts: Vec<usize> = nodes.iter().map(|n| n.pool().active_count()).collect();
+        let in_range = counts
+            .iter()
+            .filter(|c| (bounds.min_threshold..=bounds.max_threshold).contains(*c))
+            .count();
+        progress(Progress {
+            in_range,
+            nodes: nodes.len(),
+            elapsed: started.elapsed(),
+        });
+        if in_range == nodes.len() {
+            converged_at.get_or_insert(started.elapsed());
+            let since = *in_range_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= opts.hold {
+                converged = true;
+                break;
             }
-            on_progress(&Progress {
-                elapsed,
-                snapshot: snap.clone(),
-            });
-            snap.converged()
-        })
-        .await;
-    let report = network.report(
-        opts.seed,
-        converged_at,
-        max_observed,
-        started.elapsed().as_millis() as u64,
-    );
-    network.shutdown().await;
+        } else {
+            in_range_since = None;
+        }
+        if started.elapsed() >= opts.timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = report_of(&nodes, opts.seed, converged, converged_at, started);
+    for n in &nodes {
+        n.shutdown().await;
+    }
     Ok(report)
+}
+
+/// Starts the nodes: node 0 first, then every other node with node 0 as its only
+/// bootstrap point.
+pub async fn start_nodes(opts: &DemoOptions) -> std::io::Result<Vec<Node>> {
+    let mut nodes = Vec::with_capacity(opts.nodes);
+    let local: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+    let seed0 = Node::start(
+        opts.config.clone(),
+        NetConfig::default(),
+        local,
+        PeerId(peer_id(opts.seed, 0)),
+        Vec::new(),
+        Vec::new(),
+        opts.seed,
+    )
+    .await?;
+    let bootstrap = seed0.local_addr();
+    nodes.push(seed0);
+    for i in 1..opts.nodes {
+        let node = Node::start(
+            opts.config.clone(),
+            NetConfig::default(),
+            local,
+            PeerId(peer_id(opts.seed, i)),
+            vec![bootstrap],
+            Vec::new(),
+            opts.seed.wrapping_add(i as u64),
+        )
+        .await?;
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
+fn peer_id(seed: u64, i: usize) -> u64 {
+    // SplitMix64 of (seed, i): distinct, well spread ids.
+    let mut z = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The report of a set of running nodes.
+pub fn report_of(
+    nodes: &[Node],
+    seed: u64,
+    converged: bool,
+    converged_at: Option<Duration>,
+    started: Instant,
+) -> NetworkReport {
+    let index: BTreeMap<SocketAddr, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.local_addr(), i))
+        .collect();
+    let mut edges = Vec::new();
+    let mut counts = Vec::new();
+    let mut report = NetworkReport {
+        nodes: nodes.len(),
+        seed,
+        converged,
+        converged_at_ms: converged_at.map(|d| d.as_millis() as u64),
+        ..NetworkReport::default()
+    };
+    let mut dials = DialCounts::default();
+    let mut sharing = SharingCounts::default();
+    for (i, n) in nodes.iter().enumerate() {
+        let points: Vec<SocketAddr> = n.pool().read(|p| p.connections().map(|(a, _)| a).collect());
+        counts.push(points.len());
+        for p in points {
+            if let Some(&j) = index.get(&p) {
+                edges.push((i, j));
+            }
+        }
+        let m = n.maintainer().stats();
+        dials.attempted += m.dials;
+        dials.succeeded += m.dials_succeeded;
+        dials.failed += m.dials_failed;
+        report.maintenance_cycles += m.cycles;
+        let d = n.discovery().stats();
+        sharing.requests += d.requests;
+        sharing.points_received += d.points_received;
+        report.max_observed_connections = report
+            .max_observed_connections
+            .max(n.transport().stats().max_connections_seen as usize);
+    }
+    report.connections = Spread::of(&counts);
+    report.components = components(nodes.len(), &edges);
+    report.dials = dials;
+    report.peer_sharing = sharing;
+    report.wall_ms = started.elapsed().as_millis() as u64;
+    report
 }

@@ -1,12 +1,11 @@
-//! The real network: the wire protocol over TCP ([`protocol`]), the TCP transport
-//! ([`TcpTransport`]), a whole running [`Node`], and [`demo`]: N nodes in one process
-//! converging from one bootstrap point. The protocol and its design choices are described
-//! in `docs/network.md`.
+//! The real network: the wire protocol ([`wire`]), the TCP transport ([`TcpTransport`]),
+//! a whole node ([`Node`]: pool, maintenance, discovery and transport together), and the
+//! many-node demo ([`demo`]).
 
 pub mod demo;
 mod node;
-pub mod protocol;
-mod tcp;
+mod transport;
+pub mod wire;
 
-pub use node::{Node, NodeError, NodeOptions, NodeStats};
-pub use tcp::{NetConfig, NetStats, TcpTransport};
+pub use node::Node;
+pub use transport::{new_connection_wins, NetConfig, TcpTransport, TransportStats};

@@ -1,177 +1,111 @@
-//! A running node: a pool, the maintenance worker, the discovery worker, the TCP
-//! transport and its listener, started together and stopped together.
+//! A whole node on TCP: pool, maintenance worker, discovery worker and transport.
 
-use super::tcp::{NetConfig, NetStats, TcpTransport};
-use crate::config::{Config, ConfigError};
-use crate::discovery::{Discovery, DiscoveryStats, PointSource};
+use super::transport::{NetConfig, TcpTransport};
+use crate::config::Config;
+use crate::discovery::{Discovery, PointSource};
 use crate::handle::PoolHandle;
-use crate::maintenance::MaintainerStats;
-use crate::pool::PeerId;
-use crate::Maintainer;
-use rand::{Rng, SeedableRng};
+use crate::maintenance::Maintainer;
+use crate::pool::{PeerId, Source};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::net::TcpListener;
 
-/// Why a node did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The configuration breaks a rule.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The listening address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-}
-
-/// What a node is started with.
-#[derive(Clone)]
-pub struct NodeOptions {
-    /// Maintenance, pool and discovery settings (trusted points are the bootstrap points).
-    pub config: Config,
-    /// TCP settings.
-    pub net: NetConfig,
-    /// Where to listen (port 0: any free port).
-    pub listen: SocketAddr,
-    /// Seeds every random choice of the node (and its peer id unless `peer_id` is set).
-    pub seed: u64,
-    /// The node's peer id; drawn from `seed` when `None`.
-    pub peer_id: Option<PeerId>,
-    /// Other sources of points polled by discovery.
-    pub sources: Vec<Arc<dyn PointSource>>,
-}
-
-impl std::fmt::Debug for NodeOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeOptions")
-            .field("listen", &self.listen)
-            .field("seed", &self.seed)
-            .finish_non_exhaustive()
-    }
-}
-
-impl NodeOptions {
-    /// Options for `config`, listening on `listen`, default TCP settings, seed 0.
-    pub fn new(config: Config, listen: SocketAddr) -> NodeOptions {
-        NodeOptions {
-            config,
-            net: NetConfig::default(),
-            listen,
-            seed: 0,
-            peer_id: None,
-            sources: Vec::new(),
-        }
-    }
-}
-
-/// Counters of a node.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct NodeStats {
-    /// Connections in the pool.
-    pub connections: usize,
-    /// Points known.
-    pub known_points: usize,
-    /// Maintenance counters.
-    pub maintenance: MaintainerStats,
-    /// Discovery counters.
-    pub discovery: DiscoveryStats,
-    /// TCP counters.
-    pub net: NetStats,
-}
-
-/// A running node. See the [module docs](self).
+/// A running node. [`shutdown`](Node::shutdown) stops every task it started.
 ///
 /// ```no_run
-/// # #[tokio::main] async fn main() -> Result<(), peerkeeper::net::NodeError> {
-/// use peerkeeper::{net::{Node, NodeOptions}, Config};
-/// let node = Node::start(NodeOptions::new(Config::default(), "127.0.0.1:0".parse().unwrap())).await?;
-/// println!("{} listening on {}", node.peer_id(), node.listen_addr());
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// use peerkeeper::{net::{NetConfig, Node}, Config, PeerId};
+/// let node = Node::start(Config::default(), NetConfig::default(),
+///                        "127.0.0.1:0".parse().unwrap(), PeerId(1), vec![], vec![], 7).await?;
+/// println!("listening on {}", node.local_addr());
 /// node.shutdown().await;
 /// # Ok(()) }
 /// ```
 pub struct Node {
     pool: PoolHandle,
-    transport: Arc<TcpTransport>,
     maintainer: Maintainer,
     discovery: Arc<Discovery>,
-    listen: SocketAddr,
-    peer: PeerId,
+    transport: TcpTransport,
+    local_addr: SocketAddr,
+    peer_id: PeerId,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("peer", &self.peer)
-            .field("listen", &self.listen)
+            .field("local_addr", &self.local_addr)
+            .field("peer_id", &self.peer_id)
             .finish_non_exhaustive()
     }
 }
 
 impl Node {
-    /// Validates the config, binds the listener, and starts the workers.
-    pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
-        opts.config.validate()?;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
-        let peer = opts.peer_id.unwrap_or_else(|| PeerId(rng.gen()));
-        let pool = PoolHandle::new(&opts.config);
+    /// Binds `listen` (port 0 picks one), learns `bootstrap` points (source: bootstrap;
+    /// the config's trusted points are trusted), and starts the workers. `seed` seeds
+    /// every random choice of the node.
+    pub async fn start(
+        config: Config,
+        net: NetConfig,
+        listen: SocketAddr,
+        peer_id: PeerId,
+        bootstrap: Vec<SocketAddr>,
+        sources: Vec<Arc<dyn PointSource>>,
+        seed: u64,
+    ) -> std::io::Result<Node> {
+        let listener = TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
+        let pool = PoolHandle::new(&config);
+        pool.with(|p| p.set_salt(seed));
+        for p in bootstrap {
+            if p != local_addr {
+                pool.add_point(p, Source::Bootstrap);
+            }
+        }
+        let config_arc = Arc::new(config.clone());
         let transport =
-            TcpTransport::new(opts.config.clone(), opts.net.clone(), pool.clone(), peer);
-        let listen = transport
-            .listen(opts.listen)
-            .await
-            .map_err(|source| NodeError::Bind {
-                addr: opts.listen,
-                source,
-            })?;
+            TcpTransport::new(config_arc, net, peer_id, local_addr.port(), pool.clone());
+        // The maintainer may dial before discovery is attached to the transport; points
+        // received meanwhile are validated by the transport's fallback path.
         let maintainer = Maintainer::start(
-            opts.config.clone(),
+            config.clone(),
             pool.clone(),
-            transport.clone(),
-            rng.gen(),
+            Arc::new(transport.clone()),
+            seed,
         );
         let discovery = Arc::new(Discovery::start(
-            &opts.config,
+            &config,
             pool.clone(),
-            transport.clone(),
+            Arc::new(transport.clone()),
             maintainer.want_points(),
-            opts.sources,
-            vec![listen],
-            rng.gen(),
+            sources,
+            vec![local_addr],
+            seed ^ 0x6469_7363,
         ));
         transport.set_discovery(discovery.clone());
-        tracing::info!(%peer, %listen, "node started");
+        transport.serve(listener);
         Ok(Node {
             pool,
-            transport,
             maintainer,
             discovery,
-            listen,
-            peer,
+            transport,
+            local_addr,
+            peer_id,
         })
     }
 
-    /// The bound listening address.
-    pub fn listen_addr(&self) -> SocketAddr {
-        self.listen
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
     /// The node's peer id.
     pub fn peer_id(&self) -> PeerId {
-        self.peer
+        self.peer_id
     }
 
     /// The node's pool.
     pub fn pool(&self) -> &PoolHandle {
         &self.pool
-    }
-
-    /// The node's transport.
-    pub fn transport(&self) -> &Arc<TcpTransport> {
-        &self.transport
     }
 
     /// The maintenance worker.
@@ -180,38 +114,19 @@ impl Node {
     }
 
     /// The discovery worker.
-    pub fn discovery(&self) -> &Arc<Discovery> {
+    pub fn discovery(&self) -> &Discovery {
         &self.discovery
     }
 
-    /// Open connections (as the pool counts them).
-    pub fn connection_count(&self) -> usize {
-        self.pool.active_count()
+    /// The transport.
+    pub fn transport(&self) -> &TcpTransport {
+        &self.transport
     }
 
-    /// The listening points this node is connected to.
-    pub fn connected_points(&self) -> Vec<SocketAddr> {
-        self.pool
-            .read(|p| p.connections().map(|(a, _)| a).collect())
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> NodeStats {
-        NodeStats {
-            connections: self.pool.active_count(),
-            known_points: self.pool.read(|p| p.len()),
-            maintenance: self.maintainer.stats(),
-            discovery: self.discovery.stats(),
-            net: self.transport.stats(),
-        }
-    }
-
-    /// Stops discovery, maintenance (and its dials), then every connection and the
-    /// listener; returns when no task of the node is left.
+    /// Stops the workers, closes every connection, and waits for every task to end.
     pub async fn shutdown(&self) {
-        self.discovery.shutdown().await;
         self.maintainer.shutdown().await;
+        self.discovery.shutdown().await;
         self.transport.shutdown().await;
-        tracing::info!(peer = %self.peer, "node stopped");
     }
 }

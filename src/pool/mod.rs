@@ -25,6 +25,7 @@
 
 mod backoff;
 mod point;
+mod table;
 
 pub use backoff::jittered;
 pub use point::{netgroup, Connection, Direction, PeerId, PointInfo, PointState, Source, Sources};
@@ -35,6 +36,7 @@ use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+use table::{Id, PointTable};
 
 /// Most IP addresses held in the IP greylist.
 pub const MAX_GREYLISTED_IPS: usize = 4096;
@@ -145,18 +147,19 @@ struct PeerEntry {
 pub struct Pool {
     limits: PoolLimits,
     clock: Time,
-    points: HashMap<SocketAddr, PointInfo>,
-    ready: BTreeSet<(u64, SocketAddr)>,
-    waiting: BTreeSet<(Time, SocketAddr)>,
+    points: PointTable,
+    ready: BTreeSet<(u64, Id)>,
+    waiting: BTreeSet<(Time, Id)>,
     dialing: BTreeSet<SocketAddr>,
     connections: BTreeMap<SocketAddr, Connection>,
     connected_peers: BTreeMap<PeerId, SocketAddr>,
-    good: BTreeSet<SocketAddr>,
+    good: BTreeSet<Id>,
     peers: HashMap<PeerId, PeerEntry>,
     ip_greylist: BTreeMap<IpAddr, Time>,
     trusted: usize,
     stats: PoolStats,
     changes: Changes,
+    salt: u64,
 }
 
 impl Pool {
@@ -174,7 +177,7 @@ impl Pool {
         Pool {
             limits,
             clock: Time::ZERO,
-            points: HashMap::new(),
+            points: PointTable::default(),
             ready: BTreeSet::new(),
             waiting: BTreeSet::new(),
             dialing: BTreeSet::new(),
@@ -186,6 +189,19 @@ impl Pool {
             trusted: 0,
             stats: PoolStats::default(),
             changes: Changes::default(),
+            salt: 0,
+        }
+    }
+
+    /// Scrambles the order of never-failed candidates with `salt` (a node's seed), so that
+    /// the nodes of a network do not all dial the same addresses first. Re-indexes the
+    /// candidates: call it at start.
+    pub fn set_salt(&mut self, salt: u64) {
+        let old = std::mem::take(&mut self.ready);
+        self.salt = salt;
+        for (_, id) in old {
+            let rank = self.points.info(id).rank(&self.points.addr(id), salt);
+            self.ready.insert((rank, id));
         }
     }
 
@@ -201,7 +217,7 @@ impl Pool {
 
     /// Whether no point is known.
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.points.len() == 0
     }
 
     /// Number of open connections.
@@ -277,11 +293,11 @@ impl Pool {
         self.ready
             .iter()
             .take_while(move |(rank, _)| !trusted_only || rank >> 63 == 0)
-            .map(|(_, a)| *a)
-            .filter(move |a| {
-                let peer = self.points.get(a).and_then(|p| p.peer);
+            .filter(move |(_, id)| {
+                let peer = self.points.info(*id).peer;
                 peer.is_none_or(|p| !self.connected_peers.contains_key(&p))
             })
+            .map(|(_, id)| self.points.addr(*id))
     }
 
     /// The earliest time a waiting (backed-off or greylisted) point becomes dialable.
@@ -294,25 +310,26 @@ impl Pool {
         if now > self.clock {
             self.clock = now;
         }
-        while let Some(&(t, addr)) = self.waiting.first() {
+        while let Some(&(t, id)) = self.waiting.first() {
             if t > self.clock {
                 break;
             }
             self.waiting.pop_first();
-            if let Some(info) = self.points.get_mut(&addr) {
-                if info.state == PointState::Greylisted {
-                    info.state = PointState::Disconnected;
-                }
-                self.ready.insert((info.rank(), addr));
+            let mut info = self.points.info(id).clone();
+            if info.state == PointState::Greylisted {
+                info.state = PointState::Disconnected;
+                self.points.set_info(id, info.clone());
             }
+            let rank = info.rank(&self.points.addr(id), self.salt);
+            self.ready.insert((rank, id));
         }
     }
 
-    fn unindex(&mut self, addr: SocketAddr, info: &PointInfo) {
+    fn unindex(&mut self, id: Id, addr: SocketAddr, info: &PointInfo) {
         match info.state {
             PointState::Disconnected | PointState::Greylisted => {
-                if !self.ready.remove(&(info.rank(), addr)) {
-                    self.waiting.remove(&(info.next_dial, addr));
+                if !self.ready.remove(&(info.rank(&addr, self.salt), id)) {
+                    self.waiting.remove(&(info.next_dial, id));
                 }
             }
             PointState::Dialing => {
@@ -321,17 +338,17 @@ impl Pool {
             PointState::Connected => {}
         }
         if info.is_good() {
-            self.good.remove(&addr);
+            self.good.remove(&id);
         }
     }
 
-    fn index(&mut self, addr: SocketAddr, info: &PointInfo) {
+    fn index(&mut self, id: Id, addr: SocketAddr, info: &PointInfo) {
         match info.state {
             PointState::Disconnected if info.next_dial <= self.clock => {
-                self.ready.insert((info.rank(), addr));
+                self.ready.insert((info.rank(&addr, self.salt), id));
             }
             PointState::Disconnected | PointState::Greylisted => {
-                self.waiting.insert((info.next_dial, addr));
+                self.waiting.insert((info.next_dial, id));
             }
             PointState::Dialing => {
                 self.dialing.insert(addr);
@@ -339,28 +356,29 @@ impl Pool {
             PointState::Connected => {}
         }
         if info.is_good() {
-            self.good.insert(addr);
+            self.good.insert(id);
         }
     }
 
     /// Applies `f` to the point's info, keeping the indexes right.
     fn update<T>(&mut self, addr: SocketAddr, f: impl FnOnce(&mut PointInfo) -> T) -> Option<T> {
-        let mut info = self.points.get(&addr)?.clone();
-        self.unindex(addr, &info);
+        let id = self.points.id(&addr)?;
+        let mut info = self.points.info(id).clone();
+        self.unindex(id, addr, &info);
         let was_trusted = info.is_trusted();
         let out = f(&mut info);
         if info.is_trusted() && !was_trusted {
             self.trusted += 1;
         }
-        self.index(addr, &info);
-        self.points.insert(addr, info);
+        self.index(id, addr, &info);
+        self.points.set_info(id, info);
         Some(out)
     }
 
     /// Learns a point from `source` at `now`. Past `max_known_points` the pool is
     /// garbage-collected first; if nothing can be dropped, an untrusted point is refused.
     pub fn add_point(&mut self, addr: SocketAddr, source: Source, now: Time) -> Added {
-        if self.points.contains_key(&addr) {
+        if self.points.contains(&addr) {
             self.update(addr, |p| {
                 p.sources.insert(source);
                 p.last_seen = p.last_seen.max(now);
@@ -378,8 +396,8 @@ impl Pool {
         if info.is_trusted() {
             self.trusted += 1;
         }
-        self.index(addr, &info);
-        self.points.insert(addr, info);
+        let id = self.points.insert(addr, info.clone());
+        self.index(id, addr, &info);
         self.changes.new_point = true;
         Added::New
     }
@@ -396,17 +414,17 @@ impl Pool {
         let mut droppable: Vec<(u32, Time, SocketAddr)> = self
             .points
             .iter()
-            .filter(|(_, p)| {
+            .filter(|(_, _, p)| {
                 !p.is_trusted()
                     && matches!(p.state, PointState::Disconnected | PointState::Greylisted)
             })
-            .map(|(a, p)| (p.failures, p.last_seen, *a))
+            .map(|(_, a, p)| (p.failures, p.last_seen, a))
             .collect();
         // Most failures first, then oldest last_seen, then address (for determinism).
         droppable.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
         for (_, _, addr) in droppable.into_iter().take(excess) {
-            if let Some(info) = self.points.remove(&addr) {
-                self.unindex(addr, &info);
+            if let Some((id, info)) = self.points.remove(&addr) {
+                self.unindex(id, addr, &info);
                 self.stats.points_dropped += 1;
             }
         }
@@ -423,8 +441,8 @@ impl Pool {
                 )
         });
         if removable {
-            if let Some(info) = self.points.remove(&addr) {
-                self.unindex(addr, &info);
+            if let Some((id, info)) = self.points.remove(&addr) {
+                self.unindex(id, addr, &info);
             }
         }
         removable
@@ -557,8 +575,8 @@ impl Pool {
         Some(conn)
     }
 
-    /// Refuses `addr`, and its IP address, for `greylist_duration` from `now` (a protocol
-    /// violation). If it was connected, the connection is removed from the pool and
+    /// Refuses `addr`, and its IP address (unless loopback), for `greylist_duration` from
+    /// `now` (a protocol violation). If it was connected, the connection is removed from the pool and
     /// returned: the caller closes it.
     pub fn greylist(&mut self, addr: SocketAddr, now: Time) -> Option<Connection> {
         self.stats.greylistings += 1;
@@ -570,7 +588,11 @@ impl Pool {
             }
             p.next_dial = p.next_dial.max(until);
         });
-        self.greylist_ip(addr.ip(), until);
+        if !addr.ip().is_loopback() {
+            // Every local process shares the loopback address: refusing it would refuse
+            // them all for one misbehaving port.
+            self.greylist_ip(addr.ip(), until);
+        }
         conn
     }
 
@@ -608,15 +630,15 @@ impl Pool {
         if n == 0 || self.good.is_empty() {
             return Vec::new();
         }
-        let start = SocketAddr::from((rng.gen::<[u8; 4]>(), rng.gen::<u16>()));
+        let start: Id = rng.gen_range(0..self.points.id_bound().max(1));
         let window = n * 8 + 64;
         let mut picked = self
             .good
             .range(start..)
             .chain(self.good.range(..start))
             .take(window)
-            .filter(|a| Some(**a) != exclude)
-            .copied()
+            .map(|id| self.points.addr(*id))
+            .filter(|a| Some(*a) != exclude)
             .choose_multiple(rng, n);
         picked.sort_unstable();
         picked
@@ -627,30 +649,42 @@ impl Pool {
     pub fn check_invariants(&self) {
         let mut ready = 0;
         let mut waiting = 0;
-        for (a, p) in &self.points {
+        let mut good = 0;
+        for (id, a, p) in self.points.iter() {
+            assert_eq!(self.points.id(&a), Some(id), "{a} not in the hash index");
             match p.state {
-                PointState::Disconnected if self.ready.contains(&(p.rank(), *a)) => ready += 1,
+                PointState::Disconnected if self.ready.contains(&(p.rank(&a, self.salt), id)) => {
+                    ready += 1
+                }
                 PointState::Disconnected | PointState::Greylisted => {
-                    assert!(self.waiting.contains(&(p.next_dial, *a)), "{a} not indexed");
+                    assert!(self.waiting.contains(&(p.next_dial, id)), "{a} not indexed");
                     assert!(p.next_dial > self.clock, "{a} waiting past its time");
                     waiting += 1;
                 }
-                PointState::Dialing => assert!(self.dialing.contains(a)),
-                PointState::Connected => assert!(self.connections.contains_key(a)),
+                PointState::Dialing => assert!(self.dialing.contains(&a)),
+                PointState::Connected => assert!(self.connections.contains_key(&a)),
+            }
+            if p.is_good() {
+                assert!(self.good.contains(&id));
+                good += 1;
             }
         }
         assert_eq!(ready, self.ready.len());
         assert_eq!(waiting, self.waiting.len());
+        assert_eq!(good, self.good.len());
         assert_eq!(
             self.dialing.len(),
             self.points
-                .values()
-                .filter(|p| p.state == PointState::Dialing)
+                .iter()
+                .filter(|(_, _, p)| p.state == PointState::Dialing)
                 .count()
         );
         assert_eq!(
             self.trusted,
-            self.points.values().filter(|p| p.is_trusted()).count()
+            self.points
+                .iter()
+                .filter(|(_, _, p)| p.is_trusted())
+                .count()
         );
     }
 }

@@ -137,9 +137,10 @@ impl PointInfo {
         self.last_success.is_some() && self.failures == 0
     }
 
-    /// The candidate rank: lower dials first. Trusted first, then never-failed, then the
-    /// oldest failure.
-    pub(crate) fn rank(&self) -> u64 {
+    /// The candidate rank: lower dials first. Trusted first, then never failed (in an
+    /// order scrambled by the pool's `salt`, so that nodes do not all prefer the same
+    /// addresses), then the oldest failure.
+    pub(crate) fn rank(&self, addr: &SocketAddr, salt: u64) -> u64 {
         const UNTRUSTED: u64 = 1 << 63;
         const FAILED: u64 = 1 << 62;
         let mut key = 0;
@@ -151,9 +152,31 @@ impl PointInfo {
                 | self
                     .last_failure
                     .map_or(0, |t| t.as_millis().min(FAILED - 1));
+        } else {
+            key |= scramble(addr, salt) >> 2;
         }
         key
     }
+}
+
+/// A salted 64-bit mix of an address (SplitMix64 finaliser over its bytes).
+fn scramble(addr: &SocketAddr, salt: u64) -> u64 {
+    let mut h = salt ^ 0x9e37_79b9_7f4a_7c15;
+    let mut mix = |v: u64| {
+        h = (h ^ v).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
+    };
+    match addr {
+        SocketAddr::V4(a) => mix(u64::from(u32::from(*a.ip()))),
+        SocketAddr::V6(a) => {
+            let v = u128::from(*a.ip());
+            mix(v as u64);
+            mix((v >> 64) as u64);
+        }
+    }
+    mix(u64::from(addr.port()));
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 /// An open connection.

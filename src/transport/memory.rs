@@ -49,7 +49,9 @@ struct State {
 /// let net = MemoryNetwork::new();
 /// let a = "10.0.0.1:1".parse().unwrap();
 /// net.add_passive(a, PeerId(1), vec![]);
-/// assert_eq!(net.transport().dial(a).await, Ok(PeerId(1)));
+/// let pool = peerkeeper::PoolHandle::new(&peerkeeper::Config::default());
+/// assert_eq!(net.transport(&pool).dial(a).await, Ok(PeerId(1)));
+/// assert_eq!(pool.active_count(), 1);
 /// # }
 /// ```
 #[derive(Clone, Default)]
@@ -111,19 +113,30 @@ impl MemoryNetwork {
         }
     }
 
-    /// A transport for a node with no listening point (it dials, nobody dials it).
-    pub fn transport(&self) -> Arc<MemoryTransport> {
+    /// The transport of a node with no listening point (it dials, nobody dials it) whose
+    /// connections are registered in `pool`.
+    pub fn transport(&self, pool: &PoolHandle) -> Arc<MemoryTransport> {
         Arc::new(MemoryTransport {
             net: self.clone(),
             me: None,
+            pool: pool.clone(),
         })
     }
 
     /// The transport of the node registered at `addr` with [`add_node`](Self::add_node).
+    ///
+    /// # Panics
+    ///
+    /// If no node is registered at `addr` (a test set-up error).
     pub fn transport_for(&self, addr: SocketAddr) -> Arc<MemoryTransport> {
+        let pool = match self.lock().endpoints.get(&addr) {
+            Some(Endpoint::Node { pool, .. }) => pool.clone(),
+            _ => panic!("no node registered at {addr}"),
+        };
         Arc::new(MemoryTransport {
             net: self.clone(),
             me: Some(addr),
+            pool,
         })
     }
 
@@ -147,7 +160,8 @@ impl MemoryNetwork {
         self.lock().requests
     }
 
-    /// Closes done so far: (by, to, reason).
+    /// Closes done so far (the first 10,000): (by, to, reason); `by` is 0.0.0.0:0 for
+    /// the transport of a node with no listening point.
     pub fn closes(&self) -> Vec<(SocketAddr, SocketAddr, CloseReason)> {
         self.lock().closes.clone()
     }
@@ -158,6 +172,7 @@ impl MemoryNetwork {
 pub struct MemoryTransport {
     net: MemoryNetwork,
     me: Option<SocketAddr>,
+    pool: PoolHandle,
 }
 
 impl MemoryTransport {
@@ -182,6 +197,7 @@ impl Transport for MemoryTransport {
     fn dial(&self, point: SocketAddr) -> BoxFuture<'static, Result<PeerId, DialError>> {
         let net = self.net.clone();
         let me = self.my_identity();
+        let my_pool = self.pool.clone();
         async move {
             let latency = {
                 let mut s = net.lock();
@@ -199,9 +215,9 @@ impl Transport for MemoryTransport {
                 }
                 s.endpoints.get(&point).cloned()
             };
-            match endpoint {
-                None => Err(DialError::Io("connection refused".into())),
-                Some(Endpoint::Passive { peer, .. }) => Ok(peer),
+            let peer = match endpoint {
+                None => return Err(DialError::Io("connection refused".into())),
+                Some(Endpoint::Passive { peer, .. }) => peer,
                 Some(Endpoint::Node { peer, pool }) => {
                     if let Some((my_addr, my_peer, _)) = &me {
                         if *my_addr == point {
@@ -219,8 +235,12 @@ impl Transport for MemoryTransport {
                                 e => DialError::Refused(e.to_string()),
                             })?;
                     }
-                    Ok(peer)
+                    peer
                 }
+            };
+            match my_pool.connection_opened(point, peer, Direction::Outbound) {
+                Ok(_) => Ok(peer),
+                Err(_) => Err(DialError::AlreadyConnected),
             }
         }
         .boxed()
@@ -229,10 +249,9 @@ impl Transport for MemoryTransport {
     fn close(&self, point: SocketAddr, reason: CloseReason) {
         let endpoint = {
             let mut s = self.net.lock();
-            if let Some(me) = self.me {
-                if s.closes.len() < 10_000 {
-                    s.closes.push((me, point, reason));
-                }
+            if s.closes.len() < 10_000 {
+                let me = self.me.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                s.closes.push((me, point, reason));
             }
             s.endpoints.get(&point).cloned()
         };

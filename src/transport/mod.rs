@@ -61,12 +61,16 @@ pub enum CloseReason {
 
 /// The network, as the workers see it.
 ///
-/// Implementations must be cheap to call: `dial` starts the work and returns a future,
+/// A transport registers every connection it opens or accepts in the node's
+/// [`PoolHandle`](crate::PoolHandle), and every connection that ends, so the pool is the
+/// one truth about what is connected. Implementations must be cheap to call: `dial` starts the work and returns a future,
 /// `close` and `request_points` only queue.
 pub trait Transport: Send + Sync + 'static {
-    /// Connects to `point` and completes the handshake; resolves with the peer's id. The
-    /// caller applies its own `dial_timeout` on top. Cancel-safe: dropping the future
-    /// abandons the dial.
+    /// Connects to `point` and completes the handshake, registers the connection in the
+    /// node's pool (`connection_opened`, outbound; a refusal there, such as a duplicate
+    /// peer, closes it and gives [`DialError::AlreadyConnected`]), and resolves with the
+    /// peer's id. The caller applies its own `dial_timeout` on top. Cancel-safe: dropping
+    /// the future abandons the dial.
     fn dial(&self, point: SocketAddr) -> BoxFuture<'static, Result<PeerId, DialError>>;
 
     /// Closes the connection at `point`, if any.

@@ -1,0 +1,203 @@
+//! Whole-network properties on the deterministic simulator, over several seeds each (as
+//! the Cardano governor's tests do), in virtual time.
+
+use peerkeeper::sim::{Policy, SimConfig, SimOutcome, Simulation};
+use std::time::Duration;
+
+const SEEDS: [u64; 3] = [1, 2, 3];
+
+fn run(cfg: SimConfig) -> SimOutcome {
+    Simulation::new(cfg).run(|_| {})
+}
+
+fn scenario(nodes: usize, seed: u64, minutes: u64) -> SimConfig {
+    SimConfig::new(
+        nodes,
+        seed,
+        Duration::from_secs(60 * minutes),
+        Policy::Peerkeeper,
+    )
+}
+
+fn bounds() -> peerkeeper::Bounds {
+    peerkeeper::sim::sim_node_config().bounds()
+}
+
+#[test]
+fn one_seed_one_outcome_and_two_seeds_differ() {
+    for seed in SEEDS {
+        for policy in [Policy::Peerkeeper, Policy::Octez] {
+            let cfg = SimConfig {
+                dial_failure_rate: 0.1,
+                message_loss: 0.05,
+                churn_per_minute: 0.02,
+                ..SimConfig::new(150, seed, Duration::from_secs(300), policy)
+            };
+            let a = run(cfg.clone());
+            let b = run(cfg.clone());
+            assert_eq!(a.report.event_log_hash, b.report.event_log_hash);
+            assert_eq!(
+                serde_json::to_string(&a.report).unwrap(),
+                serde_json::to_string(&b.report).unwrap()
+            );
+            let c = run(SimConfig {
+                seed: seed + 100,
+                ..cfg
+            });
+            assert_ne!(a.report.event_log_hash, c.report.event_log_hash);
+        }
+    }
+}
+
+#[test]
+fn fault_free_networks_converge_into_one_component_never_above_max() {
+    let b = bounds();
+    let max = peerkeeper::sim::sim_node_config().max_connections;
+    for seed in SEEDS {
+        let out = run(scenario(300, seed, 5));
+        let r = &out.report.network;
+        assert!(r.converged, "seed {seed}: {:?}", out.report);
+        assert!(r.connections.min >= b.min_threshold && r.connections.max <= b.max_threshold);
+        assert_eq!(r.components, 1, "seed {seed}");
+        assert!(r.max_observed_connections <= max, "seed {seed}: {r:?}");
+        assert!(r.converged_at_ms.is_some());
+    }
+}
+
+#[test]
+fn no_busy_loop_once_converged() {
+    // An hour of virtual time: over its second half, cycles come from the idle timer
+    // (120 s: 30 an hour) and real events only, and nothing is redialed.
+    for seed in SEEDS {
+        let out = run(scenario(200, seed, 60));
+        let r = &out.report;
+        assert!(r.network.converged, "seed {seed}");
+        assert!(
+            r.late_cycles_per_node_hour <= 31.0,
+            "seed {seed}: {} cycles/node/hour",
+            r.late_cycles_per_node_hour
+        );
+        assert!(
+            r.late_dials_per_node_hour <= 1.0,
+            "seed {seed}: {} dials/node/hour",
+            r.late_dials_per_node_hour
+        );
+    }
+}
+
+#[test]
+fn octez_model_keeps_asking_where_peerkeeper_rests() {
+    // A network too small for its targets (10 nodes that each want 12 connections): every
+    // node stays short. The octez model asks every 5 s forever; peerkeeper backs off.
+    let mut ours = scenario(10, 1, 60);
+    ours.node_config.min_connections = 12;
+    ours.node_config.expected_connections = 16;
+    ours.node_config.max_connections = 20;
+    let octez = SimConfig {
+        policy: Policy::Octez,
+        ..ours.clone()
+    };
+    let a = run(ours).report;
+    let b = run(octez).report;
+    assert!(
+        !a.network.converged && !b.network.converged,
+        "10 nodes cannot give 12 each"
+    );
+    assert!(
+        a.network.peer_sharing.requests * 5 < b.network.peer_sharing.requests,
+        "ours {} requests, octez model {}",
+        a.network.peer_sharing.requests,
+        b.network.peer_sharing.requests
+    );
+    assert!(a.short_reason.is_some());
+}
+
+#[test]
+fn dial_failures_and_message_loss_slow_but_do_not_stop_convergence() {
+    for seed in SEEDS {
+        let clean = run(scenario(300, seed, 10)).report;
+        let faulty = run(SimConfig {
+            dial_failure_rate: 0.2,
+            message_loss: 0.05,
+            ..scenario(300, seed, 10)
+        })
+        .report;
+        assert!(faulty.network.converged, "seed {seed}: {faulty:?}");
+        assert_eq!(faulty.network.components, 1);
+        assert!(faulty.network.dials.failed > clean.network.dials.failed);
+        assert!(
+            faulty.network.converged_at_ms >= clean.network.converged_at_ms,
+            "seed {seed}: faults should not make it faster"
+        );
+    }
+}
+
+#[test]
+fn after_a_third_of_the_nodes_leave_the_rest_climb_back_into_range() {
+    let b = bounds();
+    for seed in SEEDS {
+        let out = run(SimConfig {
+            mass_departure: Some((Duration::from_secs(180), 1.0 / 3.0)),
+            ..scenario(300, seed, 10)
+        });
+        let r = &out.report;
+        assert_eq!(r.alive, 200, "seed {seed}");
+        assert!(r.network.converged, "seed {seed}: {r:?}");
+        assert_eq!(r.network.components, 1, "seed {seed}");
+        for (c, alive) in out.final_connections.iter().zip(&out.alive) {
+            if *alive {
+                assert!((b.min_threshold..=b.max_threshold).contains(c));
+            }
+        }
+        // They did lose connections and had to dial again to recover.
+        let baseline = run(scenario(300, seed, 10)).report;
+        assert!(
+            r.network.dials.attempted > baseline.network.dials.attempted,
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn a_nat_heavy_network_gives_every_node_its_minimum_or_says_why() {
+    for seed in SEEDS {
+        let out = run(SimConfig {
+            nat_fraction: 0.5,
+            ..scenario(300, seed, 10)
+        });
+        let r = &out.report;
+        if r.network.converged {
+            assert_eq!(r.short_nodes, 0);
+            assert_eq!(r.network.components, 1, "seed {seed}");
+        } else {
+            assert!(
+                r.short_reason.is_some(),
+                "seed {seed}: short without a reason"
+            );
+        }
+        assert!(r.network.converged, "seed {seed}: {r:?}");
+    }
+}
+
+#[test]
+fn churn_keeps_the_network_in_range() {
+    let b = bounds();
+    let out = run(SimConfig {
+        churn_per_minute: 0.02,
+        ..scenario(300, 4, 10)
+    });
+    let r = &out.report;
+    // Nodes that just came back may still be climbing; the rest are in range.
+    let in_range = out
+        .final_connections
+        .iter()
+        .zip(&out.alive)
+        .filter(|(c, a)| **a && (b.min_threshold..=b.max_threshold).contains(*c))
+        .count();
+    assert!(
+        in_range * 100 >= r.alive * 95,
+        "{in_range} of {} in range",
+        r.alive
+    );
+    assert_eq!(r.network.components, 1);
+}
