@@ -214,3 +214,53 @@ async fn no_point_of_an_over_cap_advertisement_reaches_the_pool() {
     target.shutdown().await;
     friend.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_network_is_told_why_then_greylisted() {
+    use peerkeeper::pool::PointState;
+    let (target, friend) = target_with_a_friend(&small()).await;
+    let to = target.local_addr();
+    let stream = TcpStream::connect(to).await.unwrap();
+    let mut c = Framed::new(stream, WireCodec::default());
+    c.send(Message::Handshake(Handshake {
+        network: "another-network".into(),
+        version: PROTOCOL_VERSION,
+        peer_id: PeerId(66),
+        listen_port: 40006,
+    }))
+    .await
+    .unwrap();
+    let reply = c.next().await.unwrap().unwrap();
+    assert_eq!(
+        reply,
+        Message::Refused {
+            reason: RefuseReason::WrongNetwork,
+            points: vec![]
+        }
+    );
+    assert!(closed_by_node(&mut c).await);
+    let bad: SocketAddr = "127.0.0.1:40006".parse().unwrap();
+    eventually("the point is greylisted", || {
+        target.pool().read(|p| p.get(&bad).map(|i| i.state)) == Some(PointState::Greylisted)
+    })
+    .await;
+    // Coming back from the same point, even on the right network, is refused.
+    let (mut c, reply) = raw_peer(to, PeerId(66), 40006).await;
+    assert!(
+        matches!(
+            reply,
+            Message::Refused {
+                reason: RefuseReason::Greylisted,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    assert!(closed_by_node(&mut c).await);
+    // Loopback is shared by every local process: the friend and newcomers are unaffected.
+    assert!(connected(&target, &friend));
+    let (_c, reply) = raw_peer(to, PeerId(67), 40007).await;
+    assert!(matches!(reply, Message::Handshake(_)), "{reply:?}");
+    target.shutdown().await;
+    friend.shutdown().await;
+}

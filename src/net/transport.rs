@@ -517,6 +517,15 @@ async fn accept_one(
     if let Err(reason) = inner.check_handshake(&h) {
         inner.refused.fetch_add(1, Ordering::Relaxed);
         let _ = conn.send(refuse(reason)).await;
+        if reason == RefuseReason::WrongNetwork && h.listen_port != 0 {
+            // Told why, and greylisted: a node of another network retrying would only
+            // waste handshake slots (the loopback address itself is never greylisted).
+            // Recorded first, so that the greylisting holds even for a point never seen
+            // (it is never shared: only points that once connected are).
+            inner.pool.add_point(point, Source::Incoming);
+            let e = WireError::Malformed(format!("wrong network {:?}", h.network));
+            inner.violation(Some(point), remote.ip(), &e);
+        }
         return;
     }
     if h.listen_port == 0 {
