@@ -1,16 +1,17 @@
 //! Planning a top-up over pools of 1 thousand, 100 thousand and 1 million points, plus the
-//! pool operations the planner relies on. Figures in BENCHMARKS.md.
+//! pool operations the planner relies on: adding points (with and without GC) and
+//! `Pool::advance` (nothing due; 1,000 backoffs ending at once). Figures in BENCHMARKS.md.
 //!
 //! Run: `cargo bench --bench planner`.
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use peerkeeper::maintenance::plan;
 use peerkeeper::pool::{Direction, PeerId, Pool, Source};
 use peerkeeper::{Config, Time};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn point(i: u32) -> SocketAddr {
     SocketAddr::from(((i | 0x0100_0000).to_be_bytes(), 9732))
@@ -127,5 +128,44 @@ fn bench_pool_ops(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_plan, bench_trim, bench_pool_ops);
+fn bench_advance(c: &mut Criterion) {
+    let mut group = c.benchmark_group("advance");
+    let n = 100_000u32;
+    let (mut pool, config) = pool_of(n);
+    let mut now = pool.clock();
+    group.bench_function("nothing_due_100k", |b| {
+        b.iter(|| {
+            pool.advance(black_box(now));
+        })
+    });
+    // Each iteration: (untimed) 1,000 points fail at `now`, then (timed) the clock passes
+    // their backoff cap and they all move back to the candidates.
+    let mut rng = StdRng::seed_from_u64(3);
+    let cap = config.reconnection.cap + Duration::from_secs(1);
+    group.throughput(Throughput::Elements(1_000));
+    group.bench_function("1k_due_of_100k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                for i in (1_000..n).step_by(99).take(1_000) {
+                    pool.dial_failed(point(i), now, &mut rng);
+                }
+                now = now + cap;
+                let start = Instant::now();
+                pool.advance(now);
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_plan,
+    bench_trim,
+    bench_pool_ops,
+    bench_advance
+);
 criterion_main!(benches);

@@ -116,7 +116,12 @@ proptest! {
     fn the_pool_indexes_stay_consistent(ops in prop::collection::vec(op(), 0..200), seed in any::<u64>()) {
         let (pool, _) = build(&Config { max_known_points: 40, known_points_gc_target: 30, ..Config::default() }, &ops, seed);
         pool.check_invariants();
-        prop_assert!(pool.len() <= 40);
+        // Nothing from the network grows the pool past its bound: only trusted points
+        // (the operator's) may go beyond it, and they are never dropped.
+        prop_assert!(pool.len() - pool.trusted_count() <= 40);
+        if pool.trusted_count() == 0 {
+            prop_assert!(pool.len() <= 40);
+        }
     }
 
     #[test]
@@ -317,4 +322,223 @@ fn a_greylisted_point_is_refused_until_the_greylist_ends() {
     pool.advance(end);
     assert_eq!(pool.candidates(false).next(), Some(a));
     assert!(!pool.is_ip_greylisted(a.ip(), end));
+}
+
+fn is_candidate(pool: &Pool, a: SocketAddr) -> bool {
+    pool.candidates(false).any(|c| c == a)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// With jitter, the delay never goes above the cap, and the un-jittered delay never
+    /// shrinks as failures pile up.
+    #[test]
+    fn backoff_is_monotone_and_capped(
+        initial_ms in 1u64..5_000,
+        factor in 1.0f64..4.0,
+        cap_extra_ms in 0u64..600_000,
+        jitter in 0.0f64..0.99,
+        seed in any::<u64>(),
+    ) {
+        let b = BackoffConfig {
+            initial: Duration::from_millis(initial_ms),
+            factor,
+            cap: Duration::from_millis(initial_ms + cap_extra_ms),
+            jitter,
+        };
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut prev = Duration::ZERO;
+        for n in 1..80 {
+            let base = b.base_delay(n);
+            prop_assert!(base >= prev);
+            prop_assert!(base <= b.cap);
+            prop_assert!(b.delay(n, &mut rng) <= b.cap);
+            prev = base;
+        }
+        if factor >= 1.1 {
+            prop_assert_eq!(b.base_delay(200), b.cap);
+        }
+    }
+}
+
+#[test]
+fn a_full_pool_of_connected_points_refuses_new_untrusted_points() {
+    let config = Config {
+        max_known_points: 4,
+        known_points_gc_target: 2,
+        ..Config::default()
+    };
+    let mut pool = Pool::new(&config);
+    for i in 0..4 {
+        pool.connection_opened(addr(i), PeerId(i.into()), Direction::Inbound, Time::ZERO)
+            .unwrap();
+    }
+    use peerkeeper::pool::Added;
+    assert_eq!(
+        pool.add_point(addr(9), Source::PeerSharing, Time::ZERO),
+        Added::Full
+    );
+    assert_eq!(pool.len(), 4);
+    assert_eq!(
+        pool.add_point(addr(10), Source::Trusted, Time::ZERO),
+        Added::New
+    );
+}
+
+#[test]
+fn a_point_whose_peer_is_connected_elsewhere_is_not_a_candidate() {
+    let mut pool = Pool::new(&Config::default());
+    let a = addr(1);
+    let b = addr(2);
+    pool.connection_opened(a, PeerId(7), Direction::Outbound, Time::ZERO)
+        .unwrap();
+    pool.connection_closed(a, Time::ZERO);
+    pool.connection_opened(b, PeerId(7), Direction::Inbound, Time::ZERO)
+        .unwrap();
+    pool.advance(Time::from_millis(3_600_000));
+    assert!(!is_candidate(&pool, a));
+    pool.connection_closed(b, Time::from_millis(3_600_000));
+    assert!(is_candidate(&pool, a));
+}
+
+/// One step of a random operation sequence.
+#[derive(Clone, Debug)]
+enum SeqOp {
+    Add(u32, u8),
+    BeginDial(u32),
+    DialFailed(u32),
+    DialCancelled(u32),
+    Opened(u32, u64, bool),
+    Closed(u32),
+    Greylist(u32),
+    Forget(u32),
+    Advance(u64),
+    Gc,
+}
+
+/// 40 points over 10 IPs (so IP greylisting touches neighbours), 12 peer ids.
+fn op_addr(i: u32) -> SocketAddr {
+    SocketAddr::from((
+        [10, 0, (i % 3) as u8, (i % 10) as u8],
+        9000 + (i / 10) as u16,
+    ))
+}
+
+fn seq_op() -> impl Strategy<Value = SeqOp> {
+    let p = 0u32..40;
+    prop_oneof![
+        3 => (p.clone(), 0u8..5).prop_map(|(a, s)| SeqOp::Add(a, s)),
+        2 => p.clone().prop_map(SeqOp::BeginDial),
+        2 => p.clone().prop_map(SeqOp::DialFailed),
+        1 => p.clone().prop_map(SeqOp::DialCancelled),
+        2 => (p.clone(), 0u64..12, any::<bool>()).prop_map(|(a, peer, i)| SeqOp::Opened(a, peer, i)),
+        2 => p.clone().prop_map(SeqOp::Closed),
+        1 => p.clone().prop_map(SeqOp::Greylist),
+        1 => p.prop_map(SeqOp::Forget),
+        2 => (0u64..40_000).prop_map(SeqOp::Advance),
+        1 => Just(SeqOp::Gc),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// After any sequence of operations the indexes agree with the tables, the pool stays
+    /// bounded, candidates are dialable and distinct, and trusted points are never lost.
+    #[test]
+    fn invariants_hold_after_random_operations(
+        ops in prop::collection::vec(seq_op(), 1..120),
+        seed in any::<u64>(),
+    ) {
+        let config = Config {
+            max_known_points: 24,
+            known_points_gc_target: 16,
+            max_known_peers: 8,
+            trusted_points: vec![op_addr(0), op_addr(1)],
+            reconnection: BackoffConfig {
+                initial: Duration::from_secs(1),
+                factor: 2.0,
+                cap: Duration::from_secs(20),
+                jitter: 0.3,
+            },
+            disconnection_delay: Duration::from_secs(2),
+            greylist_duration: Duration::from_secs(15),
+            ..Config::default()
+        };
+        let mut pool = Pool::new(&config);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut now = Time::ZERO;
+        for op in ops {
+            match op {
+                SeqOp::Add(a, s) => {
+                    pool.add_point(op_addr(a), Source::ALL[s as usize], now);
+                }
+                SeqOp::BeginDial(a) => {
+                    let was_candidate = pool.get(&op_addr(a)).is_some_and(|p| {
+                        p.state == PointState::Disconnected && p.next_dial <= now
+                    });
+                    prop_assert_eq!(pool.begin_dial(op_addr(a), now), was_candidate);
+                }
+                SeqOp::DialFailed(a) => pool.dial_failed(op_addr(a), now, &mut rng),
+                SeqOp::DialCancelled(a) => pool.dial_cancelled(op_addr(a)),
+                SeqOp::Opened(a, peer, inbound) => {
+                    let dir = if inbound { Direction::Inbound } else { Direction::Outbound };
+                    let _ = pool.connection_opened(op_addr(a), PeerId(peer), dir, now);
+                }
+                SeqOp::Closed(a) => {
+                    pool.connection_closed(op_addr(a), now);
+                }
+                SeqOp::Greylist(a) => {
+                    pool.greylist(op_addr(a), now);
+                }
+                SeqOp::Forget(a) => {
+                    pool.forget(op_addr(a));
+                }
+                SeqOp::Advance(ms) => {
+                    now = now + Duration::from_millis(ms);
+                    pool.advance(now);
+                }
+                SeqOp::Gc => pool.gc(),
+            }
+            pool.check_invariants();
+            prop_assert!(pool.len() <= config.max_known_points);
+            prop_assert!(pool.is_trusted(&op_addr(0)) && pool.is_trusted(&op_addr(1)));
+            let cands: Vec<SocketAddr> = pool.candidates(false).collect();
+            let distinct: BTreeSet<_> = cands.iter().collect();
+            prop_assert_eq!(distinct.len(), cands.len());
+            for c in &cands {
+                let p = pool.get(c).unwrap();
+                prop_assert_eq!(p.state, PointState::Disconnected);
+                prop_assert!(p.next_dial <= pool.clock());
+                prop_assert!(!pool.is_ip_greylisted(c.ip(), pool.clock()));
+            }
+            let conns = pool.connections().count();
+            prop_assert_eq!(conns, pool.active_count());
+            for (a, c) in pool.connections() {
+                prop_assert_eq!(pool.connected_point_of(c.peer), Some(a));
+                prop_assert_eq!(pool.get(&a).unwrap().state, PointState::Connected);
+            }
+        }
+    }
+}
+
+#[test]
+fn ipv6_points_differing_only_in_scope_id_are_distinct() {
+    use std::net::{Ipv6Addr, SocketAddrV6};
+    let ip: Ipv6Addr = "fe80::1".parse().unwrap();
+    let a = SocketAddr::V6(SocketAddrV6::new(ip, 9732, 0, 1));
+    let b = SocketAddr::V6(SocketAddrV6::new(ip, 9732, 0, 2));
+    let mut pool = Pool::new(&Config::default());
+    use peerkeeper::pool::Added;
+    assert_eq!(
+        pool.add_point(a, Source::PeerSharing, Time::ZERO),
+        Added::New
+    );
+    assert_eq!(pool.add_point(b, Source::Trusted, Time::ZERO), Added::New);
+    assert_eq!(pool.len(), 2);
+    assert!(!pool.is_trusted(&a) && pool.is_trusted(&b));
+    pool.forget(a);
+    assert!(pool.get(&a).is_none() && pool.get(&b).is_some());
+    pool.check_invariants();
 }

@@ -1,123 +1,251 @@
-//! The point table: a slab of `(address, info)` slots plus a hash index from a compact
-//! address key to the slot. The ordered indexes of the pool hold 4-byte slot ids instead
-//! of 32-byte socket addresses, which keeps a known point under 200 bytes all told (see
-//! BENCHMARKS.md).
+//! The point table: every known point's [`PointInfo`], stored compactly.
+//!
+//! A `HashMap<SocketAddr, PointInfo>` costs about twice its entries' size at some sizes
+//! (power-of-two buckets at most 7/8 full), and every index keyed by `SocketAddr` repeats
+//! the 32-byte address. Here each point lives once in a slot of fixed-size chunks (no
+//! doubling, no copy on growth) and is named everywhere else by its 4-byte slot id:
+//!
+//! * `heads` maps a 64-bit keyed hash of the address to the first slot with that hash
+//!   (16 bytes a bucket: no address copy in the index); the rare slots sharing a hash are
+//!   chained through `next`. The hash key is random per table, so nobody can choose
+//!   colliding addresses.
+//! * A removed point's slot goes to a free list and is reused by the next insertion.
+//!
+//! Nothing here iterates in hash order: lookups only. Iteration ([`PointTable::iter`]) is
+//! in slot order, which depends only on the sequence of insertions and removals.
+//!
+//! The full `SocketAddr` is compared on lookup (IPv6 flow info and scope id included), so
+//! two addresses that differ only there are two points, as they were with a
+//! `HashMap<SocketAddr, _>`.
 
 use super::point::PointInfo;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
 
-/// A socket address in 20 bytes: IPv6 octets (IPv4 mapped), port, family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    ip: [u8; 16],
-    port: u16,
-    v6: bool,
-}
-
-impl From<&SocketAddr> for Key {
-    fn from(a: &SocketAddr) -> Key {
-        match a.ip() {
-            IpAddr::V4(v4) => Key {
-                ip: v4.to_ipv6_mapped().octets(),
-                port: a.port(),
-                v6: false,
-            },
-            IpAddr::V6(v6) => Key {
-                ip: v6.octets(),
-                port: a.port(),
-                v6: true,
-            },
-        }
-    }
-}
-
-/// A slot id.
+/// A slot id: names a point inside the pool's indexes.
 pub(crate) type Id = u32;
 
+const NONE: Id = Id::MAX;
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+#[derive(Clone, Debug)]
+struct Slot {
+    addr: SocketAddr,
+    info: PointInfo,
+    /// The next slot whose address has the same hash, or `NONE`.
+    next: Id,
+}
+
+/// Points by address, and by slot id. See the module docs.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PointTable {
-    index: HashMap<Key, Id>,
-    slots: Vec<Option<(SocketAddr, PointInfo)>>,
+    hasher: RandomState,
+    heads: HashMap<u64, Id>,
+    chunks: Vec<Vec<Option<Slot>>>,
     free: Vec<Id>,
+    len: usize,
 }
 
 impl PointTable {
     pub(crate) fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 
-    pub(crate) fn id(&self, addr: &SocketAddr) -> Option<Id> {
-        self.index.get(&Key::from(addr)).copied()
+    fn hash(&self, addr: &SocketAddr) -> u64 {
+        self.hasher.hash_one(addr)
     }
 
-    pub(crate) fn get(&self, addr: &SocketAddr) -> Option<&PointInfo> {
-        self.id(addr).map(|id| self.info(id))
-    }
-
-    pub(crate) fn contains(&self, addr: &SocketAddr) -> bool {
-        self.index.contains_key(&Key::from(addr))
-    }
-
-    /// The slot of a live id.
-    ///
-    /// # Panics
-    ///
-    /// On a dead id: the pool's indexes hold only live ids (a broken invariant).
-    fn slot(&self, id: Id) -> &(SocketAddr, PointInfo) {
-        self.slots[id as usize]
+    fn slot(&self, id: Id) -> &Slot {
+        self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
             .as_ref()
-            .expect("pool index holds a dead slot id")
+            .expect("a live slot id")
     }
 
-    pub(crate) fn addr(&self, id: Id) -> SocketAddr {
-        self.slot(id).0
+    fn slot_mut(&mut self, id: Id) -> &mut Slot {
+        self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
+            .as_mut()
+            .expect("a live slot id")
     }
 
-    pub(crate) fn info(&self, id: Id) -> &PointInfo {
-        &self.slot(id).1
-    }
-
-    pub(crate) fn set_info(&mut self, id: Id, info: PointInfo) {
-        if let Some(slot) = self.slots[id as usize].as_mut() {
-            slot.1 = info;
+    /// The slot of `addr`, if known.
+    pub(crate) fn id(&self, addr: &SocketAddr) -> Option<Id> {
+        let mut id = *self.heads.get(&self.hash(addr))?;
+        loop {
+            let s = self.slot(id);
+            if s.addr == *addr {
+                return Some(id);
+            }
+            if s.next == NONE {
+                return None;
+            }
+            id = s.next;
         }
     }
 
-    /// Inserts a new point (the caller checked it is not there).
+    pub(crate) fn get(&self, addr: &SocketAddr) -> Option<&PointInfo> {
+        self.id(addr).map(|id| &self.slot(id).info)
+    }
+
+    pub(crate) fn contains(&self, addr: &SocketAddr) -> bool {
+        self.id(addr).is_some()
+    }
+
+    pub(crate) fn addr(&self, id: Id) -> SocketAddr {
+        self.slot(id).addr
+    }
+
+    pub(crate) fn info(&self, id: Id) -> &PointInfo {
+        &self.slot(id).info
+    }
+
+    pub(crate) fn set_info(&mut self, id: Id, info: PointInfo) {
+        self.slot_mut(id).info = info;
+    }
+
+    /// One past the largest slot id handed out so far.
+    pub(crate) fn id_bound(&self) -> Id {
+        let used =
+            self.chunks.len().saturating_sub(1) * CHUNK + self.chunks.last().map_or(0, Vec::len);
+        Id::try_from(used).unwrap_or(NONE)
+    }
+
+    /// Adds `addr`, which must not be present; returns its slot.
     pub(crate) fn insert(&mut self, addr: SocketAddr, info: PointInfo) -> Id {
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some((addr, info));
-                id
+        debug_assert!(!self.contains(&addr));
+        let h = self.hash(&addr);
+        let next = self.heads.get(&h).copied().unwrap_or(NONE);
+        let slot = Some(Slot { addr, info, next });
+        let id = if let Some(id) = self.free.pop() {
+            self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)] = slot;
+            id
+        } else {
+            if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+                // Small pools (a simulated node holds a few hundred points) stay small;
+                // a chunk grows to CHUNK slots, and ids stay put as it grows.
+                self.chunks.push(Vec::with_capacity(64));
             }
-            None => {
-                let id = Id::try_from(self.slots.len()).expect("fewer than 2^32 points");
-                self.slots.push(Some((addr, info)));
-                id
-            }
+            let id =
+                ((self.chunks.len() - 1) << CHUNK_BITS) | self.chunks.last().map_or(0, Vec::len);
+            let id = Id::try_from(id).expect("fewer than 2^32 points");
+            assert!(id != NONE, "fewer than 2^32 - 1 points");
+            self.chunks.last_mut().expect("a chunk").push(slot);
+            id
         };
-        self.index.insert(Key::from(&addr), id);
+        self.heads.insert(h, id);
+        self.len += 1;
         id
     }
 
+    /// Removes `addr`; returns its former slot and info.
     pub(crate) fn remove(&mut self, addr: &SocketAddr) -> Option<(Id, PointInfo)> {
-        let id = self.index.remove(&Key::from(addr))?;
-        let (_, info) = self.slots[id as usize].take()?;
+        let h = self.hash(addr);
+        let mut prev = NONE;
+        let mut id = *self.heads.get(&h)?;
+        loop {
+            let s = self.slot(id);
+            if s.addr == *addr {
+                break;
+            }
+            if s.next == NONE {
+                return None;
+            }
+            prev = id;
+            id = s.next;
+        }
+        let slot = self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
+            .take()
+            .expect("a live slot id");
+        if prev != NONE {
+            self.slot_mut(prev).next = slot.next;
+        } else if slot.next == NONE {
+            self.heads.remove(&h);
+        } else {
+            self.heads.insert(h, slot.next);
+        }
         self.free.push(id);
-        Some((id, info))
+        self.len -= 1;
+        Some((id, slot.info))
     }
 
-    /// Every point, in no particular order (callers that decide sort what they collect).
+    /// Every point, in slot order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Id, SocketAddr, &PointInfo)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|(a, p)| (i as Id, *a, p)))
+        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
+            chunk.iter().enumerate().filter_map(move |(i, s)| {
+                s.as_ref()
+                    .map(|s| (((c << CHUNK_BITS) | i) as Id, s.addr, &s.info))
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::Source;
+    use crate::Time;
+
+    #[test]
+    fn chained_slots_survive_removal_in_any_order() {
+        let mut t = PointTable::default();
+        let addrs: Vec<SocketAddr> = (0..10_000u32)
+            .map(|i| SocketAddr::from((i.to_be_bytes(), 1)))
+            .collect();
+        for a in &addrs {
+            t.insert(*a, PointInfo::new(Source::PeerSharing, Time::ZERO));
+        }
+        for a in addrs.iter().step_by(3) {
+            assert!(t.remove(a).is_some());
+            assert!(t.remove(a).is_none());
+        }
+        for (i, a) in addrs.iter().enumerate() {
+            assert_eq!(t.contains(a), i % 3 != 0);
+        }
+        assert_eq!(t.len(), t.iter().count());
+        // Freed slots are reused before new chunks are allocated.
+        let chunks = t.chunks.len();
+        for a in addrs.iter().step_by(3) {
+            t.insert(*a, PointInfo::new(Source::PeerSharing, Time::ZERO));
+        }
+        assert_eq!(t.chunks.len(), chunks);
+        assert_eq!(t.len(), addrs.len());
+        for a in &addrs {
+            assert_eq!(t.addr(t.id(a).unwrap()), *a);
+        }
     }
 
-    /// One past the largest slot id.
-    pub(crate) fn id_bound(&self) -> Id {
-        self.slots.len() as Id
+    #[test]
+    fn colliding_hashes_are_chained() {
+        let mut t = PointTable::default();
+        let a = SocketAddr::from(([1, 1, 1, 1], 1));
+        let b = SocketAddr::from(([2, 2, 2, 2], 2));
+        let c = SocketAddr::from(([3, 3, 3, 3], 3));
+        let info = PointInfo::new(Source::PeerSharing, Time::ZERO);
+        let ia = t.insert(a, info.clone());
+        let ib = t.insert(b, info.clone());
+        let ic = t.insert(c, info);
+        // Rewire by hand as if all three hashes collided: one chain c -> b -> a, reached
+        // from each address's bucket.
+        t.slot_mut(ic).next = ib;
+        t.slot_mut(ib).next = ia;
+        t.slot_mut(ia).next = NONE;
+        for x in [a, b, c] {
+            let h = t.hash(&x);
+            t.heads.insert(h, ic);
+        }
+        assert_eq!(
+            (t.id(&a), t.id(&b), t.id(&c)),
+            (Some(ia), Some(ib), Some(ic))
+        );
+        // Unlink the middle, then the head of the chain.
+        assert_eq!(t.remove(&b).map(|r| r.0), Some(ib));
+        assert_eq!(t.slot(ic).next, ia);
+        assert_eq!((t.id(&a), t.id(&b), t.id(&c)), (Some(ia), None, Some(ic)));
+        assert_eq!(t.remove(&c).map(|r| r.0), Some(ic));
+        // The bucket now starts at the rest of the chain.
+        assert_eq!(t.heads.get(&t.hash(&c)), Some(&ia));
+        assert_eq!(t.len(), 1);
     }
 }

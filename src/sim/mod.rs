@@ -1148,10 +1148,10 @@ impl Simulation {
         let approx = if alive_ids.is_empty() {
             0
         } else {
-            // Pool entries (about 190 bytes a point, see BENCHMARKS.md) plus the fixed state.
+            // Pool entries (about 180 bytes a point, see BENCHMARKS.md) plus the fixed state.
             std::mem::size_of::<SimNode>()
                 + 2 * std::mem::size_of::<Maintenance>()
-                + pool_points / alive_ids.len() * 190
+                + pool_points / alive_ids.len() * 180
         };
         let report = SimReport {
             network,

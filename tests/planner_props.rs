@@ -1,0 +1,351 @@
+//! Properties of the pure planner (`maintenance::plan`, `trim`) over random pools and
+//! configs: what a user relies on when the maintainer dials and closes for them.
+
+use peerkeeper::maintenance::{plan, trim, Plan};
+use peerkeeper::pool::{netgroup, Direction, PointState, Pool, Source};
+use peerkeeper::{Config, PeerId, Time};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+/// What the generator decides about one point.
+#[derive(Clone, Debug)]
+struct PointSpec {
+    trusted: bool,
+    failures: u8,
+    fail_at_s: u16,
+    state: u8, // 0..=3 disconnected, 4 dialing, 5 outbound, 6 inbound, 7 greylisted
+    group: u8,
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    min: usize,
+    expected: usize,
+    max: usize,
+    dials: usize,
+    private: bool,
+    points: Vec<PointSpec>,
+    now_s: u16,
+}
+
+fn point_spec() -> impl Strategy<Value = PointSpec> {
+    (any::<bool>(), 0u8..4, 0u16..600, 0u8..8, 0u8..4).prop_map(
+        |(trusted, failures, fail_at_s, state, group)| PointSpec {
+            trusted,
+            failures,
+            fail_at_s,
+            state,
+            group,
+        },
+    )
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        0usize..10,
+        0usize..30,
+        0usize..30,
+        1usize..10,
+        any::<bool>(),
+        prop::collection::vec(point_spec(), 1..80),
+        0u16..1200,
+    )
+        .prop_map(|(min, e, m, dials, private, points, now_s)| Scenario {
+            min,
+            expected: min + e,
+            max: (min + e + m).max(1),
+            dials,
+            private,
+            points,
+            now_s,
+        })
+}
+
+/// Point `i` of /16 group `g`: one IP per point, so greylisting one point's IP touches no
+/// other point.
+fn addr(i: usize, g: u8) -> SocketAddr {
+    SocketAddr::from(([10, g, (i / 250) as u8, (i % 250) as u8 + 1], 9732))
+}
+
+fn build(s: &Scenario) -> (Config, Pool, Time) {
+    let mut trusted: Vec<SocketAddr> = s
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.trusted)
+        .map(|(i, p)| addr(i, p.group))
+        .collect();
+    if s.private && trusted.is_empty() {
+        trusted.push(addr(0, s.points[0].group));
+    }
+    let config = Config {
+        min_connections: s.min,
+        expected_connections: s.expected,
+        max_connections: s.max,
+        max_concurrent_dials: s.dials,
+        private_mode: s.private,
+        trusted_points: trusted,
+        max_known_points: 1000,
+        known_points_gc_target: 900,
+        ..Config::default()
+    };
+    config
+        .validate()
+        .expect("the generator makes valid configs");
+    let mut pool = Pool::new(&config);
+    let mut rng = StdRng::seed_from_u64(99);
+    let now = Time::from_millis(u64::from(s.now_s) * 1000);
+    for (i, p) in s.points.iter().enumerate() {
+        let a = addr(i, p.group);
+        pool.add_point(a, Source::PeerSharing, Time::ZERO);
+        for f in 0..p.failures {
+            let t = Time::from_millis((u64::from(p.fail_at_s) + u64::from(f)) * 1000);
+            pool.dial_failed(a, t.min(now), &mut rng);
+        }
+        match p.state {
+            4 => {
+                // Dialing regardless of backoff: a dial started once it was due.
+                let due = pool.get(&a).unwrap().next_dial;
+                pool.begin_dial(a, due);
+            }
+            5 | 6 => {
+                let dir = if p.state == 5 {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                pool.connection_opened(a, PeerId(i as u64), dir, now)
+                    .unwrap();
+            }
+            7 => {
+                pool.greylist(a, now);
+            }
+            _ => {}
+        }
+    }
+    pool.advance(now);
+    pool.check_invariants();
+    (config, pool, now)
+}
+
+fn run_plan(config: &Config, pool: &Pool, now: Time, seed: u64) -> Plan {
+    plan(pool, config, now, &mut StdRng::seed_from_u64(seed))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Never above max_target, only candidates dialed, no trusted connection closed,
+    /// a trim lands exactly on max_target, and one seed gives one plan.
+    #[test]
+    fn plans_respect_bounds_and_candidates(s in scenario(), seed in any::<u64>()) {
+        let (config, pool, now) = build(&s);
+        let b = config.bounds();
+        let active = pool.active_count();
+        let inflight = pool.dialing_count();
+        let p = run_plan(&config, &pool, now, seed);
+
+        // Bounds.
+        prop_assert!(p.dial.is_empty() || active + inflight + p.dial.len() <= b.max_target,
+            "active {active} + in flight {inflight} + dials {} > max_target {}",
+            p.dial.len(), b.max_target);
+        prop_assert!(inflight + p.dial.len() <= config.max_concurrent_dials || p.dial.is_empty());
+        prop_assert!(p.dial.is_empty() || p.close.is_empty());
+
+        // Every dial is a candidate.
+        let connected_peers: BTreeSet<PeerId> = pool.connections().map(|(_, c)| c.peer).collect();
+        let distinct: BTreeSet<SocketAddr> = p.dial.iter().copied().collect();
+        prop_assert_eq!(distinct.len(), p.dial.len(), "a point dialed twice");
+        for a in &p.dial {
+            let info = pool.get(a).expect("dials a known point");
+            prop_assert_eq!(info.state, PointState::Disconnected, "{} is not disconnected", a);
+            prop_assert!(info.next_dial <= now, "{} is backed off until {}", a, info.next_dial);
+            prop_assert!(pool.connection(a).is_none());
+            prop_assert!(!pool.is_ip_greylisted(a.ip(), now));
+            prop_assert!(info.peer.is_none_or(|peer| !connected_peers.contains(&peer)));
+            if config.private_mode {
+                prop_assert!(pool.is_trusted(a), "private mode dials untrusted {}", a);
+            }
+        }
+        if config.private_mode {
+            prop_assert!(!p.ask_for_points);
+        }
+
+        // Closes.
+        for a in &p.close {
+            prop_assert!(pool.connection(a).is_some(), "closes {} which is not connected", a);
+            prop_assert!(!pool.is_trusted(a), "closes trusted {}", a);
+        }
+        let untrusted = pool.connections().filter(|(a, _)| !pool.is_trusted(a)).count();
+        if active > b.max_threshold {
+            prop_assert_eq!(p.close.len(), (active - b.max_target).min(untrusted));
+            let distinct: BTreeSet<SocketAddr> = p.close.iter().copied().collect();
+            prop_assert_eq!(distinct.len(), p.close.len());
+        } else {
+            prop_assert!(p.close.is_empty());
+        }
+
+        // A top-up below min_threshold dials as many as the slots allow.
+        if active < b.min_threshold && active < b.min_target {
+            let slots = config.max_concurrent_dials.saturating_sub(inflight)
+                .min(b.max_target.saturating_sub(active + inflight));
+            let available = pool.candidates(config.private_mode).count();
+            prop_assert_eq!(p.dial.len(), slots.min(available));
+        }
+
+        // Determinism: same inputs and seed, same plan; a rebuilt pool too.
+        prop_assert_eq!(&p, &run_plan(&config, &pool, now, seed));
+        let (config2, pool2, now2) = build(&s);
+        prop_assert_eq!(&p, &run_plan(&config2, &pool2, now2, seed));
+    }
+
+    /// Private mode: neither candidates nor plans ever name an untrusted point.
+    #[test]
+    fn private_mode_dials_only_trusted(mut s in scenario(), seed in any::<u64>()) {
+        s.private = true;
+        s.min = s.min.max(1);
+        s.expected = s.expected.max(s.min);
+        s.max = s.max.max(s.expected);
+        let (config, pool, now) = build(&s);
+        for a in pool.candidates(true) {
+            prop_assert!(pool.is_trusted(&a));
+        }
+        let p = run_plan(&config, &pool, now, seed);
+        for a in &p.dial {
+            prop_assert!(pool.is_trusted(a));
+        }
+        prop_assert!(!p.ask_for_points);
+    }
+}
+
+fn connected_pool(conns: &[(SocketAddr, Direction, bool)]) -> Pool {
+    let trusted = conns.iter().filter(|c| c.2).map(|c| c.0).collect();
+    let config = Config {
+        trusted_points: trusted,
+        ..Config::default()
+    };
+    let mut pool = Pool::new(&config);
+    for (i, (a, d, _)) in conns.iter().enumerate() {
+        pool.connection_opened(*a, PeerId(i as u64), *d, Time::ZERO)
+            .unwrap();
+    }
+    pool
+}
+
+fn groups_of(closed: &[SocketAddr]) -> BTreeMap<u64, usize> {
+    let mut m = BTreeMap::new();
+    for a in closed {
+        *m.entry(netgroup(a)).or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn trim_takes_from_the_most_represented_group_first() {
+    let a = |g: u8, i: u8| SocketAddr::from(([10, g, 0, i], 9732));
+    let mut conns = Vec::new();
+    for i in 1..=6 {
+        conns.push((a(1, i), Direction::Outbound, false));
+    }
+    for i in 1..=2 {
+        conns.push((a(2, i), Direction::Outbound, false));
+    }
+    conns.push((a(3, 1), Direction::Outbound, false));
+    let pool = connected_pool(&conns);
+    for seed in 0..20 {
+        let closed = trim(&pool, 4, &mut StdRng::seed_from_u64(seed));
+        // 6,2,1 -> the crowded group goes down to 2 before anyone else loses a connection.
+        assert_eq!(
+            groups_of(&closed),
+            BTreeMap::from([(netgroup(&a(1, 1)), 4)])
+        );
+        let closed = trim(&pool, 7, &mut StdRng::seed_from_u64(seed));
+        // Then the groups shrink together: 6,2,1 -> 1,1,0 or 1,0,1 ... never one group left
+        // with more than one more than another.
+        let g = groups_of(&closed);
+        let left =
+            |grp: u8, total: usize| total - g.get(&netgroup(&a(grp, 1))).copied().unwrap_or(0);
+        let lefts = [left(1, 6), left(2, 2), left(3, 1)];
+        assert_eq!(lefts.iter().sum::<usize>(), 2);
+        assert!(lefts.iter().all(|n| *n <= 1), "{lefts:?}");
+    }
+}
+
+#[test]
+fn trim_prefers_inbound_within_a_group_and_spares_trusted() {
+    let a = |i: u8| SocketAddr::from(([10, 7, 0, i], 9732));
+    let conns = vec![
+        (a(1), Direction::Outbound, false),
+        (a(2), Direction::Outbound, false),
+        (a(3), Direction::Inbound, false),
+        (a(4), Direction::Inbound, false),
+        (a(5), Direction::Inbound, true),
+        (a(6), Direction::Outbound, true),
+    ];
+    let pool = connected_pool(&conns);
+    for seed in 0..20 {
+        let closed: BTreeSet<_> = trim(&pool, 2, &mut StdRng::seed_from_u64(seed))
+            .into_iter()
+            .collect();
+        assert_eq!(
+            closed,
+            BTreeSet::from([a(3), a(4)]),
+            "inbound untrusted first"
+        );
+        let closed = trim(&pool, 10, &mut StdRng::seed_from_u64(seed));
+        assert_eq!(closed.len(), 4, "trusted connections are never closed");
+        assert!(!closed.contains(&a(5)) && !closed.contains(&a(6)));
+    }
+}
+
+#[test]
+fn plan_above_max_threshold_closes_down_to_max_target() {
+    let config = Config {
+        min_connections: 2,
+        expected_connections: 5,
+        max_connections: 8,
+        ..Config::default()
+    };
+    let b = config.bounds();
+    let mut pool = Pool::new(&config);
+    for i in 0..b.max_threshold + 3 {
+        let a = SocketAddr::from(([10, (i % 3) as u8, 0, i as u8 + 1], 1));
+        pool.connection_opened(a, PeerId(i as u64), Direction::Inbound, Time::ZERO)
+            .unwrap();
+    }
+    let p = plan(&pool, &config, Time::ZERO, &mut StdRng::seed_from_u64(1));
+    assert!(p.dial.is_empty());
+    assert_eq!(pool.active_count() - p.close.len(), b.max_target);
+}
+
+#[test]
+fn a_greylisted_address_is_not_dialed_on_another_port() {
+    let config = Config::default();
+    let mut pool = Pool::new(&config);
+    let bad = SocketAddr::from(([10, 0, 0, 1], 1));
+    let same_ip = SocketAddr::from(([10, 0, 0, 1], 2));
+    pool.add_point(bad, Source::PeerSharing, Time::ZERO);
+    pool.add_point(same_ip, Source::PeerSharing, Time::ZERO);
+    pool.greylist(bad, Time::ZERO);
+    pool.advance(Time::from_millis(1));
+    let p = plan(
+        &pool,
+        &config,
+        Time::from_millis(1),
+        &mut StdRng::seed_from_u64(1),
+    );
+    assert!(
+        p.dial.is_empty(),
+        "dials {:?} while its IP is greylisted",
+        p.dial
+    );
+    // Once the greylisting ends, both points are dialable again.
+    let later = Time::ZERO + config.greylist_duration;
+    pool.advance(later);
+    let p = plan(&pool, &config, later, &mut StdRng::seed_from_u64(1));
+    assert_eq!(p.dial.len(), 2);
+}
