@@ -264,3 +264,38 @@ async fn a_wrong_network_is_told_why_then_greylisted() {
     target.shutdown().await;
     friend.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_dialer_is_remembered_only_if_its_point_is_dialable() {
+    for allow_private in [false, true] {
+        let mut config = Config {
+            min_connections: 1,
+            expected_connections: 1,
+            max_connections: 1,
+            ..demo_config()
+        };
+        config.discovery.allow_private_addresses = allow_private;
+        let (target, friend) = target_with_a_friend(&config).await;
+        let (mut c, reply) = raw_peer(target.local_addr(), PeerId(88), 40010).await;
+        assert!(
+            matches!(
+                reply,
+                Message::Refused {
+                    reason: RefuseReason::Full,
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
+        assert!(closed_by_node(&mut c).await);
+        let refused: SocketAddr = "127.0.0.1:40010".parse().unwrap();
+        // The node closes the connection only after updating its pool: no waiting needed.
+        let known = target.pool().read(|p| p.get(&refused).is_some());
+        assert_eq!(
+            known, allow_private,
+            "allow_private_addresses = {allow_private}"
+        );
+        target.shutdown().await;
+        friend.shutdown().await;
+    }
+}

@@ -521,8 +521,12 @@ async fn accept_one(
             // Told why, and greylisted: a node of another network retrying would only
             // waste handshake slots (the loopback address itself is never greylisted).
             // Recorded first, so that the greylisting holds even for a point never seen
-            // (it is never shared: only points that once connected are).
-            inner.pool.add_point(point, Source::Incoming);
+            // (it is never shared: only points that once connected are). A point we may
+            // not dial is not recorded: its IP address is greylisted instead (loopback
+            // excepted).
+            if validate_point(&point, inner.config.discovery.allow_private_addresses).is_ok() {
+                inner.pool.add_point(point, Source::Incoming);
+            }
             let e = WireError::Malformed(format!("wrong network {:?}", h.network));
             inner.violation(Some(point), remote.ip(), &e);
         }
@@ -542,8 +546,11 @@ async fn accept_one(
                 points,
             })
             .await;
-        // The refused dialer's point is still worth knowing.
-        inner.pool.add_point(point, Source::Incoming);
+        // The refused dialer's point is still worth knowing, if it is one we may dial: its
+        // address is the peer's to choose, so it passes the same check as shared points.
+        if validate_point(&point, inner.config.discovery.allow_private_addresses).is_ok() {
+            inner.pool.add_point(point, Source::Incoming);
+        }
         return;
     }
     match inner.register(point, h.peer_id, Direction::Inbound) {
