@@ -100,6 +100,7 @@ pub fn run(args: Args) -> i32 {
             ..NetConfig::default()
         };
         let peer_id = PeerId(seed.rotate_left(17) ^ 0x5eed_0000_0000_0001);
+        let shutdown = shutdown_signal();
         let node = match Node::start(config.clone(), net, args.listen, peer_id, Vec::new(), Vec::new(), seed).await {
             Ok(n) => n,
             Err(e) => {
@@ -115,7 +116,6 @@ pub fn run(args: Args) -> i32 {
             args.status_interval
         });
         status.tick().await;
-        let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -138,24 +138,34 @@ pub fn run(args: Args) -> i32 {
     })
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM. The handlers are installed when this
+/// is called (not when first polled), so a signal that arrives right after the node says
+/// it started still shuts it down cleanly instead of killing the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -8,7 +8,9 @@
 //!   [`NetConfig::handshake_timeout`].
 //! * Above `max_connections` a handshake is refused with up to 50 other points.
 //! * Each connection has a bounded outgoing queue; a peer that cannot keep up loses
-//!   messages that are only hints (answers), never blocks us.
+//!   messages that are only hints (answers), never blocks us. A write to an open
+//!   connection that does not finish within [`NetConfig::handshake_timeout`] (the peer
+//!   does not read) drops the connection, so a stalled peer cannot wedge its task.
 //! * A peer that asks for points more often than once per `peer_ask_interval / 4` gets no
 //!   answer to the extra requests.
 //!
@@ -46,7 +48,8 @@ use tracing::Instrument;
 pub struct NetConfig {
     /// The network name sent in the handshake; peers of other networks are refused.
     pub network: String,
-    /// A handshake (either side) must finish within this.
+    /// A handshake (either side) must finish within this, and so must every write on an
+    /// open connection.
     pub handshake_timeout: Duration,
     /// A keepalive is sent after this much silence from us.
     pub keepalive_interval: Duration,
@@ -514,6 +517,19 @@ async fn accept_one(
     if let Err(reason) = inner.check_handshake(&h) {
         inner.refused.fetch_add(1, Ordering::Relaxed);
         let _ = conn.send(refuse(reason)).await;
+        if reason == RefuseReason::WrongNetwork && h.listen_port != 0 {
+            // Told why, and greylisted: a node of another network retrying would only
+            // waste handshake slots (the loopback address itself is never greylisted).
+            // Recorded first, so that the greylisting holds even for a point never seen
+            // (it is never shared: only points that once connected are). A point we may
+            // not dial is not recorded: its IP address is greylisted instead (loopback
+            // excepted).
+            if validate_point(&point, inner.config.discovery.allow_private_addresses).is_ok() {
+                inner.pool.add_point(point, Source::Incoming);
+            }
+            let e = WireError::Malformed(format!("wrong network {:?}", h.network));
+            inner.violation(Some(point), remote.ip(), &e);
+        }
         return;
     }
     if h.listen_port == 0 {
@@ -530,8 +546,11 @@ async fn accept_one(
                 points,
             })
             .await;
-        // The refused dialer's point is still worth knowing.
-        inner.pool.add_point(point, Source::Incoming);
+        // The refused dialer's point is still worth knowing, if it is one we may dial: its
+        // address is the peer's to choose, so it passes the same check as shared points.
+        if validate_point(&point, inner.config.discovery.allow_private_addresses).is_ok() {
+            inner.pool.add_point(point, Source::Incoming);
+        }
         return;
     }
     match inner.register(point, h.peer_id, Direction::Inbound) {
@@ -565,6 +584,9 @@ async fn run_connection(
     cancel: CancellationToken,
 ) {
     let (mut sink, mut stream) = conn.split();
+    // A write that cannot finish within this means the peer does not read: drop it rather
+    // than block the task (which would also stop its keepalive check and its shutdown).
+    let write_timeout = inner.net.handshake_timeout;
     let mut last_heard = Instant::now();
     let mut last_answer: Option<Instant> = None;
     let min_answer_gap = inner.config.discovery.peer_ask_interval / 4;
@@ -581,7 +603,7 @@ async fn run_connection(
             out = rx.recv() => match out {
                 Some(Message::Close(reason)) => break Some(reason),
                 Some(m) => {
-                    if sink.send(m).await.is_err() {
+                    if !send_within(&mut sink, m, write_timeout).await {
                         break None;
                     }
                 }
@@ -604,7 +626,7 @@ async fn run_connection(
                             if last_answer.is_none_or(|t| now.duration_since(t) >= min_answer_gap) {
                                 last_answer = Some(now);
                                 let points = inner.answer(point);
-                                if sink.send(Message::Advertise(points)).await.is_err() {
+                                if !send_within(&mut sink, Message::Advertise(points), write_timeout).await {
                                     break None;
                                 }
                             }
@@ -634,7 +656,7 @@ async fn run_connection(
                     tracing::debug!(%point, "keepalive timeout");
                     break None;
                 }
-                if sink.send(Message::KeepAlive).await.is_err() {
+                if !send_within(&mut sink, Message::KeepAlive, write_timeout).await {
                     break None;
                 }
             }
@@ -648,6 +670,23 @@ async fn run_connection(
         .await;
     }
     inner.unregister(point, id);
+}
+
+/// Sends `m`, giving up after `within` (a peer that does not read). Returns whether it
+/// was sent.
+async fn send_within(
+    sink: &mut futures::stream::SplitSink<Conn, Message>,
+    m: Message,
+    within: Duration,
+) -> bool {
+    match tokio::time::timeout(within, sink.send(m)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::debug!("write stalled: the peer does not read; dropping it");
+            false
+        }
+    }
 }
 
 impl Transport for TcpTransport {
