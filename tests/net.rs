@@ -5,56 +5,19 @@
 //! Conditions on real sockets are awaited with an overall deadline (never a fixed sleep):
 //! `eventually` re-checks on a short interval and fails the test at the deadline.
 
+mod common;
+
+use common::{closed_by_node, connected, eventually, node, raw_closed, raw_peer, DEADLINE};
 use futures::{SinkExt, StreamExt};
 use peerkeeper::net::demo::{self, demo_config, DemoOptions};
-use peerkeeper::net::wire::{Handshake, Message, RefuseReason, WireCodec, PROTOCOL_VERSION};
-use peerkeeper::net::{NetConfig, Node};
+use peerkeeper::net::wire::{Message, RefuseReason};
+use peerkeeper::net::Node;
 use peerkeeper::pool::{Direction, PointState, Source};
-use peerkeeper::{Config, PeerId};
+use peerkeeper::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let give_up = tokio::time::Instant::now() + DEADLINE;
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        if cond() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "gave up waiting for {what}"
-        );
-        tick.tick().await;
-    }
-}
-
-fn local() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-async fn node(config: &Config, id: u64, bootstrap: Vec<SocketAddr>) -> Node {
-    Node::start(
-        config.clone(),
-        NetConfig::default(),
-        local(),
-        PeerId(id),
-        bootstrap,
-        vec![],
-        id,
-    )
-    .await
-    .unwrap()
-}
-
-fn connected(n: &Node, to: &Node) -> bool {
-    n.pool().read(|p| p.connection(&to.local_addr()).is_some())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_discovers_a_peer_through_a_preconfigured_one() {
@@ -146,53 +109,6 @@ async fn the_network_holds_after_the_seed_node_leaves() {
     }
 }
 
-/// A raw client that completes a handshake as `id`, claiming to listen on `port`.
-async fn raw_peer(
-    to: SocketAddr,
-    id: u64,
-    port: u16,
-    network: &str,
-) -> (Framed<TcpStream, WireCodec>, Message) {
-    let stream = TcpStream::connect(to).await.unwrap();
-    let mut conn = Framed::new(stream, WireCodec::default());
-    conn.send(Message::Handshake(Handshake {
-        network: network.into(),
-        version: PROTOCOL_VERSION,
-        peer_id: PeerId(id),
-        listen_port: port,
-    }))
-    .await
-    .unwrap();
-    let reply = conn.next().await.unwrap().unwrap();
-    (conn, reply)
-}
-
-/// Reads until the server closes the connection (or a Close message comes).
-async fn closed_by_server(conn: &mut Framed<TcpStream, WireCodec>) -> bool {
-    let wait = async {
-        loop {
-            match conn.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
-                Some(Ok(_)) => {}
-            }
-        }
-    };
-    tokio::time::timeout(DEADLINE, wait).await.unwrap_or(false)
-}
-
-async fn raw_closed(stream: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 1024];
-    let wait = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return true,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(DEADLINE, wait).await.unwrap_or(false)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_peers_are_dropped_and_the_node_keeps_its_friends() {
     let config = Config {
@@ -230,7 +146,7 @@ async fn hostile_peers_are_dropped_and_the_node_keeps_its_friends() {
             points: vec![]
         }
     );
-    assert!(closed_by_server(&mut c).await);
+    assert!(closed_by_node(&mut c).await);
 
     // An advertisement of 101 points after a good handshake: dropped and greylisted.
     let (mut c, reply) = raw_peer(to, 8, 40008, "peerkeeper").await;
@@ -239,7 +155,7 @@ async fn hostile_peers_are_dropped_and_the_node_keeps_its_friends() {
         .map(|i| SocketAddr::from(([10, 9, 0, i as u8], 9732)))
         .collect();
     c.send(Message::Advertise(points)).await.unwrap();
-    assert!(closed_by_server(&mut c).await, "101 points: dropped");
+    assert!(closed_by_node(&mut c).await, "101 points: dropped");
     let bad: SocketAddr = "127.0.0.1:40008".parse().unwrap();
     eventually("the advertiser is greylisted", || {
         target.pool().read(|p| p.get(&bad).map(|i| i.state)) == Some(PointState::Greylisted)
@@ -257,7 +173,7 @@ async fn hostile_peers_are_dropped_and_the_node_keeps_its_friends() {
         ),
         "{reply:?}"
     );
-    assert!(closed_by_server(&mut c).await);
+    assert!(closed_by_node(&mut c).await);
 
     // A flood of connections that never handshake: capped.
     let mut flood = Vec::new();

@@ -3,84 +3,17 @@
 //! node's refusal carrying points (octez's Nack), and an over-cap advertisement whose
 //! points never reach the pool.
 
+mod common;
+
+use common::{closed_by_node, connected, eventually, node, raw_peer};
 use futures::{SinkExt, StreamExt};
 use peerkeeper::net::demo::demo_config;
 use peerkeeper::net::wire::{Handshake, Message, RefuseReason, WireCodec, PROTOCOL_VERSION};
-use peerkeeper::net::{NetConfig, Node};
+use peerkeeper::net::Node;
 use peerkeeper::{Config, PeerId};
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Re-checks `cond` every 50 ms; fails at the overall deadline.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let give_up = tokio::time::Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn node(config: &Config, id: u64, bootstrap: Vec<SocketAddr>) -> Node {
-    Node::start(
-        config.clone(),
-        NetConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-        PeerId(id),
-        bootstrap,
-        vec![],
-        id,
-    )
-    .await
-    .unwrap()
-}
-
-fn connected(n: &Node, to: &Node) -> bool {
-    n.pool().read(|p| p.connection(&to.local_addr()).is_some())
-}
-
-/// Handshakes as `id` (claiming to listen on `port`) and returns the reply.
-async fn raw_peer(
-    to: SocketAddr,
-    id: PeerId,
-    port: u16,
-) -> (Framed<TcpStream, WireCodec>, Message) {
-    let stream = TcpStream::connect(to).await.unwrap();
-    let mut conn = Framed::new(stream, WireCodec::default());
-    conn.send(Message::Handshake(Handshake {
-        network: NetConfig::default().network,
-        version: PROTOCOL_VERSION,
-        peer_id: id,
-        listen_port: port,
-    }))
-    .await
-    .unwrap();
-    let reply = tokio::time::timeout(DEADLINE, conn.next())
-        .await
-        .expect("a reply in time")
-        .expect("a frame")
-        .expect("a valid frame");
-    (conn, reply)
-}
-
-/// Reads until the node closes the connection (or says Close).
-async fn closed_by_node(conn: &mut Framed<TcpStream, WireCodec>) -> bool {
-    let wait = async {
-        loop {
-            match conn.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
-                Some(Ok(_)) => {}
-            }
-        }
-    };
-    tokio::time::timeout(DEADLINE, wait).await.unwrap_or(false)
-}
 
 /// A target connected to one friend.
 async fn target_with_a_friend(config: &Config) -> (Node, Node) {
@@ -107,7 +40,7 @@ async fn oneself_and_a_second_connection_of_a_connected_peer_are_refused() {
     let (target, friend) = target_with_a_friend(&small()).await;
     let to = target.local_addr();
 
-    let (mut c, reply) = raw_peer(to, target.peer_id(), 40001).await;
+    let (mut c, reply) = raw_peer(to, target.peer_id().0, 40001, "peerkeeper").await;
     assert!(
         matches!(
             reply,
@@ -121,7 +54,7 @@ async fn oneself_and_a_second_connection_of_a_connected_peer_are_refused() {
     assert!(closed_by_node(&mut c).await);
 
     // The friend's peer id, from another port: a second connection of a connected peer.
-    let (mut c, reply) = raw_peer(to, friend.peer_id(), 40002).await;
+    let (mut c, reply) = raw_peer(to, friend.peer_id().0, 40002, "peerkeeper").await;
     assert!(
         matches!(
             reply,
@@ -157,7 +90,7 @@ async fn a_full_node_refuses_with_points_to_try_instead() {
             .read(|p| p.get(&friend.local_addr()).is_some_and(|i| i.is_good()))
     })
     .await;
-    let (mut c, reply) = raw_peer(target.local_addr(), PeerId(77), 40003).await;
+    let (mut c, reply) = raw_peer(target.local_addr(), 77, 40003, "peerkeeper").await;
     match reply {
         Message::Refused {
             reason: RefuseReason::Full,
@@ -181,7 +114,7 @@ async fn no_point_of_an_over_cap_advertisement_reaches_the_pool() {
         ..small()
     })
     .await;
-    let (mut c, reply) = raw_peer(target.local_addr(), PeerId(55), 40004).await;
+    let (mut c, reply) = raw_peer(target.local_addr(), 55, 40004, "peerkeeper").await;
     assert!(matches!(reply, Message::Handshake(_)), "{reply:?}");
     let points: Vec<SocketAddr> = (0..101u16)
         .map(|i| SocketAddr::from(([10, 7, (i >> 8) as u8, i as u8], 9732)))
@@ -198,7 +131,7 @@ async fn no_point_of_an_over_cap_advertisement_reaches_the_pool() {
     assert_eq!(learned, 0, "the whole message is refused");
 
     // An advertisement of exactly 100 points is fine, and its points are learned.
-    let (mut c, reply) = raw_peer(target.local_addr(), PeerId(56), 40005).await;
+    let (mut c, reply) = raw_peer(target.local_addr(), 56, 40005, "peerkeeper").await;
     assert!(matches!(reply, Message::Handshake(_)), "{reply:?}");
     c.send(Message::Advertise(points[..100].to_vec()))
         .await
@@ -245,7 +178,7 @@ async fn a_wrong_network_is_told_why_then_greylisted() {
     })
     .await;
     // Coming back from the same point, even on the right network, is refused.
-    let (mut c, reply) = raw_peer(to, PeerId(66), 40006).await;
+    let (mut c, reply) = raw_peer(to, 66, 40006, "peerkeeper").await;
     assert!(
         matches!(
             reply,
@@ -259,7 +192,7 @@ async fn a_wrong_network_is_told_why_then_greylisted() {
     assert!(closed_by_node(&mut c).await);
     // Loopback is shared by every local process: the friend and newcomers are unaffected.
     assert!(connected(&target, &friend));
-    let (_c, reply) = raw_peer(to, PeerId(67), 40007).await;
+    let (_c, reply) = raw_peer(to, 67, 40007, "peerkeeper").await;
     assert!(matches!(reply, Message::Handshake(_)), "{reply:?}");
     target.shutdown().await;
     friend.shutdown().await;
@@ -276,7 +209,7 @@ async fn a_refused_dialer_is_remembered_only_if_its_point_is_dialable() {
         };
         config.discovery.allow_private_addresses = allow_private;
         let (target, friend) = target_with_a_friend(&config).await;
-        let (mut c, reply) = raw_peer(target.local_addr(), PeerId(88), 40010).await;
+        let (mut c, reply) = raw_peer(target.local_addr(), 88, 40010, "peerkeeper").await;
         assert!(
             matches!(
                 reply,

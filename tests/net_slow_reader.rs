@@ -3,37 +3,18 @@
 //! down. (Before the fix, a stalled write blocked the task forever: no keepalive check, no
 //! cancellation, and `Node::shutdown` never returned.)
 
+mod common;
+
+use common::{eventually, handshake, DEADLINE};
 use futures::SinkExt;
 use peerkeeper::net::demo::demo_config;
-use peerkeeper::net::wire::{Handshake, Message, WireCodec, PROTOCOL_VERSION};
+use peerkeeper::net::wire::{Message, WireCodec};
 use peerkeeper::net::{NetConfig, Node};
 use peerkeeper::{Config, PeerId};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{Encoder, Framed};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let give_up = tokio::time::Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn handshake(id: u64, port: u16) -> Message {
-    Message::Handshake(Handshake {
-        network: NetConfig::default().network,
-        version: PROTOCOL_VERSION,
-        peer_id: PeerId(id),
-        listen_port: port,
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_is_dropped_and_shutdown_completes() {
@@ -69,7 +50,7 @@ async fn a_peer_that_never_reads_is_dropped_and_shutdown_completes() {
     for i in 0..50u16 {
         let stream = TcpStream::connect(to).await.unwrap();
         let mut c = Framed::new(stream, WireCodec::default());
-        c.send(handshake(1000 + u64::from(i), 42000 + i))
+        c.send(handshake(1000 + u64::from(i), 42000 + i, "peerkeeper"))
             .await
             .unwrap();
         let point: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 42000 + i));
@@ -89,7 +70,9 @@ async fn a_peer_that_never_reads_is_dropped_and_shutdown_completes() {
         use tokio::io::AsyncWriteExt;
         let mut codec = WireCodec::default();
         let mut buf = bytes::BytesMut::new();
-        codec.encode(handshake(2000, 43000), &mut buf).unwrap();
+        codec
+            .encode(handshake(2000, 43000, "peerkeeper"), &mut buf)
+            .unwrap();
         let (read_half, mut write_half) = stream.into_split();
         if write_half.write_all(&buf).await.is_err() {
             return;

@@ -1,6 +1,9 @@
 //! A plugged-in [`PointSource`] over real sockets: a node that knows nobody finds a peer
 //! through it, and the source's junk is dropped by validation.
 
+mod common;
+
+use common::eventually;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use peerkeeper::discovery::PointSource;
@@ -10,20 +13,6 @@ use peerkeeper::pool::{Direction, Source};
 use peerkeeper::{Config, PeerId};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let give_up = tokio::time::Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 struct Static(Vec<SocketAddr>);
 
