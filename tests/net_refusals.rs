@@ -232,3 +232,39 @@ async fn a_refused_dialer_is_remembered_only_if_its_point_is_dialable() {
         friend.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unsolicited_advertisements_is_dropped_unread() {
+    let (target, friend) = target_with_a_friend(&small()).await;
+    let (mut c, reply) = raw_peer(target.local_addr(), 90, 40090, "peerkeeper").await;
+    assert!(matches!(reply, Message::Handshake(_)), "{reply:?}");
+    let batch = |k: u8| -> Vec<SocketAddr> {
+        (1..=5u8)
+            .map(|i| SocketAddr::from(([127, 9, k, i], 9732)))
+            .collect()
+    };
+    for k in 0..20u8 {
+        c.send(Message::Advertise(batch(k))).await.unwrap();
+    }
+    eventually("the flood is counted", || {
+        target.transport().stats().unsolicited_dropped == 19
+    })
+    .await;
+    let (first, rest): (usize, usize) = target.pool().read(|p| {
+        (
+            batch(0).iter().filter(|a| p.get(a).is_some()).count(),
+            (1..20u8)
+                .flat_map(batch)
+                .filter(|a| p.get(a).is_some())
+                .count(),
+        )
+    });
+    assert_eq!(
+        (first, rest),
+        (5, 0),
+        "one unsolicited message per interval is read"
+    );
+    assert!(connected(&target, &friend));
+    target.shutdown().await;
+    friend.shutdown().await;
+}

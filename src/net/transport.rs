@@ -88,6 +88,8 @@ pub struct TransportStats {
     pub max_connections_seen: u64,
     /// Requests for points answered.
     pub answers: u64,
+    /// Unsolicited advertisements dropped unread (over the rate).
+    pub unsolicited_dropped: u64,
 }
 
 struct ConnEntry {
@@ -116,6 +118,7 @@ struct Inner {
     violations: AtomicU64,
     max_seen: AtomicUsize,
     answers: AtomicU64,
+    unsolicited_dropped: AtomicU64,
 }
 
 /// The TCP transport of one node. See the module docs.
@@ -163,6 +166,7 @@ impl TcpTransport {
                 violations: AtomicU64::new(0),
                 max_seen: AtomicUsize::new(0),
                 answers: AtomicU64::new(0),
+                unsolicited_dropped: AtomicU64::new(0),
             }),
         }
     }
@@ -190,6 +194,7 @@ impl TcpTransport {
                 as u64,
             max_connections_seen: i.max_seen.load(Ordering::Relaxed) as u64,
             answers: i.answers.load(Ordering::Relaxed),
+            unsolicited_dropped: i.unsolicited_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -590,6 +595,11 @@ async fn run_connection(
     let mut last_heard = Instant::now();
     let mut last_answer: Option<Instant> = None;
     let min_answer_gap = inner.config.discovery.peer_ask_interval / 4;
+    // Advertisements: one answer per request of ours, plus at most one unsolicited one per
+    // `min_answer_gap` (a peer that trims us sends one); the rest are dropped unread, so a
+    // flood costs the peer its bandwidth and us almost nothing.
+    let mut awaiting_answer = false;
+    let mut last_unsolicited: Option<Instant> = None;
     let mut ticker = tokio::time::interval(inner.net.keepalive_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -603,6 +613,7 @@ async fn run_connection(
             out = rx.recv() => match out {
                 Some(Message::Close(reason)) => break Some(reason),
                 Some(m) => {
+                    awaiting_answer |= m == Message::AskForPoints;
                     if !send_within(&mut sink, m, write_timeout).await {
                         break None;
                     }
@@ -632,6 +643,18 @@ async fn run_connection(
                             }
                         }
                         Message::Advertise(points) => {
+                            let now = Instant::now();
+                            let solicited = std::mem::take(&mut awaiting_answer);
+                            let welcome = solicited
+                                || last_unsolicited
+                                    .is_none_or(|t| now.duration_since(t) >= min_answer_gap);
+                            if !welcome {
+                                inner.unsolicited_dropped.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            if !solicited {
+                                last_unsolicited = Some(now);
+                            }
                             if inner.points_received(&points).is_err() {
                                 let e = WireError::OverLimit(format!("{} points", points.len()));
                                 inner.violation(Some(point), ip, &e);
