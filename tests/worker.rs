@@ -288,8 +288,18 @@ async fn maintain_during_a_cycle_gets_a_later_cycle() {
     let (net, pool) = network(&config, 30);
     net.set_dial_latency(Duration::from_secs(5));
     let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 10);
-    // The activation cycle is dialing (5 s per dial) when maintain() is called.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // maintain() is called while the activation cycle is dialing (5 s per dial): wait for
+    // the event "dials in flight", not for an amount of time.
+    for _ in 0..1000 {
+        if net.in_flight() > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        net.in_flight() > 0 && m.stats().cycles == 0,
+        "the first cycle is under way"
+    );
     let t_call = pool.now();
     let r = m.maintain().await;
     assert!(r.cycle >= 2);
