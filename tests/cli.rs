@@ -1,6 +1,9 @@
 //! The command: bad config files and flags exit 2 naming the problem; the demo prints one
 //! JSON object with the documented keys and exits 0 when it converges.
 
+mod common;
+
+use common::NETWORK_REPORT_KEYS;
 use std::process::Command;
 
 fn peerkeeper() -> Command {
@@ -87,19 +90,7 @@ fn demo_json_has_the_documented_keys() {
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
-    for key in [
-        "nodes",
-        "seed",
-        "converged",
-        "converged_at_ms",
-        "connections",
-        "components",
-        "max_observed_connections",
-        "dials",
-        "peer_sharing",
-        "maintenance_cycles",
-        "wall_ms",
-    ] {
+    for key in NETWORK_REPORT_KEYS {
         assert!(v.get(key).is_some(), "missing {key} in {stdout}");
     }
     for key in ["min", "median", "max"] {

@@ -7,12 +7,15 @@
 
 mod common;
 
-use common::{closed_by_node, connected, eventually, node, raw_closed, raw_peer, DEADLINE};
+use common::{
+    assert_greylisted_and_refused, closed_by_node, connected, eventually, node, raw_closed,
+    raw_peer, DEADLINE,
+};
 use futures::{SinkExt, StreamExt};
 use peerkeeper::net::demo::{self, demo_config, DemoOptions};
 use peerkeeper::net::wire::{Message, RefuseReason};
 use peerkeeper::net::Node;
-use peerkeeper::pool::{Direction, PointState, Source};
+use peerkeeper::pool::{Direction, Source};
 use peerkeeper::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -156,24 +159,7 @@ async fn hostile_peers_are_dropped_and_the_node_keeps_its_friends() {
         .collect();
     c.send(Message::Advertise(points)).await.unwrap();
     assert!(closed_by_node(&mut c).await, "101 points: dropped");
-    let bad: SocketAddr = "127.0.0.1:40008".parse().unwrap();
-    eventually("the advertiser is greylisted", || {
-        target.pool().read(|p| p.get(&bad).map(|i| i.state)) == Some(PointState::Greylisted)
-    })
-    .await;
-    // And cannot come back.
-    let (mut c, reply) = raw_peer(to, 8, 40008, "peerkeeper").await;
-    assert!(
-        matches!(
-            reply,
-            Message::Refused {
-                reason: RefuseReason::Greylisted,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
-    assert!(closed_by_node(&mut c).await);
+    assert_greylisted_and_refused(&target, 8, 40008).await;
 
     // A flood of connections that never handshake: capped.
     let mut flood = Vec::new();

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{closed_by_node, connected, eventually, node, raw_peer};
+use common::{
+    assert_greylisted_and_refused, closed_by_node, connected, eventually, node, raw_peer,
+};
 use futures::{SinkExt, StreamExt};
 use peerkeeper::net::demo::demo_config;
 use peerkeeper::net::wire::{Handshake, Message, RefuseReason, WireCodec, PROTOCOL_VERSION};
@@ -150,7 +152,6 @@ async fn no_point_of_an_over_cap_advertisement_reaches_the_pool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_network_is_told_why_then_greylisted() {
-    use peerkeeper::pool::PointState;
     let (target, friend) = target_with_a_friend(&small()).await;
     let to = target.local_addr();
     let stream = TcpStream::connect(to).await.unwrap();
@@ -172,24 +173,7 @@ async fn a_wrong_network_is_told_why_then_greylisted() {
         }
     );
     assert!(closed_by_node(&mut c).await);
-    let bad: SocketAddr = "127.0.0.1:40006".parse().unwrap();
-    eventually("the point is greylisted", || {
-        target.pool().read(|p| p.get(&bad).map(|i| i.state)) == Some(PointState::Greylisted)
-    })
-    .await;
-    // Coming back from the same point, even on the right network, is refused.
-    let (mut c, reply) = raw_peer(to, 66, 40006, "peerkeeper").await;
-    assert!(
-        matches!(
-            reply,
-            Message::Refused {
-                reason: RefuseReason::Greylisted,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
-    assert!(closed_by_node(&mut c).await);
+    assert_greylisted_and_refused(&target, 66, 40006).await;
     // Loopback is shared by every local process: the friend and newcomers are unaffected.
     assert!(connected(&target, &friend));
     let (_c, reply) = raw_peer(to, 67, 40007, "peerkeeper").await;

@@ -2,6 +2,9 @@
 //! one output, `--compare` with both reports and the ratios, `--chart` writing an SVG,
 //! and bad flags refused with exit code 2. Small networks, so a debug build stays fast.
 
+mod common;
+
+use common::NETWORK_REPORT_KEYS;
 use serde_json::Value;
 use std::process::Command;
 
@@ -18,26 +21,16 @@ fn simulate(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-const REPORT_KEYS: [&str; 16] = [
-    // NetworkReport's keys (shared with `peerkeeper demo`)...
-    "nodes",
-    "seed",
-    "converged",
-    "converged_at_ms",
-    "connections",
-    "components",
-    "max_observed_connections",
-    "dials",
-    "peer_sharing",
-    "maintenance_cycles",
-    "wall_ms",
-    // ... plus the simulator's.
-    "policy",
-    "virtual_ms",
-    "events",
-    "messages",
-    "event_log_hash",
-];
+/// The demo's keys plus the simulator's.
+fn report_keys() -> impl Iterator<Item = &'static str> {
+    NETWORK_REPORT_KEYS.into_iter().chain([
+        "policy",
+        "virtual_ms",
+        "events",
+        "messages",
+        "event_log_hash",
+    ])
+}
 
 #[test]
 fn json_has_the_network_report_keys_and_one_seed_gives_one_hash() {
@@ -45,7 +38,7 @@ fn json_has_the_network_report_keys_and_one_seed_gives_one_hash() {
     let (code, stdout, stderr) = simulate(&args);
     assert_eq!(code, 0, "stderr: {stderr}");
     let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
-    for k in REPORT_KEYS {
+    for k in report_keys() {
         assert!(v.get(k).is_some(), "missing key {k} in {v}");
     }
     assert_eq!(v["nodes"], 80);
@@ -83,7 +76,7 @@ fn compare_json_holds_both_reports_and_the_ratios() {
     let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     assert_eq!(v["peerkeeper"]["policy"], "peerkeeper");
     assert_eq!(v["octez_model"]["policy"], "octez");
-    for k in REPORT_KEYS {
+    for k in report_keys() {
         assert!(v["peerkeeper"].get(k).is_some(), "missing {k}");
         assert!(v["octez_model"].get(k).is_some(), "missing {k}");
     }

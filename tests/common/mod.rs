@@ -5,8 +5,9 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 use futures::{SinkExt, StreamExt};
-use peerkeeper::net::wire::{Handshake, Message, WireCodec, PROTOCOL_VERSION};
+use peerkeeper::net::wire::{Handshake, Message, RefuseReason, WireCodec, PROTOCOL_VERSION};
 use peerkeeper::net::{NetConfig, Node};
+use peerkeeper::pool::PointState;
 use peerkeeper::{Config, PeerId};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -112,4 +113,41 @@ pub async fn raw_closed(stream: &mut TcpStream) -> bool {
         }
     };
     tokio::time::timeout(DEADLINE, wait).await.unwrap_or(false)
+}
+
+/// The keys of `peerkeeper demo --json`, which `peerkeeper simulate --json` shares.
+pub const NETWORK_REPORT_KEYS: [&str; 11] = [
+    "nodes",
+    "seed",
+    "converged",
+    "converged_at_ms",
+    "connections",
+    "components",
+    "max_observed_connections",
+    "dials",
+    "peer_sharing",
+    "maintenance_cycles",
+    "wall_ms",
+];
+
+/// Waits until `target` has greylisted the point `127.0.0.1:port`, then checks that the
+/// same point coming back (as peer `id`, on the right network) is refused and dropped.
+pub async fn assert_greylisted_and_refused(target: &Node, id: u64, port: u16) {
+    let bad = SocketAddr::from(([127, 0, 0, 1], port));
+    eventually("the point is greylisted", || {
+        target.pool().read(|p| p.get(&bad).map(|i| i.state)) == Some(PointState::Greylisted)
+    })
+    .await;
+    let (mut c, reply) = raw_peer(target.local_addr(), id, port, "peerkeeper").await;
+    assert!(
+        matches!(
+            reply,
+            Message::Refused {
+                reason: RefuseReason::Greylisted,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    assert!(closed_by_node(&mut c).await);
 }
