@@ -157,12 +157,17 @@ pub struct DiscoveryConfig {
     /// How long an answer to a request is awaited.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// Most points accepted from one message (the wire cap is 100).
-    pub max_points_per_message: usize,
-    /// Most points put in one answer.
+    /// Most points put in one answer (at most [`MAX_POINTS_PER_MESSAGE`], the most a
+    /// message may carry, so an honest answer is never a violation); a refusal carries at
+    /// most 50.
+    ///
+    /// [`MAX_POINTS_PER_MESSAGE`]: crate::MAX_POINTS_PER_MESSAGE
     pub answer_size: usize,
-    /// Accept and share loopback and private-range addresses (tests and the demo; off on
-    /// the public internet, where they are at best useless and at worst a leak).
+    /// Accept loopback and private (LAN) addresses from peers under the relay rule: a
+    /// loopback address only from a loopback sender, a private one only from a private or
+    /// loopback sender (see [`crate::core::intake`]). On by default, so that local
+    /// testnets, LANs and container networks form; a public node may switch it off to
+    /// refuse every non-public address from the network.
     pub allow_private_addresses: bool,
 }
 
@@ -173,10 +178,43 @@ impl Default for DiscoveryConfig {
             peer_ask_interval: Duration::from_secs(30),
             max_time_between_rounds: Duration::from_secs(300),
             request_timeout: Duration::from_secs(10),
-            max_points_per_message: 100,
             answer_size: 50,
-            allow_private_addresses: false,
+            allow_private_addresses: true,
         }
+    }
+}
+
+/// Which connection-maintenance policy a node runs. Both run inside the same node core, so
+/// the simulator's `--compare` compares policies in one program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// peerkeeper's maintenance, admission and discovery.
+    #[default]
+    Peerkeeper,
+    /// A model of octez's (see [`crate::maintenance::octez`]).
+    Octez,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Policy, String> {
+        match s {
+            "peerkeeper" => Ok(Policy::Peerkeeper),
+            "octez" => Ok(Policy::Octez),
+            other => Err(format!(
+                "unknown policy {other:?} (expected peerkeeper or octez)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Policy::Peerkeeper => "peerkeeper",
+            Policy::Octez => "octez",
+        })
     }
 }
 
@@ -227,6 +265,17 @@ pub struct Config {
     pub max_known_peers: usize,
     /// Most incoming connections still handshaking at once.
     pub max_incoming_connections: usize,
+    /// At `max_connections`, a newcomer is admitted by closing one inbound connection
+    /// (never trusted, never younger than `newcomer_grace`; it is sent points first), at
+    /// most once per this interval; otherwise it is refused with points. This is what lets
+    /// a network that filled up admit late joiners. `"none"` always refuses.
+    #[serde(with = "optional_duration")]
+    pub make_room_interval: Option<Duration>,
+    /// A connection younger than this is never closed to make room for a newcomer.
+    #[serde(with = "humantime_serde")]
+    pub newcomer_grace: Duration,
+    /// The maintenance policy: `"peerkeeper"` or `"octez"` (a model, for comparison).
+    pub policy: Policy,
     /// Backoff between redials of a failing point.
     pub reconnection: BackoffConfig,
     /// After a connection ends, its point is not redialed before this delay.
@@ -255,6 +304,9 @@ impl Default for Config {
             known_points_gc_target: 3000,
             max_known_peers: 4000,
             max_incoming_connections: 20,
+            make_room_interval: Some(Duration::from_secs(1)),
+            newcomer_grace: Duration::from_secs(10),
+            policy: Policy::Peerkeeper,
             reconnection: BackoffConfig::default(),
             disconnection_delay: Duration::from_secs(30),
             greylist_duration: Duration::from_secs(900),
@@ -327,6 +379,12 @@ impl Config {
             return Err(invalid("max_concurrent_dials", "must be greater than 0"));
         }
         nonzero("dial_timeout", self.dial_timeout)?;
+        if self.make_room_interval == Some(Duration::ZERO) {
+            return Err(invalid(
+                "make_room_interval",
+                "must be greater than 0 (use \"none\" to never make room)",
+            ));
+        }
         if self.private_mode && self.trusted_points.is_empty() && self.min_connections > 0 {
             return Err(invalid(
                 "trusted_points",
@@ -386,13 +444,6 @@ impl Config {
             return Err(invalid(
                 "discovery.max_time_between_rounds",
                 "must be >= time_between_looking_for_peers",
-            ));
-        }
-        if d.max_points_per_message == 0 || d.max_points_per_message > crate::MAX_POINTS_PER_MESSAGE
-        {
-            return Err(invalid(
-                "discovery.max_points_per_message",
-                format!("must be in 1..={}", crate::MAX_POINTS_PER_MESSAGE),
             ));
         }
         if d.answer_size > crate::MAX_POINTS_PER_MESSAGE {

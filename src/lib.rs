@@ -31,20 +31,19 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod core;
 pub mod discovery;
-mod handle;
 pub mod maintenance;
-pub mod net;
 pub mod pool;
 pub mod report;
 pub mod sim;
 mod time;
-pub mod transport;
 pub mod trigger;
 
-pub use config::{BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, RangeStatus};
-pub use handle::PoolHandle;
-pub use maintenance::{CycleReport, Maintainer};
+pub use config::{
+    BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, Policy, RangeStatus,
+};
+pub use maintenance::CycleReport;
 pub use pool::PeerId;
 pub use time::Time;
 

@@ -1,6 +1,8 @@
 //! The report of a whole-network run, shared by `peerkeeper demo` (real TCP nodes) and
 //! `peerkeeper simulate` (the simulator): the same keys, so runs compare.
 
+use crate::core::intake::PointsDropped;
+use crate::core::DialStats;
 use serde::Serialize;
 
 /// Min, median and max of a per-node figure.
@@ -35,16 +37,6 @@ impl Spread {
     }
 }
 
-/// Dial counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct DialCounts {
-    /// Dials started.
-    pub attempted: u64,
-    /// Dials that gave a connection.
-    pub succeeded: u64,
-    /// Dials that failed.
-    pub failed: u64,
-}
 
 /// Peer-sharing counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -55,14 +47,17 @@ pub struct SharingCounts {
     pub points_received: u64,
 }
 
-/// What a whole-network run reached. Serialised as the `--json` output.
+/// What a whole-network run reached. Serialised as the `--json` output; `peerkeeper demo`
+/// (real nodes) and `peerkeeper simulate` fill the same keys from the same node core
+/// counters.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NetworkReport {
     /// Nodes in the network.
     pub nodes: usize,
     /// The seed of every random choice.
     pub seed: u64,
-    /// Whether every node ended within `[min_threshold, max_threshold]`.
+    /// Whether every node ended within `[min_threshold, max_threshold]`, all in one
+    /// connected component.
     pub converged: bool,
     /// First time (ms since start) every node was within range; `None` if never.
     pub converged_at_ms: Option<u64>,
@@ -72,8 +67,10 @@ pub struct NetworkReport {
     pub components: usize,
     /// The largest connection count any node ever had.
     pub max_observed_connections: usize,
-    /// Dial counters, all nodes.
-    pub dials: DialCounts,
+    /// Dial outcomes, all nodes (they add up to the attempts).
+    pub dials: DialStats,
+    /// Points dropped by the intake rule, by reason, all nodes.
+    pub points_dropped: PointsDropped,
     /// Peer-sharing counters, all nodes.
     pub peer_sharing: SharingCounts,
     /// Maintenance cycles, all nodes.
@@ -108,13 +105,8 @@ impl NetworkReport {
                 "most connections on a node".into(),
                 self.max_observed_connections.to_string(),
             ),
-            (
-                "dials".into(),
-                format!(
-                    "{} attempted, {} succeeded, {} failed",
-                    self.dials.attempted, self.dials.succeeded, self.dials.failed
-                ),
-            ),
+            ("dials".into(), self.dials.summary()),
+            ("points dropped".into(), self.points_dropped.summary()),
             (
                 "peer sharing".into(),
                 format!(

@@ -2,7 +2,8 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use peerkeeper::report::print_rows;
-use peerkeeper::sim::{write_chart, Latency, Policy, SimConfig, SimOutcome, SimReport, Simulation};
+use peerkeeper::sim::{write_chart, Joins, Latency, SimConfig, SimOutcome, SimReport, Simulation};
+use peerkeeper::{Config, Policy};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -18,9 +19,25 @@ pub struct Args {
     /// Virtual duration (e.g. "10m").
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// The maintenance algorithm.
-    #[arg(long, value_enum, default_value_t = Policy::Peerkeeper)]
-    policy: Policy,
+    /// The maintenance policy (peerkeeper or octez); overrides the config file's.
+    #[arg(long)]
+    policy: Option<Policy>,
+    /// A TOML config file for every node, as `peerkeeper node --config` takes (default: the
+    /// node's defaults).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// How many nodes are bootstrap points every other node knows.
+    #[arg(long, default_value_t = 1)]
+    bootstrap: usize,
+    /// Start node i at i * STAGGER (default: random starts in the first 5 s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    stagger: Option<Duration>,
+    /// How many more nodes join at --late-at, when the rest has settled.
+    #[arg(long, default_value_t = 0)]
+    late_joiners: usize,
+    /// When the late joiners join.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    late_at: Duration,
     /// Run both policies on the same seed, topology and faults, side by side.
     #[arg(long)]
     compare: bool,
@@ -46,15 +63,15 @@ pub struct Args {
     /// Largest link latency.
     #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
     latency_max: Duration,
-    /// Targets (thresholds follow octez's rule).
-    #[arg(long, default_value_t = 4)]
-    min: usize,
-    /// Expected connections.
-    #[arg(long, default_value_t = 8)]
-    expected: usize,
-    /// Maximum connections.
-    #[arg(long, default_value_t = 12)]
-    max: usize,
+    /// Overrides `min_connections` (thresholds follow octez's rule).
+    #[arg(long)]
+    min: Option<usize>,
+    /// Overrides `expected_connections`.
+    #[arg(long)]
+    expected: Option<usize>,
+    /// Overrides `max_connections`.
+    #[arg(long)]
+    max: Option<usize>,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -80,16 +97,45 @@ fn check_rate(name: &str, v: f64) -> Result<(), String> {
     }
 }
 
-fn scenario(args: &Args, policy: Policy) -> Result<SimConfig, String> {
+fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     check_rate("dial-failure-rate", args.dial_failure_rate)?;
     check_rate("message-loss", args.message_loss)?;
     check_rate("nat-fraction", args.nat_fraction)?;
     check_rate("churn", args.churn)?;
-    let mut cfg = SimConfig::new(args.nodes as usize, args.seed, args.duration, policy);
-    cfg.node_config.min_connections = args.min;
-    cfg.node_config.expected_connections = args.expected;
-    cfg.node_config.max_connections = args.max;
-    cfg.node_config.validate().map_err(|e| e.to_string())?;
+    let mut cfg = SimConfig::new(
+        args.nodes as usize,
+        args.seed,
+        args.duration,
+        Policy::default(),
+    );
+    let mut node_config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(p) = policy {
+        node_config.policy = p;
+    }
+    if let Some(v) = args.min {
+        node_config.min_connections = v;
+    }
+    if let Some(v) = args.expected {
+        node_config.expected_connections = v;
+    }
+    if let Some(v) = args.max {
+        node_config.max_connections = v;
+    }
+    node_config.validate().map_err(|e| e.to_string())?;
+    cfg.node_config = node_config;
+    if args.bootstrap == 0 || args.bootstrap > args.nodes as usize {
+        return Err("--bootstrap must be in 1..=--nodes".into());
+    }
+    cfg.bootstrap = args.bootstrap;
+    cfg.joins = match args.stagger {
+        Some(d) => Joins::Stagger(d),
+        None => Joins::Together,
+    };
+    cfg.late_joiners = args.late_joiners;
+    cfg.late_at = args.late_at;
     if args.latency_min > args.latency_max {
         return Err("--latency-min must not exceed --latency-max".into());
     }
@@ -123,8 +169,8 @@ fn run_one(cfg: SimConfig, label: &str) -> SimOutcome {
 
 /// Runs `peerkeeper simulate`; returns the process exit code.
 pub fn run(args: Args) -> i32 {
-    let policies: Vec<Policy> = if args.compare {
-        vec![Policy::Peerkeeper, Policy::Octez]
+    let policies: Vec<Option<Policy>> = if args.compare {
+        vec![Some(Policy::Peerkeeper), Some(Policy::Octez)]
     } else {
         vec![args.policy]
     };
@@ -142,7 +188,7 @@ pub fn run(args: Args) -> i32 {
     let outcomes: Vec<SimOutcome> = scenarios
         .into_iter()
         .map(|s| {
-            let label = format!("{:?}", s.policy).to_lowercase();
+            let label = s.node_config.policy.to_string();
             run_one(s, &label)
         })
         .collect();
@@ -151,7 +197,7 @@ pub fn run(args: Args) -> i32 {
         let title = format!(
             "{} nodes, policy {}, seed {}",
             args.nodes,
-            format!("{:?}", o.report.policy).to_lowercase(),
+            o.report.policy,
             args.seed
         );
         if let Err(e) = write_chart(
@@ -220,6 +266,12 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
         r.virtual_ms / 1000
     );
     let mut rows = n.summary_rows(lo, hi);
+    if r.late_joiners > 0 {
+        rows.push((
+            "late joiners in range".into(),
+            format!("{} of {}", r.late_joiners_in_range, r.late_joiners),
+        ));
+    }
     rows.push((
         "late cycles / node / hour".into(),
         format!(

@@ -25,8 +25,7 @@
 
 use crate::config::{Config, RangeStatus};
 use crate::maintenance::plan::{plan, top_up_dials};
-use crate::pool::{PeerId, Pool};
-use crate::transport::{CloseReason, DialError};
+use crate::pool::{CloseReason, ConnId, Pool};
 use crate::Time;
 use rand::Rng;
 use serde::Serialize;
@@ -165,52 +164,17 @@ impl CycleReport {
     }
 }
 
-/// What a finished dial meant for the point.
+/// What a finished dial meant, as the maintenance machine sees it (the node core has
+/// already recorded it in the pool, see `core::NodeCore::handle_dial_result`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DialOutcome {
-    /// A connection is open (the driver registered it).
+    /// A connection is open.
     Succeeded,
     /// The point failed: its failure count grew and it is backed off.
     Failed,
-    /// No verdict on the point (it was ourselves, the peer was already connected, or the
-    /// connection died before it was reported).
+    /// No verdict on the point (it was ourselves, the peer was already connected, the
+    /// dial was cancelled).
     Cancelled,
-}
-
-/// Records a finished dial in the pool, the rule every maintenance policy shares: the
-/// transport registered a successful connection itself (so a connection that died at
-/// once is never left behind as a ghost), and the pool only reads the outcome; our own
-/// address is forgotten; a failure that is not the point's fault leaves it untouched;
-/// any other failure grows its backoff.
-pub fn record_dial<R: Rng + ?Sized>(
-    pool: &mut Pool,
-    point: SocketAddr,
-    result: Result<PeerId, DialError>,
-    now: Time,
-    rng: &mut R,
-) -> DialOutcome {
-    pool.advance(now);
-    match result {
-        Ok(peer) if pool.connection(&point).is_some_and(|c| c.peer == peer) => {
-            DialOutcome::Succeeded
-        }
-        Ok(_) => {
-            pool.dial_cancelled(point);
-            DialOutcome::Cancelled
-        }
-        Err(DialError::Myself) => {
-            pool.forget(point);
-            DialOutcome::Cancelled
-        }
-        Err(e) if !e.counts_as_failure() => {
-            pool.dial_cancelled(point);
-            DialOutcome::Cancelled
-        }
-        Err(_) => {
-            pool.dial_failed(point, now, rng);
-            DialOutcome::Failed
-        }
-    }
 }
 
 /// What the driver must do.
@@ -220,7 +184,9 @@ pub enum Action {
     /// [`Maintenance::dial_finished`].
     Dial(SocketAddr),
     /// Close this connection (already removed from the pool).
-    Close(SocketAddr, CloseReason),
+    Close(SocketAddr, ConnId, CloseReason),
+    /// In range: propose a swap to a peer (the octez policy; the node core picks whom).
+    Swap,
     /// Tell discovery whether points are wanted (sent on change).
     WantPoints(bool),
     /// A cycle began.
@@ -372,21 +338,19 @@ impl Maintenance {
         }
     }
 
-    /// A dial started by [`Action::Dial`] finished. On success the driver has already
-    /// registered the connection in the pool ([`Pool::connection_opened`], outbound), as
-    /// the transport does when the handshake completes; on failure the machine records it
-    /// (failure count and backoff). Then the top-up continues.
+    /// A dial started by [`Action::Dial`] finished, already recorded in the pool by the
+    /// node core (connection registered, or failure and backoff). The report counts it,
+    /// and the top-up continues.
     pub fn dial_finished<R: Rng + ?Sized>(
         &mut self,
-        point: SocketAddr,
-        result: Result<PeerId, DialError>,
+        outcome: DialOutcome,
         now: Time,
         pool: &mut Pool,
         rng: &mut R,
         out: &mut Vec<Action>,
     ) {
         pool.advance(now);
-        match record_dial(pool, point, result, now, rng) {
+        match outcome {
             DialOutcome::Succeeded => {
                 if let Some(r) = self.report_mut() {
                     r.succeeded += 1;
@@ -411,9 +375,11 @@ impl Maintenance {
         rng: &mut R,
         out: &mut Vec<Action>,
     ) {
-        // Before advancing: afterwards the due points are candidates, no longer waiting.
-        let backoff_due = self.starving && pool.next_ready_time().is_some_and(|t| t <= now);
         pool.advance(now);
+        // A starving node dials as soon as a candidate exists again (a backoff ended). A
+        // cycle that ended short left no candidate, so one now is a new one.
+        let backoff_due =
+            self.starving && pool.candidates(self.config.private_mode).next().is_some();
         match &self.phase {
             // Dial what became dialable during the wait; end the cycle if the wait is over
             // and nothing is left.
@@ -468,8 +434,8 @@ impl Maintenance {
             RangeStatus::TooMany => {
                 let p = plan(pool, &self.config, now, rng);
                 for addr in p.close {
-                    if pool.connection_closed(addr, now).is_some() {
-                        out.push(Action::Close(addr, CloseReason::TooManyConnections));
+                    if let Some(c) = pool.connection_closed(addr, now) {
+                        out.push(Action::Close(addr, c.id, CloseReason::TooManyConnections));
                         if let Some(r) = self.report_mut() {
                             r.closed += 1;
                         }

@@ -1,7 +1,7 @@
 //! The pure planner: what to dial, what to close, whether to ask for points.
 
 use crate::config::{Config, RangeStatus};
-use crate::pool::{netgroup, Direction, Pool};
+use crate::pool::{netgroup, Connection, Direction, Pool};
 use crate::Time;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -23,7 +23,7 @@ pub struct Plan {
 /// The plan for a maintenance cycle at `now`.
 ///
 /// * Above `max_threshold`: close down to exactly `max_target`, never a trusted
-///   connection (see [`trim`]).
+///   connection, newcomers (younger than `newcomer_grace`) last (see [`trim`]).
 /// * Below `min_threshold`: dial the best candidates (see [`top_up_dials`]); if there are
 ///   none and nothing is in flight, ask for points.
 /// * In between: nothing (hysteresis).
@@ -49,7 +49,12 @@ pub fn plan<R: Rng + ?Sized>(pool: &Pool, config: &Config, now: Time, rng: &mut 
     let active = pool.active_count();
     match bounds.classify(active) {
         RangeStatus::TooMany => Plan {
-            close: trim(pool, active - bounds.max_target, rng),
+            close: trim(
+                pool,
+                active - bounds.max_target,
+                now - config.newcomer_grace,
+                rng,
+            ),
             ..Plan::default()
         },
         RangeStatus::TooFew => {
@@ -68,7 +73,10 @@ pub fn plan<R: Rng + ?Sized>(pool: &Pool, config: &Config, now: Time, rng: &mut 
 
 /// The dials a top-up starts now: while fewer than `min_target` connections are open, the
 /// best candidates, as many as fit both under `max_concurrent_dials` in flight and under
-/// `max_target` connections plus dials. In private mode only trusted points.
+/// `min_target` connections plus dials. A top-up stops at `min_target` (the design's
+/// rule): the room between `min_target` and `max_connections` is left for the nodes that
+/// dial us, which is what lets late joiners in (dialing up to `max_target` filled the
+/// first nodes of a network with each other). In private mode only trusted points.
 pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr> {
     let bounds = config.bounds();
     let active = pool.active_count();
@@ -79,35 +87,57 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
     let slots = config
         .max_concurrent_dials
         .saturating_sub(inflight)
-        .min(bounds.max_target.saturating_sub(active + inflight));
+        .min(bounds.min_target.saturating_sub(active + inflight));
     pool.candidates(config.private_mode).take(slots).collect()
 }
 
 /// Chooses `count` connections to close: never a trusted one; spread over address groups
 /// (the most represented /16 loses one first, so one operator's range cannot crowd out
-/// the rest); inbound before outbound within a group (outbound ones we chose, inbound ones
-/// an attacker can choose for us); the rest by the seeded RNG. Fewer than `count` if there
-/// are not enough untrusted connections.
-pub fn trim<R: Rng + ?Sized>(pool: &Pool, count: usize, rng: &mut R) -> Vec<SocketAddr> {
-    let mut groups: BTreeMap<u64, (Vec<SocketAddr>, Vec<SocketAddr>)> = BTreeMap::new();
+/// the rest); within a group, inbound before outbound (outbound ones we chose, inbound
+/// ones an attacker can choose for us), and among inbound ones, those opened at or before
+/// `young_after` first (a newcomer just admitted keeps its chance); the rest by the seeded
+/// RNG. Fewer than `count` if there are not enough untrusted connections.
+pub fn trim<R: Rng + ?Sized>(
+    pool: &Pool,
+    count: usize,
+    young_after: Time,
+    rng: &mut R,
+) -> Vec<SocketAddr> {
+    trim_where(pool, count, young_after, |_, _| true, rng)
+}
+
+/// [`trim`] among the connections `eligible` accepts only (making room for a newcomer
+/// closes an inbound connection old enough, by the same rule).
+pub fn trim_where<R: Rng + ?Sized>(
+    pool: &Pool,
+    count: usize,
+    young_after: Time,
+    eligible: impl Fn(&SocketAddr, &Connection) -> bool,
+    rng: &mut R,
+) -> Vec<SocketAddr> {
+    // Per group: [outbound, young inbound, old inbound]; cut from the end.
+    let mut groups: BTreeMap<u64, [Vec<SocketAddr>; 3]> = BTreeMap::new();
     for (addr, conn) in pool.connections() {
-        if pool.is_trusted(&addr) {
+        if pool.is_trusted(&addr) || !eligible(&addr, conn) {
             continue;
         }
         let g = groups.entry(netgroup(&addr)).or_default();
-        match conn.direction {
-            Direction::Inbound => g.0.push(addr),
-            Direction::Outbound => g.1.push(addr),
-        }
+        let class = match conn.direction {
+            Direction::Outbound => 0,
+            Direction::Inbound if conn.since > young_after => 1,
+            Direction::Inbound => 2,
+        };
+        g[class].push(addr);
     }
-    // Within a group: outbound shuffled first (popped last), inbound shuffled last.
     let mut stacks: Vec<Vec<SocketAddr>> = groups
         .into_values()
-        .map(|(mut inbound, mut outbound)| {
-            outbound.shuffle(rng);
-            inbound.shuffle(rng);
-            outbound.extend(inbound);
-            outbound
+        .map(|classes| {
+            let mut stack = Vec::new();
+            for mut c in classes {
+                c.shuffle(rng);
+                stack.extend(c);
+            }
+            stack
         })
         .collect();
     let mut out = Vec::with_capacity(count);

@@ -12,7 +12,7 @@
 //!
 //! [`Pool::advance`] moves the points whose time has come from `waiting` to `ready`; each
 //! point moves once per failure, so the cost is amortised `O(log n)` per failure, never a
-//! scan. Dialing and connected points are in neither set.
+//! scan. Points being dialed and connected points are in neither set.
 //!
 //! # Memory
 //!
@@ -35,7 +35,9 @@ mod point;
 mod table;
 
 pub use backoff::jittered;
-pub use point::{netgroup, Connection, Direction, PeerId, PointInfo, PointState, Source, Sources};
+pub use point::{
+    netgroup, CloseReason, ConnId, Connection, Direction, PeerId, PointInfo, PointState, Source, Sources,
+};
 
 use crate::config::{BackoffConfig, Config};
 use crate::Time;
@@ -340,16 +342,12 @@ impl Pool {
     }
 
     fn unindex(&mut self, id: Id, addr: SocketAddr, info: &PointInfo) {
-        match info.state {
-            PointState::Disconnected | PointState::Greylisted => {
-                if !self.ready.remove(&(info.rank(&addr, self.salt), id)) {
-                    self.waiting.remove(&(info.next_dial, id));
-                }
-            }
-            PointState::Dialing => {
-                self.dialing.remove(&addr);
-            }
-            PointState::Connected => {}
+        if info.dialing {
+            self.dialing.remove(&addr);
+        } else if info.state != PointState::Connected
+            && !self.ready.remove(&(info.rank(&addr, self.salt), id))
+        {
+            self.waiting.remove(&(info.next_dial, id));
         }
         if info.is_good() {
             self.good.remove(&id);
@@ -357,17 +355,18 @@ impl Pool {
     }
 
     fn index(&mut self, id: Id, addr: SocketAddr, info: &PointInfo) {
-        match info.state {
-            PointState::Disconnected if info.next_dial <= self.clock => {
-                self.ready.insert((info.rank(&addr, self.salt), id));
+        if info.dialing {
+            self.dialing.insert(addr);
+        } else {
+            match info.state {
+                PointState::Disconnected if info.next_dial <= self.clock => {
+                    self.ready.insert((info.rank(&addr, self.salt), id));
+                }
+                PointState::Disconnected | PointState::Greylisted => {
+                    self.waiting.insert((info.next_dial, id));
+                }
+                PointState::Connected => {}
             }
-            PointState::Disconnected | PointState::Greylisted => {
-                self.waiting.insert((info.next_dial, id));
-            }
-            PointState::Dialing => {
-                self.dialing.insert(addr);
-            }
-            PointState::Connected => {}
         }
         if info.is_good() {
             self.good.insert(id);
@@ -429,8 +428,7 @@ impl Pool {
             .points
             .iter()
             .filter(|(_, _, p)| {
-                !p.is_trusted()
-                    && matches!(p.state, PointState::Disconnected | PointState::Greylisted)
+                !p.is_trusted() && !p.dialing && p.state != PointState::Connected
             })
             .map(|(_, a, p)| (p.failures, p.last_seen, a))
             .collect();
@@ -448,11 +446,7 @@ impl Pool {
     /// point is kept. Returns whether it was removed.
     pub fn forget(&mut self, addr: SocketAddr) -> bool {
         let removable = self.points.get(&addr).is_some_and(|p| {
-            !p.is_trusted()
-                && matches!(
-                    p.state,
-                    PointState::Disconnected | PointState::Greylisted | PointState::Dialing
-                )
+            !p.is_trusted() && !p.dialing && p.state != PointState::Connected
         });
         if removable {
             if let Some((id, info)) = self.points.remove(&addr) {
@@ -462,38 +456,44 @@ impl Pool {
         removable
     }
 
-    /// Marks a point as being dialed. Returns false if it is not a candidate now.
+    /// Marks a point as being dialed: it leaves the candidates and counts as a dial in
+    /// flight until [`end_dial`](Self::end_dial). Returns false if it is not a candidate
+    /// now (connected, greylisted, backed off, or already being dialed).
     pub fn begin_dial(&mut self, addr: SocketAddr, now: Time) -> bool {
         let ok = self.points.get(&addr).is_some_and(|p| {
-            p.state == PointState::Disconnected && p.next_dial <= now.max(self.clock)
+            p.state == PointState::Disconnected && !p.dialing && p.next_dial <= now.max(self.clock)
         });
         if ok {
-            self.update(addr, |p| p.state = PointState::Dialing);
+            self.update(addr, |p| p.dialing = true);
         }
         ok
     }
 
-    /// A dial failed: the failure count grows and the point is backed off.
-    pub fn dial_failed<R: Rng + ?Sized>(&mut self, addr: SocketAddr, now: Time, rng: &mut R) {
+    /// The dial to `addr` ended. With `failed` the point's failure count grows and it is
+    /// backed off, unless it is connected meanwhile (an inbound connection from it
+    /// opened while we dialed): a failed dial says nothing against a working peer.
+    /// Without `failed` (a success, a cancelled dial, or no verdict on the point) it
+    /// returns to the candidates untouched. Returns whether a dial was in flight.
+    pub fn end_dial<R: Rng + ?Sized>(
+        &mut self,
+        addr: SocketAddr,
+        failed: bool,
+        now: Time,
+        rng: &mut R,
+    ) -> bool {
+        if !self.points.get(&addr).is_some_and(|p| p.dialing) {
+            return false;
+        }
         let reconnection = self.limits.reconnection.clone();
         self.update(addr, |p| {
-            if p.state == PointState::Dialing {
-                p.state = PointState::Disconnected;
-            }
-            p.failures = p.failures.saturating_add(1);
-            p.last_failure = Some(now);
-            p.next_dial = p.next_dial.max(now + reconnection.delay(p.failures, rng));
-        });
-    }
-
-    /// A dial ended without a verdict on the point (cancelled, or the peer was already
-    /// connected another way): it returns to the candidates untouched.
-    pub fn dial_cancelled(&mut self, addr: SocketAddr) {
-        self.update(addr, |p| {
-            if p.state == PointState::Dialing {
-                p.state = PointState::Disconnected;
+            p.dialing = false;
+            if failed && p.state == PointState::Disconnected {
+                p.failures = p.failures.saturating_add(1);
+                p.last_failure = Some(now);
+                p.next_dial = p.next_dial.max(now + reconnection.delay(p.failures, rng));
             }
         });
+        true
     }
 
     /// A connection is open (dialed or accepted) to `peer` at its listening point `addr`.
@@ -501,6 +501,7 @@ impl Pool {
     /// Returns whether `peer` is a new peer id.
     pub fn connection_opened(
         &mut self,
+        id: ConnId,
         addr: SocketAddr,
         peer: PeerId,
         direction: Direction,
@@ -539,6 +540,7 @@ impl Pool {
         self.connections.insert(
             addr,
             Connection {
+                id,
                 peer,
                 direction,
                 since: now,
@@ -600,9 +602,7 @@ impl Pool {
         let conn = self.connection_closed(addr, now);
         let until = now + self.limits.greylist_duration;
         self.update(addr, |p| {
-            if p.state != PointState::Dialing {
-                p.state = PointState::Greylisted;
-            }
+            p.state = PointState::Greylisted;
             p.next_dial = p.next_dial.max(until);
         });
         if !addr.ip().is_loopback() {
@@ -634,31 +634,75 @@ impl Pool {
         self.ip_greylist.get(&ip).is_some_and(|t| *t > now)
     }
 
-    /// A random sample of at most `n` good points (connected at least once, not failing
-    /// since), excluding `exclude`: what we tell peers who ask. Looks at no more than
-    /// `n * 8 + 64` entries, starting from a random place, so an answer never scans the pool.
-    pub fn sample_good<R: Rng + ?Sized>(
+    /// A sample of points to tell a peer about (an answer, a refusal, a farewell): up to
+    /// `best` points known to work (connected now first, then good ones: connected once
+    /// and not failing since), then up to `random` more drawn at random from every known
+    /// point that is not greylisted (nor failing, unless `include_failing`). `keep`
+    /// filters (the requester itself, the relay rule for the requester's address).
+    ///
+    /// Never scans the pool: it reads the connections, a window of the good set starting
+    /// at a random place, and makes at most `4 * random` random probes into the point
+    /// table, so a flood of requests costs little.
+    ///
+    /// ```
+    /// use peerkeeper::{pool::{Pool, Source}, Config, Time};
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// let mut pool = Pool::new(&Config::default());
+    /// for i in 1..=20 {
+    ///     pool.add_point(format!("10.0.0.{i}:1").parse().unwrap(), Source::PeerSharing, Time::ZERO);
+    /// }
+    /// let me: std::net::SocketAddr = "10.0.0.1:1".parse().unwrap();
+    /// let s = pool.share_sample(5, 5, false, |a| *a != me, &mut StdRng::seed_from_u64(1));
+    /// assert!(!s.is_empty() && s.len() <= 10 && !s.contains(&me));
+    /// ```
+    pub fn share_sample<R: Rng + ?Sized>(
         &self,
-        n: usize,
-        exclude: Option<SocketAddr>,
+        best: usize,
+        random: usize,
+        include_failing: bool,
+        keep: impl Fn(&SocketAddr) -> bool,
         rng: &mut R,
     ) -> Vec<SocketAddr> {
         use rand::seq::IteratorRandom;
-        if n == 0 || self.good.is_empty() {
-            return Vec::new();
+        let clock = self.clock;
+        let keep = |a: &SocketAddr| keep(a) && !self.is_ip_greylisted(a.ip(), clock);
+        let mut out: Vec<SocketAddr> = self
+            .connections
+            .keys()
+            .filter(|a| keep(a))
+            .copied()
+            .choose_multiple(rng, best);
+        if out.len() < best && !self.good.is_empty() {
+            let need = best - out.len();
+            let start: Id = rng.gen_range(0..self.points.id_bound().max(1));
+            let picked = self
+                .good
+                .range(start..)
+                .chain(self.good.range(..start))
+                .take(need * 8 + 64)
+                .map(|id| self.points.addr(*id))
+                .filter(|a| !self.connections.contains_key(a) && keep(a))
+                .choose_multiple(rng, need);
+            out.extend(picked);
         }
-        let start: Id = rng.gen_range(0..self.points.id_bound().max(1));
-        let window = n * 8 + 64;
-        let mut picked = self
-            .good
-            .range(start..)
-            .chain(self.good.range(..start))
-            .take(window)
-            .map(|id| self.points.addr(*id))
-            .filter(|a| Some(*a) != exclude)
-            .choose_multiple(rng, n);
-        picked.sort_unstable();
-        picked
+        let bound = self.points.id_bound();
+        let target = out.len() + random;
+        if bound > 0 {
+            for _ in 0..random * 4 {
+                if out.len() >= target {
+                    break;
+                }
+                let Some((addr, info)) = self.points.try_get(rng.gen_range(0..bound)) else {
+                    continue;
+                };
+                let usable = info.state != PointState::Greylisted
+                    && (include_failing || info.failures == 0);
+                if usable && keep(&addr) && !out.contains(&addr) {
+                    out.push(addr);
+                }
+            }
+        }
+        out
     }
 
     /// Checks the internal indexes against the tables (for tests; `O(n)`).
@@ -672,6 +716,7 @@ impl Pool {
             len += 1;
             assert_eq!(self.points.id(&a), Some(id), "{a} not in the hash index");
             match p.state {
+                _ if p.dialing => assert!(self.dialing.contains(&a), "{a} not dialing"),
                 PointState::Disconnected if self.ready.contains(&(p.rank(&a, self.salt), id)) => {
                     assert!(p.next_dial <= self.clock, "{a} ready before its time");
                     ready += 1;
@@ -682,7 +727,6 @@ impl Pool {
                     assert!(self.waiting.contains(&(p.next_dial, id)), "{a} not indexed");
                     waiting += 1;
                 }
-                PointState::Dialing => assert!(self.dialing.contains(&a), "{a} not dialing"),
                 PointState::Connected => {
                     let c = self.connections.get(&a);
                     assert!(c.is_some(), "{a} connected without a connection");
@@ -699,10 +743,7 @@ impl Pool {
         assert_eq!(waiting, self.waiting.len(), "stale entries in waiting");
         assert_eq!(good, self.good.len(), "stale entries in good");
         for a in &self.dialing {
-            assert_eq!(
-                self.points.get(a).map(|p| p.state),
-                Some(PointState::Dialing)
-            );
+            assert_eq!(self.points.get(a).map(|p| p.dialing), Some(true));
         }
         for (a, c) in &self.connections {
             assert_eq!(

@@ -69,17 +69,50 @@ impl Sources {
     }
 }
 
-/// The state of a point.
+/// The state of a point. Whether a dial to it is in flight is kept apart
+/// ([`PointInfo::dialing`]): an inbound connection from a point being dialed changes its
+/// state, never the count of dials in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum PointState {
     /// Not connected; dialable once `next_dial` has passed.
     Disconnected,
-    /// A dial is in flight.
-    Dialing,
     /// Connected (either direction).
     Connected,
     /// Refused until `next_dial` (a protocol violation, a ban).
     Greylisted,
+}
+
+/// A connection, as named by the driver of the node core: the tokio shell numbers the
+/// connections it opens, the simulator numbers its links. Unique per node for its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Why a connection is closed (by us, or by the peer when it tells us).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CloseReason {
+    /// Maintenance trims above `max_threshold`, or makes room for a newcomer at
+    /// `max_connections`.
+    TooManyConnections,
+    /// The peer broke the protocol.
+    ProtocolViolation,
+    /// A second connection to a peer already connected.
+    Duplicate,
+    /// The node shuts down.
+    Shutdown,
+    /// The peer's address changed (the old connection is stale).
+    AddressChanged,
+    /// Replaced by another connection in a swap (the octez policy).
+    Swapped,
+    /// Nothing heard for too long (keepalive).
+    Timeout,
+    /// The connection failed (reset, closed without a word).
+    Lost,
 }
 
 /// Which side opened a connection.
@@ -110,6 +143,9 @@ pub struct PointInfo {
     pub next_dial: Time,
     /// The peer last seen at this point.
     pub peer: Option<PeerId>,
+    /// A dial to this point is in flight (whatever its state: an inbound connection
+    /// from it may open meanwhile).
+    pub dialing: bool,
 }
 
 impl PointInfo {
@@ -123,6 +159,7 @@ impl PointInfo {
             last_seen: now,
             next_dial: Time::ZERO,
             peer: None,
+            dialing: false,
         }
     }
 
@@ -182,6 +219,8 @@ fn scramble(addr: &SocketAddr, salt: u64) -> u64 {
 /// An open connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Connection {
+    /// The driver's name for it.
+    pub id: ConnId,
     /// The peer on the other side.
     pub peer: PeerId,
     /// Who opened it.

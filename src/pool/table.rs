@@ -97,6 +97,15 @@ impl PointTable {
         self.slot(id).addr
     }
 
+    /// The point in slot `id`, if the slot is live.
+    pub(crate) fn try_get(&self, id: Id) -> Option<(SocketAddr, &PointInfo)> {
+        self.chunks
+            .get((id >> CHUNK_BITS) as usize)?
+            .get(id as usize & (CHUNK - 1))?
+            .as_ref()
+            .map(|s| (s.addr, &s.info))
+    }
+
     pub(crate) fn info(&self, id: Id) -> &PointInfo {
         &self.slot(id).info
     }

@@ -1,21 +1,31 @@
-//! A deterministic, discrete-event network simulator that drives the same pure core as
-//! the tokio workers (the [`Pool`], the [`Maintenance`] cycle machine, the
-//! [`DiscoveryState`]) for thousands of nodes in virtual time, or the
-//! [octez model](octez) for comparison.
+//! A deterministic, discrete-event network simulator. Each simulated node is a
+//! [`NodeCore`], the very type `peerkeeper node` runs behind its tokio shell, with the
+//! node's own [`Config`] (the defaults unless told otherwise), so what the simulator
+//! proves is the program that runs.
 //!
 //! # Model
 //!
-//! * Every node has a listening point (`10.x.y.z:9732`); a few are the bootstrap points
-//!   every node knows at start. Nodes start at random times in the first five seconds.
-//! * Each link has a latency drawn once from the configured distribution (so messages on
-//!   one link stay in order). A dial is a request and a result, each one latency; a close
-//!   reaches the other side one latency later.
-//! * Faults: a dial fails with probability `dial_failure_rate`; a peer-sharing message
-//!   (request or answer) is lost with probability `message_loss`; a `nat_fraction` of the
-//!   nodes accept no incoming connection; churn makes nodes leave (closing their links)
-//!   and come back later with a fresh pool; a one-off departure of a fraction of the nodes
-//!   can be scheduled.
-//! * A node at `max_connections` refuses a dial with up to 50 other points (octez's Nack).
+//! * Every node has a listening point (`10.x.y.z:9732`). The first `bootstrap` nodes (one
+//!   by default, as `peerkeeper node --peer` gives one) are the points every other node
+//!   knows at start.
+//! * Join schedules: by default nodes start at random times in the first five seconds;
+//!   with a stagger, node `i` starts at `i * stagger`; late joiners (`late_joiners` more
+//!   nodes) all start at `late_at`, when the rest has settled.
+//! * Each link has a latency drawn once from the configured distribution, so messages on
+//!   one link stay in order. A dial is a handshake sent (one latency: the listener's core
+//!   admits or refuses it) and the answer (one more latency: the dialer's core keeps or
+//!   drops the connection), as on TCP; every other message (a request for points, points,
+//!   a swap, a close) takes one latency. Connections are named by link: both ends' cores
+//!   use the link number as their [`ConnId`].
+//! * Faults: a dial fails with probability `dial_failure_rate`; a peer-sharing message is
+//!   lost with probability `message_loss`; a `nat_fraction` of the nodes accept no
+//!   incoming connection; churn makes nodes leave (closing their links) and come back
+//!   later with a fresh core; a one-off departure of a fraction of the nodes can be
+//!   scheduled.
+//!
+//! Admission, refusals with points, point intake, farewells, duplicates, the octez
+//! policy's swaps: all are the node core's decisions; the simulator only carries
+//! messages.
 //!
 //! # Determinism
 //!
@@ -25,38 +35,26 @@
 //! the same seed gives the same hash.
 
 mod chart;
-pub mod octez;
 
 pub use chart::write_chart;
 
-use crate::config::{Bounds, Config};
-use crate::discovery::{validate_point, DiscoveryState};
-use crate::maintenance::{Action, Maintenance, WakeReason};
-use crate::pool::{Direction, PeerId, Pool, PoolLimits, Source};
-use crate::report::{components, DialCounts, NetworkReport, SharingCounts, Spread};
-use crate::transport::{CloseReason, DialError};
-use crate::trigger::{count_trigger, TriggerKind};
+use crate::config::{Bounds, Config, Policy};
+use crate::core::{
+    Action, Admission, CoreStats, DialFailure, DialResult, DialVerdict, Hello, NodeCore,
+};
+use crate::maintenance::octez::octez_config;
+use crate::pool::{ConnId, PeerId, Source};
+use crate::report::{components, NetworkReport, SharingCounts, Spread};
 use crate::Time;
-use octez::{octez_backoff, octez_trigger, OctezModel};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Which maintenance algorithm the nodes run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Policy {
-    /// peerkeeper's maintenance and discovery.
-    Peerkeeper,
-    /// A model of octez's maintenance algorithm (not octez itself; see the `octez` module).
-    Octez,
-}
 
 /// How link latencies are drawn (once per link).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -89,21 +87,35 @@ impl Latency {
     }
 }
 
+/// When the nodes start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joins {
+    /// At random times in the first five seconds ("started together").
+    Together,
+    /// Node `i` at `i * d`, in order.
+    Stagger(Duration),
+}
+
 /// A simulation scenario.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// Number of nodes.
+    /// Number of nodes (not counting late joiners).
     pub nodes: usize,
     /// The seed of everything.
     pub seed: u64,
     /// Virtual duration.
     pub duration: Duration,
-    /// The algorithm.
-    pub policy: Policy,
-    /// The nodes' config (targets, timers); the octez model keeps octez's own timers.
+    /// The nodes' config, as `peerkeeper node` would run it (its `policy` chooses the
+    /// algorithm).
     pub node_config: Config,
     /// How many nodes are bootstrap points (the first ones).
     pub bootstrap: usize,
+    /// When the nodes start.
+    pub joins: Joins,
+    /// How many more nodes join at `late_at`.
+    pub late_joiners: usize,
+    /// When the late joiners join.
+    pub late_at: Duration,
     /// Link latency.
     pub latency: Latency,
     /// Probability that a dial fails.
@@ -122,16 +134,22 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// A fault-free scenario of `nodes` nodes for `duration`, with the simulator's node
-    /// config ([`sim_node_config`]).
+    /// A fault-free scenario of `nodes` nodes for `duration`, each running `policy` with
+    /// the node's default config ([`Config::default`], as `peerkeeper node` runs), one
+    /// bootstrap point, nodes starting together.
     pub fn new(nodes: usize, seed: u64, duration: Duration, policy: Policy) -> SimConfig {
         SimConfig {
             nodes,
             seed,
             duration,
-            policy,
-            node_config: sim_node_config(),
-            bootstrap: 3.min(nodes),
+            node_config: Config {
+                policy,
+                ..Config::default()
+            },
+            bootstrap: 1.min(nodes),
+            joins: Joins::Together,
+            late_joiners: 0,
+            late_at: Duration::from_secs(180),
             latency: Latency::Uniform(Duration::from_millis(10), Duration::from_millis(150)),
             dial_failure_rate: 0.0,
             message_loss: 0.0,
@@ -141,23 +159,11 @@ impl SimConfig {
             max_samples: 1000,
         }
     }
-}
 
-/// The node config the simulator uses by default: targets 4/8/12 (thresholds 5 and 11),
-/// octez's timers (120 s idle, 5 s between looks for peers), a pool of 256 points.
-pub fn sim_node_config() -> Config {
-    let mut c = Config {
-        min_connections: 4,
-        expected_connections: 8,
-        max_connections: 12,
-        max_concurrent_dials: 4,
-        max_known_points: 256,
-        known_points_gc_target: 192,
-        max_known_peers: 256,
-        ..Config::default()
-    };
-    c.discovery.allow_private_addresses = true;
-    c
+    /// All nodes, late joiners included.
+    pub fn total_nodes(&self) -> usize {
+        self.nodes + self.late_joiners
+    }
 }
 
 /// One chart sample.
@@ -185,16 +191,21 @@ pub struct SimReport {
     pub virtual_ms: u64,
     /// Events processed.
     pub events: u64,
-    /// Messages sent (dial requests and results, closes, peer-sharing requests/answers).
+    /// Messages sent (handshakes and answers, closes, peer-sharing requests and points,
+    /// swaps).
     pub messages: u64,
     /// FNV-1a hash of the processed events, hex.
     pub event_log_hash: String,
     /// Alive nodes at the end.
     pub alive: usize,
-    /// Alive nodes below `min_threshold` at the end, and why, if any.
+    /// Alive nodes below `min_threshold` at the end.
     pub short_nodes: usize,
     /// Why some nodes are short, when they are.
     pub short_reason: Option<String>,
+    /// Late joiners in the run.
+    pub late_joiners: usize,
+    /// Late joiners within range at the end.
+    pub late_joiners_in_range: usize,
     /// Maintenance cycles per alive node per virtual hour, over the last half of the run.
     pub late_cycles_per_node_hour: f64,
     /// Dials per alive node per virtual hour, over the last half of the run.
@@ -216,70 +227,48 @@ pub struct SimOutcome {
     pub alive: Vec<bool>,
 }
 
-enum Brain {
-    Ours {
-        m: Box<Maintenance>,
-        d: Box<DiscoveryState>,
-    },
-    Octez(Box<OctezModel>),
-}
-
-impl Brain {
-    fn cycles(&self) -> u64 {
-        match self {
-            Brain::Ours { m, .. } => m.cycles(),
-            Brain::Octez(o) => o.cycles(),
-        }
-    }
-}
-
 struct SimNode {
-    addr: SocketAddr,
     peer: PeerId,
     alive: bool,
     nat: bool,
     epoch: u32,
-    pool: Pool,
-    brain: Brain,
-    rng: StdRng,
+    core: NodeCore,
     timer: Option<Time>,
-    dtimer: Option<Time>,
     in_range: bool,
     max_seen: usize,
     cycles_before: u64,
+}
+
+/// A message on a link.
+#[derive(Clone, Debug)]
+enum Msg {
+    Ask,
+    Points(Vec<SocketAddr>),
+    SwapRequest(SocketAddr),
+    SwapAck(SocketAddr),
+    Close,
 }
 
 #[derive(Clone, Debug)]
 enum Ev {
     Start(usize),
     Timer(usize, u32),
-    DiscoveryTimer(usize, u32),
     DialArrive {
         from: usize,
-        epoch: u32,
         to: usize,
+        link: u64,
     },
     DialResult {
         at: usize,
         epoch: u32,
-        point: SocketAddr,
-        result: Result<PeerId, DialError>,
-        points: Vec<SocketAddr>,
-    },
-    CloseArrive {
-        from: usize,
         to: usize,
-        to_epoch: u32,
+        link: u64,
+        result: DialResult,
     },
-    AskArrive {
-        from: usize,
-        epoch: u32,
+    Msg {
         to: usize,
-    },
-    PointsArrive {
-        to: usize,
-        epoch: u32,
-        points: Vec<SocketAddr>,
+        link: u64,
+        msg: Msg,
     },
     Leave(usize, bool),
     Join(usize),
@@ -292,12 +281,23 @@ impl Ev {
         match self {
             Ev::Start(i) => (1, *i as u64, 0),
             Ev::Timer(i, e) => (2, *i as u64, u64::from(*e)),
-            Ev::DiscoveryTimer(i, e) => (3, *i as u64, u64::from(*e)),
             Ev::DialArrive { from, to, .. } => (4, *from as u64, *to as u64),
-            Ev::DialResult { at, result, .. } => (5, *at as u64, u64::from(result.is_ok())),
-            Ev::CloseArrive { from, to, .. } => (6, *from as u64, *to as u64),
-            Ev::AskArrive { from, to, .. } => (7, *from as u64, *to as u64),
-            Ev::PointsArrive { to, points, .. } => (8, *to as u64, points.len() as u64),
+            Ev::DialResult { at, result, .. } => (
+                5,
+                *at as u64,
+                u64::from(matches!(result, DialResult::Connected { .. })),
+            ),
+            Ev::Msg { to, link, msg } => (
+                match msg {
+                    Msg::Ask => 7,
+                    Msg::Points(_) => 8,
+                    Msg::SwapRequest(_) => 13,
+                    Msg::SwapAck(_) => 14,
+                    Msg::Close => 6,
+                },
+                *to as u64,
+                *link,
+            ),
             Ev::Leave(i, _) => (9, *i as u64, 0),
             Ev::Join(i) => (10, *i as u64, 0),
             Ev::Sample => (11, 0, 0),
@@ -346,6 +346,24 @@ fn node_of(addr: &SocketAddr) -> Option<usize> {
     }
 }
 
+/// The peer id of node `i` in a run seeded `seed` (also what a node restarted after churn
+/// keeps).
+pub fn node_peer_id(seed: u64, i: usize) -> PeerId {
+    PeerId(mix(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+}
+
+/// The seed of node `i`'s core in its `epoch`-th life.
+pub fn node_seed(seed: u64, i: usize, epoch: u32) -> u64 {
+    mix(seed ^ (i as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ u64::from(epoch) << 48)
+}
+
+/// SplitMix64's finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -360,20 +378,26 @@ fn fnv(mut h: u64, v: u64) -> u64 {
 /// The simulator. Build with [`Simulation::new`], run with [`Simulation::run`].
 ///
 /// ```
-/// use peerkeeper::sim::{Policy, SimConfig, Simulation};
+/// use peerkeeper::sim::{SimConfig, Simulation};
+/// use peerkeeper::Policy;
 /// use std::time::Duration;
-/// let cfg = SimConfig::new(50, 7, Duration::from_secs(120), Policy::Peerkeeper);
+/// let mut cfg = SimConfig::new(50, 7, Duration::from_secs(120), Policy::Peerkeeper);
+/// cfg.node_config.min_connections = 4;
+/// cfg.node_config.expected_connections = 8;
+/// cfg.node_config.max_connections = 12;
 /// let a = Simulation::new(cfg.clone()).run(|_| {});
 /// let b = Simulation::new(cfg).run(|_| {});
 /// assert_eq!(a.report.event_log_hash, b.report.event_log_hash);
 /// assert!(a.report.network.converged);
+/// assert_eq!(a.report.network.components, 1);
 /// ```
 pub struct Simulation {
     cfg: SimConfig,
     config: Arc<Config>,
-    octez_config: Arc<Config>,
     bounds: Bounds,
     nodes: Vec<SimNode>,
+    links: HashMap<u64, (u32, u32)>,
+    next_link: u64,
     heap: BinaryHeap<Scheduled>,
     seq: u64,
     now: Time,
@@ -382,15 +406,13 @@ pub struct Simulation {
     hash: u64,
     events: u64,
     messages: u64,
-    dials: DialCounts,
-    sharing: SharingCounts,
+    retired: CoreStats,
     alive: usize,
     in_range: usize,
     converged_at: Option<Time>,
     samples: Vec<Sample>,
     sample_every: Duration,
     half_dials: u64,
-    late_dials: u64,
     half_marked: bool,
     starts: usize,
 }
@@ -399,26 +421,25 @@ impl Simulation {
     /// Sets up the network (nothing runs yet).
     pub fn new(cfg: SimConfig) -> Simulation {
         let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let config = Arc::new(cfg.node_config.clone());
-        let mut oc = cfg.node_config.clone();
-        oc.reconnection = octez_backoff();
-        oc.disconnection_delay = Duration::from_secs(60);
-        oc.time_between_looking_for_peers = octez::OCTEZ_LOOKING_FOR_PEERS;
-        let octez_config = Arc::new(oc);
+        let config = Arc::new(match cfg.node_config.policy {
+            Policy::Peerkeeper => cfg.node_config.clone(),
+            Policy::Octez => octez_config(&cfg.node_config),
+        });
         let bounds = config.bounds();
         let link_seed = rng.gen();
-        let mut nat: Vec<bool> = (0..cfg.nodes)
+        let total = cfg.total_nodes();
+        let nat: Vec<bool> = (0..total)
             .map(|i| i >= cfg.bootstrap && rng.gen_bool(cfg.nat_fraction.clamp(0.0, 1.0)))
             .collect();
-        nat.truncate(cfg.nodes);
         let mut sim = Simulation {
             sample_every: (cfg.duration / cfg.max_samples.max(1) as u32)
                 .max(Duration::from_secs(1)),
             cfg,
             config,
-            octez_config,
             bounds,
-            nodes: Vec::new(),
+            nodes: Vec::with_capacity(total),
+            links: HashMap::new(),
+            next_link: 1,
             heap: BinaryHeap::new(),
             seq: 0,
             now: Time::ZERO,
@@ -427,21 +448,26 @@ impl Simulation {
             hash: FNV_OFFSET,
             events: 0,
             messages: 0,
-            dials: DialCounts::default(),
-            sharing: SharingCounts::default(),
+            retired: CoreStats::default(),
             alive: 0,
             in_range: 0,
             converged_at: None,
             samples: Vec::new(),
             half_dials: 0,
-            late_dials: 0,
             half_marked: false,
             starts: 0,
         };
         for (i, nat) in nat.into_iter().enumerate() {
             let node = sim.fresh_node(i, nat, 0);
             sim.nodes.push(node);
-            let start = Time::from_millis(sim.rng.gen_range(0..5_000));
+            let start = if i >= sim.cfg.nodes {
+                Time::ZERO + sim.cfg.late_at
+            } else {
+                match sim.cfg.joins {
+                    Joins::Together => Time::from_millis(sim.rng.gen_range(0..5_000)),
+                    Joins::Stagger(d) => Time::ZERO + d * i as u32,
+                }
+            };
             sim.push(start, Ev::Start(i));
         }
         sim.push(Time::ZERO, Ev::Sample);
@@ -459,49 +485,24 @@ impl Simulation {
         sim
     }
 
-    fn policy_config(&self) -> Arc<Config> {
-        match self.cfg.policy {
-            Policy::Peerkeeper => self.config.clone(),
-            Policy::Octez => self.octez_config.clone(),
-        }
-    }
-
     fn fresh_node(&mut self, i: usize, nat: bool, epoch: u32) -> SimNode {
-        let config = self.policy_config();
-        let mut pool = Pool::with_limits(PoolLimits::from(&*config));
-        let seed =
-            self.cfg.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(epoch) << 48;
-        // Ours scrambles the candidate order per node (no herding). octez breaks ties in
-        // the order of its point hash table, which hashes an address the same way on
-        // every node: the octez model gets one order shared by all nodes.
-        pool.set_salt(match self.cfg.policy {
-            Policy::Peerkeeper => seed,
-            Policy::Octez => self.cfg.seed,
-        });
-        for b in 0..self.cfg.bootstrap {
-            if b != i {
-                pool.add_point(node_addr(b), Source::Bootstrap, self.now);
-            }
-        }
-        pool.take_changes();
-        let brain = match self.cfg.policy {
-            Policy::Peerkeeper => Brain::Ours {
-                m: Box::new(Maintenance::new(config.clone())),
-                d: Box::new(DiscoveryState::new(&config, vec![node_addr(i)])),
-            },
-            Policy::Octez => Brain::Octez(Box::new(OctezModel::new(config))),
-        };
+        let peer = node_peer_id(self.cfg.seed, i);
+        let mut core =
+            NodeCore::with_shared_config(self.config.clone(), peer, node_seed(self.cfg.seed, i, epoch));
+        core.add_own_point(node_addr(i));
+        let bootstrap: Vec<SocketAddr> = (0..self.cfg.bootstrap)
+            .filter(|b| *b != i)
+            .map(node_addr)
+            .collect();
+        core.add_points(&bootstrap, Source::Bootstrap, self.now);
+        while core.poll_action().is_some() {}
         SimNode {
-            addr: node_addr(i),
-            peer: PeerId(seed.rotate_left(13) ^ i as u64),
+            peer,
             alive: false,
             nat,
             epoch,
-            pool,
-            brain,
-            rng: StdRng::seed_from_u64(seed),
+            core,
             timer: None,
-            dtimer: None,
             in_range: false,
             max_seen: 0,
             cycles_before: 0,
@@ -529,11 +530,27 @@ impl Simulation {
         self.push(t, ev);
     }
 
+    fn send_msg(&mut self, from: usize, to: usize, link: u64, msg: Msg) {
+        self.send(from, to, Ev::Msg { to, link, msg });
+    }
+
+    /// The node at the other end of `link` from `i`.
+    fn other(&self, link: u64, i: usize) -> Option<usize> {
+        self.links.get(&link).map(|&(a, b)| {
+            if a as usize == i {
+                b as usize
+            } else {
+                a as usize
+            }
+        })
+    }
+
     /// Runs to the end; `progress` gets the fraction of virtual time done, now and then.
     pub fn run(mut self, mut progress: impl FnMut(f64)) -> SimOutcome {
         let end = Time::ZERO + self.cfg.duration;
         let half = Time::ZERO + self.cfg.duration / 2;
         let mut last_progress = 0u64;
+        let mut dumped = false;
         while let Some(s) = self.heap.pop() {
             if s.t > end {
                 break;
@@ -549,6 +566,20 @@ impl Simulation {
                 b,
             );
             self.handle(s.ev);
+            if let Ok(at) = std::env::var("PK_DEBUG_AT") {
+                let at: u64 = at.parse().unwrap();
+                if self.now.as_millis() >= at && !dumped {
+                    dumped = true;
+                    for (i, n) in self.nodes.iter().enumerate() {
+                        if n.alive && !n.in_range {
+                            let p = n.core.pool();
+                            eprintln!("t={} node {i}: {} conns, pool {}, dialing {}, next ready {:?}, deadline {:?}, wants {}, maint {} stats {:?} {:?} {:?}", self.now, n.core.connection_count(), p.len(), p.dialing_count(), p.next_ready_time(), n.core.next_deadline(), n.core.wants_points(), n.core.is_maintaining(), n.core.stats().dials, n.core.stats().sharing, n.core.stats().points);
+                            let cands: Vec<_> = p.candidates(false).take(5).collect();
+                            eprintln!("   candidates {:?}", cands);
+                        }
+                    }
+                }
+            }
             let pct = self.now.as_millis() * 100 / end.as_millis().max(1);
             if pct > last_progress {
                 last_progress = pct;
@@ -563,11 +594,20 @@ impl Simulation {
         self.finish()
     }
 
+    fn dials_attempted(&self) -> u64 {
+        self.retired.dials.attempted
+            + self
+                .nodes
+                .iter()
+                .map(|n| n.core.stats().dials.attempted)
+                .sum::<u64>()
+    }
+
     fn mark_half(&mut self) {
         self.half_marked = true;
-        self.half_dials = self.dials.attempted;
+        self.half_dials = self.dials_attempted();
         for n in &mut self.nodes {
-            n.cycles_before = n.brain.cycles();
+            n.cycles_before = n.core.stats().cycles;
         }
     }
 
@@ -579,9 +619,12 @@ impl Simulation {
                 self.start_node(i);
             }
             Ev::Join(i) => {
-                let epoch = self.nodes[i].epoch + 1;
+                let epoch = self.nodes[i].epoch;
                 let nat = self.nodes[i].nat;
-                self.nodes[i] = self.fresh_node(i, nat, epoch);
+                let fresh = self.fresh_node(i, nat, epoch);
+                let old = std::mem::replace(&mut self.nodes[i], fresh);
+                retire(&mut self.retired, &old.core.stats());
+                self.nodes[i].max_seen = old.max_seen;
                 self.start_node(i);
             }
             Ev::Timer(i, e) => {
@@ -591,78 +634,18 @@ impl Simulation {
                 }
                 n.timer = None;
                 let now = self.now;
-                self.drive(i, |brain, pool, rng, out| match brain {
-                    Brain::Ours { m, .. } => m.handle_timeout(now, pool, rng, out),
-                    Brain::Octez(o) => o.handle_timeout(now, pool, rng, out),
-                });
+                n.core.handle_timeout(now);
+                self.after(i);
             }
-            Ev::DiscoveryTimer(i, e) => {
-                let n = &mut self.nodes[i];
-                if !n.alive || n.epoch != e || n.dtimer != Some(self.now) {
-                    return;
-                }
-                n.dtimer = None;
-                let now = self.now;
-                let ask = match &mut n.brain {
-                    Brain::Ours { d, .. } => d.poll_round(&n.pool, now, &mut n.rng),
-                    Brain::Octez(_) => Vec::new(),
-                };
-                self.ask(i, ask);
-                self.reschedule(i);
-            }
-            Ev::DialArrive { from, epoch, to } => self.dial_arrive(from, epoch, to),
+            Ev::DialArrive { from, to, link } => self.dial_arrive(from, to, link),
             Ev::DialResult {
                 at,
                 epoch,
-                point,
+                to,
+                link,
                 result,
-                points,
-            } => self.dial_result(at, epoch, point, result, points),
-            Ev::CloseArrive { from, to, to_epoch } => {
-                let n = &mut self.nodes[to];
-                if !n.alive || n.epoch != to_epoch {
-                    return;
-                }
-                let addr = node_addr(from);
-                let now = self.now;
-                if n.pool.connection(&addr).is_some() {
-                    n.pool.connection_closed(addr, now);
-                    self.after_change(to);
-                }
-            }
-            Ev::AskArrive { from, epoch, to } => {
-                let (to_alive, linked) = {
-                    let n = &self.nodes[to];
-                    (n.alive, n.pool.connection(&node_addr(from)).is_some())
-                };
-                if !to_alive || !linked {
-                    return;
-                }
-                let n = &mut self.nodes[to];
-                let answer = match &mut n.brain {
-                    Brain::Ours { d, .. } => d.answer(&n.pool, node_addr(from), &mut n.rng),
-                    Brain::Octez(_) => n.pool.sample_good(50, Some(node_addr(from)), &mut n.rng),
-                };
-                if !self.lost() {
-                    self.send(
-                        to,
-                        from,
-                        Ev::PointsArrive {
-                            to: from,
-                            epoch,
-                            points: answer,
-                        },
-                    );
-                }
-            }
-            Ev::PointsArrive { to, epoch, points } => {
-                let n = &self.nodes[to];
-                if !n.alive || n.epoch != epoch {
-                    return;
-                }
-                self.ingest_points(to, &points);
-                self.after_change(to);
-            }
+            } => self.dial_result(at, epoch, to, link, result),
+            Ev::Msg { to, link, msg } => self.deliver(to, link, msg),
             Ev::Leave(i, comes_back) => self.leave(i, comes_back),
             Ev::Sample => {
                 self.sample();
@@ -688,330 +671,159 @@ impl Simulation {
         }
     }
 
-    /// Points received by node `i` (an answer, a refusal, a trim): through discovery for
-    /// peerkeeper, straight into the pool for the octez model.
-    fn ingest_points(&mut self, i: usize, points: &[SocketAddr]) {
+    fn start_node(&mut self, i: usize) {
+        self.nodes[i].alive = true;
+        self.alive += 1;
         let now = self.now;
-        self.sharing.points_received += points.len() as u64;
-        let n = &mut self.nodes[i];
-        match &mut n.brain {
-            Brain::Ours { d, .. } => {
-                // Over the cap is a violation a real node greylists; the simulator's peers
-                // never send one.
-                let _ = d.on_points(points, Source::PeerSharing, &mut n.pool, now);
+        self.nodes[i].core.start(now);
+        self.after(i);
+    }
+
+    fn dial_arrive(&mut self, from: usize, to: usize, link: u64) {
+        let now = self.now;
+        let fail = self.cfg.dial_failure_rate > 0.0
+            && self.rng.gen_bool(self.cfg.dial_failure_rate.min(1.0));
+        let hello = Hello {
+            peer: self.nodes[from].peer,
+            listen_port: node_addr(from).port(),
+        };
+        let dialer_epoch = self.nodes[from].epoch;
+        let n = &mut self.nodes[to];
+        let result = if !n.alive || n.nat || fail {
+            DialResult::Failed(DialFailure::Io)
+        } else {
+            match n
+                .core
+                .handle_inbound(ConnId(link), node_addr(from), hello, now)
+            {
+                Admission::Accept => DialResult::Connected {
+                    conn: ConnId(link),
+                    peer: n.peer,
+                },
+                Admission::Refuse { reason, points } => DialResult::Refused { reason, points },
             }
-            Brain::Octez(_) => {
-                for p in points.iter().take(crate::MAX_POINTS_PER_MESSAGE) {
-                    if *p != n.addr && validate_point(p, true).is_ok() {
-                        n.pool.add_point(*p, Source::PeerSharing, now);
-                    }
-                }
-            }
+        };
+        if !matches!(result, DialResult::Connected { .. }) {
+            self.links.remove(&link);
+        }
+        // The answer goes first: whatever the listener does next on this link (a
+        // farewell, a close) follows it, as on a TCP connection.
+        self.send(
+            to,
+            from,
+            Ev::DialResult {
+                at: from,
+                epoch: dialer_epoch,
+                to,
+                link,
+                result,
+            },
+        );
+        self.after(to);
+    }
+
+    fn dial_result(&mut self, at: usize, epoch: u32, to: usize, link: u64, result: DialResult) {
+        let now = self.now;
+        let connected = matches!(result, DialResult::Connected { .. });
+        let n = &mut self.nodes[at];
+        let kept = if n.alive && n.epoch == epoch {
+            let verdict = n.core.handle_dial_result(node_addr(to), result, now);
+            self.after(at);
+            verdict == DialVerdict::Keep
+        } else {
+            false
+        };
+        if connected && !kept {
+            // We drop it (or left meanwhile): the other side hears of it.
+            self.send_msg(at, to, link, Msg::Close);
         }
     }
 
-    /// Tells node `j` that `i` closed their link (one latency later).
-    fn send_close(&mut self, i: usize, j: usize) {
-        let to_epoch = self.nodes[j].epoch;
-        self.send(
-            i,
-            j,
-            Ev::CloseArrive {
-                from: i,
-                to: j,
-                to_epoch,
-            },
-        );
+    fn deliver(&mut self, to: usize, link: u64, msg: Msg) {
+        let now = self.now;
+        if let Msg::Close = msg {
+            self.links.remove(&link);
+        }
+        let n = &mut self.nodes[to];
+        if !n.alive {
+            return;
+        }
+        let conn = ConnId(link);
+        match msg {
+            Msg::Ask => n.core.handle_points_asked(conn, now),
+            Msg::Points(p) => n.core.handle_points(conn, &p, now),
+            Msg::SwapRequest(p) => n.core.handle_swap_request(conn, p, now),
+            Msg::SwapAck(p) => n.core.handle_swap_ack(conn, p, now),
+            Msg::Close => n.core.handle_closed(conn, now),
+        }
+        self.after(to);
     }
 
     fn lost(&mut self) -> bool {
         self.cfg.message_loss > 0.0 && self.rng.gen_bool(self.cfg.message_loss.min(1.0))
     }
 
-    fn start_node(&mut self, i: usize) {
-        self.nodes[i].alive = true;
-        self.alive += 1;
-        let now = self.now;
-        self.drive(i, |brain, pool, rng, out| match brain {
-            Brain::Ours { m, .. } => m.wake(WakeReason::Activation, now, pool, rng, out),
-            Brain::Octez(o) => o.wake(WakeReason::Activation, now, pool, rng, out),
-        });
-    }
-
-    fn leave(&mut self, i: usize, comes_back: bool) {
-        if !self.nodes[i].alive {
-            return;
-        }
-        let links: Vec<SocketAddr> = self.nodes[i].pool.connections().map(|(a, _)| a).collect();
-        // The departed node holds nothing any more (its state stays only for the report).
-        let now = self.now;
-        for a in &links {
-            self.nodes[i].pool.connection_closed(*a, now);
-        }
-        self.nodes[i].pool.take_changes();
-        for a in links {
-            if let Some(j) = node_of(&a) {
-                self.send_close(i, j);
-            }
-        }
-        let n = &mut self.nodes[i];
-        n.alive = false;
-        n.epoch += 1;
-        n.timer = None;
-        n.dtimer = None;
-        self.alive -= 1;
-        if n.in_range {
-            n.in_range = false;
-            self.in_range -= 1;
-        }
-        if comes_back {
-            let back = self.now + Duration::from_millis(self.rng.gen_range(60_000..300_000));
-            self.push(back, Ev::Join(i));
-        }
-    }
-
-    /// Feeds the node's brain, carries out its actions, turns pool changes into wakes.
-    fn drive(
-        &mut self,
-        i: usize,
-        f: impl FnOnce(&mut Brain, &mut Pool, &mut StdRng, &mut Vec<Action>),
-    ) {
-        let mut out = Vec::new();
-        {
-            let n = &mut self.nodes[i];
-            f(&mut n.brain, &mut n.pool, &mut n.rng, &mut out);
-        }
-        self.carry_out(i, out);
-        self.after_change(i);
-    }
-
-    fn carry_out(&mut self, i: usize, out: Vec<Action>) {
-        let now = self.now;
-        for a in out {
+    /// Carries out node `i`'s actions, then updates the range accounting and its timer.
+    fn after(&mut self, i: usize) {
+        while let Some(a) = self.nodes[i].core.poll_action() {
             match a {
-                Action::Dial(p) => {
-                    self.dials.attempted += 1;
-                    let epoch = self.nodes[i].epoch;
-                    match node_of(&p).filter(|j| *j < self.nodes.len()) {
-                        Some(j) => self.send(
-                            i,
-                            j,
-                            Ev::DialArrive {
-                                from: i,
-                                epoch,
-                                to: j,
-                            },
-                        ),
-                        None => {
-                            self.push(
-                                now,
-                                Ev::DialResult {
-                                    at: i,
-                                    epoch,
-                                    point: p,
-                                    result: Err(DialError::Io("no such node".into())),
-                                    points: Vec::new(),
-                                },
-                            );
-                        }
+                Action::Dial(p) => match node_of(&p).filter(|j| *j < self.nodes.len()) {
+                    Some(j) => {
+                        let link = self.next_link;
+                        self.next_link += 1;
+                        self.links.insert(link, (i as u32, j as u32));
+                        self.send(i, j, Ev::DialArrive { from: i, to: j, link });
                     }
-                }
-                Action::Close(p, reason) => {
-                    if let Some(j) = node_of(&p).filter(|j| *j < self.nodes.len()) {
-                        let to_epoch = self.nodes[j].epoch;
-                        // A peer we trim still learns points from us (as a refused dialer
-                        // does): sent before the close, on the same link.
-                        if reason == CloseReason::TooManyConnections {
-                            let n = &mut self.nodes[i];
-                            if let Brain::Ours { d, .. } = &mut n.brain {
-                                let points = d.answer(&n.pool, p, &mut n.rng);
-                                if !points.is_empty() {
-                                    self.send(
-                                        i,
-                                        j,
-                                        Ev::PointsArrive {
-                                            to: j,
-                                            epoch: to_epoch,
-                                            points,
-                                        },
-                                    );
-                                }
-                            }
-                        }
-                        self.send_close(i, j);
-                    }
-                }
-                Action::WantPoints(want) => match &mut self.nodes[i].brain {
-                    Brain::Ours { d, .. } => d.set_wanted(want, now),
-                    Brain::Octez(_) => {
-                        if want {
-                            let all: Vec<SocketAddr> =
-                                self.nodes[i].pool.connections().map(|(a, _)| a).collect();
-                            self.ask(i, all);
-                        }
+                    None => {
+                        // Nobody listens there: refused at once.
+                        let now = self.now;
+                        self.nodes[i].core.handle_dial_result(
+                            p,
+                            DialResult::Failed(DialFailure::Io),
+                            now,
+                        );
                     }
                 },
-                Action::CycleStarted { .. } | Action::CycleEnded(_) => {}
-            }
-        }
-    }
-
-    fn ask(&mut self, i: usize, peers: Vec<SocketAddr>) {
-        let epoch = self.nodes[i].epoch;
-        for p in peers {
-            self.sharing.requests += 1;
-            if let Some(j) = node_of(&p) {
-                if self.lost() {
-                    self.messages += 1;
-                    continue;
-                }
-                self.send(
-                    i,
-                    j,
-                    Ev::AskArrive {
-                        from: i,
-                        epoch,
-                        to: j,
-                    },
-                );
-            }
-        }
-    }
-
-    fn dial_arrive(&mut self, from: usize, epoch: u32, to: usize) {
-        let point = node_addr(to);
-        let now = self.now;
-        let fail = self.cfg.dial_failure_rate > 0.0
-            && self.rng.gen_bool(self.cfg.dial_failure_rate.min(1.0));
-        let from_addr = node_addr(from);
-        let from_peer = self.nodes[from].peer;
-        let max = self.policy_config().max_connections;
-        let n = &mut self.nodes[to];
-        let (result, points) = if !n.alive || n.nat || fail {
-            (Err(DialError::Io("unreachable".into())), Vec::new())
-        } else if n.pool.connection(&from_addr).is_some() {
-            // Both dialed at once: one link, both sides have it.
-            (Ok(n.peer), Vec::new())
-        } else if n.pool.active_count() >= max {
-            let points = n.pool.sample_good(50, Some(from_addr), &mut n.rng);
-            (Err(DialError::Refused("full".into())), points)
-        } else {
-            match n
-                .pool
-                .connection_opened(from_addr, from_peer, Direction::Inbound, now)
-            {
-                Ok(_) => (Ok(n.peer), Vec::new()),
-                Err(_) => (Err(DialError::AlreadyConnected), Vec::new()),
-            }
-        };
-        if result.is_ok() {
-            self.after_change(to);
-        }
-        self.send(
-            to,
-            from,
-            Ev::DialResult {
-                at: from,
-                epoch,
-                point,
-                result,
-                points,
-            },
-        );
-    }
-
-    fn dial_result(
-        &mut self,
-        at: usize,
-        epoch: u32,
-        point: SocketAddr,
-        result: Result<PeerId, DialError>,
-        points: Vec<SocketAddr>,
-    ) {
-        let now = self.now;
-        let n = &mut self.nodes[at];
-        if !n.alive || n.epoch != epoch {
-            // The dialer left meanwhile: the other side drops the link.
-            if let (Ok(_), Some(j)) = (&result, node_of(&point)) {
-                self.send_close(at, j);
-            }
-            return;
-        }
-        match &result {
-            Ok(peer) => {
-                self.dials.succeeded += 1;
-                let max = match self.cfg.policy {
-                    Policy::Peerkeeper => self.config.max_connections,
-                    Policy::Octez => self.octez_config.max_connections,
-                };
-                // Full meanwhile (inbound connections arrived): the new link goes, as the TCP
-                // transport does.
-                let full = n.pool.active_count() >= max;
-                if n.pool.connection(&point).is_none()
-                    && (full
-                        || n.pool
-                            .connection_opened(point, *peer, Direction::Outbound, now)
-                            .is_err())
-                {
-                    if let Some(j) = node_of(&point) {
-                        self.send_close(at, j);
+                Action::Close { conn, .. } => {
+                    if let Some(j) = self.other(conn.0, i) {
+                        self.links.remove(&conn.0);
+                        self.send_msg(i, j, conn.0, Msg::Close);
                     }
                 }
-            }
-            Err(e) if e.counts_as_failure() => self.dials.failed += 1,
-            Err(_) => {}
-        }
-        if !points.is_empty() {
-            self.ingest_points(at, &points);
-        }
-        self.drive(at, |brain, pool, rng, out| match brain {
-            Brain::Ours { m, .. } => m.dial_finished(point, result, now, pool, rng, out),
-            Brain::Octez(o) => o.dial_finished(point, result, now, pool, rng, out),
-        });
-    }
-
-    /// Turns the pool's changes into wakes (as the tokio shell does with triggers), then
-    /// updates the range accounting and the timers.
-    fn after_change(&mut self, i: usize) {
-        let now = self.now;
-        for _ in 0..8 {
-            let n = &mut self.nodes[i];
-            let c = n.pool.take_changes();
-            let mut reasons = Vec::new();
-            let count = match self.cfg.policy {
-                Policy::Peerkeeper => count_trigger(c.count_before, c.count_after, &self.bounds),
-                Policy::Octez => octez_trigger(c.count_before, c.count_after, &self.octez_config),
-            };
-            match count {
-                Some(TriggerKind::TooFewConnections) => reasons.push(WakeReason::TooFewConnections),
-                Some(TriggerKind::TooManyConnections) => {
-                    reasons.push(WakeReason::TooManyConnections)
-                }
-                _ => {}
-            }
-            if c.new_point || c.new_peer {
-                reasons.push(WakeReason::NewPoints);
-            }
-            if c.new_connection {
-                if let Brain::Ours { d, .. } = &mut n.brain {
-                    let ask = d.poll_new_connections(&n.pool, now);
-                    if !ask.is_empty() {
-                        self.ask(i, ask);
+                Action::SendPoints { conn, points } => {
+                    if let Some(j) = self.other(conn.0, i) {
+                        if self.lost() {
+                            self.messages += 1;
+                        } else {
+                            self.send_msg(i, j, conn.0, Msg::Points(points));
+                        }
                     }
                 }
-            }
-            let n = &mut self.nodes[i];
-            if reasons.is_empty() {
-                break;
-            }
-            let mut out = Vec::new();
-            for r in reasons {
-                match &mut n.brain {
-                    Brain::Ours { m, .. } => m.wake(r, now, &mut n.pool, &mut n.rng, &mut out),
-                    Brain::Octez(o) => o.wake(r, now, &mut n.pool, &mut n.rng, &mut out),
+                Action::AskForPoints { conn } => {
+                    if let Some(j) = self.other(conn.0, i) {
+                        if self.lost() {
+                            self.messages += 1;
+                        } else {
+                            self.send_msg(i, j, conn.0, Msg::Ask);
+                        }
+                    }
                 }
+                Action::SwapRequest { conn, point } => {
+                    if let Some(j) = self.other(conn.0, i) {
+                        self.send_msg(i, j, conn.0, Msg::SwapRequest(point));
+                    }
+                }
+                Action::SwapAck { conn, point } => {
+                    if let Some(j) = self.other(conn.0, i) {
+                        self.send_msg(i, j, conn.0, Msg::SwapAck(point));
+                    }
+                }
+                // Simulated nodes have no point sources of their own; observers only.
+                Action::PollSources
+                | Action::Trigger(_)
+                | Action::CycleStarted { .. }
+                | Action::CycleEnded { .. } => {}
             }
-            self.carry_out(i, out);
         }
         self.account(i);
         self.reschedule(i);
@@ -1020,7 +832,7 @@ impl Simulation {
     fn account(&mut self, i: usize) {
         let (lo, hi) = (self.bounds.min_threshold, self.bounds.max_threshold);
         let n = &mut self.nodes[i];
-        let count = n.pool.active_count();
+        let count = n.core.connection_count();
         n.max_seen = n.max_seen.max(count);
         let in_range = n.alive && (lo..=hi).contains(&count);
         if in_range != n.in_range {
@@ -1034,7 +846,7 @@ impl Simulation {
         if self.converged_at.is_none()
             && self.alive > 0
             && self.in_range == self.alive
-            && self.starts == self.cfg.nodes
+            && self.starts == self.nodes.len()
         {
             self.converged_at = Some(self.now);
         }
@@ -1046,25 +858,45 @@ impl Simulation {
             return;
         }
         let epoch = n.epoch;
-        let deadline = match &n.brain {
-            Brain::Ours { m, .. } => m.next_deadline(&n.pool),
-            Brain::Octez(o) => o.next_deadline(&n.pool),
-        }
-        .map(|t| t.max(self.now));
+        let deadline = n.core.next_deadline().map(|t| t.max(self.now));
         if deadline.is_some() && deadline != n.timer {
             n.timer = deadline;
             let t = deadline.unwrap_or(self.now);
             self.push(t, Ev::Timer(i, epoch));
         }
+    }
+
+    fn leave(&mut self, i: usize, comes_back: bool) {
+        if !self.nodes[i].alive {
+            return;
+        }
+        let now = self.now;
         let n = &mut self.nodes[i];
-        let ddeadline = match &n.brain {
-            Brain::Ours { d, .. } => d.next_deadline().map(|t| t.max(self.now)),
-            Brain::Octez(_) => None,
-        };
-        if ddeadline.is_some() && ddeadline != n.dtimer {
-            n.dtimer = ddeadline;
-            let t = ddeadline.unwrap_or(self.now);
-            self.push(t, Ev::DiscoveryTimer(i, epoch));
+        n.core.shutdown(now);
+        let mut closes = Vec::new();
+        while let Some(a) = n.core.poll_action() {
+            if let Action::Close { conn, .. } = a {
+                closes.push(conn.0);
+            }
+        }
+        for link in closes {
+            if let Some(j) = self.other(link, i) {
+                self.links.remove(&link);
+                self.send_msg(i, j, link, Msg::Close);
+            }
+        }
+        let n = &mut self.nodes[i];
+        n.alive = false;
+        n.epoch += 1;
+        n.timer = None;
+        self.alive -= 1;
+        if n.in_range {
+            n.in_range = false;
+            self.in_range -= 1;
+        }
+        if comes_back {
+            let back = self.now + Duration::from_millis(self.rng.gen_range(60_000..300_000));
+            self.push(back, Ev::Join(i));
         }
     }
 
@@ -1075,8 +907,8 @@ impl Simulation {
         let mut counts = Vec::with_capacity(self.alive);
         let mut pool_total = 0usize;
         for n in self.nodes.iter().filter(|n| n.alive) {
-            counts.push(n.pool.active_count());
-            pool_total += n.pool.len();
+            counts.push(n.core.connection_count());
+            pool_total += n.core.pool().len();
         }
         self.samples.push(Sample {
             t_ms: self.now.as_millis(),
@@ -1094,29 +926,45 @@ impl Simulation {
         self.sample();
         let mut counts = Vec::new();
         let mut edges = Vec::new();
-        let mut cycles = 0;
+        let mut stats = self.retired;
         let mut late_cycles = 0;
         let mut max_seen = 0;
         let mut short = 0;
         let mut short_nat = 0;
+        let mut late_in_range = 0;
         let mut pool_points = 0usize;
         for (i, n) in self.nodes.iter().enumerate() {
-            cycles += n.brain.cycles();
+            let s = n.core.stats();
+            retire(&mut stats, &s);
             max_seen = max_seen.max(n.max_seen);
             if !n.alive {
                 continue;
             }
-            late_cycles += n.brain.cycles() - n.cycles_before.min(n.brain.cycles());
-            let c = n.pool.active_count();
+            late_cycles += s.cycles - n.cycles_before.min(s.cycles);
+            let c = n.core.connection_count();
             counts.push(c);
-            pool_points += n.pool.len();
+            pool_points += n.core.pool().len();
+            if i >= self.cfg.nodes && n.in_range {
+                late_in_range += 1;
+            }
             if c < self.bounds.min_threshold {
+                if std::env::var("PK_DEBUG").is_ok() {
+                    let p = n.core.pool();
+                    eprintln!("short node {i}: {c} conns, pool {} points, dialing {}, stats {:?}", p.len(), p.dialing_count(), n.core.stats());
+                    for (a, cc) in p.connections() {
+                        let j = node_of(&a).unwrap();
+                        eprintln!("   conn {a} {:?} since {} id {} link {:?} other side has {:?} other conns {}", cc.direction, cc.since, cc.id, self.links.get(&cc.id.0), self.nodes[j].core.point_of(cc.id), self.nodes[j].core.connection_count());
+                    }
+                    eprintln!("   next ready {:?} deadline {:?} wants {} maintaining {}", p.next_ready_time(), n.core.next_deadline(), n.core.wants_points(), n.core.is_maintaining());
+                    let cands: Vec<_> = p.candidates(false).take(5).collect();
+                    eprintln!("   candidates {:?}", cands);
+                }
                 short += 1;
                 if n.nat {
                     short_nat += 1;
                 }
             }
-            for (a, _) in n.pool.connections() {
+            for (a, _) in n.core.pool().connections() {
                 if let Some(j) = node_of(&a) {
                     if i < j {
                         edges.push((i, j));
@@ -1136,7 +984,8 @@ impl Simulation {
             .filter(|(a, b)| index[*a] != usize::MAX && index[*b] != usize::MAX)
             .map(|(a, b)| (index[*a], index[*b]))
             .collect();
-        self.late_dials = self.dials.attempted - self.half_dials;
+        let components = components(alive_ids.len(), &alive_edges);
+        let late_dials = stats.dials.attempted - self.half_dials;
         let half_hours = self.cfg.duration.as_secs_f64() / 2.0 / 3600.0;
         let per_node_hour = |x: u64| {
             if self.alive == 0 || half_hours == 0.0 {
@@ -1145,8 +994,11 @@ impl Simulation {
                 x as f64 / self.alive as f64 / half_hours
             }
         };
-        let converged =
-            self.alive > 0 && short == 0 && counts.iter().all(|c| *c <= self.bounds.max_threshold);
+        let converged = self.alive > 0
+            && short == 0
+            && components == 1
+            && self.starts == self.nodes.len()
+            && counts.iter().all(|c| *c <= self.bounds.max_threshold);
         let short_reason = (short > 0).then(|| {
             if short_nat == short {
                 format!("{short} nodes below min_threshold, all behind NAT: they can only dial out, and the public nodes are full")
@@ -1155,29 +1007,31 @@ impl Simulation {
             }
         });
         let network = NetworkReport {
-            nodes: self.cfg.nodes,
+            nodes: self.nodes.len(),
             seed: self.cfg.seed,
             converged,
             converged_at_ms: self.converged_at.map(Time::as_millis),
             connections: Spread::of(&counts),
-            components: components(alive_ids.len(), &alive_edges),
+            components,
             max_observed_connections: max_seen,
-            dials: self.dials,
-            peer_sharing: self.sharing,
-            maintenance_cycles: cycles,
+            dials: stats.dials,
+            points_dropped: stats.points.dropped,
+            peer_sharing: SharingCounts {
+                requests: stats.sharing.requests,
+                points_received: stats.points.received,
+            },
+            maintenance_cycles: stats.cycles,
             wall_ms: 0,
         };
         let approx = if alive_ids.is_empty() {
             0
         } else {
             // Pool entries (about 180 bytes a point, see BENCHMARKS.md) plus the fixed state.
-            std::mem::size_of::<SimNode>()
-                + 2 * std::mem::size_of::<Maintenance>()
-                + pool_points / alive_ids.len() * 180
+            std::mem::size_of::<SimNode>() + pool_points / alive_ids.len() * 180
         };
         let report = SimReport {
             network,
-            policy: self.cfg.policy,
+            policy: self.cfg.node_config.policy,
             virtual_ms: self.cfg.duration.as_millis() as u64,
             events: self.events,
             messages: self.messages,
@@ -1185,15 +1039,26 @@ impl Simulation {
             alive: alive_ids.len(),
             short_nodes: short,
             short_reason,
+            late_joiners: self.cfg.late_joiners,
+            late_joiners_in_range: late_in_range,
             late_cycles_per_node_hour: per_node_hour(late_cycles),
-            late_dials_per_node_hour: per_node_hour(self.late_dials),
+            late_dials_per_node_hour: per_node_hour(late_dials),
             approx_bytes_per_node: approx,
         };
         SimOutcome {
             report,
             samples: self.samples,
-            final_connections: self.nodes.iter().map(|n| n.pool.active_count()).collect(),
+            final_connections: self.nodes.iter().map(|n| n.core.connection_count()).collect(),
             alive: self.nodes.iter().map(|n| n.alive).collect(),
         }
     }
+}
+
+/// Adds a core's counters to a network-wide total.
+fn retire(total: &mut CoreStats, s: &CoreStats) {
+    total.dials.add(&s.dials);
+    total.points.dropped.add(&s.points.dropped);
+    total.points.received += s.points.received;
+    total.sharing.requests += s.sharing.requests;
+    total.cycles += s.cycles;
 }

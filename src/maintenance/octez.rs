@@ -1,4 +1,9 @@
-//! A model of octez's maintenance algorithm, for side-by-side comparison in the simulator.
+//! A model of octez's maintenance algorithm: the planner half of the octez policy
+//! ([`Policy::Octez`](crate::Policy)), which the node core runs in place of ours so that
+//! the simulator (and a real node) compare the two inside one program. The node core
+//! adds the rest of the policy: octez's admission (one random extra slot past
+//! `max_connections`), its answers (30 best + 20 random known points), its swap requests
+//! and its requests for points to every peer every 5 s.
 //!
 //! This is a model written from the description in the project's reference notes
 //! (`reference/tezos-octez-p2p.md`), not octez itself. What it reproduces:
@@ -17,24 +22,21 @@
 //! * triggers that fire while a pass runs are lost (octez waits on them only between
 //!   passes).
 //!
-//! What it leaves out: the swap request a pass in range sends (octez's one mechanism that
-//! can join two islands of in-range nodes), and octez's admission threshold (the harness
-//! admits up to `max_connections` for both policies, so a comparison isolates the
-//! maintenance algorithm; the reference notes say octez refuses at its
-//! `connections_threshold`, `max_threshold` while maintenance runs).
+//! * a wake that finds the node in range proposes a swap ([`Action::Swap`]; the node core
+//!   carries out octez's swap protocol).
+//!
+//! Admission follows octez's older rule (one random extra inbound slot past
+//! `max_connections`, then the too-many trigger trims back), which deployed nodes ran for
+//! years; octez since 2026-03 refuses at `max_threshold` while maintenance runs.
 //!
 //! What it simplifies: candidates come from the same pool index as ours (octez scans every
 //! point; the order, never failed first then oldest failure, is the same; ties go in one
 //! pseudo-random order shared by every node, as octez's point hash table iterates the same
-//! way on every node, where ours scrambles the order per node), and the answer to a
-//! request for points is a sample of good points (octez sends 30 best + 20 random).
+//! way on every node, where ours scrambles the order per node).
 
 use crate::config::{BackoffConfig, Bounds, Config, RangeStatus};
-use crate::maintenance::{
-    record_dial, Action, CycleOutcome, CycleReport, DialOutcome, WakeReason, WakeReasons,
-};
-use crate::pool::{PeerId, Pool};
-use crate::transport::{CloseReason, DialError};
+use crate::maintenance::{Action, CycleOutcome, CycleReport, DialOutcome, WakeReason, WakeReasons};
+use crate::pool::{CloseReason, Pool};
 use crate::trigger::TriggerKind;
 use crate::Time;
 use rand::seq::SliceRandom;
@@ -53,6 +55,20 @@ pub fn octez_backoff() -> BackoffConfig {
         cap: Duration::from_secs(2 * 24 * 3600),
         jitter: 0.0,
     }
+}
+
+/// octez's swap linger: a node accepts at most one swap per 30 s.
+pub const OCTEZ_SWAP_LINGER: Duration = Duration::from_secs(30);
+
+/// The settings an octez node runs with, from ours: the same targets, octez's own timers
+/// (its reconnection backoff, 60 s before redialing a lost connection, 5 s between
+/// requests for points).
+pub fn octez_config(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.reconnection = octez_backoff();
+    c.disconnection_delay = Duration::from_secs(60);
+    c.time_between_looking_for_peers = OCTEZ_LOOKING_FOR_PEERS;
+    c
 }
 
 /// octez's count triggers: too few after a loss leaves fewer than `min_connections`; too
@@ -86,6 +102,9 @@ pub struct OctezModel {
     /// Inside octez's `try_to_contact` loop: a batch was dialed and the loop goes on
     /// until `min_target` (not just `min_threshold`) or no candidate is left.
     contacting: bool,
+    /// The test switch of the idle timer (octez has none; the node core offers it for
+    /// both policies).
+    idle_timer: bool,
 }
 
 impl OctezModel {
@@ -100,6 +119,15 @@ impl OctezModel {
             idle_deadline: None,
             passes: 0,
             contacting: false,
+            idle_timer: true,
+        }
+    }
+
+    /// Testing API: switches the idle timer off or on.
+    pub fn set_idle_timer(&mut self, enabled: bool, now: Time) {
+        self.idle_timer = enabled;
+        if enabled && self.idle_deadline.is_none() {
+            self.idle_deadline = self.config.maintenance_idle_time.map(|d| now + d);
         }
     }
 
@@ -112,7 +140,7 @@ impl OctezModel {
     /// The next timer.
     pub fn next_deadline(&self, _pool: &Pool) -> Option<Time> {
         match &self.phase {
-            Phase::Idle => self.idle_deadline,
+            Phase::Idle => self.idle_deadline.filter(|_| self.idle_timer),
             Phase::Dialing(_) => None,
             Phase::Asking(_, until) => Some(*until),
         }
@@ -140,17 +168,15 @@ impl OctezModel {
         }
     }
 
-    /// A dial finished (the driver registered a successful connection in the pool).
+    /// A dial finished (already recorded in the pool by the node core).
     pub fn dial_finished<R: Rng + ?Sized>(
         &mut self,
-        point: std::net::SocketAddr,
-        result: Result<PeerId, DialError>,
+        outcome: DialOutcome,
         now: Time,
         pool: &mut Pool,
         rng: &mut R,
         out: &mut Vec<Action>,
     ) {
-        let outcome = record_dial(pool, point, result, now, rng);
         if let Phase::Dialing(r) = &mut self.phase {
             match outcome {
                 DialOutcome::Succeeded => r.succeeded += 1,
@@ -173,7 +199,7 @@ impl OctezModel {
         out: &mut Vec<Action>,
     ) {
         match &self.phase {
-            Phase::Idle if self.idle_deadline.is_some_and(|t| t <= now) => {
+            Phase::Idle if self.idle_timer && self.idle_deadline.is_some_and(|t| t <= now) => {
                 self.wake(WakeReason::Idle, now, pool, rng, out)
             }
             Phase::Asking(_, until) if *until <= now => self.pass(now, pool, rng, out),
@@ -192,6 +218,10 @@ impl OctezModel {
         let n = pool.active_count();
         let cycle = self.passes + 1;
         out.push(Action::CycleStarted { cycle, reasons });
+        // octez's maintain: in range, one swap request (never in private mode).
+        if self.bounds.classify(n) == RangeStatus::InRange && !self.config.private_mode {
+            out.push(Action::Swap);
+        }
         self.phase = Phase::Dialing(Box::new(CycleReport::new(cycle, reasons, now, n)));
         self.pass(now, pool, rng, out);
     }
@@ -214,9 +244,10 @@ impl OctezModel {
                 all.shuffle(rng);
                 let mut closed = 0;
                 for a in all.into_iter().take(n - self.bounds.max_target) {
-                    pool.connection_closed(a, now);
-                    out.push(Action::Close(a, CloseReason::TooManyConnections));
-                    closed += 1;
+                    if let Some(c) = pool.connection_closed(a, now) {
+                        out.push(Action::Close(a, c.id, CloseReason::TooManyConnections));
+                        closed += 1;
+                    }
                 }
                 if let Some(r) = self.report_mut() {
                     r.closed += closed;

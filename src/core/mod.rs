@@ -1,0 +1,1435 @@
+//! The node core: every decision a node makes, in one sans-IO type that the tokio node
+//! and the simulator both drive.
+//!
+//! [`NodeCore`] owns the point pool, the connection table, the maintenance machine (ours
+//! or the octez model, by [`Policy`]), the discovery state, and every rule that decides:
+//! admission of inbound connections, what a refusal, an answer or a farewell carries,
+//! which received points are kept ([`intake`]), how a dial outcome is recorded, which of
+//! two duplicate connections survives. It never does I/O, never waits, never reads a
+//! clock and holds no lock: this is quinn-proto's shape.
+//!
+//! * Inputs are `handle_*` calls that take an explicit `now` ([`Time`]): an inbound
+//!   handshake ([`handle_inbound`](NodeCore::handle_inbound), which answers at once), a
+//!   dial outcome ([`handle_dial_result`](NodeCore::handle_dial_result), likewise),
+//!   points received, a request for points, a connection closed, a violation, a timer,
+//!   `maintain()`, trigger switches.
+//! * Outputs are [`Action`]s, drained with [`poll_action`](NodeCore::poll_action) after
+//!   every input, and the next time a timer is due, [`next_deadline`](NodeCore::next_deadline).
+//!   The driver calls [`handle_timeout`](NodeCore::handle_timeout) when it comes (an early
+//!   or extra call is harmless).
+//!
+//! Time must not go backwards between calls (an earlier `now` is treated as the latest
+//! one seen). Every random choice comes from the core's RNG, seeded at construction: the
+//! same inputs give the same actions, which the simulator and the trace tests rely on.
+//!
+//! # The guarantee
+//!
+//! For every [`Config`] that [`Config::validate`] accepts: a node that can reach one live
+//! member of a connected network reaches `min_threshold` connections, provided the
+//! network has more than `min_threshold` nodes, and it joins that network's component.
+//! The rules that make it hold, whatever the join order:
+//!
+//! * a top-up stops at `min_target` ([`crate::maintenance::top_up_dials`]), leaving the
+//!   rest of `max_connections` to nodes that dial in;
+//! * a node at `max_connections` makes room for a newcomer: it closes one inbound
+//!   connection old enough (`newcomer_grace`), sending it points first, at most once per
+//!   `make_room_interval`; otherwise it refuses;
+//! * a refusal carries points to try instead, recent dialers first (they are alive and
+//!   looking for peers, which is exactly what a refused newcomer needs), then connected
+//!   and good points, then a random sample of the rest; the dialer's own point is
+//!   recorded, so the next refused dialer hears of it;
+//! * a node with no connection still learns points: from refusals, its trusted and
+//!   bootstrap points, and its own point sources, polled in every discovery round;
+//! * loopback and LAN addresses are accepted under the relay rule, so local and LAN
+//!   networks form with the default config.
+
+pub mod intake;
+mod stats;
+
+pub use stats::{
+    AdmissionStats, CloseStats, CoreStats, DialStats, PointStats, SharingStats,
+};
+
+use crate::config::{Bounds, Config, Policy};
+use crate::discovery::DiscoveryState;
+use crate::maintenance::octez::{octez_config, octez_trigger, OctezModel, OCTEZ_SWAP_LINGER};
+use crate::maintenance::{
+    self, trim_where, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
+};
+use crate::pool::{
+    Added, CloseReason, ConnId, Direction, PeerId, PointState, Pool, Refused, Source,
+};
+use crate::trigger::{count_trigger, TriggerKind};
+use crate::Time;
+use intake::{canonical_ip, check_point, scope, shareable, PointDropped};
+use rand::rngs::StdRng;
+use rand::seq::IteratorRandom;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Most recent inbound dialers remembered for refusals and answers.
+pub const RECENT_DIALERS: usize = 16;
+/// Most of our own addresses remembered (learned from dials that reached ourselves).
+pub const MAX_OWN_POINTS: usize = 16;
+/// Most points a refusal carries.
+pub const MAX_REFUSAL_POINTS: usize = 50;
+
+/// What a peer says of itself in the handshake, once the shell has checked the network
+/// name and the protocol version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Hello {
+    /// Its peer id.
+    pub peer: PeerId,
+    /// The port it listens on: its point is the connection's IP address and this port.
+    pub listen_port: u16,
+}
+
+/// Why a handshake is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RefuseReason {
+    /// The node is at `max_connections` and makes no room now (the refusal carries
+    /// points to try instead).
+    Full,
+    /// The dialer reached itself.
+    Myself,
+    /// The peer is already connected, and the existing connection wins.
+    AlreadyConnected,
+    /// The dialer's address is greylisted.
+    Greylisted,
+    /// Private mode: only trusted points are admitted.
+    PrivateMode,
+    /// Another network name.
+    WrongNetwork,
+    /// Another protocol version.
+    WrongVersion,
+}
+
+/// The answer to an inbound handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Admitted: the connection is registered under the `ConnId` the driver gave. The
+    /// driver sends its handshake and reports the connection's end with
+    /// [`NodeCore::handle_closed`].
+    Accept,
+    /// Refused: the driver tells the dialer why, with these points, and closes.
+    Refuse {
+        /// Why.
+        reason: RefuseReason,
+        /// Points to try instead (only with [`RefuseReason::Full`]).
+        points: Vec<SocketAddr>,
+    },
+}
+
+/// Why a dial failed on our side of the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DialFailure {
+    /// No answer within `dial_timeout`.
+    Timeout,
+    /// The connection could not be made or broke during the handshake.
+    Io,
+    /// The peer broke the protocol during the handshake (its point is greylisted).
+    Protocol,
+    /// The dial was abandoned (shutdown): no verdict on the point.
+    Cancelled,
+}
+
+/// How a dial ended, as the driver saw it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DialResult {
+    /// The handshake completed: the peer said who it is. The core decides whether to keep
+    /// the connection ([`DialVerdict`]); if kept, it is registered under `conn`.
+    Connected {
+        /// The driver's name for the connection.
+        conn: ConnId,
+        /// The peer's id.
+        peer: PeerId,
+    },
+    /// The peer refused us, maybe with points to try instead.
+    Refused {
+        /// Why.
+        reason: RefuseReason,
+        /// Points it sent.
+        points: Vec<SocketAddr>,
+    },
+    /// It failed.
+    Failed(DialFailure),
+}
+
+/// What the driver does with a connection whose handshake completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialVerdict {
+    /// Keep it: it is registered.
+    Keep,
+    /// Close it, telling the peer this reason.
+    Drop(CloseReason),
+}
+
+/// Who broke the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Offender {
+    /// An open connection: it is closed, its point greylisted.
+    Conn(ConnId),
+    /// A point that is not connected (a dialer of another network, say): greylisted.
+    Point(SocketAddr),
+    /// An address that never said its point (garbage instead of a handshake): its IP is
+    /// greylisted, unless it is loopback (every local process shares it).
+    Ip(IpAddr),
+}
+
+/// What the driver must do, in order. Drained with [`NodeCore::poll_action`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Action {
+    /// Dial this point and report with [`NodeCore::handle_dial_result`].
+    Dial(SocketAddr),
+    /// Close this connection, telling the peer why. The core has already forgotten it.
+    Close {
+        /// Which.
+        conn: ConnId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// Send these points on this connection (an answer, or before a close: a farewell).
+    SendPoints {
+        /// On which connection.
+        conn: ConnId,
+        /// The points.
+        points: Vec<SocketAddr>,
+    },
+    /// Ask this peer for points.
+    AskForPoints {
+        /// Whom.
+        conn: ConnId,
+    },
+    /// Poll the node's point sources (a discovery round); feed what they return to
+    /// [`NodeCore::handle_source_points`].
+    PollSources,
+    /// Propose a swap to this peer: it may connect to `point` and send us one of its own
+    /// (the octez policy).
+    SwapRequest {
+        /// To whom.
+        conn: ConnId,
+        /// One of our peers' points.
+        point: SocketAddr,
+    },
+    /// Accept a swap: tell the peer this point of ours (the octez policy).
+    SwapAck {
+        /// To whom.
+        conn: ConnId,
+        /// One of our peers' points.
+        point: SocketAddr,
+    },
+    /// A trigger fired (for observers; the core has already reacted).
+    Trigger(TriggerKind),
+    /// A maintenance cycle began.
+    CycleStarted {
+        /// Its number, from 1.
+        cycle: u64,
+        /// Why it runs.
+        reasons: WakeReasons,
+    },
+    /// A maintenance cycle ended: every [`NodeCore::maintain`] ticket up to `covers` is
+    /// answered by this report.
+    CycleEnded {
+        /// What it did.
+        report: Box<CycleReport>,
+        /// The highest `maintain()` ticket issued before the cycle began.
+        covers: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Brain {
+    Peerkeeper {
+        m: Maintenance,
+        d: DiscoveryState,
+    },
+    Octez(OctezModel),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ConnMeta {
+    point: SocketAddr,
+    awaiting_answer: bool,
+    last_answer: Option<Time>,
+    last_unsolicited: Option<Time>,
+    swap_sent: Option<SocketAddr>,
+}
+
+impl ConnMeta {
+    fn new(point: SocketAddr) -> ConnMeta {
+        ConnMeta {
+            point,
+            awaiting_answer: false,
+            last_answer: None,
+            last_unsolicited: None,
+            swap_sent: None,
+        }
+    }
+}
+
+/// Whether a new connection to `peer` replaces the one we have (whose direction is
+/// `old`). Of two connections between the same two nodes, both keep the one dialed by the
+/// node with the smaller peer id, so they agree without a message.
+///
+/// ```
+/// use peerkeeper::core::new_connection_wins;
+/// use peerkeeper::pool::{Direction, PeerId};
+/// let (a, b) = (PeerId(1), PeerId(2));
+/// // A dialed B while B dialed A: A keeps its outbound one, B its inbound one: the same.
+/// assert!(new_connection_wins(a, b, Some(Direction::Inbound), Direction::Outbound));
+/// assert!(new_connection_wins(b, a, Some(Direction::Outbound), Direction::Inbound));
+/// assert!(!new_connection_wins(a, b, Some(Direction::Outbound), Direction::Inbound));
+/// ```
+pub fn new_connection_wins(
+    me: PeerId,
+    peer: PeerId,
+    old: Option<Direction>,
+    new: Direction,
+) -> bool {
+    let winner = if me < peer {
+        Direction::Outbound
+    } else {
+        Direction::Inbound
+    };
+    new == winner && old != Some(winner)
+}
+
+/// The sans-IO node. See the [module docs](self).
+///
+/// ```
+/// use peerkeeper::core::{Action, Admission, DialResult, DialVerdict, Hello, NodeCore};
+/// use peerkeeper::pool::{ConnId, PeerId, Source};
+/// use peerkeeper::{Config, Time};
+///
+/// let config = Config { min_connections: 2, expected_connections: 4, max_connections: 6,
+///                       ..Config::default() };
+/// let mut core = NodeCore::new(config, PeerId(1), 7);
+/// let seed = "127.0.0.1:9000".parse().unwrap();
+/// core.add_points(&[seed], Source::Bootstrap, Time::ZERO);
+/// core.start(Time::ZERO);
+/// let mut dials = Vec::new();
+/// while let Some(a) = core.poll_action() {
+///     if let Action::Dial(p) = a { dials.push(p); }
+/// }
+/// assert_eq!(dials, vec![seed]);
+/// // The handshake completed: the driver names the connection, the core keeps it.
+/// let v = core.handle_dial_result(seed, DialResult::Connected { conn: ConnId(1), peer: PeerId(2) },
+///                                 Time::from_millis(20));
+/// assert_eq!(v, DialVerdict::Keep);
+/// assert_eq!(core.connection_count(), 1);
+/// // Someone dials in.
+/// let hello = Hello { peer: PeerId(3), listen_port: 9001 };
+/// let a = core.handle_inbound(ConnId(2), "127.0.0.1:50000".parse().unwrap(), hello, Time::from_millis(30));
+/// assert_eq!(a, Admission::Accept);
+/// assert_eq!(core.connection_count(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct NodeCore {
+    config: Arc<Config>,
+    bounds: Bounds,
+    me: PeerId,
+    own_points: Vec<SocketAddr>,
+    pool: Pool,
+    brain: Brain,
+    rng: StdRng,
+    conns: BTreeMap<ConnId, ConnMeta>,
+    recent_dialers: VecDeque<SocketAddr>,
+    swaps: BTreeMap<SocketAddr, SocketAddr>,
+    last_swap: Option<Time>,
+    switches: [bool; 5],
+    actions: VecDeque<Action>,
+    tickets: u64,
+    cycle_covers: u64,
+    last_room_made: Option<Time>,
+    stats: CoreStats,
+    clock: Time,
+    stopped: bool,
+}
+
+impl NodeCore {
+    /// A node with identity `me` whose every random choice comes from `seed`. Its pool
+    /// holds the config's trusted points. Nothing happens until [`start`](Self::start).
+    /// The config is taken as it is: validate it first ([`Config::validate`]).
+    pub fn new(config: Config, me: PeerId, seed: u64) -> NodeCore {
+        let config = Arc::new(match config.policy {
+            Policy::Peerkeeper => config,
+            Policy::Octez => octez_config(&config),
+        });
+        NodeCore::with_shared_config(config, me, seed)
+    }
+
+    /// As [`new`](Self::new), sharing one config among many cores (the simulator). The
+    /// config is used as it is (with the octez policy, pass
+    /// [`octez_config`](crate::maintenance::octez::octez_config)'s).
+    pub fn with_shared_config(config: Arc<Config>, me: PeerId, seed: u64) -> NodeCore {
+        let mut pool = Pool::new(&config);
+        // Ours scrambles the candidate order per node (no herding); octez breaks ties in
+        // its point hash table's order, the same on every node.
+        pool.set_salt(match config.policy {
+            Policy::Peerkeeper => seed,
+            Policy::Octez => 0,
+        });
+        pool.take_changes();
+        let brain = match config.policy {
+            Policy::Peerkeeper => Brain::Peerkeeper {
+                m: Maintenance::new(config.clone()),
+                d: DiscoveryState::new(&config),
+            },
+            Policy::Octez => Brain::Octez(OctezModel::new(config.clone())),
+        };
+        NodeCore {
+            bounds: config.bounds(),
+            config,
+            me,
+            own_points: Vec::new(),
+            pool,
+            brain,
+            rng: StdRng::seed_from_u64(seed),
+            conns: BTreeMap::new(),
+            recent_dialers: VecDeque::new(),
+            swaps: BTreeMap::new(),
+            last_swap: None,
+            switches: [true; 5],
+            actions: VecDeque::new(),
+            tickets: 0,
+            cycle_covers: 0,
+            last_room_made: None,
+            stats: CoreStats::default(),
+            clock: Time::ZERO,
+            stopped: false,
+        }
+    }
+
+    // ----- reading -------------------------------------------------------------------
+
+    /// The settings in force (with the octez policy, octez's timers).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The derived bounds.
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.me
+    }
+
+    /// The pool (points, peers, connections).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CoreStats {
+        let mut s = self.stats;
+        if let Brain::Peerkeeper { d, .. } = &self.brain {
+            s.sharing.rounds = d.stats().rounds;
+        }
+        s
+    }
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.pool.active_count()
+    }
+
+    /// Dials in flight.
+    pub fn dials_in_flight(&self) -> usize {
+        self.pool.dialing_count()
+    }
+
+    /// The connection registered at `point`, if any.
+    pub fn conn_at(&self, point: &SocketAddr) -> Option<ConnId> {
+        self.pool.connection(point).map(|c| c.id)
+    }
+
+    /// The point of a connection, if it is open.
+    pub fn point_of(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.conns.get(&conn).map(|m| m.point)
+    }
+
+    /// Whether a maintenance cycle is running.
+    pub fn is_maintaining(&self) -> bool {
+        match &self.brain {
+            Brain::Peerkeeper { m, .. } => m.is_running(),
+            Brain::Octez(_) => false,
+        }
+    }
+
+    /// Whether discovery wants points now.
+    pub fn wants_points(&self) -> bool {
+        match &self.brain {
+            Brain::Peerkeeper { d, .. } => d.is_wanted(),
+            Brain::Octez(_) => false,
+        }
+    }
+
+    /// Whether a trigger is switched on.
+    pub fn trigger_enabled(&self, kind: TriggerKind) -> bool {
+        self.switches[kind as usize]
+    }
+
+    /// Our own points learned so far.
+    pub fn own_points(&self) -> &[SocketAddr] {
+        &self.own_points
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    // ----- outputs -------------------------------------------------------------------
+
+    /// The next action to carry out. Drain after every input.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work, if ever.
+    pub fn next_deadline(&self) -> Option<Time> {
+        if self.stopped {
+            return None;
+        }
+        let (m, d) = match &self.brain {
+            Brain::Peerkeeper { m, d } => (m.next_deadline(&self.pool), d.next_deadline()),
+            Brain::Octez(o) => (o.next_deadline(&self.pool), None),
+        };
+        match (m, d) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- inputs from the embedding node ---------------------------------------------
+
+    /// Learns points from this node's operator or own sources. Trusted and bootstrap
+    /// points are the operator's: only an undialable address (port 0, not unicast) is
+    /// dropped. Points of other kinds pass the [`intake`] rule as coming from this node.
+    /// Returns how many were new.
+    pub fn add_points(&mut self, points: &[SocketAddr], source: Source, now: Time) -> usize {
+        self.tick(now);
+        let new = match source {
+            Source::Trusted | Source::Bootstrap => {
+                let mut new = 0;
+                for p in points {
+                    let p = canonical(*p);
+                    if p.port() == 0 || scope(p.ip()).is_none() || self.own_points.contains(&p) {
+                        continue;
+                    }
+                    if self.pool.add_point(p, source, now) == Added::New {
+                        new += 1;
+                    }
+                }
+                new
+            }
+            _ => self.intake(points, source, None, now),
+        };
+        self.settle(now);
+        new
+    }
+
+    /// Records one of our own addresses (say, the one we listen on): never dialed, never
+    /// accepted from peers.
+    pub fn add_own_point(&mut self, point: SocketAddr) {
+        let point = canonical(point);
+        self.pool.forget(point);
+        if !self.own_points.contains(&point) {
+            if self.own_points.len() >= MAX_OWN_POINTS {
+                self.own_points.remove(0);
+            }
+            self.own_points.push(point);
+        }
+    }
+
+    /// Activation: the first maintenance cycle runs now.
+    pub fn start(&mut self, now: Time) {
+        self.tick(now);
+        self.run_brain(now, |b, pool, rng, out| match b {
+            Brain::Peerkeeper { m, .. } => m.wake(WakeReason::Activation, now, pool, rng, out),
+            Brain::Octez(o) => o.wake(WakeReason::Activation, now, pool, rng, out),
+        });
+        self.settle(now);
+    }
+
+    /// Asks for a maintenance cycle. Returns a ticket: the first
+    /// [`Action::CycleEnded`] whose `covers` is at least the ticket reports a cycle that
+    /// began at or after this call. Hints coalesce: many calls during one cycle make one
+    /// more cycle.
+    pub fn maintain(&mut self, now: Time) -> u64 {
+        self.tick(now);
+        self.tickets += 1;
+        let ticket = self.tickets;
+        self.run_brain(now, |b, pool, rng, out| match b {
+            Brain::Peerkeeper { m, .. } => m.wake(WakeReason::Maintain, now, pool, rng, out),
+            Brain::Octez(o) => o.wake(WakeReason::Maintain, now, pool, rng, out),
+        });
+        self.settle(now);
+        ticket
+    }
+
+    /// Testing API: switches a trigger off (the core no longer reacts to it) or on.
+    pub fn set_trigger(&mut self, kind: TriggerKind, enabled: bool) {
+        self.switches[kind as usize] = enabled;
+    }
+
+    /// Testing API: switches the maintenance idle timer off or on.
+    pub fn set_idle_timer(&mut self, enabled: bool, now: Time) {
+        self.tick(now);
+        match &mut self.brain {
+            Brain::Peerkeeper { m, .. } => m.set_idle_timer(enabled, now),
+            Brain::Octez(o) => o.set_idle_timer(enabled, now),
+        }
+    }
+
+    /// The node stops: every dial in flight is cancelled (its point untouched), every
+    /// connection closed ([`Action::Close`] with [`CloseReason::Shutdown`]); later inputs
+    /// are ignored.
+    pub fn shutdown(&mut self, now: Time) {
+        self.tick(now);
+        let dialing: Vec<SocketAddr> = self.pool.dialing().collect();
+        for p in dialing {
+            if self.pool.end_dial(p, false, now, &mut self.rng) {
+                self.stats.dials.cancelled += 1;
+                self.stats.dials.in_flight -= 1;
+            }
+        }
+        self.swaps.clear();
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.close(c, CloseReason::Shutdown, now);
+        }
+        self.pool.take_changes();
+        self.stopped = true;
+    }
+
+    // ----- inputs from the network ----------------------------------------------------
+
+    /// An inbound connection completed its handshake: admit it (registered as `conn`) or
+    /// refuse it (with points when full). The one admission rule; see the module docs.
+    pub fn handle_inbound(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        hello: Hello,
+        now: Time,
+    ) -> Admission {
+        let refuse = |reason| Admission::Refuse {
+            reason,
+            points: Vec::new(),
+        };
+        if self.stopped {
+            return refuse(RefuseReason::Full);
+        }
+        self.tick(now);
+        let ip = canonical_ip(remote.ip());
+        if hello.peer == self.me {
+            self.stats.admission.refused_myself += 1;
+            if hello.listen_port != 0 {
+                self.add_own_point(SocketAddr::new(ip, hello.listen_port));
+            }
+            return refuse(RefuseReason::Myself);
+        }
+        if hello.listen_port == 0 {
+            // An undialable point: not a node of this protocol.
+            self.handle_violation(Offender::Ip(ip), now);
+            return refuse(RefuseReason::Greylisted);
+        }
+        let point = SocketAddr::new(ip, hello.listen_port);
+        let greylisted = self.pool.is_ip_greylisted(ip, now)
+            || self
+                .pool
+                .get(&point)
+                .is_some_and(|p| p.state == PointState::Greylisted && p.next_dial > now);
+        if greylisted {
+            self.stats.admission.refused_greylisted += 1;
+            return refuse(RefuseReason::Greylisted);
+        }
+        if self.config.private_mode && !self.pool.is_trusted(&point) {
+            self.stats.admission.refused_private += 1;
+            return refuse(RefuseReason::PrivateMode);
+        }
+        // A dialer is alive and looking for peers: remember it, and tell the next one.
+        self.note_dialer(point, now);
+        if let Some(old_point) = self.pool.connected_point_of(hello.peer) {
+            let old = *self.pool.connection(&old_point).expect("a connected peer has a connection");
+            if !new_connection_wins(self.me, hello.peer, Some(old.direction), Direction::Inbound) {
+                self.stats.admission.refused_duplicate += 1;
+                return refuse(RefuseReason::AlreadyConnected);
+            }
+            self.close(old.id, CloseReason::Duplicate, now);
+        }
+        if self.pool.connection(&point).is_some() {
+            // Another peer already holds this point (it claims a port it may not own).
+            self.stats.admission.refused_duplicate += 1;
+            return refuse(RefuseReason::AlreadyConnected);
+        }
+        let active = self.pool.active_count();
+        let full = match self.config.policy {
+            // octez's older rule: one random extra slot; the too-many trigger trims back.
+            Policy::Octez => active >= self.config.max_connections + self.rng.gen_range(0..2),
+            Policy::Peerkeeper => active >= self.config.max_connections && !self.make_room(now),
+        };
+        if full {
+            self.stats.admission.refused_full += 1;
+            let points = self.sample_for(point, self.refusal_size());
+            self.settle(now);
+            return Admission::Refuse {
+                reason: RefuseReason::Full,
+                points,
+            };
+        }
+        match self
+            .pool
+            .connection_opened(conn, point, hello.peer, Direction::Inbound, now)
+        {
+            Ok(_) => {
+                self.conns.insert(conn, ConnMeta::new(point));
+                self.stats.admission.accepted += 1;
+                self.settle(now);
+                Admission::Accept
+            }
+            Err(Refused::Greylisted) => {
+                self.stats.admission.refused_greylisted += 1;
+                refuse(RefuseReason::Greylisted)
+            }
+            Err(Refused::Full) => {
+                self.stats.admission.refused_full += 1;
+                let points = self.sample_for(point, self.refusal_size());
+                Admission::Refuse {
+                    reason: RefuseReason::Full,
+                    points,
+                }
+            }
+            Err(_) => {
+                self.stats.admission.refused_duplicate += 1;
+                refuse(RefuseReason::AlreadyConnected)
+            }
+        }
+    }
+
+    /// A dial started by [`Action::Dial`] ended. Every attempt ends in exactly one named
+    /// outcome ([`DialStats`]); a failure that is the point's fault backs it off, one
+    /// that is not (ourselves, already connected, cancelled) leaves it untouched. For a
+    /// completed handshake, says whether to keep the connection.
+    pub fn handle_dial_result(
+        &mut self,
+        point: SocketAddr,
+        result: DialResult,
+        now: Time,
+    ) -> DialVerdict {
+        self.tick(now);
+        let point = canonical(point);
+        if self.stopped || !self.pool.get(&point).is_some_and(|p| p.dialing) {
+            // No such dial (cancelled at shutdown, or a driver's mistake).
+            return DialVerdict::Drop(CloseReason::Shutdown);
+        }
+        let replaces = self.swaps.remove(&point);
+        let (outcome, verdict) = match result {
+            DialResult::Connected { conn, peer } => {
+                self.pool.end_dial(point, false, now, &mut self.rng);
+                self.dial_connected(point, conn, peer, now)
+            }
+            DialResult::Refused { reason, points } => {
+                if !points.is_empty() && !self.config.private_mode {
+                    let n = points.len().min(MAX_REFUSAL_POINTS);
+                    self.intake(&points[..n], Source::PeerSharing, Some(point.ip()), now);
+                }
+                let failed = !matches!(reason, RefuseReason::Myself | RefuseReason::AlreadyConnected);
+                self.pool.end_dial(point, failed, now, &mut self.rng);
+                let outcome = match reason {
+                    RefuseReason::Myself => {
+                        self.stats.dials.myself += 1;
+                        self.add_own_point(point);
+                        DialOutcome::Cancelled
+                    }
+                    RefuseReason::AlreadyConnected => {
+                        self.stats.dials.already_connected += 1;
+                        DialOutcome::Cancelled
+                    }
+                    _ => {
+                        self.stats.dials.refused += 1;
+                        DialOutcome::Failed
+                    }
+                };
+                (outcome, DialVerdict::Drop(CloseReason::Lost))
+            }
+            DialResult::Failed(f) => {
+                let failed = f != DialFailure::Cancelled;
+                self.pool.end_dial(point, failed, now, &mut self.rng);
+                let outcome = match f {
+                    DialFailure::Timeout => {
+                        self.stats.dials.timed_out += 1;
+                        DialOutcome::Failed
+                    }
+                    DialFailure::Io => {
+                        self.stats.dials.failed += 1;
+                        DialOutcome::Failed
+                    }
+                    DialFailure::Protocol => {
+                        self.stats.dials.protocol += 1;
+                        self.handle_violation(Offender::Point(point), now);
+                        DialOutcome::Failed
+                    }
+                    DialFailure::Cancelled => {
+                        self.stats.dials.cancelled += 1;
+                        DialOutcome::Cancelled
+                    }
+                };
+                (outcome, DialVerdict::Drop(CloseReason::Lost))
+            }
+        };
+        self.stats.dials.in_flight -= 1;
+        if let (Some(old), DialVerdict::Keep) = (replaces, verdict) {
+            // A swap: the new connection replaces the one we gave away.
+            if let Some(c) = self.conn_at(&old) {
+                self.stats.closed.swapped += 1;
+                self.close(c, CloseReason::Swapped, now);
+            }
+        }
+        self.run_brain(now, |b, pool, rng, out| match b {
+            Brain::Peerkeeper { m, .. } => m.dial_finished(outcome, now, pool, rng, out),
+            Brain::Octez(o) => o.dial_finished(outcome, now, pool, rng, out),
+        });
+        self.settle(now);
+        verdict
+    }
+
+    fn dial_connected(
+        &mut self,
+        point: SocketAddr,
+        conn: ConnId,
+        peer: PeerId,
+        now: Time,
+    ) -> (DialOutcome, DialVerdict) {
+        if peer == self.me {
+            self.stats.dials.myself += 1;
+            self.add_own_point(point);
+            return (DialOutcome::Cancelled, DialVerdict::Drop(CloseReason::Duplicate));
+        }
+        let greylisted = self.pool.is_ip_greylisted(point.ip(), now)
+            || self
+                .pool
+                .get(&point)
+                .is_some_and(|p| p.state == PointState::Greylisted);
+        if greylisted {
+            self.stats.dials.dropped += 1;
+            return (
+                DialOutcome::Cancelled,
+                DialVerdict::Drop(CloseReason::ProtocolViolation),
+            );
+        }
+        if let Some(old_point) = self.pool.connected_point_of(peer) {
+            let old = *self.pool.connection(&old_point).expect("a connected peer has a connection");
+            if !new_connection_wins(self.me, peer, Some(old.direction), Direction::Outbound) {
+                self.stats.dials.already_connected += 1;
+                return (DialOutcome::Cancelled, DialVerdict::Drop(CloseReason::Duplicate));
+            }
+            self.close(old.id, CloseReason::Duplicate, now);
+        }
+        if self.pool.connection(&point).is_some() {
+            self.stats.dials.already_connected += 1;
+            return (DialOutcome::Cancelled, DialVerdict::Drop(CloseReason::Duplicate));
+        }
+        if self.pool.active_count() >= self.config.max_connections {
+            // Inbound connections filled us while we dialed.
+            self.stats.dials.dropped += 1;
+            return (
+                DialOutcome::Cancelled,
+                DialVerdict::Drop(CloseReason::TooManyConnections),
+            );
+        }
+        match self
+            .pool
+            .connection_opened(conn, point, peer, Direction::Outbound, now)
+        {
+            Ok(_) => {
+                self.conns.insert(conn, ConnMeta::new(point));
+                self.stats.dials.succeeded += 1;
+                (DialOutcome::Succeeded, DialVerdict::Keep)
+            }
+            Err(_) => {
+                self.stats.dials.dropped += 1;
+                (
+                    DialOutcome::Cancelled,
+                    DialVerdict::Drop(CloseReason::ProtocolViolation),
+                )
+            }
+        }
+    }
+
+    /// Points arrived on a connection (an answer to our request, or an advertisement).
+    /// One answer per request of ours is welcome, and at most one unsolicited
+    /// advertisement per `peer_ask_interval / 4`; the rest are ignored and counted. A
+    /// message over [`MAX_POINTS_PER_MESSAGE`](crate::MAX_POINTS_PER_MESSAGE) is a
+    /// violation. Each point passes the [`intake`] rule, with the connection's address as
+    /// the sender.
+    pub fn handle_points(&mut self, conn: ConnId, points: &[SocketAddr], now: Time) {
+        if self.stopped {
+            return;
+        }
+        self.tick(now);
+        if points.len() > crate::MAX_POINTS_PER_MESSAGE {
+            self.handle_violation(Offender::Conn(conn), now);
+            return;
+        }
+        let gap = self.config.discovery.peer_ask_interval / 4;
+        let Some(meta) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !std::mem::take(&mut meta.awaiting_answer) {
+            if meta.last_unsolicited.is_some_and(|t| now < t + gap) {
+                self.stats.points.unsolicited_ignored += 1;
+                return;
+            }
+            meta.last_unsolicited = Some(now);
+        }
+        let sender = meta.point.ip();
+        self.intake(points, Source::PeerSharing, Some(sender), now);
+        self.settle(now);
+    }
+
+    /// Points from one of the node's own sources ([`Action::PollSources`]).
+    pub fn handle_source_points(&mut self, points: &[SocketAddr], now: Time) {
+        if self.stopped {
+            return;
+        }
+        self.add_points(points, Source::External, now);
+    }
+
+    /// A peer asks for points: answered with a sample (see the module docs) filtered by
+    /// the relay rule for the peer's address, at most once per `peer_ask_interval / 4`,
+    /// never in private mode.
+    pub fn handle_points_asked(&mut self, conn: ConnId, now: Time) {
+        if self.stopped {
+            return;
+        }
+        self.tick(now);
+        let gap = self.config.discovery.peer_ask_interval / 4;
+        let private = self.config.private_mode;
+        let Some(meta) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if private || meta.last_answer.is_some_and(|t| now < t + gap) {
+            self.stats.sharing.asks_ignored += 1;
+            return;
+        }
+        meta.last_answer = Some(now);
+        let point = meta.point;
+        let size = self.answer_size();
+        let points = self.sample_for(point, size);
+        self.stats.sharing.answers += 1;
+        self.actions.push_back(Action::SendPoints { conn, points });
+    }
+
+    /// A connection ended (the peer closed it, the network broke it, it timed out).
+    /// Unknown or already closed connections are ignored.
+    pub fn handle_closed(&mut self, conn: ConnId, now: Time) {
+        if self.stopped {
+            return;
+        }
+        self.tick(now);
+        let Some(meta) = self.conns.remove(&conn) else {
+            return;
+        };
+        if self.pool.connection(&meta.point).is_some_and(|c| c.id == conn) {
+            self.pool.connection_closed(meta.point, now);
+        }
+        self.stats.closed.lost += 1;
+        self.settle(now);
+    }
+
+    /// Someone broke the protocol: its point (and IP address, unless loopback) is
+    /// greylisted for `greylist_duration`, and its connection, if any, closed.
+    pub fn handle_violation(&mut self, who: Offender, now: Time) {
+        if self.stopped {
+            return;
+        }
+        self.tick(now);
+        self.stats.violations += 1;
+        match who {
+            Offender::Conn(conn) => {
+                let Some(meta) = self.conns.get(&conn).copied() else {
+                    return;
+                };
+                self.stats.closed.violation += 1;
+                self.close(conn, CloseReason::ProtocolViolation, now);
+                self.pool.greylist(meta.point, now);
+            }
+            Offender::Point(point) => {
+                let point = canonical(point);
+                if let Some(c) = self.conn_at(&point) {
+                    self.stats.closed.violation += 1;
+                    self.close(c, CloseReason::ProtocolViolation, now);
+                }
+                if !self.pool.get(&point).is_some() && check_point(&point, None, true).is_ok() {
+                    // Recorded first, so that the greylisting holds for a point never seen.
+                    self.pool.add_point(point, Source::Incoming, now);
+                }
+                if self.pool.get(&point).is_some() {
+                    self.pool.greylist(point, now);
+                } else if !point.ip().is_loopback() {
+                    let until = now + self.config.greylist_duration;
+                    self.pool.greylist_ip(point.ip(), until);
+                }
+            }
+            Offender::Ip(ip) => {
+                let ip = canonical_ip(ip);
+                if !ip.is_loopback() {
+                    let until = now + self.config.greylist_duration;
+                    self.pool.greylist_ip(ip, until);
+                }
+            }
+        }
+        self.settle(now);
+    }
+
+    /// A peer proposes a swap (the octez policy): if we accepted none within the swap
+    /// linger and `point` is not connected, we dial it, tell the peer one of our other
+    /// peers, and drop that one once the new connection is up. Ignored by the peerkeeper
+    /// policy.
+    pub fn handle_swap_request(&mut self, conn: ConnId, point: SocketAddr, now: Time) {
+        if self.stopped || self.config.policy != Policy::Octez || self.config.private_mode {
+            return;
+        }
+        self.tick(now);
+        let Some(meta) = self.conns.get(&conn).copied() else {
+            return;
+        };
+        let point = canonical(point);
+        if self.last_swap.is_some_and(|t| now < t + OCTEZ_SWAP_LINGER)
+            || self.own_points.contains(&point)
+            || self
+                .pool
+                .get(&point)
+                .is_some_and(|p| p.dialing || p.state != PointState::Disconnected)
+        {
+            return;
+        }
+        let others: Vec<SocketAddr> = self
+            .pool
+            .connections()
+            .map(|(a, _)| a)
+            .filter(|a| *a != meta.point)
+            .collect();
+        let Some(&give) = others.iter().choose(&mut self.rng) else {
+            return;
+        };
+        self.last_swap = Some(now);
+        self.actions.push_back(Action::SwapAck { conn, point: give });
+        self.intake(&[point], Source::PeerSharing, Some(meta.point.ip()), now);
+        self.swap_dial(point, give, now);
+        self.settle(now);
+    }
+
+    /// The answer to our swap request (the octez policy): dial the point we were given,
+    /// and drop the peer we proposed once the new connection is up.
+    pub fn handle_swap_ack(&mut self, conn: ConnId, point: SocketAddr, now: Time) {
+        if self.stopped || self.config.policy != Policy::Octez {
+            return;
+        }
+        self.tick(now);
+        let Some(meta) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(proposed) = meta.swap_sent.take() else {
+            return;
+        };
+        let sender = meta.point.ip();
+        let point = canonical(point);
+        if self.pool.connection(&point).is_some() {
+            return;
+        }
+        self.intake(&[point], Source::PeerSharing, Some(sender), now);
+        self.swap_dial(point, proposed, now);
+        self.settle(now);
+    }
+
+    /// Time passed: maintenance timers (idle, backoff ends, the wait for points) and
+    /// discovery rounds that are due.
+    pub fn handle_timeout(&mut self, now: Time) {
+        if self.stopped {
+            return;
+        }
+        self.tick(now);
+        self.run_brain(now, |b, pool, rng, out| match b {
+            Brain::Peerkeeper { m, .. } => m.handle_timeout(now, pool, rng, out),
+            Brain::Octez(o) => o.handle_timeout(now, pool, rng, out),
+        });
+        let round = match &mut self.brain {
+            Brain::Peerkeeper { d, .. } => d.poll_round(&self.pool, now, &mut self.rng),
+            Brain::Octez(_) => None,
+        };
+        if let Some(peers) = round {
+            for p in peers {
+                self.ask(p);
+            }
+            self.actions.push_back(Action::PollSources);
+        }
+        self.settle(now);
+    }
+
+    // ----- internals -----------------------------------------------------------------
+
+    fn tick(&mut self, now: Time) {
+        if now > self.clock {
+            self.clock = now;
+        }
+        self.pool.advance(self.clock);
+    }
+
+    fn refusal_size(&self) -> usize {
+        match self.config.policy {
+            Policy::Peerkeeper => self.config.discovery.answer_size.min(MAX_REFUSAL_POINTS),
+            Policy::Octez => MAX_REFUSAL_POINTS,
+        }
+    }
+
+    fn answer_size(&self) -> usize {
+        match self.config.policy {
+            Policy::Peerkeeper => self.config.discovery.answer_size,
+            Policy::Octez => 50,
+        }
+    }
+
+    fn note_dialer(&mut self, point: SocketAddr, now: Time) {
+        if check_point(&point, Some(point.ip()), self.config.discovery.allow_private_addresses)
+            .is_err()
+        {
+            return;
+        }
+        // Octez registers a dialer's point during authentication; so do we.
+        self.pool.add_point(point, Source::Incoming, now);
+        if let Some(i) = self.recent_dialers.iter().position(|p| *p == point) {
+            self.recent_dialers.remove(i);
+        }
+        if self.recent_dialers.len() >= RECENT_DIALERS {
+            self.recent_dialers.pop_front();
+        }
+        self.recent_dialers.push_back(point);
+    }
+
+    /// The one sample a node tells a peer at `requester` (answer, refusal, farewell):
+    /// only points the requester accepts from us, never itself or us.
+    fn sample_for(&mut self, requester: SocketAddr, n: usize) -> Vec<SocketAddr> {
+        if self.config.private_mode || n == 0 {
+            return Vec::new();
+        }
+        let allow = self.config.discovery.allow_private_addresses;
+        let ip = requester.ip();
+        let own = &self.own_points;
+        let keep = |a: &SocketAddr| *a != requester && !own.contains(a) && shareable(a, ip, allow);
+        match self.config.policy {
+            Policy::Peerkeeper => {
+                // Recent dialers first (newest first): alive and looking for peers.
+                let mut out: Vec<SocketAddr> = self
+                    .recent_dialers
+                    .iter()
+                    .rev()
+                    .filter(|a| keep(a))
+                    .take(n / 2)
+                    .copied()
+                    .collect();
+                let rest = n - out.len();
+                let best = rest / 2;
+                let more = self.pool.share_sample(
+                    best,
+                    rest - best,
+                    false,
+                    |a| keep(a) && !out.contains(a),
+                    &mut self.rng,
+                );
+                out.extend(more);
+                out.truncate(n);
+                out
+            }
+            // octez: 30 best (connected first) + 20 random known points, failing ones
+            // included (octez's list_known_points).
+            Policy::Octez => {
+                let best = n * 3 / 5;
+                self.pool
+                    .share_sample(best, n - best, true, keep, &mut self.rng)
+            }
+        }
+    }
+
+    /// At `max_connections`: close one inbound connection old enough to make room for a
+    /// newcomer (sending it points first), if the rate allows. Returns whether room was
+    /// made.
+    fn make_room(&mut self, now: Time) -> bool {
+        let Some(interval) = self.config.make_room_interval else {
+            return false;
+        };
+        if self.last_room_made.is_some_and(|t| now < t + interval) {
+            return false;
+        }
+        let grace = self.config.newcomer_grace;
+        let victim = trim_where(
+            &self.pool,
+            1,
+            now - grace,
+            |_, c| c.direction == Direction::Inbound && c.since + grace <= now,
+            &mut self.rng,
+        );
+        let Some(point) = victim.first().copied() else {
+            return false;
+        };
+        let Some(conn) = self.conn_at(&point) else {
+            return false;
+        };
+        self.last_room_made = Some(now);
+        self.stats.admission.made_room += 1;
+        self.stats.closed.trimmed += 1;
+        self.farewell_and_close(conn, point, now);
+        true
+    }
+
+    /// Points first (a peer we let go learns where else to go), then the close.
+    fn farewell_and_close(&mut self, conn: ConnId, point: SocketAddr, now: Time) {
+        let size = self.answer_size();
+        let points = self.sample_for(point, size);
+        if !points.is_empty() {
+            self.actions.push_back(Action::SendPoints { conn, points });
+        }
+        self.close(conn, CloseReason::TooManyConnections, now);
+    }
+
+    /// Forgets a connection and tells the driver to close it.
+    fn close(&mut self, conn: ConnId, reason: CloseReason, now: Time) {
+        if let Some(meta) = self.conns.remove(&conn) {
+            if self.pool.connection(&meta.point).is_some_and(|c| c.id == conn) {
+                self.pool.connection_closed(meta.point, now);
+            }
+            if reason == CloseReason::Duplicate {
+                self.stats.closed.duplicate += 1;
+            }
+            self.actions.push_back(Action::Close { conn, reason });
+        }
+    }
+
+    fn ask(&mut self, point: SocketAddr) {
+        let Some(conn) = self.conn_at(&point) else {
+            return;
+        };
+        if let Some(meta) = self.conns.get_mut(&conn) {
+            meta.awaiting_answer = true;
+        }
+        self.stats.sharing.requests += 1;
+        self.actions.push_back(Action::AskForPoints { conn });
+    }
+
+    /// Points received: each passes the intake rule (with `sender` as their source's
+    /// address; `None` is this node itself); kept ones enter the pool. Returns how many
+    /// were new.
+    fn intake(
+        &mut self,
+        points: &[SocketAddr],
+        source: Source,
+        sender: Option<IpAddr>,
+        now: Time,
+    ) -> usize {
+        let allow = self.config.discovery.allow_private_addresses;
+        let take = points.len().min(crate::MAX_POINTS_PER_MESSAGE);
+        self.stats.points.received += take as u64;
+        let mut new = 0;
+        for p in &points[..take] {
+            let p = canonical(*p);
+            let verdict = if self.own_points.contains(&p) {
+                Err(PointDropped::Myself)
+            } else {
+                check_point(&p, sender, allow)
+            };
+            match verdict {
+                Ok(()) => match self.pool.add_point(p, source, now) {
+                    Added::New => new += 1,
+                    Added::Known => {}
+                    Added::Full => self.stats.points.dropped.count(PointDropped::PoolFull),
+                },
+                Err(why) => self.stats.points.dropped.count(why),
+            }
+        }
+        self.stats.points.new += new as u64;
+        if let Brain::Peerkeeper { d, .. } = &mut self.brain {
+            d.points_learned(new, now);
+        }
+        new
+    }
+
+    fn propose_swap(&mut self) {
+        let conns: Vec<(ConnId, SocketAddr)> = self
+            .pool
+            .connections()
+            .map(|(a, c)| (c.id, a))
+            .collect();
+        let Some(&(to, to_point)) = conns.iter().choose(&mut self.rng) else {
+            return;
+        };
+        let Some(&(_, point)) = conns
+            .iter()
+            .filter(|(_, a)| *a != to_point)
+            .choose(&mut self.rng)
+        else {
+            return;
+        };
+        if let Some(meta) = self.conns.get_mut(&to) {
+            meta.swap_sent = Some(point);
+        }
+        self.stats.swaps += 1;
+        self.actions.push_back(Action::SwapRequest { conn: to, point });
+    }
+
+    fn swap_dial(&mut self, point: SocketAddr, replaces: SocketAddr, now: Time) {
+        if self.pool.begin_dial(point, now) {
+            self.swaps.insert(point, replaces);
+            self.stats.dials.attempted += 1;
+            self.stats.dials.in_flight += 1;
+            self.actions.push_back(Action::Dial(point));
+        }
+    }
+
+    fn run_brain(
+        &mut self,
+        now: Time,
+        f: impl FnOnce(&mut Brain, &mut Pool, &mut StdRng, &mut Vec<maintenance::Action>),
+    ) {
+        let mut out = Vec::new();
+        f(&mut self.brain, &mut self.pool, &mut self.rng, &mut out);
+        for a in out {
+            match a {
+                maintenance::Action::Dial(p) => {
+                    self.stats.dials.attempted += 1;
+                    self.stats.dials.in_flight += 1;
+                    self.actions.push_back(Action::Dial(p));
+                }
+                maintenance::Action::Close(point, conn, reason) => {
+                    // The machine already removed it from the pool.
+                    self.stats.closed.trimmed += 1;
+                    if self.config.policy == Policy::Peerkeeper
+                        && reason == CloseReason::TooManyConnections
+                    {
+                        self.farewell_and_close(conn, point, now);
+                    } else {
+                        self.close(conn, reason, now);
+                    }
+                }
+                maintenance::Action::WantPoints(want) => match &mut self.brain {
+                    Brain::Peerkeeper { d, .. } => d.set_wanted(want, now),
+                    Brain::Octez(_) => {
+                        // octez's Bootstrap: every connected peer, every time.
+                        if want {
+                            let all: Vec<SocketAddr> =
+                                self.pool.connections().map(|(a, _)| a).collect();
+                            for p in all {
+                                self.ask(p);
+                            }
+                            self.actions.push_back(Action::PollSources);
+                        }
+                    }
+                },
+                maintenance::Action::Swap => self.propose_swap(),
+                maintenance::Action::CycleStarted { cycle, reasons } => {
+                    self.cycle_covers = self.tickets;
+                    self.stats.cycles += 1;
+                    self.actions
+                        .push_back(Action::CycleStarted { cycle, reasons });
+                }
+                maintenance::Action::CycleEnded(report) => {
+                    self.actions.push_back(Action::CycleEnded {
+                        report: Box::new(report),
+                        covers: self.cycle_covers,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Turns what changed in the pool into the triggers' reactions: too few / too many
+    /// (at the policy's thresholds), new points or peers (a starving node tops up), a new
+    /// connection (asked for points at once while points are wanted). Repeats while the
+    /// reactions change the pool, a bounded number of times.
+    fn settle(&mut self, now: Time) {
+        for _ in 0..8 {
+            let c = self.pool.take_changes();
+            self.stats.max_connections_seen =
+                self.stats.max_connections_seen.max(c.count_after as u64);
+            let mut reasons: Vec<WakeReason> = Vec::new();
+            let count = match self.config.policy {
+                Policy::Peerkeeper => count_trigger(c.count_before, c.count_after, &self.bounds),
+                Policy::Octez => octez_trigger(c.count_before, c.count_after, &self.config),
+            };
+            if let Some(kind) = count.filter(|k| self.switches[*k as usize]) {
+                self.actions.push_back(Action::Trigger(kind));
+                reasons.push(match kind {
+                    TriggerKind::TooFewConnections => WakeReason::TooFewConnections,
+                    _ => WakeReason::TooManyConnections,
+                });
+            }
+            let mut points = false;
+            for (fired, kind) in [
+                (c.new_point, TriggerKind::NewPoint),
+                (c.new_peer, TriggerKind::NewPeer),
+            ] {
+                if fired && self.switches[kind as usize] {
+                    self.actions.push_back(Action::Trigger(kind));
+                    points = true;
+                }
+            }
+            if points {
+                reasons.push(WakeReason::NewPoints);
+            }
+            if c.new_connection && self.switches[TriggerKind::NewConnection as usize] {
+                self.actions
+                    .push_back(Action::Trigger(TriggerKind::NewConnection));
+                let ask = match &mut self.brain {
+                    Brain::Peerkeeper { d, .. } => d.poll_new_connections(&self.pool, now),
+                    Brain::Octez(_) => Vec::new(),
+                };
+                for p in ask {
+                    self.ask(p);
+                }
+            }
+            if reasons.is_empty() {
+                return;
+            }
+            for r in reasons {
+                self.run_brain(now, |b, pool, rng, out| match b {
+                    Brain::Peerkeeper { m, .. } => m.wake(r, now, pool, rng, out),
+                    Brain::Octez(o) => o.wake(r, now, pool, rng, out),
+                });
+            }
+        }
+    }
+
+    /// Checks the core's tables against each other and the pool's invariants (for tests;
+    /// `O(n)`).
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        self.pool.check_invariants();
+        assert_eq!(self.conns.len(), self.pool.active_count(), "connection tables disagree");
+        for (id, meta) in &self.conns {
+            assert_eq!(
+                self.pool.connection(&meta.point).map(|c| c.id),
+                Some(*id),
+                "connection {id} at {} not in the pool",
+                meta.point
+            );
+        }
+        assert!(self.stats.dials.adds_up(), "dial outcomes do not add up: {:?}", self.stats.dials);
+        assert_eq!(self.stats.dials.in_flight as usize, self.pool.dialing_count());
+        assert!(self.pool.active_count() <= self.config.max_connections + 1);
+        assert!(self.recent_dialers.len() <= RECENT_DIALERS);
+        assert!(self.own_points.len() <= MAX_OWN_POINTS);
+    }
+}
+
+/// `p` with an IPv4-mapped IPv6 address written as the IPv4 address it is.
+fn canonical(p: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(p.ip()), p.port())
+}

@@ -1,0 +1,168 @@
+//! The node core's counters: what a user reads in the status line, `demo --json` and the
+//! simulator's report, with the same keys everywhere.
+
+use super::intake::PointsDropped;
+use serde::Serialize;
+
+/// How every dial ended. Each attempt ends in exactly one outcome, so
+/// `attempted == succeeded + refused + timed_out + failed + protocol + already_connected
+/// + myself + dropped + cancelled + in_flight` at every moment ([`DialStats::adds_up`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DialStats {
+    /// Dials started.
+    pub attempted: u64,
+    /// A connection opened and was kept.
+    pub succeeded: u64,
+    /// The peer refused us (full, greylisted us, private, another network or version).
+    pub refused: u64,
+    /// No answer within `dial_timeout`.
+    pub timed_out: u64,
+    /// The connection could not be made (refused by the OS, unreachable, reset).
+    pub failed: u64,
+    /// The peer broke the protocol during the handshake.
+    pub protocol: u64,
+    /// The peer was already connected to us another way (no penalty).
+    pub already_connected: u64,
+    /// The point was ourselves (forgotten, no penalty).
+    pub myself: u64,
+    /// The handshake succeeded but we dropped the connection (full meanwhile, or the
+    /// point was greylisted meanwhile).
+    pub dropped: u64,
+    /// Abandoned without a verdict (shutdown).
+    pub cancelled: u64,
+    /// Not ended yet.
+    pub in_flight: u64,
+}
+
+impl DialStats {
+    /// Whether the outcomes add up to the attempts.
+    pub fn adds_up(&self) -> bool {
+        self.attempted
+            == self.succeeded
+                + self.refused
+                + self.timed_out
+                + self.failed
+                + self.protocol
+                + self.already_connected
+                + self.myself
+                + self.dropped
+                + self.cancelled
+                + self.in_flight
+    }
+
+    /// Adds another node's counts (for network-wide reports).
+    pub fn add(&mut self, o: &DialStats) {
+        self.attempted += o.attempted;
+        self.succeeded += o.succeeded;
+        self.refused += o.refused;
+        self.timed_out += o.timed_out;
+        self.failed += o.failed;
+        self.protocol += o.protocol;
+        self.already_connected += o.already_connected;
+        self.myself += o.myself;
+        self.dropped += o.dropped;
+        self.cancelled += o.cancelled;
+        self.in_flight += o.in_flight;
+    }
+
+    /// A one-line summary for status lines and tables.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} attempted: {} ok, {} refused, {} timed out, {} failed, {} protocol, {} already connected, {} myself, {} dropped, {} cancelled, {} in flight",
+            self.attempted,
+            self.succeeded,
+            self.refused,
+            self.timed_out,
+            self.failed,
+            self.protocol,
+            self.already_connected,
+            self.myself,
+            self.dropped,
+            self.cancelled,
+            self.in_flight
+        )
+    }
+}
+
+/// What became of inbound connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AdmissionStats {
+    /// Admitted.
+    pub accepted: u64,
+    /// Refused: at `max_connections` (with points).
+    pub refused_full: u64,
+    /// Refused: greylisted address.
+    pub refused_greylisted: u64,
+    /// Refused: the peer was already connected (and the older connection wins).
+    pub refused_duplicate: u64,
+    /// Refused: it was ourselves.
+    pub refused_myself: u64,
+    /// Refused: private mode and not trusted.
+    pub refused_private: u64,
+    /// Admitted at `max_connections` by closing another inbound connection.
+    pub made_room: u64,
+}
+
+/// Points received from the network and the node's sources.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PointStats {
+    /// Points received (answers, advertisements, refusals, sources).
+    pub received: u64,
+    /// Of those, new to the pool.
+    pub new: u64,
+    /// Dropped, by reason.
+    pub dropped: PointsDropped,
+    /// Unsolicited advertisements ignored (over the rate).
+    pub unsolicited_ignored: u64,
+}
+
+/// Peer-sharing requests and answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SharingStats {
+    /// Requests for points sent.
+    pub requests: u64,
+    /// Requests answered.
+    pub answers: u64,
+    /// Requests ignored (over the rate, or private mode).
+    pub asks_ignored: u64,
+    /// Discovery rounds.
+    pub rounds: u64,
+}
+
+/// Connections closed, by who and why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CloseStats {
+    /// Trimmed by maintenance, or closed to make room.
+    pub trimmed: u64,
+    /// Duplicates.
+    pub duplicate: u64,
+    /// Protocol violations.
+    pub violation: u64,
+    /// Replaced in a swap (octez policy).
+    pub swapped: u64,
+    /// Ended by the peer or the network.
+    pub lost: u64,
+}
+
+/// Every counter of a node core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CoreStats {
+    /// Dial outcomes.
+    pub dials: DialStats,
+    /// Inbound admissions.
+    pub admission: AdmissionStats,
+    /// Points received.
+    pub points: PointStats,
+    /// Peer sharing.
+    pub sharing: SharingStats,
+    /// Closes.
+    pub closed: CloseStats,
+    /// Maintenance cycles started.
+    pub cycles: u64,
+    /// Protocol violations reported by the shell.
+    pub violations: u64,
+    /// Swap requests sent and accepted (octez policy).
+    pub swaps: u64,
+    /// The most connections ever open at once.
+    pub max_connections_seen: u64,
+}
