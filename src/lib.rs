@@ -34,16 +34,21 @@ pub mod config;
 pub mod core;
 pub mod discovery;
 pub mod maintenance;
+pub mod node;
 pub mod pool;
 pub mod report;
 pub mod sim;
 mod time;
+pub mod transport;
 pub mod trigger;
+pub mod wire;
 
 pub use config::{
     BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, Policy, RangeStatus,
 };
+pub use core::NodeCore;
 pub use maintenance::CycleReport;
+pub use node::{NetConfig, Node, NodeError};
 pub use pool::PeerId;
 pub use time::Time;
 

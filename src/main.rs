@@ -16,6 +16,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs N real nodes on 127.0.0.1 that find each other from one bootstrap point.
+    Demo(cli::demo::Args),
+    /// Runs one real node.
+    Node(cli::node::Args),
     /// Runs the deterministic network simulator.
     Simulate(cli::simulate::Args),
 }
@@ -30,6 +34,8 @@ fn main() {
         }
     };
     let code = match cli.command {
+        Command::Demo(args) => cli::demo::run(args),
+        Command::Node(args) => cli::node::run(args),
         Command::Simulate(args) => cli::simulate::run(args),
     };
     std::process::exit(code);

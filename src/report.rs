@@ -37,7 +37,6 @@ impl Spread {
     }
 }
 
-
 /// Peer-sharing counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SharingCounts {

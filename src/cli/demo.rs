@@ -3,7 +3,7 @@
 //! JSON object with `--json`). Exit 0 when converged, 1 when not.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use peerkeeper::net::demo::{self, DemoOptions};
+use peerkeeper::node::demo::{self, DemoOptions};
 use peerkeeper::report::{print_rows, NetworkReport};
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! (`RUST_LOG`), prints a status line at an interval, shuts down cleanly on SIGINT or
 //! SIGTERM. A bad flag or config file exits 2 with a message naming the field.
 
-use peerkeeper::net::{NetConfig, Node};
-use peerkeeper::{Config, PeerId};
+use peerkeeper::transport::tcp::TcpTransport;
+use peerkeeper::{Config, NetConfig, Node, PeerId, Policy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,9 +14,19 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:9732")]
     listen: SocketAddr,
-    /// A bootstrap point, trusted (repeatable).
+    /// A bootstrap point: dialed at start, shared like any other (repeatable).
     #[arg(long = "peer")]
     peers: Vec<SocketAddr>,
+    /// A trusted point: dialed first, never trimmed (repeatable; added to the config's).
+    #[arg(long = "trusted")]
+    trusted: Vec<SocketAddr>,
+    /// Refuse loopback and private (LAN) addresses from peers, whatever the sender (for a
+    /// node on the public internet). By default they are accepted under the relay rule.
+    #[arg(long)]
+    refuse_private: bool,
+    /// The maintenance policy: peerkeeper, or octez (a model, for comparison).
+    #[arg(long)]
+    policy: Option<Policy>,
     /// A TOML config file (the library's `Config`).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -55,10 +65,16 @@ pub fn config_of(args: &Args) -> Result<Config, peerkeeper::ConfigError> {
     if let Some(v) = args.max {
         config.max_connections = v;
     }
-    for p in &args.peers {
+    for p in &args.trusted {
         if !config.trusted_points.contains(p) {
             config.trusted_points.push(*p);
         }
+    }
+    if args.refuse_private {
+        config.discovery.allow_private_addresses = false;
+    }
+    if let Some(p) = args.policy {
+        config.policy = p;
     }
     config.validate()?;
     Ok(config)
@@ -99,16 +115,33 @@ pub fn run(args: Args) -> i32 {
             network: args.network.clone(),
             ..NetConfig::default()
         };
+        if let Err(e) = net.validate() {
+            eprintln!("error: {e}");
+            return 2;
+        }
         let peer_id = PeerId(seed.rotate_left(17) ^ 0x5eed_0000_0000_0001);
         let shutdown = shutdown_signal();
-        let node = match Node::start(config.clone(), net, args.listen, peer_id, Vec::new(), Vec::new(), seed).await {
-            Ok(n) => n,
+        let transport = match TcpTransport::bind(args.listen).await {
+            Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", args.listen);
                 return 2;
             }
         };
-        tracing::info!(listen = %node.local_addr(), peer_id = %peer_id, "node started");
+        let node = match Node::builder(config.clone(), transport)
+            .net(net)
+            .peer_id(peer_id)
+            .seed(seed)
+            .bootstrap(args.peers.clone())
+            .start()
+        {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        tracing::info!(listen = %node.local_addr(), peer_id = %peer_id, policy = %config.policy, "node started");
         let bounds = config.bounds();
         let mut status = tokio::time::interval(if args.status_interval.is_zero() {
             Duration::from_secs(3600 * 24 * 365)
@@ -121,13 +154,17 @@ pub fn run(args: Args) -> i32 {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = status.tick(), if !args.status_interval.is_zero() => {
-                    let (active, known, dialing) = node
-                        .pool()
-                        .read(|p| (p.active_count(), p.len(), p.dialing_count()));
-                    let m = node.maintainer().stats();
+                    let s = node.status();
                     eprintln!(
-                        "status: {active} connections (range {}..={}), {dialing} dialing, {known} known points, {} cycles, {} dials ({} ok, {} failed)",
-                        bounds.min_threshold, bounds.max_threshold, m.cycles, m.dials, m.dials_succeeded, m.dials_failed
+                        "status: {} connections (range {}..={}), {} dialing, {} known points, {} cycles; dials: {}; points dropped: {}",
+                        s.connections,
+                        bounds.min_threshold,
+                        bounds.max_threshold,
+                        s.dialing,
+                        s.known_points,
+                        s.stats.cycles,
+                        s.stats.dials.summary(),
+                        s.stats.points.dropped.summary(),
                     );
                 }
             }

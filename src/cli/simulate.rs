@@ -196,9 +196,7 @@ pub fn run(args: Args) -> i32 {
         let o = &outcomes[0];
         let title = format!(
             "{} nodes, policy {}, seed {}",
-            args.nodes,
-            o.report.policy,
-            args.seed
+            args.nodes, o.report.policy, args.seed
         );
         if let Err(e) = write_chart(
             path,

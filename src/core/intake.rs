@@ -171,7 +171,9 @@ pub fn scope(ip: IpAddr) -> Option<Scope> {
                 None
             } else if v4.is_loopback() {
                 Some(Scope::Loopback)
-            } else if v4.is_private() || v4.is_link_local() || (o[0] == 100 && (64..128).contains(&o[1]))
+            } else if v4.is_private()
+                || v4.is_link_local()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
             {
                 Some(Scope::Private)
             } else {
@@ -229,7 +231,9 @@ pub fn check_point(
     }
     // A sender we cannot classify (a reserved range) is treated as public: the narrowest
     // trust.
-    let from = sender.map_or(Some(Scope::Loopback), scope).unwrap_or(Scope::Public);
+    let from = sender
+        .map_or(Some(Scope::Loopback), scope)
+        .unwrap_or(Scope::Public);
     match (point_scope, from) {
         (Scope::Loopback, Scope::Loopback) => Ok(()),
         (Scope::Loopback, _) => Err(PointDropped::LoopbackFromRemote),

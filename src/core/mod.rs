@@ -46,9 +46,7 @@
 pub mod intake;
 mod stats;
 
-pub use stats::{
-    AdmissionStats, CloseStats, CoreStats, DialStats, PointStats, SharingStats,
-};
+pub use stats::{AdmissionStats, CloseStats, CoreStats, DialStats, PointStats, SharingStats};
 
 use crate::config::{Bounds, Config, Policy};
 use crate::discovery::DiscoveryState;
@@ -242,10 +240,7 @@ pub enum Action {
 #[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)]
 enum Brain {
-    Peerkeeper {
-        m: Maintenance,
-        d: DiscoveryState,
-    },
+    Peerkeeper { m: Maintenance, d: DiscoveryState },
     Octez(OctezModel),
 }
 
@@ -659,7 +654,10 @@ impl NodeCore {
         // A dialer is alive and looking for peers: remember it, and tell the next one.
         self.note_dialer(point, now);
         if let Some(old_point) = self.pool.connected_point_of(hello.peer) {
-            let old = *self.pool.connection(&old_point).expect("a connected peer has a connection");
+            let old = *self
+                .pool
+                .connection(&old_point)
+                .expect("a connected peer has a connection");
             if !new_connection_wins(self.me, hello.peer, Some(old.direction), Direction::Inbound) {
                 self.stats.admission.refused_duplicate += 1;
                 return refuse(RefuseReason::AlreadyConnected);
@@ -742,7 +740,10 @@ impl NodeCore {
                     let n = points.len().min(MAX_REFUSAL_POINTS);
                     self.intake(&points[..n], Source::PeerSharing, Some(point.ip()), now);
                 }
-                let failed = !matches!(reason, RefuseReason::Myself | RefuseReason::AlreadyConnected);
+                let failed = !matches!(
+                    reason,
+                    RefuseReason::Myself | RefuseReason::AlreadyConnected
+                );
                 self.pool.end_dial(point, failed, now, &mut self.rng);
                 let outcome = match reason {
                     RefuseReason::Myself => {
@@ -812,7 +813,10 @@ impl NodeCore {
         if peer == self.me {
             self.stats.dials.myself += 1;
             self.add_own_point(point);
-            return (DialOutcome::Cancelled, DialVerdict::Drop(CloseReason::Duplicate));
+            return (
+                DialOutcome::Cancelled,
+                DialVerdict::Drop(CloseReason::Duplicate),
+            );
         }
         let greylisted = self.pool.is_ip_greylisted(point.ip(), now)
             || self
@@ -827,16 +831,25 @@ impl NodeCore {
             );
         }
         if let Some(old_point) = self.pool.connected_point_of(peer) {
-            let old = *self.pool.connection(&old_point).expect("a connected peer has a connection");
+            let old = *self
+                .pool
+                .connection(&old_point)
+                .expect("a connected peer has a connection");
             if !new_connection_wins(self.me, peer, Some(old.direction), Direction::Outbound) {
                 self.stats.dials.already_connected += 1;
-                return (DialOutcome::Cancelled, DialVerdict::Drop(CloseReason::Duplicate));
+                return (
+                    DialOutcome::Cancelled,
+                    DialVerdict::Drop(CloseReason::Duplicate),
+                );
             }
             self.close(old.id, CloseReason::Duplicate, now);
         }
         if self.pool.connection(&point).is_some() {
             self.stats.dials.already_connected += 1;
-            return (DialOutcome::Cancelled, DialVerdict::Drop(CloseReason::Duplicate));
+            return (
+                DialOutcome::Cancelled,
+                DialVerdict::Drop(CloseReason::Duplicate),
+            );
         }
         if self.pool.active_count() >= self.config.max_connections {
             // Inbound connections filled us while we dialed.
@@ -939,7 +952,11 @@ impl NodeCore {
         let Some(meta) = self.conns.remove(&conn) else {
             return;
         };
-        if self.pool.connection(&meta.point).is_some_and(|c| c.id == conn) {
+        if self
+            .pool
+            .connection(&meta.point)
+            .is_some_and(|c| c.id == conn)
+        {
             self.pool.connection_closed(meta.point, now);
         }
         self.stats.closed.lost += 1;
@@ -969,7 +986,7 @@ impl NodeCore {
                     self.stats.closed.violation += 1;
                     self.close(c, CloseReason::ProtocolViolation, now);
                 }
-                if !self.pool.get(&point).is_some() && check_point(&point, None, true).is_ok() {
+                if self.pool.get(&point).is_none() && check_point(&point, None, true).is_ok() {
                     // Recorded first, so that the greylisting holds for a point never seen.
                     self.pool.add_point(point, Source::Incoming, now);
                 }
@@ -1023,7 +1040,8 @@ impl NodeCore {
             return;
         };
         self.last_swap = Some(now);
-        self.actions.push_back(Action::SwapAck { conn, point: give });
+        self.actions
+            .push_back(Action::SwapAck { conn, point: give });
         self.intake(&[point], Source::PeerSharing, Some(meta.point.ip()), now);
         self.swap_dial(point, give, now);
         self.settle(now);
@@ -1100,8 +1118,12 @@ impl NodeCore {
     }
 
     fn note_dialer(&mut self, point: SocketAddr, now: Time) {
-        if check_point(&point, Some(point.ip()), self.config.discovery.allow_private_addresses)
-            .is_err()
+        if check_point(
+            &point,
+            Some(point.ip()),
+            self.config.discovery.allow_private_addresses,
+        )
+        .is_err()
         {
             return;
         }
@@ -1204,7 +1226,11 @@ impl NodeCore {
     /// Forgets a connection and tells the driver to close it.
     fn close(&mut self, conn: ConnId, reason: CloseReason, now: Time) {
         if let Some(meta) = self.conns.remove(&conn) {
-            if self.pool.connection(&meta.point).is_some_and(|c| c.id == conn) {
+            if self
+                .pool
+                .connection(&meta.point)
+                .is_some_and(|c| c.id == conn)
+            {
                 self.pool.connection_closed(meta.point, now);
             }
             if reason == CloseReason::Duplicate {
@@ -1263,11 +1289,8 @@ impl NodeCore {
     }
 
     fn propose_swap(&mut self) {
-        let conns: Vec<(ConnId, SocketAddr)> = self
-            .pool
-            .connections()
-            .map(|(a, c)| (c.id, a))
-            .collect();
+        let conns: Vec<(ConnId, SocketAddr)> =
+            self.pool.connections().map(|(a, c)| (c.id, a)).collect();
         let Some(&(to, to_point)) = conns.iter().choose(&mut self.rng) else {
             return;
         };
@@ -1282,7 +1305,8 @@ impl NodeCore {
             meta.swap_sent = Some(point);
         }
         self.stats.swaps += 1;
-        self.actions.push_back(Action::SwapRequest { conn: to, point });
+        self.actions
+            .push_back(Action::SwapRequest { conn: to, point });
     }
 
     fn swap_dial(&mut self, point: SocketAddr, replaces: SocketAddr, now: Time) {
@@ -1412,7 +1436,11 @@ impl NodeCore {
     #[doc(hidden)]
     pub fn check_invariants(&self) {
         self.pool.check_invariants();
-        assert_eq!(self.conns.len(), self.pool.active_count(), "connection tables disagree");
+        assert_eq!(
+            self.conns.len(),
+            self.pool.active_count(),
+            "connection tables disagree"
+        );
         for (id, meta) in &self.conns {
             assert_eq!(
                 self.pool.connection(&meta.point).map(|c| c.id),
@@ -1421,8 +1449,15 @@ impl NodeCore {
                 meta.point
             );
         }
-        assert!(self.stats.dials.adds_up(), "dial outcomes do not add up: {:?}", self.stats.dials);
-        assert_eq!(self.stats.dials.in_flight as usize, self.pool.dialing_count());
+        assert!(
+            self.stats.dials.adds_up(),
+            "dial outcomes do not add up: {:?}",
+            self.stats.dials
+        );
+        assert_eq!(
+            self.stats.dials.in_flight as usize,
+            self.pool.dialing_count()
+        );
         assert!(self.pool.active_count() <= self.config.max_connections + 1);
         assert!(self.recent_dialers.len() <= RECENT_DIALERS);
         assert!(self.own_points.len() <= MAX_OWN_POINTS);

@@ -36,7 +36,8 @@ mod table;
 
 pub use backoff::jittered;
 pub use point::{
-    netgroup, CloseReason, ConnId, Connection, Direction, PeerId, PointInfo, PointState, Source, Sources,
+    netgroup, CloseReason, ConnId, Connection, Direction, PeerId, PointInfo, PointState, Source,
+    Sources,
 };
 
 use crate::config::{BackoffConfig, Config};
@@ -427,9 +428,7 @@ impl Pool {
         let mut droppable: Vec<(u32, Time, SocketAddr)> = self
             .points
             .iter()
-            .filter(|(_, _, p)| {
-                !p.is_trusted() && !p.dialing && p.state != PointState::Connected
-            })
+            .filter(|(_, _, p)| !p.is_trusted() && !p.dialing && p.state != PointState::Connected)
             .map(|(_, a, p)| (p.failures, p.last_seen, a))
             .collect();
         // Most failures first, then oldest last_seen, then address (for determinism).
@@ -445,9 +444,10 @@ impl Pool {
     /// Forgets a point (for instance our own address, learned from a peer). A trusted
     /// point is kept. Returns whether it was removed.
     pub fn forget(&mut self, addr: SocketAddr) -> bool {
-        let removable = self.points.get(&addr).is_some_and(|p| {
-            !p.is_trusted() && !p.dialing && p.state != PointState::Connected
-        });
+        let removable = self
+            .points
+            .get(&addr)
+            .is_some_and(|p| !p.is_trusted() && !p.dialing && p.state != PointState::Connected);
         if removable {
             if let Some((id, info)) = self.points.remove(&addr) {
                 self.unindex(id, addr, &info);
@@ -695,8 +695,8 @@ impl Pool {
                 let Some((addr, info)) = self.points.try_get(rng.gen_range(0..bound)) else {
                     continue;
                 };
-                let usable = info.state != PointState::Greylisted
-                    && (include_failing || info.failures == 0);
+                let usable =
+                    info.state != PointState::Greylisted && (include_failing || info.failures == 0);
                 if usable && keep(&addr) && !out.contains(&addr) {
                     out.push(addr);
                 }

@@ -487,8 +487,11 @@ impl Simulation {
 
     fn fresh_node(&mut self, i: usize, nat: bool, epoch: u32) -> SimNode {
         let peer = node_peer_id(self.cfg.seed, i);
-        let mut core =
-            NodeCore::with_shared_config(self.config.clone(), peer, node_seed(self.cfg.seed, i, epoch));
+        let mut core = NodeCore::with_shared_config(
+            self.config.clone(),
+            peer,
+            node_seed(self.cfg.seed, i, epoch),
+        );
         core.add_own_point(node_addr(i));
         let bootstrap: Vec<SocketAddr> = (0..self.cfg.bootstrap)
             .filter(|b| *b != i)
@@ -550,7 +553,6 @@ impl Simulation {
         let end = Time::ZERO + self.cfg.duration;
         let half = Time::ZERO + self.cfg.duration / 2;
         let mut last_progress = 0u64;
-        let mut dumped = false;
         while let Some(s) = self.heap.pop() {
             if s.t > end {
                 break;
@@ -566,20 +568,6 @@ impl Simulation {
                 b,
             );
             self.handle(s.ev);
-            if let Ok(at) = std::env::var("PK_DEBUG_AT") {
-                let at: u64 = at.parse().unwrap();
-                if self.now.as_millis() >= at && !dumped {
-                    dumped = true;
-                    for (i, n) in self.nodes.iter().enumerate() {
-                        if n.alive && !n.in_range {
-                            let p = n.core.pool();
-                            eprintln!("t={} node {i}: {} conns, pool {}, dialing {}, next ready {:?}, deadline {:?}, wants {}, maint {} stats {:?} {:?} {:?}", self.now, n.core.connection_count(), p.len(), p.dialing_count(), p.next_ready_time(), n.core.next_deadline(), n.core.wants_points(), n.core.is_maintaining(), n.core.stats().dials, n.core.stats().sharing, n.core.stats().points);
-                            let cands: Vec<_> = p.candidates(false).take(5).collect();
-                            eprintln!("   candidates {:?}", cands);
-                        }
-                    }
-                }
-            }
             let pct = self.now.as_millis() * 100 / end.as_millis().max(1);
             if pct > last_progress {
                 last_progress = pct;
@@ -772,7 +760,15 @@ impl Simulation {
                         let link = self.next_link;
                         self.next_link += 1;
                         self.links.insert(link, (i as u32, j as u32));
-                        self.send(i, j, Ev::DialArrive { from: i, to: j, link });
+                        self.send(
+                            i,
+                            j,
+                            Ev::DialArrive {
+                                from: i,
+                                to: j,
+                                link,
+                            },
+                        );
                     }
                     None => {
                         // Nobody listens there: refused at once.
@@ -948,17 +944,6 @@ impl Simulation {
                 late_in_range += 1;
             }
             if c < self.bounds.min_threshold {
-                if std::env::var("PK_DEBUG").is_ok() {
-                    let p = n.core.pool();
-                    eprintln!("short node {i}: {c} conns, pool {} points, dialing {}, stats {:?}", p.len(), p.dialing_count(), n.core.stats());
-                    for (a, cc) in p.connections() {
-                        let j = node_of(&a).unwrap();
-                        eprintln!("   conn {a} {:?} since {} id {} link {:?} other side has {:?} other conns {}", cc.direction, cc.since, cc.id, self.links.get(&cc.id.0), self.nodes[j].core.point_of(cc.id), self.nodes[j].core.connection_count());
-                    }
-                    eprintln!("   next ready {:?} deadline {:?} wants {} maintaining {}", p.next_ready_time(), n.core.next_deadline(), n.core.wants_points(), n.core.is_maintaining());
-                    let cands: Vec<_> = p.candidates(false).take(5).collect();
-                    eprintln!("   candidates {:?}", cands);
-                }
                 short += 1;
                 if n.nat {
                     short_nat += 1;
@@ -1048,7 +1033,11 @@ impl Simulation {
         SimOutcome {
             report,
             samples: self.samples,
-            final_connections: self.nodes.iter().map(|n| n.core.connection_count()).collect(),
+            final_connections: self
+                .nodes
+                .iter()
+                .map(|n| n.core.connection_count())
+                .collect(),
             alive: self.nodes.iter().map(|n| n.alive).collect(),
         }
     }

@@ -1,62 +1,158 @@
-//! An in-memory network for tests, examples and the library's own demos.
+//! An in-memory network for tests, examples and the library's own demos: links are pairs
+//! of bounded channels, every message delivered one link latency after it was sent, on
+//! tokio's clock (so a paused test clock drives them, and timings match the simulator's:
+//! a handshake answer comes back two latencies after the dial).
 //!
-//! A [`MemoryNetwork`] holds *nodes* (a point with a [`PoolHandle`]: connections to it
-//! appear in its pool as inbound) and *passive peers* (a point that accepts and answers
-//! peer-sharing requests with a fixed list, and has no pool). Every other point refuses.
-//! Dials take `dial_latency` on tokio's clock, so a paused test clock controls them, and the
-//! network counts dials in flight and the most ever in flight.
+//! Messages are checked against the wire caps on delivery ([`Message::check`]), as the
+//! TCP codec checks them, so over-cap messages are violations here too.
 
-use crate::discovery::validate_point;
-use crate::handle::PoolHandle;
-use crate::pool::{Direction, PeerId, Source};
-use crate::transport::{CloseReason, DialError, Transport};
+use super::Transport;
+use crate::wire::{Message, WireError};
 use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures::{FutureExt, Sink, Stream};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::PollSender;
 
-#[derive(Clone)]
-enum Endpoint {
-    Node {
-        peer: PeerId,
-        pool: PoolHandle,
-    },
-    Passive {
-        peer: PeerId,
-        shares: Vec<SocketAddr>,
-    },
+/// Messages in flight per direction of a link.
+const LINK_CAPACITY: usize = 64;
+/// Incoming links waiting to be accepted.
+const BACKLOG: usize = 64;
+
+type LatencyFn = Arc<dyn Fn(SocketAddr, SocketAddr) -> Duration + Send + Sync>;
+
+struct Stamped {
+    at: Instant,
+    msg: Message,
 }
 
-#[derive(Default)]
-struct State {
-    endpoints: BTreeMap<SocketAddr, Endpoint>,
-    unreachable: BTreeSet<SocketAddr>,
+/// One end of an in-memory link.
+pub struct MemoryLink {
+    tx: PollSender<Stamped>,
+    rx: mpsc::Receiver<Stamped>,
+    pending: Option<Stamped>,
+    sleep: Option<Pin<Box<Sleep>>>,
     latency: Duration,
-    in_flight: usize,
-    max_in_flight: usize,
-    dials: u64,
-    requests: u64,
-    closes: Vec<(SocketAddr, SocketAddr, CloseReason)>,
 }
 
-/// The network. Cheap to clone (shared state).
+impl std::fmt::Debug for MemoryLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryLink")
+            .field("latency", &self.latency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryLink {
+    /// Two connected ends, each message taking `latency`.
+    pub fn pair(latency: Duration) -> (MemoryLink, MemoryLink) {
+        let (atx, brx) = mpsc::channel(LINK_CAPACITY);
+        let (btx, arx) = mpsc::channel(LINK_CAPACITY);
+        let end = |tx, rx| MemoryLink {
+            tx: PollSender::new(tx),
+            rx,
+            pending: None,
+            sleep: None,
+            latency,
+        };
+        (end(atx, arx), end(btx, brx))
+    }
+}
+
+fn broken() -> WireError {
+    WireError::Io(io::Error::from(io::ErrorKind::BrokenPipe))
+}
+
+impl Stream for MemoryLink {
+    type Item = Result<Message, WireError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.pending.is_none() {
+                match this.rx.poll_recv(cx) {
+                    Poll::Ready(Some(m)) => this.pending = Some(m),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let at = this.pending.as_ref().map_or_else(Instant::now, |p| p.at);
+            if Instant::now() >= at {
+                this.sleep = None;
+                let msg = this.pending.take().map(|p| p.msg);
+                return Poll::Ready(msg.map(|m| m.check().map(|()| m)));
+            }
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            if sleep.deadline() != at {
+                sleep.as_mut().reset(at);
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl Sink<Message> for MemoryLink {
+    type Error = WireError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+        self.tx.poll_reserve(cx).map_err(|_| broken())
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), WireError> {
+        let at = Instant::now() + self.latency;
+        self.tx.send_item(Stamped { at, msg }).map_err(|_| broken())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+        self.tx.close();
+        Poll::Ready(Ok(()))
+    }
+}
+
+use std::future::Future;
+
+struct NetState {
+    listeners: BTreeMap<SocketAddr, mpsc::Sender<(MemoryLink, SocketAddr)>>,
+    unreachable: BTreeSet<SocketAddr>,
+    latency: LatencyFn,
+    next_port: u16,
+    connects: u64,
+}
+
+/// The network: a registry of listening addresses. Cheap to clone (shared state).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// use peerkeeper::{transport::{memory::MemoryNetwork, Transport}, PeerId};
+/// use futures::{SinkExt, StreamExt};
+/// use peerkeeper::transport::{memory::MemoryNetwork, Transport};
+/// use peerkeeper::wire::Message;
 /// let net = MemoryNetwork::new();
-/// let a = "10.0.0.1:1".parse().unwrap();
-/// net.add_passive(a, PeerId(1), vec![]);
-/// let pool = peerkeeper::PoolHandle::new(&peerkeeper::Config::default());
-/// assert_eq!(net.transport(&pool).dial(a).await, Ok(PeerId(1)));
-/// assert_eq!(pool.active_count(), 1);
+/// let a = net.bind("10.0.0.1:1".parse().unwrap()).unwrap();
+/// let b = net.bind("10.0.0.2:1".parse().unwrap()).unwrap();
+/// let mut out = a.connect(b.local_addr()).await.unwrap();
+/// let (mut inc, _from) = b.accept().await.unwrap();
+/// out.send(Message::KeepAlive).await.unwrap();
+/// assert_eq!(inc.next().await.unwrap().unwrap(), Message::KeepAlive); // 10 ms later
 /// # }
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryNetwork {
-    state: Arc<Mutex<State>>,
+    state: Arc<Mutex<NetState>>,
 }
 
 impl std::fmt::Debug for MemoryNetwork {
@@ -65,45 +161,58 @@ impl std::fmt::Debug for MemoryNetwork {
     }
 }
 
+impl Default for MemoryNetwork {
+    fn default() -> Self {
+        MemoryNetwork::new()
+    }
+}
+
 impl MemoryNetwork {
-    /// An empty network, dials completing after 10 ms.
+    /// An empty network whose links all take 10 ms.
     pub fn new() -> MemoryNetwork {
-        let net = MemoryNetwork::default();
-        net.lock().latency = Duration::from_millis(10);
-        net
+        MemoryNetwork::with_latency(|_, _| Duration::from_millis(10))
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    /// An empty network where a link between `a` and `b` takes `latency(a, b)` each way
+    /// (called with the dialer's listening address first).
+    pub fn with_latency(
+        latency: impl Fn(SocketAddr, SocketAddr) -> Duration + Send + Sync + 'static,
+    ) -> MemoryNetwork {
+        MemoryNetwork {
+            state: Arc::new(Mutex::new(NetState {
+                listeners: BTreeMap::new(),
+                unreachable: BTreeSet::new(),
+                latency: Arc::new(latency),
+                next_port: 40_000,
+                connects: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, NetState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sets how long a dial takes.
-    pub fn set_dial_latency(&self, latency: Duration) {
-        self.lock().latency = latency;
+    /// Listens on `addr`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::AddrInUse`] if something listens there already.
+    pub fn bind(&self, addr: SocketAddr) -> io::Result<MemoryTransport> {
+        let (tx, rx) = mpsc::channel(BACKLOG);
+        let mut s = self.lock();
+        if s.listeners.contains_key(&addr) {
+            return Err(io::Error::from(io::ErrorKind::AddrInUse));
+        }
+        s.listeners.insert(addr, tx);
+        Ok(MemoryTransport {
+            net: self.clone(),
+            addr,
+            incoming: tokio::sync::Mutex::new(rx),
+        })
     }
 
-    /// Adds a passive peer at `addr` that accepts connections and answers peer-sharing
-    /// requests with `shares`.
-    pub fn add_passive(&self, addr: SocketAddr, peer: PeerId, shares: Vec<SocketAddr>) {
-        self.lock()
-            .endpoints
-            .insert(addr, Endpoint::Passive { peer, shares });
-    }
-
-    /// Adds a node listening at `addr`: connections to it show in `pool` as inbound, and
-    /// it answers peer-sharing requests from its pool.
-    pub fn add_node(&self, addr: SocketAddr, peer: PeerId, pool: PoolHandle) {
-        self.lock()
-            .endpoints
-            .insert(addr, Endpoint::Node { peer, pool });
-    }
-
-    /// Removes an endpoint (a node leaving); its connections are not closed by this.
-    pub fn remove(&self, addr: SocketAddr) {
-        self.lock().endpoints.remove(&addr);
-    }
-
-    /// Makes `addr` refuse (or accept again) every dial.
+    /// Makes `addr` refuse (or accept again) every connection.
     pub fn set_unreachable(&self, addr: SocketAddr, unreachable: bool) {
         let mut s = self.lock();
         if unreachable {
@@ -113,176 +222,77 @@ impl MemoryNetwork {
         }
     }
 
-    /// The transport of a node with no listening point (it dials, nobody dials it) whose
-    /// connections are registered in `pool`.
-    pub fn transport(&self, pool: &PoolHandle) -> Arc<MemoryTransport> {
-        Arc::new(MemoryTransport {
-            net: self.clone(),
-            me: None,
-            pool: pool.clone(),
-        })
-    }
-
-    /// The transport of the node registered at `addr` with [`add_node`](Self::add_node).
-    ///
-    /// # Panics
-    ///
-    /// If no node is registered at `addr` (a test set-up error).
-    pub fn transport_for(&self, addr: SocketAddr) -> Arc<MemoryTransport> {
-        let pool = match self.lock().endpoints.get(&addr) {
-            Some(Endpoint::Node { pool, .. }) => pool.clone(),
-            _ => panic!("no node registered at {addr}"),
-        };
-        Arc::new(MemoryTransport {
-            net: self.clone(),
-            me: Some(addr),
-            pool,
-        })
-    }
-
-    /// Dials in flight now.
-    pub fn in_flight(&self) -> usize {
-        self.lock().in_flight
-    }
-
-    /// The most dials ever in flight at once.
-    pub fn max_in_flight(&self) -> usize {
-        self.lock().max_in_flight
-    }
-
-    /// Dials started.
-    pub fn dials(&self) -> u64 {
-        self.lock().dials
-    }
-
-    /// Peer-sharing requests sent.
-    pub fn requests(&self) -> u64 {
-        self.lock().requests
-    }
-
-    /// Closes done so far (the first 10,000): (by, to, reason); `by` is 0.0.0.0:0 for
-    /// the transport of a node with no listening point.
-    pub fn closes(&self) -> Vec<(SocketAddr, SocketAddr, CloseReason)> {
-        self.lock().closes.clone()
+    /// Connections opened so far.
+    pub fn connects(&self) -> u64 {
+        self.lock().connects
     }
 }
 
-/// One node's view of a [`MemoryNetwork`].
-#[derive(Debug)]
+/// One listening address on a [`MemoryNetwork`]. Dropping it stops the listening.
 pub struct MemoryTransport {
     net: MemoryNetwork,
-    me: Option<SocketAddr>,
-    pool: PoolHandle,
+    addr: SocketAddr,
+    incoming: tokio::sync::Mutex<mpsc::Receiver<(MemoryLink, SocketAddr)>>,
 }
 
-impl MemoryTransport {
-    fn my_identity(&self) -> Option<(SocketAddr, PeerId, PoolHandle)> {
-        let me = self.me?;
-        match self.net.lock().endpoints.get(&me)? {
-            Endpoint::Node { peer, pool } => Some((me, *peer, pool.clone())),
-            Endpoint::Passive { .. } => None,
-        }
+impl std::fmt::Debug for MemoryTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryTransport")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
-struct InFlight(MemoryNetwork);
-
-impl Drop for InFlight {
+impl Drop for MemoryTransport {
     fn drop(&mut self) {
-        self.0.lock().in_flight -= 1;
+        self.net.lock().listeners.remove(&self.addr);
     }
 }
 
 impl Transport for MemoryTransport {
-    fn dial(&self, point: SocketAddr) -> BoxFuture<'static, Result<PeerId, DialError>> {
+    type Link = MemoryLink;
+
+    fn connect(&self, point: SocketAddr) -> BoxFuture<'static, io::Result<MemoryLink>> {
         let net = self.net.clone();
-        let me = self.my_identity();
-        let my_pool = self.pool.clone();
+        let me = self.addr;
         async move {
-            let latency = {
+            let (listener, latency, remote) = {
                 let mut s = net.lock();
-                s.in_flight += 1;
-                s.max_in_flight = s.max_in_flight.max(s.in_flight);
-                s.dials += 1;
-                s.latency
+                let listener = s
+                    .listeners
+                    .get(&point)
+                    .filter(|_| !s.unreachable.contains(&point))
+                    .cloned();
+                let latency = (s.latency)(me, point);
+                s.next_port = s.next_port.checked_add(1).unwrap_or(40_000);
+                s.connects += 1;
+                (listener, latency, SocketAddr::new(me.ip(), s.next_port))
             };
-            let _guard = InFlight(net.clone());
-            tokio::time::sleep(latency).await;
-            let endpoint = {
-                let s = net.lock();
-                if s.unreachable.contains(&point) {
-                    return Err(DialError::Io("unreachable".into()));
-                }
-                s.endpoints.get(&point).cloned()
-            };
-            let peer = match endpoint {
-                None => return Err(DialError::Io("connection refused".into())),
-                Some(Endpoint::Passive { peer, .. }) => peer,
-                Some(Endpoint::Node { peer, pool }) => {
-                    if let Some((my_addr, my_peer, _)) = &me {
-                        if *my_addr == point {
-                            return Err(DialError::Myself);
-                        }
-                        if pool.active_count() >= pool.max_connections() {
-                            return Err(DialError::Refused("too many connections".into()));
-                        }
-                        pool.connection_opened(*my_addr, *my_peer, Direction::Inbound)
-                            .map_err(|e| match e {
-                                crate::pool::Refused::DuplicatePeer(_)
-                                | crate::pool::Refused::AlreadyConnected => {
-                                    DialError::AlreadyConnected
-                                }
-                                e => DialError::Refused(e.to_string()),
-                            })?;
-                    }
-                    peer
-                }
-            };
-            match my_pool.connection_opened(point, peer, Direction::Outbound) {
-                Ok(_) => Ok(peer),
-                Err(_) => Err(DialError::AlreadyConnected),
-            }
+            let listener =
+                listener.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+            let (ours, theirs) = MemoryLink::pair(latency);
+            listener
+                .send((theirs, remote))
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+            Ok(ours)
         }
         .boxed()
     }
 
-    fn close(&self, point: SocketAddr, reason: CloseReason) {
-        let endpoint = {
-            let mut s = self.net.lock();
-            if s.closes.len() < 10_000 {
-                let me = self.me.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                s.closes.push((me, point, reason));
-            }
-            s.endpoints.get(&point).cloned()
-        };
-        if let (Some(me), Some(Endpoint::Node { pool, .. })) = (self.me, endpoint) {
-            pool.connection_closed(me);
+    fn accept(&self) -> BoxFuture<'_, io::Result<(MemoryLink, SocketAddr)>> {
+        async move {
+            self.incoming
+                .lock()
+                .await
+                .recv()
+                .await
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
         }
+        .boxed()
     }
 
-    fn request_points(&self, point: SocketAddr) {
-        let Some((me, _, my_pool)) = self.my_identity() else {
-            return;
-        };
-        let endpoint = {
-            let mut s = self.net.lock();
-            s.requests += 1;
-            s.endpoints.get(&point).cloned()
-        };
-        let shares = match endpoint {
-            Some(Endpoint::Passive { shares, .. }) => shares,
-            Some(Endpoint::Node { pool, .. }) => {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(pool.now().as_millis());
-                pool.read(|p| p.sample_good(crate::MAX_POINTS_PER_MESSAGE / 2, Some(me), &mut rng))
-            }
-            None => Vec::new(),
-        };
-        for p in shares.into_iter().take(crate::MAX_POINTS_PER_MESSAGE) {
-            if p != me && validate_point(&p, true).is_ok() {
-                my_pool.add_point(p, Source::PeerSharing);
-            }
-        }
+    fn local_addr(&self) -> SocketAddr {
+        self.addr
     }
 }
-
-use rand::SeedableRng;

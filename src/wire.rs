@@ -1,49 +1,52 @@
 //! The wire protocol: length-delimited frames carrying bincode-encoded [`Message`]s.
 //!
+//! The wire has its own types ([`Hello`], [`RefuseCode`], [`CloseCode`]): nothing of the
+//! library's is serialised as is, so the library's types can change without changing
+//! the protocol; the tokio shell converts at the edge ([`crate::node`]).
+//!
 //! Every frame is untrusted. A frame longer than [`MAX_FRAME_LEN`] is refused by the
 //! length codec before any allocation; a payload is decoded with a byte limit and must be
 //! consumed exactly; then [`Message::check`] enforces the semantic caps (network name
 //! length, points per message). Any failure is a [`WireError`], which the connection turns
 //! into a dropped connection and, for a protocol violation, a greylisting.
 
-use crate::pool::PeerId;
-use crate::transport::CloseReason;
 use bincode::Options;
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks (2: swap messages, wire-own close and refusal
+/// codes).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest frame payload accepted or sent, bytes.
 pub const MAX_FRAME_LEN: usize = 8 * 1024;
 /// Longest network name.
 pub const MAX_NETWORK_NAME: usize = 64;
 /// Most points in a refusal (octez's Nack carries up to 50).
-pub const MAX_REFUSAL_POINTS: usize = 50;
+pub const MAX_REFUSAL_POINTS: usize = crate::core::MAX_REFUSAL_POINTS;
 
 /// The first message on a connection, from each side: who we are.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Handshake {
+pub struct Hello {
     /// The network name; a peer of another network is refused.
     pub network: String,
     /// The protocol version; another version is refused.
     pub version: u16,
     /// The sender's peer id.
-    pub peer_id: PeerId,
+    pub peer_id: u64,
     /// The port the sender listens on (its point is the connection's IP and this port).
     pub listen_port: u16,
 }
 
-/// Why a handshake was refused.
+/// Why a handshake was refused, on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RefuseReason {
+pub enum RefuseCode {
     /// Not the same network name.
     WrongNetwork,
     /// Not the same protocol version.
     WrongVersion,
-    /// The node is at `max_connections` (the refusal carries other points).
+    /// The node is full (the refusal carries other points).
     Full,
     /// The dialer reached itself.
     Myself,
@@ -51,18 +54,41 @@ pub enum RefuseReason {
     AlreadyConnected,
     /// The dialer is greylisted.
     Greylisted,
+    /// The node only admits trusted peers.
+    PrivateMode,
+}
+
+/// Why the sender closes the connection, on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CloseCode {
+    /// Trimmed, or room made for a newcomer.
+    TooManyConnections,
+    /// A protocol violation.
+    ProtocolViolation,
+    /// A duplicate connection.
+    Duplicate,
+    /// The sender shuts down.
+    Shutdown,
+    /// The address changed.
+    AddressChanged,
+    /// Replaced in a swap.
+    Swapped,
+    /// Silent for too long.
+    Timeout,
+    /// Anything else.
+    Other,
 }
 
 /// A protocol message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Who we are (first message each way).
-    Handshake(Handshake),
+    Hello(Hello),
     /// The handshake is refused; when full, with up to 50 points to try instead.
     Refused {
         /// Why.
-        reason: RefuseReason,
-        /// Other points (only with [`RefuseReason::Full`]).
+        reason: RefuseCode,
+        /// Other points (only with [`RefuseCode::Full`]).
         points: Vec<SocketAddr>,
     },
     /// Please send points.
@@ -72,7 +98,11 @@ pub enum Message {
     /// Nothing: keeps the connection alive.
     KeepAlive,
     /// The sender closes the connection.
-    Close(CloseReason),
+    Close(CloseCode),
+    /// A swap proposal: the receiver may connect to this point (the octez policy).
+    SwapRequest(SocketAddr),
+    /// A swap accepted: the receiver may connect to this point (the octez policy).
+    SwapAck(SocketAddr),
 }
 
 /// What can go wrong reading or writing frames.
@@ -109,9 +139,9 @@ impl Message {
     /// Checks the semantic caps of a decoded message.
     pub fn check(&self) -> Result<(), WireError> {
         match self {
-            Message::Handshake(h) if h.network.len() > MAX_NETWORK_NAME => Err(
-                WireError::OverLimit(format!("network name of {} bytes", h.network.len())),
-            ),
+            Message::Hello(h) if h.network.len() > MAX_NETWORK_NAME => Err(WireError::OverLimit(
+                format!("network name of {} bytes", h.network.len()),
+            )),
             Message::Advertise(p) if p.len() > crate::MAX_POINTS_PER_MESSAGE => Err(
                 WireError::OverLimit(format!("advertisement of {} points", p.len())),
             ),

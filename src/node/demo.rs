@@ -1,10 +1,13 @@
 //! The demo: N real nodes in one process on 127.0.0.1, node 0 the only bootstrap point of
 //! all the others, watched until every node is within `[min_threshold, max_threshold]`.
 
-use super::{NetConfig, Node};
+use super::Node;
 use crate::config::Config;
+use crate::core::intake::PointsDropped;
+use crate::core::DialStats;
 use crate::pool::PeerId;
-use crate::report::{components, DialCounts, NetworkReport, SharingCounts, Spread};
+use crate::report::{components, NetworkReport, SharingCounts, Spread};
+use crate::transport::tcp::TcpTransport;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -53,7 +56,6 @@ pub fn demo_config() -> Config {
     };
     c.reconnection.initial = Duration::from_millis(500);
     c.reconnection.cap = Duration::from_secs(10);
-    c.discovery.allow_private_addresses = true;
     c.discovery.peer_ask_interval = Duration::from_secs(2);
     c.discovery.max_time_between_rounds = Duration::from_secs(8);
     c
@@ -84,7 +86,7 @@ pub async fn run(
     let mut in_range_since: Option<Instant> = None;
     let mut converged = false;
     loop {
-        let counts: Vec<usize> = nodes.iter().map(|n| n.pool().active_count()).collect();
+        let counts: Vec<usize> = nodes.iter().map(|n| n.status().connections).collect();
         let in_range = counts
             .iter()
             .filter(|c| (bounds.min_threshold..=bounds.max_threshold).contains(*c))
@@ -109,7 +111,8 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let report = report_of(&nodes, opts.seed, converged, converged_at, started);
+    let mut report = report_of(&nodes, opts.seed, converged_at, started).await;
+    report.converged = converged && report.components == 1;
     for n in &nodes {
         n.shutdown().await;
     }
@@ -119,31 +122,19 @@ pub async fn run(
 /// Starts the nodes: node 0 first, then every other node with node 0 as its only
 /// bootstrap point.
 pub async fn start_nodes(opts: &DemoOptions) -> std::io::Result<Vec<Node>> {
-    let mut nodes = Vec::with_capacity(opts.nodes);
-    let local: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-    let seed0 = Node::start(
-        opts.config.clone(),
-        NetConfig::default(),
-        local,
-        PeerId(peer_id(opts.seed, 0)),
-        Vec::new(),
-        Vec::new(),
-        opts.seed,
-    )
-    .await?;
-    let bootstrap = seed0.local_addr();
-    nodes.push(seed0);
-    for i in 1..opts.nodes {
-        let node = Node::start(
-            opts.config.clone(),
-            NetConfig::default(),
-            local,
-            PeerId(peer_id(opts.seed, i)),
-            vec![bootstrap],
-            Vec::new(),
-            opts.seed.wrapping_add(i as u64),
-        )
-        .await?;
+    let mut nodes: Vec<Node> = Vec::with_capacity(opts.nodes);
+    for i in 0..opts.nodes {
+        let transport = TcpTransport::bind("127.0.0.1:0").await?;
+        let bootstrap = nodes
+            .first()
+            .map(|n| vec![n.local_addr()])
+            .unwrap_or_default();
+        let node = Node::builder(opts.config.clone(), transport)
+            .peer_id(PeerId(peer_id(opts.seed, i)))
+            .seed(opts.seed.wrapping_add(i as u64))
+            .bootstrap(bootstrap)
+            .start()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         nodes.push(node);
     }
     Ok(nodes)
@@ -157,11 +148,10 @@ fn peer_id(seed: u64, i: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The report of a set of running nodes.
-pub fn report_of(
+/// The report of a set of running nodes (`converged` is left false: the caller knows).
+pub async fn report_of(
     nodes: &[Node],
     seed: u64,
-    converged: bool,
     converged_at: Option<Duration>,
     started: Instant,
 ) -> NetworkReport {
@@ -175,35 +165,38 @@ pub fn report_of(
     let mut report = NetworkReport {
         nodes: nodes.len(),
         seed,
-        converged,
+        converged: false,
         converged_at_ms: converged_at.map(|d| d.as_millis() as u64),
         ..NetworkReport::default()
     };
-    let mut dials = DialCounts::default();
+    let mut dials = DialStats::default();
+    let mut dropped = PointsDropped::default();
     let mut sharing = SharingCounts::default();
     for (i, n) in nodes.iter().enumerate() {
-        let points: Vec<SocketAddr> = n.pool().read(|p| p.connections().map(|(a, _)| a).collect());
+        let points: Vec<SocketAddr> = n
+            .inspect(|c| c.pool().connections().map(|(a, _)| a).collect())
+            .await
+            .unwrap_or_default();
         counts.push(points.len());
         for p in points {
             if let Some(&j) = index.get(&p) {
                 edges.push((i, j));
             }
         }
-        let m = n.maintainer().stats();
-        dials.attempted += m.dials;
-        dials.succeeded += m.dials_succeeded;
-        dials.failed += m.dials_failed;
-        report.maintenance_cycles += m.cycles;
-        let d = n.discovery().stats();
-        sharing.requests += d.requests;
-        sharing.points_received += d.points_received;
+        let s = n.status().stats;
+        dials.add(&s.dials);
+        dropped.add(&s.points.dropped);
+        report.maintenance_cycles += s.cycles;
+        sharing.requests += s.sharing.requests;
+        sharing.points_received += s.points.received;
         report.max_observed_connections = report
             .max_observed_connections
-            .max(n.transport().stats().max_connections_seen as usize);
+            .max(s.max_connections_seen as usize);
     }
     report.connections = Spread::of(&counts);
     report.components = components(nodes.len(), &edges);
     report.dials = dials;
+    report.points_dropped = dropped;
     report.peer_sharing = sharing;
     report.wall_ms = started.elapsed().as_millis() as u64;
     report

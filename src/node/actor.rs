@@ -1,0 +1,394 @@
+//! The node actor: the one task that owns the [`NodeCore`]. Everything reaches it through
+//! its bounded mailbox ([`Cmd`]); after each input it drains the core's actions and
+//! carries them out (spawn a dial, queue a message on a connection, resolve `maintain()`
+//! callers), then re-arms its one timer on the core's next deadline. It never waits on
+//! anything but its mailbox and that timer, so it cannot deadlock with the connection
+//! tasks, which wait on it.
+
+use super::conn::{self, Ctx};
+use super::{NodeStatus, PointSource};
+use crate::core::{Action, Admission, DialResult, DialVerdict, Hello, NodeCore, Offender};
+use crate::maintenance::CycleReport;
+use crate::pool::{CloseReason, ConnId, Source};
+use crate::transport::Transport;
+use crate::trigger::{TriggerKind, Triggers};
+use crate::wire::Message;
+use crate::Time;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// An input for the actor.
+pub(crate) enum Cmd {
+    Inbound {
+        conn: ConnId,
+        remote: SocketAddr,
+        hello: Hello,
+        handle: ConnHandle,
+        reply: oneshot::Sender<Admission>,
+    },
+    DialDone {
+        point: SocketAddr,
+        result: DialResult,
+        handle: Option<ConnHandle>,
+        reply: Option<oneshot::Sender<DialVerdict>>,
+    },
+    Points(ConnId, Vec<SocketAddr>),
+    Asked(ConnId),
+    SwapRequest(ConnId, SocketAddr),
+    SwapAck(ConnId, SocketAddr),
+    Closed(ConnId),
+    Violation(Offender),
+    SourcePoints(Vec<SocketAddr>),
+    SourcesDone,
+    Maintain(oneshot::Sender<CycleReport>),
+    SetTrigger(TriggerKind, bool),
+    SetIdleTimer(bool),
+    AddPoints(Vec<SocketAddr>, Source),
+    Inspect(Box<dyn FnOnce(&NodeCore) + Send>),
+}
+
+/// What the actor sends a connection task.
+pub(crate) enum Out {
+    Msg(Message),
+    Close(CloseReason),
+}
+
+/// The actor's side of one connection task.
+pub(crate) struct ConnHandle {
+    pub tx: mpsc::Sender<Out>,
+    pub cancel: CancellationToken,
+}
+
+pub(crate) struct Actor<T: Transport> {
+    pub core: NodeCore,
+    pub origin: Instant,
+    pub conns: BTreeMap<ConnId, ConnHandle>,
+    pub transport: Arc<T>,
+    pub ctx: Arc<Ctx>,
+    pub rx: mpsc::Receiver<Cmd>,
+    pub tracker: TaskTracker,
+    pub cancel: CancellationToken,
+    pub next_conn: Arc<AtomicU64>,
+    pub sources: Vec<Arc<dyn PointSource>>,
+    pub polling_sources: bool,
+    pub waiters: Vec<(u64, oneshot::Sender<CycleReport>)>,
+    pub status: watch::Sender<NodeStatus>,
+    pub triggers: Arc<Triggers>,
+    pub tap: Option<mpsc::Sender<(Time, Action)>>,
+    pub span: Option<tracing::Span>,
+    pub dropped_at_accept: Arc<AtomicU64>,
+}
+
+impl<T: Transport> Actor<T> {
+    fn now(&self) -> Time {
+        Time::from_duration(Instant::now().saturating_duration_since(self.origin))
+    }
+
+    pub(crate) async fn run(mut self) {
+        let now = self.now();
+        self.core.start(now);
+        self.drain();
+        self.publish();
+        loop {
+            let deadline = self
+                .core
+                .next_deadline()
+                .map(|t| self.origin + t.as_duration());
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                cmd = self.rx.recv() => match cmd {
+                    Some(c) => self.handle(c),
+                    None => break,
+                },
+                _ = sleep_or_never(deadline) => {
+                    let now = self.now();
+                    self.core.handle_timeout(now);
+                }
+            }
+            self.drain();
+            self.publish();
+        }
+        // Stopping: the core cancels its dials and closes every connection; tasks stop
+        // waiting on the mailbox; `maintain()` callers get an error.
+        let now = self.now();
+        self.core.shutdown(now);
+        self.drain();
+        self.publish();
+        self.cancel.cancel();
+        self.rx.close();
+        self.waiters.clear();
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        let now = self.now();
+        let core = &mut self.core;
+        match cmd {
+            Cmd::Inbound {
+                conn,
+                remote,
+                hello,
+                handle,
+                reply,
+            } => {
+                let admission = core.handle_inbound(conn, remote, hello, now);
+                if admission == Admission::Accept {
+                    self.conns.insert(conn, handle);
+                }
+                let _ = reply.send(admission);
+            }
+            Cmd::DialDone {
+                point,
+                result,
+                handle,
+                reply,
+            } => {
+                let conn = match &result {
+                    DialResult::Connected { conn, .. } => Some(*conn),
+                    _ => None,
+                };
+                let verdict = core.handle_dial_result(point, result, now);
+                if let (DialVerdict::Keep, Some(conn), Some(handle)) = (verdict, conn, handle) {
+                    self.conns.insert(conn, handle);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(verdict);
+                }
+            }
+            Cmd::Points(conn, points) => core.handle_points(conn, &points, now),
+            Cmd::Asked(conn) => core.handle_points_asked(conn, now),
+            Cmd::SwapRequest(conn, p) => core.handle_swap_request(conn, p, now),
+            Cmd::SwapAck(conn, p) => core.handle_swap_ack(conn, p, now),
+            Cmd::Closed(conn) => {
+                self.conns.remove(&conn);
+                core.handle_closed(conn, now);
+            }
+            Cmd::Violation(who) => core.handle_violation(who, now),
+            Cmd::SourcePoints(points) => core.handle_source_points(&points, now),
+            Cmd::SourcesDone => self.polling_sources = false,
+            Cmd::Maintain(reply) => {
+                let ticket = core.maintain(now);
+                self.waiters.retain(|(_, w)| !w.is_closed());
+                self.waiters.push((ticket, reply));
+            }
+            Cmd::SetTrigger(kind, on) => {
+                core.set_trigger(kind, on);
+                self.triggers.set_enabled(kind, on);
+            }
+            Cmd::SetIdleTimer(on) => {
+                core.set_idle_timer(on, now);
+                self.triggers.set_idle_timer(on);
+            }
+            Cmd::AddPoints(points, source) => {
+                core.add_points(&points, source, now);
+            }
+            Cmd::Inspect(f) => f(core),
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, m: Message) {
+        if let Some(h) = self.conns.get(&conn) {
+            // A full queue means the peer does not keep up: this hint is dropped.
+            let _ = h.tx.try_send(Out::Msg(m));
+        }
+    }
+
+    /// Carries out the core's actions.
+    fn drain(&mut self) {
+        let now = self.now();
+        while let Some(action) = self.core.poll_action() {
+            if let Some(tap) = &self.tap {
+                let _ = tap.try_send((now, action.clone()));
+            }
+            let _entered = self.span.as_ref().map(|s| s.clone().entered());
+            match action {
+                Action::Dial(point) => {
+                    let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+                    let span = tracing::debug_span!("dial", %point, %conn);
+                    self.tracker.spawn(
+                        conn::dial(
+                            self.ctx.clone(),
+                            self.transport.clone(),
+                            point,
+                            conn,
+                            self.cancel.child_token(),
+                        )
+                        .instrument(span),
+                    );
+                }
+                Action::Close { conn, reason } => {
+                    if let Some(h) = self.conns.remove(&conn) {
+                        tracing::debug!(%conn, ?reason, "closing");
+                        if h.tx.try_send(Out::Close(reason)).is_err() {
+                            h.cancel.cancel();
+                        }
+                    }
+                }
+                Action::SendPoints { conn, points } => self.send(conn, Message::Advertise(points)),
+                Action::AskForPoints { conn } => self.send(conn, Message::AskForPoints),
+                Action::SwapRequest { conn, point } => self.send(conn, Message::SwapRequest(point)),
+                Action::SwapAck { conn, point } => self.send(conn, Message::SwapAck(point)),
+                Action::PollSources => self.poll_sources(),
+                Action::Trigger(kind) => self.triggers.fire(kind),
+                Action::CycleStarted { cycle, reasons } => {
+                    let span = tracing::info_span!("maintenance_cycle", cycle, reasons = %reasons);
+                    span.in_scope(|| tracing::debug!("cycle started"));
+                    self.span = Some(span);
+                }
+                Action::CycleEnded { report, covers } => {
+                    tracing::info!(
+                        cycle = report.cycle,
+                        reasons = %report.reasons,
+                        before = report.connections_before,
+                        after = report.connections_after,
+                        dialed = report.dialed,
+                        succeeded = report.succeeded,
+                        failed = report.failed,
+                        closed = report.closed,
+                        asked_for_points = report.asked_for_points,
+                        outcome = ?report.outcome,
+                        "maintenance cycle done"
+                    );
+                    let mut i = 0;
+                    while i < self.waiters.len() {
+                        if self.waiters[i].0 <= covers {
+                            let (_, w) = self.waiters.swap_remove(i);
+                            let _ = w.send((*report).clone());
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    self.status.send_modify(|s| s.last_report = Some(*report));
+                    drop(_entered);
+                    self.span = None;
+                }
+            }
+        }
+    }
+
+    /// A discovery round: the node's own sources, one round at a time, each bounded by
+    /// `request_timeout`.
+    fn poll_sources(&mut self) {
+        if self.sources.is_empty() || self.polling_sources {
+            return;
+        }
+        self.polling_sources = true;
+        let sources = self.sources.clone();
+        let ctx = self.ctx.clone();
+        let timeout = self.core.config().discovery.request_timeout;
+        let stop = self.cancel.clone();
+        let span = tracing::info_span!("discovery_round", sources = sources.len());
+        self.tracker.spawn(
+            async move {
+                for source in sources {
+                    let fetched = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        r = tokio::time::timeout(timeout, source.fetch()) => r,
+                    };
+                    match fetched {
+                        Ok(mut points) => {
+                            tracing::debug!(
+                                source = source.name(),
+                                got = points.len(),
+                                "point source polled"
+                            );
+                            points.truncate(crate::MAX_POINTS_PER_MESSAGE);
+                            ctx.tell(Cmd::SourcePoints(points)).await;
+                        }
+                        Err(_) => tracing::debug!(source = source.name(), "point source timed out"),
+                    }
+                }
+                ctx.tell(Cmd::SourcesDone).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    fn publish(&self) {
+        let core = &self.core;
+        let connections = core.connection_count();
+        let dialing = core.dials_in_flight();
+        let known_points = core.pool().len();
+        let stats = core.stats();
+        let wants = core.wants_points();
+        let dropped_at_accept = self.dropped_at_accept.load(Ordering::Relaxed);
+        self.status.send_if_modified(|s| {
+            let changed = s.connections != connections
+                || s.dialing != dialing
+                || s.known_points != known_points
+                || s.stats != stats
+                || s.wants_points != wants
+                || s.dropped_at_accept != dropped_at_accept;
+            s.connections = connections;
+            s.dialing = dialing;
+            s.known_points = known_points;
+            s.stats = stats;
+            s.wants_points = wants;
+            s.dropped_at_accept = dropped_at_accept;
+            changed
+        });
+    }
+}
+
+async fn sleep_or_never(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts links until the node stops; each handshake runs in its own task, at most
+/// `max_incoming_connections` at once (more are dropped at once).
+pub(crate) async fn accept_loop<T: Transport>(
+    transport: Arc<T>,
+    ctx: Arc<Ctx>,
+    next_conn: Arc<AtomicU64>,
+    handshakes: Arc<tokio::sync::Semaphore>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    dropped: Arc<AtomicU64>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = transport.accept() => a,
+        };
+        let (link, remote) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off a little, go on.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                }
+            }
+        };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, "too many handshakes in progress: dropped");
+            continue;
+        };
+        let conn = ConnId(next_conn.fetch_add(1, Ordering::Relaxed));
+        let span = tracing::debug_span!("inbound", %remote, %conn);
+        tracker.spawn(
+            conn::accept(
+                ctx.clone(),
+                link,
+                remote,
+                conn,
+                permit,
+                cancel.child_token(),
+            )
+            .instrument(span),
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! Connection tasks: the handshake on a fresh link (dialing or accepting) and the loop
+//! that carries one open connection. They translate between wire messages and node core
+//! inputs, and decide nothing: every decision comes back from the actor (the core's
+//! answer on a oneshot).
+
+use super::actor::{Cmd, ConnHandle, Out};
+use super::NetConfig;
+use crate::core::{Admission, DialFailure, DialResult, DialVerdict, Hello, Offender, RefuseReason};
+use crate::pool::{CloseReason, ConnId, PeerId};
+use crate::transport::{Link, Transport};
+use crate::wire::{self, CloseCode, Message, RefuseCode, PROTOCOL_VERSION};
+use futures::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the connection tasks of one node share.
+pub(crate) struct Ctx {
+    pub net: NetConfig,
+    pub me: PeerId,
+    pub listen_port: u16,
+    pub mailbox: mpsc::Sender<Cmd>,
+    pub dial_timeout: Duration,
+    /// Cancelled when the node stops: a task never waits on a mailbox nobody reads.
+    pub stop: CancellationToken,
+}
+
+impl Ctx {
+    fn hello(&self) -> Message {
+        Message::Hello(wire::Hello {
+            network: self.net.network.clone(),
+            version: PROTOCOL_VERSION,
+            peer_id: self.me.0,
+            listen_port: self.listen_port,
+        })
+    }
+
+    /// Network and version first: a peer of another network or version is not a node of
+    /// ours, whatever it says next.
+    fn check(&self, h: &wire::Hello) -> Result<(), RefuseReason> {
+        if h.network != self.net.network {
+            Err(RefuseReason::WrongNetwork)
+        } else if h.version != PROTOCOL_VERSION {
+            Err(RefuseReason::WrongVersion)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Tells the actor; `false` when the node is gone or stopping.
+    pub(crate) async fn tell(&self, cmd: Cmd) -> bool {
+        tokio::select! {
+            r = self.mailbox.send(cmd) => r.is_ok(),
+            _ = self.stop.cancelled() => false,
+        }
+    }
+}
+
+pub(crate) fn refuse_code(r: RefuseReason) -> RefuseCode {
+    match r {
+        RefuseReason::Full => RefuseCode::Full,
+        RefuseReason::Myself => RefuseCode::Myself,
+        RefuseReason::AlreadyConnected => RefuseCode::AlreadyConnected,
+        RefuseReason::Greylisted => RefuseCode::Greylisted,
+        RefuseReason::PrivateMode => RefuseCode::PrivateMode,
+        RefuseReason::WrongNetwork => RefuseCode::WrongNetwork,
+        RefuseReason::WrongVersion => RefuseCode::WrongVersion,
+    }
+}
+
+fn refuse_reason(c: RefuseCode) -> RefuseReason {
+    match c {
+        RefuseCode::Full => RefuseReason::Full,
+        RefuseCode::Myself => RefuseReason::Myself,
+        RefuseCode::AlreadyConnected => RefuseReason::AlreadyConnected,
+        RefuseCode::Greylisted => RefuseReason::Greylisted,
+        RefuseCode::PrivateMode => RefuseReason::PrivateMode,
+        RefuseCode::WrongNetwork => RefuseReason::WrongNetwork,
+        RefuseCode::WrongVersion => RefuseReason::WrongVersion,
+    }
+}
+
+pub(crate) fn close_code(r: CloseReason) -> CloseCode {
+    match r {
+        CloseReason::TooManyConnections => CloseCode::TooManyConnections,
+        CloseReason::ProtocolViolation => CloseCode::ProtocolViolation,
+        CloseReason::Duplicate => CloseCode::Duplicate,
+        CloseReason::Shutdown => CloseCode::Shutdown,
+        CloseReason::AddressChanged => CloseCode::AddressChanged,
+        CloseReason::Swapped => CloseCode::Swapped,
+        CloseReason::Timeout => CloseCode::Timeout,
+        CloseReason::Lost => CloseCode::Other,
+    }
+}
+
+/// Sends `m`, giving up after `within` (a peer that does not read). Returns whether it
+/// was sent.
+async fn send_within<L: Link>(link: &mut L, m: Message, within: Duration) -> bool {
+    matches!(tokio::time::timeout(within, link.send(m)).await, Ok(Ok(())))
+}
+
+/// A dial: connect, handshake, ask the core, then carry the connection if kept.
+/// Every path reports exactly one outcome to the core.
+pub(crate) async fn dial<T: Transport>(
+    ctx: Arc<Ctx>,
+    transport: Arc<T>,
+    point: SocketAddr,
+    conn: ConnId,
+    cancel: CancellationToken,
+) {
+    let attempt = async {
+        let mut link = transport
+            .connect(point)
+            .await
+            .map_err(|_| DialResult::Failed(DialFailure::Io))?;
+        if !send_within(&mut link, ctx.hello(), ctx.net.handshake_timeout).await {
+            return Err(DialResult::Failed(DialFailure::Io));
+        }
+        match link.next().await {
+            Some(Ok(Message::Hello(h))) => {
+                if let Err(reason) = ctx.check(&h) {
+                    let code = CloseCode::ProtocolViolation;
+                    let _ = send_within(&mut link, Message::Close(code), ctx.net.handshake_timeout)
+                        .await;
+                    return Err(DialResult::Refused {
+                        reason,
+                        points: Vec::new(),
+                    });
+                }
+                Ok((link, PeerId(h.peer_id)))
+            }
+            Some(Ok(Message::Refused { reason, points })) => Err(DialResult::Refused {
+                reason: refuse_reason(reason),
+                points,
+            }),
+            Some(Err(e)) if !e.is_violation() => Err(DialResult::Failed(DialFailure::Io)),
+            None => Err(DialResult::Failed(DialFailure::Io)),
+            // Garbage, or anything but a handshake.
+            Some(_) => Err(DialResult::Failed(DialFailure::Protocol)),
+        }
+    };
+    let outcome = tokio::select! {
+        _ = cancel.cancelled() => return, // shutdown: the core cancels its dials itself
+        r = tokio::time::timeout(ctx.dial_timeout, attempt) => r,
+    };
+    let (link, peer) = match outcome {
+        Ok(Ok(ok)) => ok,
+        Ok(Err(result)) => {
+            ctx.tell(Cmd::DialDone {
+                point,
+                result,
+                handle: None,
+                reply: None,
+            })
+            .await;
+            return;
+        }
+        Err(_) => {
+            ctx.tell(Cmd::DialDone {
+                point,
+                result: DialResult::Failed(DialFailure::Timeout),
+                handle: None,
+                reply: None,
+            })
+            .await;
+            return;
+        }
+    };
+    let (tx, rx) = mpsc::channel(ctx.net.queue_len);
+    let conn_cancel = cancel.child_token();
+    let (reply, verdict) = oneshot::channel();
+    let told = ctx
+        .tell(Cmd::DialDone {
+            point,
+            result: DialResult::Connected { conn, peer },
+            handle: Some(ConnHandle {
+                tx,
+                cancel: conn_cancel.clone(),
+            }),
+            reply: Some(reply),
+        })
+        .await;
+    let mut link = link;
+    if !told {
+        return;
+    }
+    match verdict.await {
+        Ok(DialVerdict::Keep) => run(ctx, link, conn, point.ip(), rx, conn_cancel).await,
+        Ok(DialVerdict::Drop(reason)) => {
+            let _ = send_within(
+                &mut link,
+                Message::Close(close_code(reason)),
+                ctx.net.handshake_timeout,
+            )
+            .await;
+        }
+        _ => {}
+    }
+}
+
+/// An accepted link: read the handshake, ask the core, answer, carry the connection if
+/// admitted. `permit` (one of `max_incoming_connections`) is held until then.
+pub(crate) async fn accept<L: Link>(
+    ctx: Arc<Ctx>,
+    mut link: L,
+    remote: SocketAddr,
+    conn: ConnId,
+    permit: OwnedSemaphorePermit,
+    cancel: CancellationToken,
+) {
+    let handshake = async {
+        let h = match link.next().await {
+            Some(Ok(Message::Hello(h))) => h,
+            Some(Err(e)) if !e.is_violation() => return None,
+            None => return None,
+            Some(_) => {
+                // Garbage, or anything but a handshake: its sender never said its point.
+                ctx.tell(Cmd::Violation(Offender::Ip(remote.ip()))).await;
+                return None;
+            }
+        };
+        if let Err(reason) = ctx.check(&h) {
+            let refusal = Message::Refused {
+                reason: refuse_code(reason),
+                points: Vec::new(),
+            };
+            let _ = link.send(refusal).await;
+            if reason == RefuseReason::WrongNetwork && h.listen_port != 0 {
+                // Told why, then greylisted: a node of another network retrying would
+                // only waste handshake slots.
+                let point = SocketAddr::new(remote.ip(), h.listen_port);
+                ctx.tell(Cmd::Violation(Offender::Point(point))).await;
+            }
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(ctx.net.queue_len);
+        let conn_cancel = cancel.child_token();
+        let (reply, admission) = oneshot::channel();
+        let hello = Hello {
+            peer: PeerId(h.peer_id),
+            listen_port: h.listen_port,
+        };
+        let handle = ConnHandle {
+            tx,
+            cancel: conn_cancel.clone(),
+        };
+        if !ctx
+            .tell(Cmd::Inbound {
+                conn,
+                remote,
+                hello,
+                handle,
+                reply,
+            })
+            .await
+        {
+            return None;
+        }
+        match admission.await.ok()? {
+            Admission::Accept => {
+                if link.send(ctx.hello()).await.is_err() {
+                    ctx.tell(Cmd::Closed(conn)).await;
+                    return None;
+                }
+                Some((rx, conn_cancel))
+            }
+            Admission::Refuse { reason, points } => {
+                let _ = link
+                    .send(Message::Refused {
+                        reason: refuse_code(reason),
+                        points,
+                    })
+                    .await;
+                None
+            }
+        }
+    };
+    let admitted = tokio::select! {
+        _ = cancel.cancelled() => None,
+        r = tokio::time::timeout(ctx.net.handshake_timeout, handshake) => r.ok().flatten(),
+    };
+    drop(permit);
+    if let Some((rx, conn_cancel)) = admitted {
+        run(ctx, link, conn, remote.ip(), rx, conn_cancel).await;
+    }
+}
+
+/// Carries one open connection until it ends: outgoing messages from the actor, incoming
+/// ones to it, keepalives. Ends by telling the actor ([`Cmd::Closed`]).
+async fn run<L: Link>(
+    ctx: Arc<Ctx>,
+    mut link: L,
+    conn: ConnId,
+    ip: std::net::IpAddr,
+    mut rx: mpsc::Receiver<Out>,
+    cancel: CancellationToken,
+) {
+    // A write that cannot finish within this means the peer does not read: drop it rather
+    // than block the task (which would also stop its keepalive check and its shutdown).
+    let write_timeout = ctx.net.handshake_timeout;
+    let mut last_heard = Instant::now();
+    let mut ticker = tokio::time::interval(ctx.net.keepalive_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let farewell = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break Some(CloseReason::Shutdown),
+            out = rx.recv() => match out {
+                Some(Out::Close(reason)) => break Some(reason),
+                Some(Out::Msg(m)) => {
+                    if !send_within(&mut link, m, write_timeout).await {
+                        break None;
+                    }
+                }
+                None => break None,
+            },
+            frame = link.next() => {
+                let cmd = match frame {
+                    None => break None,
+                    Some(Err(e)) => {
+                        if e.is_violation() {
+                            tracing::info!(%conn, %ip, error = %e, "protocol violation");
+                            ctx.tell(Cmd::Violation(Offender::Conn(conn))).await;
+                        }
+                        break None;
+                    }
+                    Some(Ok(m)) => {
+                        last_heard = Instant::now();
+                        match m {
+                            Message::AskForPoints => Cmd::Asked(conn),
+                            Message::Advertise(points) => Cmd::Points(conn, points),
+                            Message::SwapRequest(p) => Cmd::SwapRequest(conn, p),
+                            Message::SwapAck(p) => Cmd::SwapAck(conn, p),
+                            Message::KeepAlive => continue,
+                            Message::Close(code) => {
+                                tracing::debug!(%conn, ?code, "peer closed");
+                                break None;
+                            }
+                            Message::Hello(_) | Message::Refused { .. } => {
+                                ctx.tell(Cmd::Violation(Offender::Conn(conn))).await;
+                                break None;
+                            }
+                        }
+                    }
+                };
+                if !ctx.tell(cmd).await {
+                    break Some(CloseReason::Shutdown);
+                }
+            }
+            _ = ticker.tick() => {
+                if last_heard.elapsed() >= ctx.net.keepalive_timeout {
+                    tracing::debug!(%conn, "keepalive timeout");
+                    break Some(CloseReason::Timeout);
+                }
+                if !send_within(&mut link, Message::KeepAlive, write_timeout).await {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(reason) = farewell {
+        let _ = send_within(
+            &mut link,
+            Message::Close(close_code(reason)),
+            Duration::from_millis(200),
+        )
+        .await;
+    }
+    let _ = link.close().await;
+    // The core ignores a connection it already forgot (one it closed itself).
+    ctx.tell(Cmd::Closed(conn)).await;
+}

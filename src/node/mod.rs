@@ -1,0 +1,492 @@
+//! The tokio shell: a running node ([`Node`]) around one [`NodeCore`], on any
+//! [`Transport`] (TCP for real nodes, the in-memory network for tests).
+//!
+//! The shell owns sockets, tasks and timers, and decides nothing:
+//!
+//! * one actor task owns the core; everything reaches it through its bounded mailbox
+//!   (commonware's shape), and it carries out the core's actions;
+//! * one task accepts links, one task per handshake (at most `max_incoming_connections`
+//!   at once, each bounded by `handshake_timeout`), one task per dial (bounded by
+//!   `dial_timeout`), one task per open connection (keepalive, a bounded outgoing queue,
+//!   writes bounded by `handshake_timeout`);
+//! * wire messages are converted to core inputs at the edge ([`conn`]).
+//!
+//! Every task is tracked and stops when the node stops, on [`Node::shutdown`], when the
+//! node is dropped, or when the cancellation token given at start is cancelled.
+
+mod actor;
+mod conn;
+pub mod demo;
+
+use crate::config::{Bounds, Config, ConfigError};
+use crate::core::{Action, CoreStats, NodeCore};
+use crate::maintenance::CycleReport;
+use crate::pool::{PeerId, Source};
+use crate::transport::Transport;
+use crate::trigger::{TriggerKind, Triggers};
+use crate::Time;
+use actor::{Actor, Cmd};
+use conn::Ctx;
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Commands queued for the node actor at most; senders wait beyond (a connection task
+/// then stops reading its socket: backpressure, not memory).
+pub const MAILBOX_LEN: usize = 1024;
+
+/// Settings of the network layer, beyond the core's [`Config`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// The network name sent in the handshake; peers of other networks are refused.
+    pub network: String,
+    /// A handshake (either side) must finish within this, and so must every write on an
+    /// open connection.
+    pub handshake_timeout: Duration,
+    /// A keepalive is sent after this much silence from us.
+    pub keepalive_interval: Duration,
+    /// A connection silent for this long is closed.
+    pub keepalive_timeout: Duration,
+    /// Outgoing messages queued per connection.
+    pub queue_len: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            network: "peerkeeper".into(),
+            handshake_timeout: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(30),
+            queue_len: 32,
+        }
+    }
+}
+
+impl NetConfig {
+    /// Checks every rule; the first broken one is returned, naming its field.
+    ///
+    /// ```
+    /// use peerkeeper::node::NetConfig;
+    /// use std::time::Duration;
+    /// let bad = NetConfig { keepalive_interval: Duration::ZERO, ..NetConfig::default() };
+    /// assert_eq!(bad.validate().unwrap_err().field(), Some("keepalive_interval"));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, rule: &str| ConfigError::Invalid {
+            field,
+            rule: rule.to_string(),
+        };
+        if self.network.is_empty() || self.network.len() > crate::wire::MAX_NETWORK_NAME {
+            return Err(invalid(
+                "network",
+                &format!("must be 1 to {} bytes", crate::wire::MAX_NETWORK_NAME),
+            ));
+        }
+        for (field, d) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("keepalive_interval", self.keepalive_interval),
+            ("keepalive_timeout", self.keepalive_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(field, "must be greater than 0"));
+            }
+        }
+        if self.keepalive_timeout <= self.keepalive_interval {
+            return Err(invalid(
+                "keepalive_timeout",
+                "must be greater than keepalive_interval (a live peer would time out)",
+            ));
+        }
+        if self.queue_len == 0 {
+            return Err(invalid("queue_len", "must be greater than 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Another source of points than peer sharing: DNS seeds, a ledger's relay list, a
+/// static file. Polled in every discovery round (also while the node has no connection).
+pub trait PointSource: Send + Sync + 'static {
+    /// A short name for logs.
+    fn name(&self) -> &str;
+    /// Fetches points. At most [`MAX_POINTS_PER_MESSAGE`](crate::MAX_POINTS_PER_MESSAGE)
+    /// are taken from one fetch; each passes the intake rule. Failures are the source's to
+    /// log: return an empty list. A fetch longer than `discovery.request_timeout` is
+    /// abandoned.
+    fn fetch(&self) -> BoxFuture<'static, Vec<SocketAddr>>;
+}
+
+/// Why a node could not start, or no longer answers.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The node has stopped (shut down, dropped, or its worker ended).
+    #[error("the node has stopped")]
+    Stopped,
+    /// A setting breaks a rule.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// What a running node shows: updated after every input the node handles. Cheap to read
+/// ([`Node::status`]) and to wait on ([`Node::status_watch`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeStatus {
+    /// Open connections.
+    pub connections: usize,
+    /// Dials in flight.
+    pub dialing: usize,
+    /// Points in the pool.
+    pub known_points: usize,
+    /// Whether discovery wants points.
+    pub wants_points: bool,
+    /// Every counter of the core.
+    pub stats: CoreStats,
+    /// Incoming links dropped before their handshake (too many handshaking at once).
+    pub dropped_at_accept: u64,
+    /// The last maintenance cycle's report.
+    pub last_report: Option<CycleReport>,
+}
+
+/// A running node. See the [module docs](self).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// use peerkeeper::{node::Node, transport::memory::MemoryNetwork, Config, PeerId};
+/// let net = MemoryNetwork::new();
+/// let config = Config { min_connections: 1, expected_connections: 2, max_connections: 3,
+///                       ..Config::default() };
+/// let a = Node::builder(config.clone(), net.bind("10.0.0.1:1".parse().unwrap()).unwrap())
+///     .peer_id(PeerId(1)).seed(1).start().unwrap();
+/// let b = Node::builder(config, net.bind("10.0.0.2:1".parse().unwrap()).unwrap())
+///     .peer_id(PeerId(2)).seed(2).bootstrap(vec![a.local_addr()]).start().unwrap();
+/// b.status_watch().wait_for(|s| s.connections == 1).await.unwrap();
+/// let report = b.maintain().await.unwrap(); // one full cycle, with what it did
+/// assert_eq!(report.connections_after, 1);
+/// b.shutdown().await;
+/// a.shutdown().await;
+/// # }
+/// ```
+pub struct Node {
+    mailbox: mpsc::Sender<Cmd>,
+    status: watch::Receiver<NodeStatus>,
+    triggers: Arc<Triggers>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    local_addr: SocketAddr,
+    peer_id: PeerId,
+    bounds: Bounds,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("local_addr", &self.local_addr)
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Node`]: [`Node::builder`], then the options, then
+/// [`start`](NodeBuilder::start).
+pub struct NodeBuilder<T: Transport> {
+    config: Config,
+    transport: T,
+    net: NetConfig,
+    peer_id: Option<PeerId>,
+    seed: u64,
+    bootstrap: Vec<SocketAddr>,
+    sources: Vec<Arc<dyn PointSource>>,
+    parent: Option<CancellationToken>,
+    origin: Option<tokio::time::Instant>,
+    tap: Option<mpsc::Sender<(Time, Action)>>,
+}
+
+impl<T: Transport> std::fmt::Debug for NodeBuilder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("peer_id", &self.peer_id)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> NodeBuilder<T> {
+    /// The network settings (default: [`NetConfig::default`]).
+    pub fn net(mut self, net: NetConfig) -> Self {
+        self.net = net;
+        self
+    }
+
+    /// The node's peer id (default: derived from the seed).
+    pub fn peer_id(mut self, id: PeerId) -> Self {
+        self.peer_id = Some(id);
+        self
+    }
+
+    /// The seed of every random choice the node makes (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Bootstrap points: dialed at start, not protected like trusted points.
+    pub fn bootstrap(mut self, points: Vec<SocketAddr>) -> Self {
+        self.bootstrap = points;
+        self
+    }
+
+    /// Adds a point source, polled in every discovery round.
+    pub fn source(mut self, source: Arc<dyn PointSource>) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// Stops the node when `parent` (or its parent) is cancelled. Cancelling the node
+    /// never cancels `parent`: the node uses a child token.
+    pub fn cancel_token(mut self, parent: CancellationToken) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+
+    /// The instant the core's time counts from (default: now). Nodes sharing an origin
+    /// share a clock, as simulated nodes do.
+    pub fn origin(mut self, origin: tokio::time::Instant) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// Every action the core produces, with its time, is also sent here (dropped if the
+    /// receiver lags): what the trace tests compare with the simulator.
+    pub fn action_tap(mut self, tap: mpsc::Sender<(Time, Action)>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// Validates the settings and starts the node's tasks on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Config`] naming the field when the config or net config breaks a rule.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn start(self) -> Result<Node, NodeError> {
+        self.config.validate()?;
+        self.net.validate()?;
+        let local_addr = self.transport.local_addr();
+        let peer_id = self
+            .peer_id
+            .unwrap_or(PeerId(self.seed.rotate_left(17) ^ 0x5eed));
+        let bounds = self.config.bounds();
+        let max_incoming = self.config.max_incoming_connections;
+        let dial_timeout = self.config.dial_timeout;
+        let origin = self.origin.unwrap_or_else(tokio::time::Instant::now);
+        let now =
+            Time::from_duration(tokio::time::Instant::now().saturating_duration_since(origin));
+        let mut core = NodeCore::new(self.config, peer_id, self.seed);
+        core.add_own_point(local_addr);
+        core.add_points(&self.bootstrap, Source::Bootstrap, now);
+        while core.poll_action().is_some() {}
+        let cancel = self.parent.map(|p| p.child_token()).unwrap_or_default();
+        let tracker = TaskTracker::new();
+        let (tx, rx) = mpsc::channel(MAILBOX_LEN);
+        let ctx = Arc::new(Ctx {
+            net: self.net,
+            me: peer_id,
+            listen_port: local_addr.port(),
+            mailbox: tx.clone(),
+            dial_timeout,
+            stop: cancel.clone(),
+        });
+        let transport = Arc::new(self.transport);
+        let next_conn = Arc::new(AtomicU64::new(1));
+        let triggers = Arc::new(Triggers::new());
+        let (status_tx, status_rx) = watch::channel(NodeStatus::default());
+        let dropped = Arc::new(AtomicU64::new(0));
+        tracker.spawn(actor::accept_loop(
+            transport.clone(),
+            ctx.clone(),
+            next_conn.clone(),
+            Arc::new(Semaphore::new(max_incoming)),
+            tracker.clone(),
+            cancel.clone(),
+            dropped.clone(),
+        ));
+        let actor = Actor {
+            core,
+            origin,
+            conns: BTreeMap::new(),
+            transport,
+            ctx,
+            rx,
+            tracker: tracker.clone(),
+            cancel: cancel.clone(),
+            next_conn,
+            sources: self.sources,
+            polling_sources: false,
+            waiters: Vec::new(),
+            status: status_tx,
+            triggers: triggers.clone(),
+            tap: self.tap,
+            span: None,
+            dropped_at_accept: dropped,
+        };
+        tracker.spawn(actor.run());
+        Ok(Node {
+            mailbox: tx,
+            status: status_rx,
+            triggers,
+            cancel,
+            tracker,
+            local_addr,
+            peer_id,
+            bounds,
+        })
+    }
+}
+
+impl Node {
+    /// A node for `config` on `transport`; see [`NodeBuilder`] for the options.
+    pub fn builder<T: Transport>(config: Config, transport: T) -> NodeBuilder<T> {
+        NodeBuilder {
+            config,
+            transport,
+            net: NetConfig::default(),
+            peer_id: None,
+            seed: 0,
+            bootstrap: Vec::new(),
+            sources: Vec::new(),
+            parent: None,
+            origin: None,
+            tap: None,
+        }
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The bounds derived from the config.
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+
+    async fn ask<R>(&self, cmd: impl FnOnce(oneshot::Sender<R>) -> Cmd) -> Result<R, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.mailbox
+            .send(cmd(tx))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    async fn tell(&self, cmd: Cmd) -> Result<(), NodeError> {
+        self.mailbox.send(cmd).await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Asks for maintenance and returns the report of the first full cycle that began at
+    /// or after this call, also when nothing needed doing. Concurrent calls coalesce into
+    /// one cycle.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future forgets the wait (the cycle still runs).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`] at once if the node has stopped.
+    pub async fn maintain(&self) -> Result<CycleReport, NodeError> {
+        self.ask(Cmd::Maintain).await
+    }
+
+    /// Testing API: switches a trigger off (the node no longer reacts to it) or on.
+    /// Cancel-safe (the switch may or may not have happened).
+    pub async fn set_trigger(&self, kind: TriggerKind, enabled: bool) -> Result<(), NodeError> {
+        self.tell(Cmd::SetTrigger(kind, enabled)).await
+    }
+
+    /// Testing API: switches the maintenance idle timer off or on. Cancel-safe (the switch
+    /// may or may not have happened).
+    pub async fn set_idle_timer(&self, enabled: bool) -> Result<(), NodeError> {
+        self.tell(Cmd::SetIdleTimer(enabled)).await
+    }
+
+    /// Learns points (of the given source, through the intake rule for sources other
+    /// than trusted and bootstrap). Cancel-safe (they may or may not have been learned).
+    pub async fn add_points(
+        &self,
+        points: Vec<SocketAddr>,
+        source: Source,
+    ) -> Result<(), NodeError> {
+        self.tell(Cmd::AddPoints(points, source)).await
+    }
+
+    /// Runs `f` on the core, in the actor, between two inputs: a consistent read of
+    /// anything the core knows. Cancel-safe.
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&NodeCore) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        self.ask(|tx| {
+            Cmd::Inspect(Box::new(move |core: &NodeCore| {
+                let _ = tx.send(f(core));
+            }))
+        })
+        .await
+    }
+
+    /// The latest status.
+    pub fn status(&self) -> NodeStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver of the status, to wait for a condition
+    /// (`status_watch().wait_for(|s| s.connections >= 2)`).
+    pub fn status_watch(&self) -> watch::Receiver<NodeStatus> {
+        self.status.clone()
+    }
+
+    /// The triggers, as they fire (to wait on; switching them is
+    /// [`set_trigger`](Self::set_trigger)'s job).
+    pub fn triggers(&self) -> &Triggers {
+        &self.triggers
+    }
+
+    /// Whether the node has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.mailbox.is_closed()
+    }
+
+    /// Stops the node: dials cancelled, connections closed (peers are told), every task
+    /// ended when this returns.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the node stops anyway; only the wait for its tasks is lost.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+impl Drop for Node {
+    /// Dropping a node stops its tasks (without waiting for them).
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
