@@ -1,9 +1,9 @@
 //! The command: bad config files and flags exit 2 naming the problem; the demo prints one
 //! JSON object with the documented keys and exits 0 when it converges.
 
-mod common;
+mod keys;
 
-use common::NETWORK_REPORT_KEYS;
+use keys::NETWORK_REPORT_KEYS;
 use std::process::Command;
 
 fn peerkeeper() -> Command {

@@ -2,9 +2,9 @@
 //! one output, `--compare` with both reports and the ratios, `--chart` writing an SVG,
 //! and bad flags refused with exit code 2. Small networks, so a debug build stays fast.
 
-mod common;
+mod keys;
 
-use common::NETWORK_REPORT_KEYS;
+use keys::NETWORK_REPORT_KEYS;
 use serde_json::Value;
 use std::process::Command;
 

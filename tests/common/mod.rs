@@ -115,20 +115,7 @@ pub async fn raw_closed(stream: &mut TcpStream) -> bool {
     tokio::time::timeout(DEADLINE, wait).await.unwrap_or(false)
 }
 
-/// The keys of `peerkeeper demo --json`, which `peerkeeper simulate --json` shares.
-pub const NETWORK_REPORT_KEYS: [&str; 11] = [
-    "nodes",
-    "seed",
-    "converged",
-    "converged_at_ms",
-    "connections",
-    "components",
-    "max_observed_connections",
-    "dials",
-    "peer_sharing",
-    "maintenance_cycles",
-    "wall_ms",
-];
+
 
 /// Waits until `target` has greylisted the point `127.0.0.1:port`, then checks that the
 /// same point coming back (as peer `id`, on the right network) is refused and dropped.
