@@ -265,6 +265,19 @@ impl ConnMeta {
     }
 }
 
+/// An action as a driver recorded it: when, and the point of the peer on the connection
+/// it concerns (connection ids are the driver's own, so traces of two drivers compare by
+/// peer). What [`Node`](crate::Node)'s action tap and the simulator's recording give.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TracedAction {
+    /// When the core produced it.
+    pub at: Time,
+    /// The action.
+    pub action: Action,
+    /// The peer's point, for actions on a connection.
+    pub peer: Option<SocketAddr>,
+}
+
 /// Whether a new connection to `peer` replaces the one we have (whose direction is
 /// `old`). Of two connections between the same two nodes, both keep the one dialed by the
 /// node with the smaller peer id, so they agree without a message.

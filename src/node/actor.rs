@@ -7,7 +7,9 @@
 
 use super::conn::{self, Ctx};
 use super::{NodeStatus, PointSource};
-use crate::core::{Action, Admission, DialResult, DialVerdict, Hello, NodeCore, Offender};
+use crate::core::{
+    Action, Admission, DialResult, DialVerdict, Hello, NodeCore, Offender, TracedAction,
+};
 use crate::maintenance::CycleReport;
 use crate::pool::{CloseReason, ConnId, Source};
 use crate::transport::Transport;
@@ -65,6 +67,8 @@ pub(crate) enum Out {
 pub(crate) struct ConnHandle {
     pub tx: mpsc::Sender<Out>,
     pub cancel: CancellationToken,
+    /// The peer's point (for logs and traces).
+    pub point: SocketAddr,
 }
 
 pub(crate) struct Actor<T: Transport> {
@@ -82,7 +86,7 @@ pub(crate) struct Actor<T: Transport> {
     pub waiters: Vec<(u64, oneshot::Sender<CycleReport>)>,
     pub status: watch::Sender<NodeStatus>,
     pub triggers: Arc<Triggers>,
-    pub tap: Option<mpsc::Sender<(Time, Action)>>,
+    pub tap: Option<mpsc::Sender<TracedAction>>,
     pub span: Option<tracing::Span>,
     pub dropped_at_accept: Arc<AtomicU64>,
 }
@@ -110,8 +114,18 @@ impl<T: Transport> Actor<T> {
                     None => break,
                 },
                 _ = sleep_or_never(deadline) => {
+                    // Within one instant, inputs from the network come before timers (the
+                    // simulator's rule too): let the connection tasks woken at this instant
+                    // deliver, handle what they delivered, then the timer if still due.
+                    tokio::task::yield_now().await;
+                    while let Ok(cmd) = self.rx.try_recv() {
+                        self.handle(cmd);
+                        self.drain();
+                    }
                     let now = self.now();
-                    self.core.handle_timeout(now);
+                    if self.core.next_deadline().is_some_and(|d| d <= now) {
+                        self.core.handle_timeout(now);
+                    }
                 }
             }
             self.drain();
@@ -206,7 +220,19 @@ impl<T: Transport> Actor<T> {
         let now = self.now();
         while let Some(action) = self.core.poll_action() {
             if let Some(tap) = &self.tap {
-                let _ = tap.try_send((now, action.clone()));
+                let conn = match &action {
+                    Action::Close { conn, .. }
+                    | Action::SendPoints { conn, .. }
+                    | Action::AskForPoints { conn }
+                    | Action::SwapRequest { conn, .. }
+                    | Action::SwapAck { conn, .. } => Some(*conn),
+                    _ => None,
+                };
+                let _ = tap.try_send(TracedAction {
+                    at: now,
+                    peer: conn.and_then(|c| self.conns.get(&c)).map(|h| h.point),
+                    action: action.clone(),
+                });
             }
             let _entered = self.span.as_ref().map(|s| s.clone().entered());
             match action {

@@ -179,6 +179,7 @@ pub(crate) async fn dial<T: Transport>(
             handle: Some(ConnHandle {
                 tx,
                 cancel: conn_cancel.clone(),
+                point,
             }),
             reply: Some(reply),
         })
@@ -246,6 +247,7 @@ pub(crate) async fn accept<L: Link>(
         let handle = ConnHandle {
             tx,
             cancel: conn_cancel.clone(),
+            point: SocketAddr::new(remote.ip(), h.listen_port),
         };
         if !ctx
             .tell(Cmd::Inbound {

@@ -19,7 +19,7 @@ mod conn;
 pub mod demo;
 
 use crate::config::{Bounds, Config, ConfigError};
-use crate::core::{Action, CoreStats, NodeCore};
+use crate::core::{CoreStats, NodeCore, TracedAction};
 use crate::maintenance::CycleReport;
 use crate::pool::{PeerId, Source};
 use crate::transport::Transport;
@@ -205,7 +205,7 @@ pub struct NodeBuilder<T: Transport> {
     sources: Vec<Arc<dyn PointSource>>,
     parent: Option<CancellationToken>,
     origin: Option<tokio::time::Instant>,
-    tap: Option<mpsc::Sender<(Time, Action)>>,
+    tap: Option<mpsc::Sender<TracedAction>>,
 }
 
 impl<T: Transport> std::fmt::Debug for NodeBuilder<T> {
@@ -262,9 +262,9 @@ impl<T: Transport> NodeBuilder<T> {
         self
     }
 
-    /// Every action the core produces, with its time, is also sent here (dropped if the
-    /// receiver lags): what the trace tests compare with the simulator.
-    pub fn action_tap(mut self, tap: mpsc::Sender<(Time, Action)>) -> Self {
+    /// Every action the core produces, with its time and peer, is also sent here (dropped
+    /// if the receiver lags): what the trace tests compare with the simulator.
+    pub fn action_tap(mut self, tap: mpsc::Sender<TracedAction>) -> Self {
         self.tap = Some(tap);
         self
     }

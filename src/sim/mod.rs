@@ -30,7 +30,8 @@
 //! # Determinism
 //!
 //! One seed drives everything: the topology, each node's RNG, faults, latencies. Events
-//! are ordered by (time, sequence number), every collection iterated is ordered, and the
+//! are ordered by time, then inputs from the network before timers (the tokio node's
+//! rule too), then sequence number; every collection iterated is ordered, and the
 //! processed events are folded into a 64-bit FNV-1a hash reported as `event_log_hash`:
 //! the same seed gives the same hash.
 
@@ -41,6 +42,7 @@ pub use chart::write_chart;
 use crate::config::{Bounds, Config, Policy};
 use crate::core::{
     Action, Admission, CoreStats, DialFailure, DialResult, DialVerdict, Hello, NodeCore,
+    TracedAction,
 };
 use crate::maintenance::octez::octez_config;
 use crate::pool::{ConnId, PeerId, Source};
@@ -57,8 +59,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How link latencies are drawn (once per link).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub enum Latency {
+    /// Given by a function of the two nodes' indexes (smaller first): what the trace
+    /// tests use to match a memory network's latencies exactly.
+    PerLink(fn(usize, usize) -> Duration),
     /// Every link the same.
     Fixed(Duration),
     /// Uniform in `[min, max]`.
@@ -69,8 +74,9 @@ pub enum Latency {
 }
 
 impl Latency {
-    fn draw(&self, rng: &mut StdRng) -> Duration {
+    fn draw(&self, a: usize, b: usize, rng: &mut StdRng) -> Duration {
         match *self {
+            Latency::PerLink(f) => f(a, b),
             Latency::Fixed(d) => d,
             Latency::Uniform(lo, hi) if hi > lo => {
                 Duration::from_micros(rng.gen_range(lo.as_micros() as u64..=hi.as_micros() as u64))
@@ -131,6 +137,8 @@ pub struct SimConfig {
     pub mass_departure: Option<(Duration, f64)>,
     /// At most this many chart samples are kept.
     pub max_samples: usize,
+    /// Record every node's actions ([`SimOutcome::actions`]; small runs only).
+    pub record_actions: bool,
 }
 
 impl SimConfig {
@@ -157,6 +165,7 @@ impl SimConfig {
             churn_per_minute: 0.0,
             mass_departure: None,
             max_samples: 1000,
+            record_actions: false,
         }
     }
 
@@ -225,6 +234,8 @@ pub struct SimOutcome {
     pub final_connections: Vec<usize>,
     /// Whether each node is alive at the end.
     pub alive: Vec<bool>,
+    /// Every node's actions, when [`SimConfig::record_actions`] is set: (node, action).
+    pub actions: Vec<(usize, TracedAction)>,
 }
 
 struct SimNode {
@@ -325,8 +336,10 @@ impl PartialOrd for Scheduled {
 }
 impl Ord for Scheduled {
     fn cmp(&self, o: &Self) -> Ordering {
-        // Min-heap on (time, sequence).
-        (o.t, o.seq).cmp(&(self.t, self.seq))
+        // Min-heap on (time, timers last, sequence): within one millisecond, what arrives
+        // from the network is handled before a node's timer, as the tokio node does.
+        let timer = |e: &Ev| matches!(e, Ev::Timer(..));
+        (o.t, timer(&o.ev), o.seq).cmp(&(self.t, timer(&self.ev), self.seq))
     }
 }
 
@@ -415,6 +428,7 @@ pub struct Simulation {
     half_dials: u64,
     half_marked: bool,
     starts: usize,
+    recorded: Vec<(usize, TracedAction)>,
 }
 
 impl Simulation {
@@ -456,6 +470,7 @@ impl Simulation {
             half_dials: 0,
             half_marked: false,
             starts: 0,
+            recorded: Vec::new(),
         };
         for (i, nat) in nat.into_iter().enumerate() {
             let node = sim.fresh_node(i, nat, 0);
@@ -524,7 +539,7 @@ impl Simulation {
     fn latency(&self, a: usize, b: usize) -> Duration {
         let (x, y) = if a < b { (a, b) } else { (b, a) };
         let mut r = StdRng::seed_from_u64(fnv(fnv(self.link_seed, x as u64), y as u64));
-        self.cfg.latency.draw(&mut r)
+        self.cfg.latency.draw(x, y, &mut r)
     }
 
     fn send(&mut self, from: usize, to: usize, ev: Ev) {
@@ -730,6 +745,8 @@ impl Simulation {
     fn deliver(&mut self, to: usize, link: u64, msg: Msg) {
         let now = self.now;
         if let Msg::Close = msg {
+            // The link is gone once both ends know: until then the other end may still
+            // send on it (and the closer ignores what comes), as on TCP.
             self.links.remove(&link);
         }
         let n = &mut self.nodes[to];
@@ -754,6 +771,25 @@ impl Simulation {
     /// Carries out node `i`'s actions, then updates the range accounting and its timer.
     fn after(&mut self, i: usize) {
         while let Some(a) = self.nodes[i].core.poll_action() {
+            if self.cfg.record_actions {
+                let conn = match &a {
+                    Action::Close { conn, .. }
+                    | Action::SendPoints { conn, .. }
+                    | Action::AskForPoints { conn }
+                    | Action::SwapRequest { conn, .. }
+                    | Action::SwapAck { conn, .. } => Some(*conn),
+                    _ => None,
+                };
+                let peer = conn.and_then(|c| self.other(c.0, i)).map(node_addr);
+                self.recorded.push((
+                    i,
+                    TracedAction {
+                        at: self.now,
+                        action: a.clone(),
+                        peer,
+                    },
+                ));
+            }
             match a {
                 Action::Dial(p) => match node_of(&p).filter(|j| *j < self.nodes.len()) {
                     Some(j) => {
@@ -782,7 +818,6 @@ impl Simulation {
                 },
                 Action::Close { conn, .. } => {
                     if let Some(j) = self.other(conn.0, i) {
-                        self.links.remove(&conn.0);
                         self.send_msg(i, j, conn.0, Msg::Close);
                     }
                 }
@@ -877,7 +912,6 @@ impl Simulation {
         }
         for link in closes {
             if let Some(j) = self.other(link, i) {
-                self.links.remove(&link);
                 self.send_msg(i, j, link, Msg::Close);
             }
         }
@@ -1039,6 +1073,7 @@ impl Simulation {
                 .map(|n| n.core.connection_count())
                 .collect(),
             alive: self.nodes.iter().map(|n| n.alive).collect(),
+            actions: self.recorded,
         }
     }
 }

@@ -36,6 +36,9 @@ struct Stamped {
 /// One end of an in-memory link.
 pub struct MemoryLink {
     tx: PollSender<Stamped>,
+    /// The other end is gone: what we send is lost, as on a TCP connection whose peer
+    /// closed (we learn of the close from its messages, one latency later, not now).
+    peer_gone: bool,
     rx: mpsc::Receiver<Stamped>,
     pending: Option<Stamped>,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -57,6 +60,7 @@ impl MemoryLink {
         let (btx, arx) = mpsc::channel(LINK_CAPACITY);
         let end = |tx, rx| MemoryLink {
             tx: PollSender::new(tx),
+            peer_gone: false,
             rx,
             pending: None,
             sleep: None,
@@ -106,12 +110,27 @@ impl Sink<Message> for MemoryLink {
     type Error = WireError;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
-        self.tx.poll_reserve(cx).map_err(|_| broken())
+        if self.peer_gone {
+            return Poll::Ready(Ok(()));
+        }
+        match self.tx.poll_reserve(cx) {
+            Poll::Ready(Err(_)) => {
+                self.peer_gone = true;
+                Poll::Ready(Ok(()))
+            }
+            other => other.map_err(|_| broken()),
+        }
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), WireError> {
+        if self.peer_gone {
+            return Ok(());
+        }
         let at = Instant::now() + self.latency;
-        self.tx.send_item(Stamped { at, msg }).map_err(|_| broken())
+        if self.tx.send_item(Stamped { at, msg }).is_err() {
+            self.peer_gone = true;
+        }
+        Ok(())
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WireError>> {
