@@ -48,6 +48,11 @@ pub struct Args {
     /// Interval of the status line ("0s" switches it off).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     status_interval: Duration,
+    /// Print the status as one JSON object per line on stdout (listen address, peers,
+    /// counts, dial outcomes, points dropped), once at start and then at each interval,
+    /// instead of the human status line on stderr.
+    #[arg(long)]
+    status_json: bool,
 }
 
 /// Builds the config from the file and flags, validated: the error names the field.
@@ -149,11 +154,18 @@ pub fn run(args: Args) -> i32 {
             args.status_interval
         });
         status.tick().await;
+        if args.status_json {
+            print_json_status(&node).await;
+        }
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = status.tick(), if !args.status_interval.is_zero() => {
+                    if args.status_json {
+                        print_json_status(&node).await;
+                        continue;
+                    }
                     let s = node.status();
                     eprintln!(
                         "status: {} connections (range {}..={}), {} dialing, {} known points, {} cycles; dials: {}; points dropped: {}",
@@ -173,6 +185,34 @@ pub fn run(args: Args) -> i32 {
         node.shutdown().await;
         0
     })
+}
+
+/// One JSON line on stdout: what a script (or a test) watching the node reads.
+async fn print_json_status(node: &Node) {
+    let s = node.status();
+    let peers: Vec<String> = node
+        .inspect(|c| c.pool().connections().map(|(a, _)| a.to_string()).collect())
+        .await
+        .unwrap_or_default();
+    let b = node.bounds();
+    let line = serde_json::json!({
+        "listen": node.local_addr().to_string(),
+        "peer_id": node.peer_id().to_string(),
+        "connections": s.connections,
+        "peers": peers,
+        "min_threshold": b.min_threshold,
+        "max_threshold": b.max_threshold,
+        "dialing": s.dialing,
+        "known_points": s.known_points,
+        "cycles": s.stats.cycles,
+        "dials": s.stats.dials,
+        "points_dropped": s.stats.points.dropped,
+        "admission": s.stats.admission,
+    });
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM. The handlers are installed when this
