@@ -105,7 +105,8 @@ impl Nodes {
             let listen: Option<SocketAddr> = v["listen"].as_str().and_then(|s| s.parse().ok());
             self.latest.insert(j, v);
             if j == i {
-                self.listen.push(listen.expect("the status names the listening address"));
+                self.listen
+                    .push(listen.expect("the status names the listening address"));
                 break;
             }
         }
@@ -120,8 +121,12 @@ impl Nodes {
     /// Connections per node, and the number of connected components, from the latest
     /// statuses.
     fn snapshot(&self) -> (Vec<u64>, usize) {
-        let index: BTreeMap<SocketAddr, usize> =
-            self.listen.iter().enumerate().map(|(i, a)| (*a, i)).collect();
+        let index: BTreeMap<SocketAddr, usize> = self
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (*a, i))
+            .collect();
         let n = self.listen.len();
         let mut counts = vec![0; n];
         let mut edges = Vec::new();

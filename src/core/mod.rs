@@ -371,7 +371,7 @@ impl NodeCore {
 
     /// As [`new`](Self::new), sharing one config among many cores (the simulator). The
     /// config is used as it is (with the octez policy, pass
-    /// [`octez_config`](crate::maintenance::octez::octez_config)'s).
+    /// [`octez_config`]'s).
     pub fn with_shared_config(config: Arc<Config>, me: PeerId, seed: u64) -> NodeCore {
         let mut pool = Pool::new(&config);
         // Ours scrambles the candidate order per node (no herding); octez breaks ties in

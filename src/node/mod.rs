@@ -9,7 +9,7 @@
 //!   at once, each bounded by `handshake_timeout`), one task per dial (bounded by
 //!   `dial_timeout`), one task per open connection (keepalive, a bounded outgoing queue,
 //!   writes bounded by `handshake_timeout`);
-//! * wire messages are converted to core inputs at the edge ([`conn`]).
+//! * wire messages are converted to core inputs at the edge (`node/conn.rs`).
 //!
 //! Every task is tracked and stops when the node stops, on [`Node::shutdown`], when the
 //! node is dropped, or when the cancellation token given at start is cancelled.

@@ -1,26 +1,29 @@
-//! Triggers: the async conditions that tie the pool, the connection handlers and the
-//! workers together.
+//! Triggers: the conditions that tie a node together, as octez names them: *too few
+//! connections*, *too many connections*, *new point*, *new peer*, *new connection*.
 //!
-//! Five triggers, as in octez: *too few connections*, *too many connections*, *new point*,
-//! *new peer*, *new connection*. Each is a generation counter in a `tokio::sync::watch`
-//! channel: firing bumps it, and a waiter wakes on any bump since it last looked. So fires
-//! are never lost while a worker is busy, and many fires while it is busy coalesce into one
-//! wake-up: memory stays constant however often a trigger fires.
-//!
-//! The too-few and too-many triggers fire at exactly the thresholds the maintenance worker
-//! acts on (`min_threshold`, `max_threshold`), see [`Triggers::connections_changed`]; octez
-//! fires at `min`/`max` and so leaves a dead zone that only its 120 s timer covers.
+//! The node core ([`crate::core::NodeCore`]) reacts to them itself, synchronously, after
+//! every input: this module's pure part is the vocabulary ([`TriggerKind`]) and the count
+//! rule ([`count_trigger`]): too few and too many fire at exactly the thresholds
+//! maintenance acts on (`min_threshold`, `max_threshold`); octez fires at `min`/`max` and
+//! so leaves a dead zone that only its 120 s timer covers.
 //!
 //! # Switches (a testing API)
 //!
-//! Every trigger, and the maintenance idle timer, can be switched off and on again with
-//! [`Triggers::set_enabled`] and [`Triggers::set_idle_timer`]. A switched-off trigger does
-//! not fire at all. This exists so that tests can isolate one wake reason; a production
-//! node has no reason to call it.
+//! Every trigger, and the idle timer, can be switched off and on again
+//! ([`crate::Node::set_trigger`], [`crate::NodeCore::set_trigger`]): a switched-off
+//! trigger wakes nothing. This exists so that tests can isolate one wake reason; a
+//! production node has no reason to call it.
+//!
+//! # Observing
+//!
+//! [`Triggers`] (in [`observe`]) lets code outside the node wait for fires: the tokio
+//! shell fires it as the core reports them.
 
 use crate::config::{Bounds, RangeStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::watch;
+
+pub mod observe;
+
+pub use observe::{Triggers, Waiter};
 
 /// The five triggers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -48,180 +51,7 @@ impl TriggerKind {
     ];
 }
 
-struct Condition {
-    tx: watch::Sender<u64>,
-    enabled: AtomicBool,
-}
-
-impl Condition {
-    fn new() -> Condition {
-        Condition {
-            tx: watch::Sender::new(0),
-            enabled: AtomicBool::new(true),
-        }
-    }
-}
-
-/// A subscription to one trigger: [`Waiter::wait`] returns at the next fire after the
-/// previous `wait` returned (or after the subscription was made). Fires in between are
-/// remembered, coalesced into one.
-#[derive(Debug)]
-pub struct Waiter {
-    rx: watch::Receiver<u64>,
-}
-
-impl Waiter {
-    /// Waits for the next fire. Cancel-safe: dropping the future loses nothing.
-    pub async fn wait(&mut self) {
-        if self.rx.changed().await.is_err() {
-            // The triggers were dropped: nothing will ever fire again.
-            std::future::pending::<()>().await;
-        }
-    }
-
-    /// Whether a fire happened that `wait` has not returned for yet.
-    pub fn has_fired(&self) -> bool {
-        self.rx.has_changed().unwrap_or(false)
-    }
-
-    /// Forgets fires seen so far.
-    pub fn clear(&mut self) {
-        self.rx.mark_unchanged();
-    }
-}
-
-/// The set of triggers of one node. Cheap to share behind an `Arc`.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use peerkeeper::trigger::{Triggers, TriggerKind};
-/// let triggers = Triggers::new();
-/// let mut w = triggers.subscribe(TriggerKind::NewPoint);
-/// triggers.fire(TriggerKind::NewPoint);
-/// w.wait().await; // returns at once: the fire was remembered
-/// triggers.set_enabled(TriggerKind::NewPoint, false);
-/// triggers.fire(TriggerKind::NewPoint);
-/// assert!(!w.has_fired());
-/// # }
-/// ```
-pub struct Triggers {
-    conditions: [Condition; 5],
-    idle_timer: watch::Sender<bool>,
-}
-
-impl std::fmt::Debug for Triggers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Triggers").finish_non_exhaustive()
-    }
-}
-
-impl Default for Triggers {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Triggers {
-    /// All triggers enabled, idle timer enabled.
-    pub fn new() -> Triggers {
-        Triggers {
-            conditions: std::array::from_fn(|_| Condition::new()),
-            idle_timer: watch::Sender::new(true),
-        }
-    }
-
-    fn condition(&self, kind: TriggerKind) -> &Condition {
-        &self.conditions[kind as usize]
-    }
-
-    /// Fires `kind`, unless it is switched off.
-    pub fn fire(&self, kind: TriggerKind) {
-        let c = self.condition(kind);
-        if c.enabled.load(Ordering::SeqCst) {
-            c.tx.send_modify(|g| *g = g.wrapping_add(1));
-        }
-    }
-
-    /// A subscription that sees fires from now on.
-    pub fn subscribe(&self, kind: TriggerKind) -> Waiter {
-        Waiter {
-            rx: self.condition(kind).tx.subscribe(),
-        }
-    }
-
-    /// Waits for the next fire of `kind` after this call.
-    pub async fn wait(&self, kind: TriggerKind) {
-        self.subscribe(kind).wait().await
-    }
-
-    /// Waits until the active count falls below `min_threshold`.
-    pub async fn wait_too_few_connections(&self) {
-        self.wait(TriggerKind::TooFewConnections).await
-    }
-
-    /// Waits until the active count rises above `max_threshold`.
-    pub async fn wait_too_many_connections(&self) {
-        self.wait(TriggerKind::TooManyConnections).await
-    }
-
-    /// Waits for a new point.
-    pub async fn wait_new_point(&self) {
-        self.wait(TriggerKind::NewPoint).await
-    }
-
-    /// Waits for a new peer id.
-    pub async fn wait_new_peer(&self) {
-        self.wait(TriggerKind::NewPeer).await
-    }
-
-    /// Waits for a new connection.
-    pub async fn wait_new_connection(&self) {
-        self.wait(TriggerKind::NewConnection).await
-    }
-
-    /// Testing API: switches a trigger off (it no longer fires) or on again.
-    pub fn set_enabled(&self, kind: TriggerKind, enabled: bool) {
-        self.condition(kind)
-            .enabled
-            .store(enabled, Ordering::SeqCst);
-    }
-
-    /// Whether a trigger is switched on.
-    pub fn is_enabled(&self, kind: TriggerKind) -> bool {
-        self.condition(kind).enabled.load(Ordering::SeqCst)
-    }
-
-    /// Testing API: switches the maintenance idle timer off or on again (on top of
-    /// `maintenance_idle_time`; the worker notices at once).
-    pub fn set_idle_timer(&self, enabled: bool) {
-        self.idle_timer.send_replace(enabled);
-    }
-
-    /// Whether the idle timer is switched on.
-    pub fn idle_timer_enabled(&self) -> bool {
-        *self.idle_timer.borrow()
-    }
-
-    /// A receiver that sees the idle timer switch.
-    pub fn idle_timer_watch(&self) -> watch::Receiver<bool> {
-        self.idle_timer.subscribe()
-    }
-
-    /// Fires too-few or too-many if the count moved from `before` to `after` and now stands
-    /// below `min_threshold` or above `max_threshold`. Returns what it fired.
-    pub fn connections_changed(
-        &self,
-        before: usize,
-        after: usize,
-        bounds: &Bounds,
-    ) -> Option<TriggerKind> {
-        let kind = count_trigger(before, after, bounds)?;
-        self.fire(kind);
-        Some(kind)
-    }
-}
-
-/// The pure rule behind [`Triggers::connections_changed`]: a decrease that leaves the count
+/// The count rule (also behind [`Triggers::connections_changed`]): a decrease that leaves the count
 /// below `min_threshold` is too few; an increase that leaves it above `max_threshold` is too
 /// many.
 pub fn count_trigger(before: usize, after: usize, bounds: &Bounds) -> Option<TriggerKind> {
