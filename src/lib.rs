@@ -1,30 +1,39 @@
 //! # peerkeeper
 //!
-//! Keeps a P2P node's connections healthy: a Tezos-style maintenance worker with
+//! Keeps a P2P node's connections healthy: a Tezos-style maintenance machine with
 //! trigger-driven loops, a bounded point pool, and peer-sharing discovery, with octez's
 //! known flaws fixed (see `docs/` and the README).
 //!
-//! The decisions are a pure core, driven by thin tokio shells:
+//! Every decision lives in one sans-IO type, [`NodeCore`], which both the tokio node
+//! ([`Node`]) and the deterministic simulator ([`sim`]) drive:
 //!
+//! * [`core`]: the node core: admission, refusals, point intake (the relay rule), dial
+//!   outcomes, farewells, duplicates, trigger reactions; inputs `handle_*(…, now)`,
+//!   outputs polled actions and a next deadline;
 //! * [`pool`]: the point and peer tables, bounded, with an index of dialable candidates;
-//! * [`maintenance`]: the pure planner, the sans-IO cycle machine, and the tokio worker;
-//! * [`discovery`]: peer sharing: whom to ask, when, what to answer, what to accept;
-//! * [`trigger`]: the async conditions (too few, too many, new point, new peer, new
-//!   connection) and the switches tests use;
-//! * [`transport`]: the one seam to the network, with an in-memory implementation.
+//! * [`maintenance`]: the pure planner and cycle machine, and the octez model;
+//! * [`discovery`]: when and whom to ask for points;
+//! * [`trigger`]: too few, too many, new point, new peer, new connection;
+//! * [`node`]: the tokio shell; [`transport`]: TCP and in-memory links; [`wire`]: the
+//!   protocol;
+//! * [`sim`]: one core per simulated node, in virtual time.
 //!
 //! Every decision takes an explicit [`Time`] and a seeded RNG: one seed, one outcome.
 //!
-//! ```no_run
-//! use peerkeeper::{transport::memory::MemoryNetwork, Config, Maintainer, PoolHandle};
-//! # #[tokio::main] async fn main() {
-//! let config = Config::default();
-//! let net = MemoryNetwork::new();
-//! let pool = PoolHandle::new(&config);
-//! let maintainer = Maintainer::start(config, pool.clone(), net.transport(&pool), 42);
-//! let report = maintainer.maintain().await; // one full cycle, with what it did
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! use peerkeeper::{node::Node, transport::memory::MemoryNetwork, Config, PeerId};
+//! let config = Config { min_connections: 1, expected_connections: 2, max_connections: 3,
+//!                       ..Config::default() };
+//! let net = MemoryNetwork::new(); // or transport::tcp::TcpTransport::bind(addr).await
+//! let seed = Node::builder(config.clone(), net.bind("10.0.0.1:9732".parse().unwrap()).unwrap())
+//!     .peer_id(PeerId(1)).seed(1).start().unwrap();
+//! let node = Node::builder(config, net.bind("10.0.0.2:9732".parse().unwrap()).unwrap())
+//!     .peer_id(PeerId(2)).seed(2).bootstrap(vec![seed.local_addr()]).start().unwrap();
+//! let report = node.maintain().await.unwrap(); // one full cycle, with what it did
 //! println!("{} -> {} connections", report.connections_before, report.connections_after);
-//! maintainer.shutdown().await;
+//! node.shutdown().await;
+//! seed.shutdown().await;
 //! # }
 //! ```
 

@@ -155,7 +155,7 @@ impl Message {
     /// Decodes and checks one frame payload.
     ///
     /// ```
-    /// use peerkeeper::net::wire::Message;
+    /// use peerkeeper::wire::Message;
     /// let bytes = Message::AskForPoints.encode().unwrap();
     /// assert_eq!(Message::decode(&bytes).unwrap(), Message::AskForPoints);
     /// assert!(Message::decode(&[0xff; 7]).is_err());

@@ -30,7 +30,7 @@ pub struct DiscoveryStats {
 /// let mut d = DiscoveryState::new(&config);
 /// d.set_wanted(true, Time::ZERO);
 /// let ask = d.poll_round(&pool, Time::ZERO, &mut StdRng::seed_from_u64(1));
-/// assert_eq!(ask, vec![peer]);
+/// assert_eq!(ask, Some(vec![peer]));
 /// assert!(d.next_deadline().unwrap() > Time::ZERO); // backed off until the next round
 /// ```
 #[derive(Clone, Debug)]
