@@ -237,6 +237,20 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The connection this action is about, if any.
+    pub fn conn(&self) -> Option<ConnId> {
+        match self {
+            Action::Close { conn, .. }
+            | Action::SendPoints { conn, .. }
+            | Action::AskForPoints { conn }
+            | Action::SwapRequest { conn, .. }
+            | Action::SwapAck { conn, .. } => Some(*conn),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)]
 enum Brain {

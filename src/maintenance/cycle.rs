@@ -538,19 +538,7 @@ impl Maintenance {
         self.starving = active < bounds.min_threshold;
         self.set_wanting(self.starving && !self.config.private_mode, out);
         self.idle_deadline = self.config.maintenance_idle_time.map(|d| now + d);
-        tracing::debug!(
-            cycle = report.cycle,
-            reasons = %report.reasons,
-            before = report.connections_before,
-            after = report.connections_after,
-            dialed = report.dialed,
-            succeeded = report.succeeded,
-            failed = report.failed,
-            closed = report.closed,
-            asked = report.asked_for_points,
-            outcome = ?report.outcome,
-            "maintenance cycle ended"
-        );
+        // The shells log the report (the tokio node at info, in the cycle's span).
         out.push(Action::CycleEnded(*report));
         // A hint or a trim request that arrived during the cycle gets a cycle of its own.
         if !self.pending.is_empty() {

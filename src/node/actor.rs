@@ -220,17 +220,12 @@ impl<T: Transport> Actor<T> {
         let now = self.now();
         while let Some(action) = self.core.poll_action() {
             if let Some(tap) = &self.tap {
-                let conn = match &action {
-                    Action::Close { conn, .. }
-                    | Action::SendPoints { conn, .. }
-                    | Action::AskForPoints { conn }
-                    | Action::SwapRequest { conn, .. }
-                    | Action::SwapAck { conn, .. } => Some(*conn),
-                    _ => None,
-                };
                 let _ = tap.try_send(TracedAction {
                     at: now,
-                    peer: conn.and_then(|c| self.conns.get(&c)).map(|h| h.point),
+                    peer: action
+                        .conn()
+                        .and_then(|c| self.conns.get(&c))
+                        .map(|h| h.point),
                     action: action.clone(),
                 });
             }

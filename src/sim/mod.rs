@@ -772,15 +772,7 @@ impl Simulation {
     fn after(&mut self, i: usize) {
         while let Some(a) = self.nodes[i].core.poll_action() {
             if self.cfg.record_actions {
-                let conn = match &a {
-                    Action::Close { conn, .. }
-                    | Action::SendPoints { conn, .. }
-                    | Action::AskForPoints { conn }
-                    | Action::SwapRequest { conn, .. }
-                    | Action::SwapAck { conn, .. } => Some(*conn),
-                    _ => None,
-                };
-                let peer = conn.and_then(|c| self.other(c.0, i)).map(node_addr);
+                let peer = a.conn().and_then(|c| self.other(c.0, i)).map(node_addr);
                 self.recorded.push((
                     i,
                     TracedAction {
