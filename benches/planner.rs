@@ -6,7 +6,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use peerkeeper::maintenance::plan;
-use peerkeeper::pool::{Direction, PeerId, Pool, Source};
+use peerkeeper::pool::{ConnId, Direction, PeerId, Pool, Source};
 use peerkeeper::{Config, Time};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -33,11 +33,12 @@ pub fn pool_of(n: u32) -> (Pool, Config) {
     for i in (0..n).step_by(10) {
         let now = Time::from_millis(rng.gen_range(0..60_000));
         if pool.begin_dial(point(i), now) {
-            pool.dial_failed(point(i), now, &mut rng);
+            pool.end_dial(point(i), true, now, &mut rng);
         }
     }
     for i in 0..15 {
         let _ = pool.connection_opened(
+            ConnId(i.into()),
             point(i * 7 + 1),
             PeerId(i.into()),
             Direction::Outbound,
@@ -68,6 +69,7 @@ fn bench_trim(c: &mut Criterion) {
     let mut pool = Pool::new(&config);
     for i in 0..100u32 {
         pool.connection_opened(
+            ConnId(i.into()),
             point(i * 977),
             PeerId(i.into()),
             Direction::Inbound,
@@ -123,7 +125,7 @@ fn bench_pool_ops(c: &mut Criterion) {
             pool.advance(now);
             let a = pool.candidates(false).next().unwrap();
             pool.begin_dial(a, now);
-            pool.dial_failed(a, now, &mut rng);
+            pool.end_dial(a, true, now, &mut rng);
         })
     });
 }
@@ -138,17 +140,21 @@ fn bench_advance(c: &mut Criterion) {
             pool.advance(black_box(now));
         })
     });
-    // Each iteration: (untimed) 1,000 points fail at `now`, then (timed) the clock passes
-    // their backoff cap and they all move back to the candidates.
+    // Each iteration: (untimed) 1,000 points are dialed and fail at `now`, then (timed)
+    // the clock passes their backoff cap and they all move back to the candidates.
     let mut rng = StdRng::seed_from_u64(3);
     let cap = config.reconnection.cap + Duration::from_secs(1);
+    // Every backoff from `pool_of` is over: each of the 1,000 points is dialable.
+    now = now + cap;
+    pool.advance(now);
     group.throughput(Throughput::Elements(1_000));
     group.bench_function("1k_due_of_100k", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 for i in (1_000..n).step_by(99).take(1_000) {
-                    pool.dial_failed(point(i), now, &mut rng);
+                    assert!(pool.begin_dial(point(i), now));
+                    pool.end_dial(point(i), true, now, &mut rng);
                 }
                 now = now + cap;
                 let start = Instant::now();

@@ -4,7 +4,7 @@
 //! 1,000,000 points (a tenth backed off, a few connected) and the heap it holds is divided
 //! by the number of points. Prints one line per size; no timing.
 
-use peerkeeper::pool::{Direction, Pool, Source};
+use peerkeeper::pool::{ConnId, Direction, Pool, Source};
 use peerkeeper::{Config, PeerId, Time};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -34,11 +34,22 @@ fn measure(n: u32) {
     }
     let now = Time::from_millis(1_000);
     for i in (0..n).step_by(10) {
-        pool.dial_failed(addr(i), now, &mut rng);
+        if pool.begin_dial(addr(i), now) {
+            pool.end_dial(addr(i), true, now, &mut rng);
+        }
     }
     for i in 1..=8u32 {
-        pool.begin_dial(addr(i), now);
-        let _ = pool.connection_opened(addr(i), PeerId(u64::from(i)), Direction::Outbound, now);
+        // Dialed and connected, as the node core records it.
+        if pool.begin_dial(addr(i), now) {
+            pool.end_dial(addr(i), false, now, &mut rng);
+        }
+        let _ = pool.connection_opened(
+            ConnId(u64::from(i)),
+            addr(i),
+            PeerId(u64::from(i)),
+            Direction::Outbound,
+            now,
+        );
     }
     pool.advance(now);
     let held = LIVE.load(Ordering::Relaxed) - before;
@@ -50,6 +61,7 @@ fn measure(n: u32) {
         peak as f64 / f64::from(n),
     );
     assert_eq!(pool.len(), n as usize);
+    assert_eq!((pool.active_count(), pool.dialing_count()), (8, 0));
     drop(pool);
 }
 

@@ -1,7 +1,7 @@
 //! Configuration: defaults, TOML loading, derived bounds, and one test per validation rule
 //! checking that the error names the field that breaks it.
 
-use peerkeeper::{Bounds, Config, ConfigError};
+use peerkeeper::{Bounds, Config, ConfigError, Policy, MAX_POINTS_PER_MESSAGE};
 use std::time::Duration;
 
 #[test]
@@ -23,6 +23,15 @@ fn defaults_are_valid_and_match_octez_bounds() {
     );
     assert_eq!(c.maintenance_idle_time, Some(Duration::from_secs(120)));
     assert_eq!(c.time_between_looking_for_peers, Duration::from_secs(5));
+    // A local testnet, a LAN or a container network forms with the defaults: private
+    // addresses are accepted under the relay rule.
+    assert!(c.discovery.allow_private_addresses);
+    // A full node makes room for newcomers, once a second, sparing the young.
+    assert_eq!(c.make_room_interval, Some(Duration::from_secs(1)));
+    assert_eq!(c.newcomer_grace, Duration::from_secs(10));
+    assert_eq!(c.policy, Policy::Peerkeeper);
+    // An honest answer always fits in one message.
+    assert!(c.discovery.answer_size <= MAX_POINTS_PER_MESSAGE);
 }
 
 #[test]
@@ -50,16 +59,23 @@ fn loads_toml_with_durations_nested_tables_and_none() {
         time_between_looking_for_peers = "2s"
         dial_timeout = "500ms"
         trusted_points = ["127.0.0.1:9732"]
+        make_room_interval = "none"
+        newcomer_grace = "3s"
+        policy = "octez"
         [reconnection]
         initial = "2s"
         factor = 1.5
         [discovery]
         fanout = 3
-        allow_private_addresses = true
+        allow_private_addresses = false
     "#,
     )
     .unwrap();
     assert_eq!(c.maintenance_idle_time, None);
+    assert_eq!(c.make_room_interval, None, "\"none\" never makes room");
+    assert_eq!(c.newcomer_grace, Duration::from_secs(3));
+    assert_eq!(c.policy, Policy::Octez);
+    assert!(!c.discovery.allow_private_addresses);
     assert_eq!(c.dial_timeout, Duration::from_millis(500));
     assert_eq!(c.reconnection.initial, Duration::from_secs(2));
     assert_eq!(
@@ -77,6 +93,11 @@ fn unknown_keys_are_rejected_by_name() {
         ("min_conections = 3", "min_conections"),
         ("[reconnection]\ninitial_delay = \"1s\"", "initial_delay"),
         ("[discovery]\nfan_out = 3", "fan_out"),
+        // Gone: the wire limit is the only cap, so a config cannot disagree with it.
+        (
+            "[discovery]\nmax_points_per_message = 100",
+            "max_points_per_message",
+        ),
     ] {
         let e = Config::from_toml(text).unwrap_err();
         assert!(matches!(e, ConfigError::Parse(_)), "{text}: {e}");
@@ -91,6 +112,10 @@ fn bad_values_in_toml_are_errors_not_panics() {
         "dial_timeout = \"soon\"",
         "maintenance_idle_time = 5",
         "trusted_points = [\"not an address\"]",
+        "make_room_interval = \"sometimes\"",
+        "newcomer_grace = \"none\"",
+        "policy = \"bitcoin\"",
+        "policy = \"Octez\"",
     ] {
         assert!(Config::from_toml(text).is_err(), "{text}");
     }
@@ -177,8 +202,8 @@ fn every_rule_names_its_field() {
         "discovery.max_time_between_rounds"
     );
     assert_eq!(
-        field_of(|c| c.discovery.max_points_per_message = 101),
-        "discovery.max_points_per_message"
+        field_of(|c| c.make_room_interval = Some(Duration::ZERO)),
+        "make_room_interval"
     );
     assert_eq!(
         field_of(|c| c.discovery.answer_size = 101),
@@ -201,4 +226,72 @@ fn load_reports_a_missing_file() {
     let e = Config::load("/nonexistent/peerkeeper.toml").unwrap_err();
     assert!(matches!(e, ConfigError::Io { .. }));
     assert!(e.to_string().contains("/nonexistent/peerkeeper.toml"));
+}
+
+#[test]
+fn make_room_interval_zero_is_refused_by_name_and_none_is_accepted() {
+    let e = Config::from_toml("make_room_interval = \"0s\"").unwrap_err();
+    assert_eq!(e.field(), Some("make_room_interval"), "{e}");
+    assert!(
+        e.to_string().contains("none"),
+        "the error says how to switch it off: {e}"
+    );
+    for off in ["none", "off"] {
+        let c = Config::from_toml(&format!("make_room_interval = \"{off}\"")).unwrap();
+        assert_eq!(c.make_room_interval, None);
+    }
+    let c = Config::from_toml("make_room_interval = \"250ms\"").unwrap();
+    assert_eq!(c.make_room_interval, Some(Duration::from_millis(250)));
+}
+
+#[test]
+fn policy_reads_both_names_and_refuses_others_by_name() {
+    for (text, policy) in [("peerkeeper", Policy::Peerkeeper), ("octez", Policy::Octez)] {
+        let c = Config::from_toml(&format!("policy = \"{text}\"")).unwrap();
+        assert_eq!(c.policy, policy);
+        // The CLI's --policy spells it the same way.
+        assert_eq!(text.parse::<Policy>().unwrap(), policy);
+        assert_eq!(policy.to_string(), text);
+    }
+    let e = Config::from_toml("policy = \"bitcoin\"").unwrap_err();
+    assert!(matches!(e, ConfigError::Parse(_)), "{e}");
+    assert!(e.to_string().contains("bitcoin"), "{e}");
+    assert!("bitcoin".parse::<Policy>().unwrap_err().contains("bitcoin"));
+}
+
+#[test]
+fn answer_size_may_fill_a_message_but_not_exceed_it() {
+    let at_limit = Config::from_toml(&format!(
+        "[discovery]\nanswer_size = {MAX_POINTS_PER_MESSAGE}"
+    ))
+    .unwrap();
+    assert_eq!(at_limit.discovery.answer_size, MAX_POINTS_PER_MESSAGE);
+    let e = Config::from_toml(&format!(
+        "[discovery]\nanswer_size = {}",
+        MAX_POINTS_PER_MESSAGE + 1
+    ))
+    .unwrap_err();
+    assert_eq!(e.field(), Some("discovery.answer_size"));
+}
+
+#[test]
+fn a_config_survives_a_round_trip_through_toml() {
+    let c = Config {
+        min_connections: 3,
+        expected_connections: 6,
+        max_connections: 9,
+        maintenance_idle_time: None,
+        make_room_interval: None,
+        newcomer_grace: Duration::from_millis(1500),
+        policy: Policy::Octez,
+        trusted_points: vec![
+            "127.0.0.1:9732".parse().unwrap(),
+            "[::1]:9733".parse().unwrap(),
+        ],
+        ..Config::default()
+    };
+    let text = toml::to_string(&c).unwrap();
+    assert_eq!(Config::from_toml(&text).unwrap(), c, "{text}");
+    let d = Config::default();
+    assert_eq!(Config::from_toml(&toml::to_string(&d).unwrap()).unwrap(), d);
 }

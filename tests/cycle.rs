@@ -1,11 +1,13 @@
 //! The sans-IO maintenance machine without tokio: determinism, the octez dead zone fixed,
-//! the dial cap, and wake-reason handling, all with explicit times.
+//! the dial cap, a top-up that stops at `min_target`, trims, and wake-reason handling, all
+//! with explicit times. The tests play the node core's part: they record each dial's
+//! outcome in the pool (`end_dial`, `connection_opened`) before telling the machine.
 
-use peerkeeper::maintenance::{Action, CycleOutcome, Maintenance, WakeReason};
-use peerkeeper::pool::{Direction, Pool, Source};
-use peerkeeper::transport::DialError;
+use peerkeeper::maintenance::{Action, CycleOutcome, DialOutcome, Maintenance, WakeReason};
+use peerkeeper::pool::{CloseReason, ConnId, Direction, Pool, Source};
 use peerkeeper::{Config, PeerId, Time};
 use rand::rngs::StdRng;
+use rand::Rng;
 use rand::SeedableRng;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +25,29 @@ fn config() -> Arc<Config> {
         max_concurrent_dials: 8,
         ..Config::default()
     })
+}
+
+/// What the node core does when a dial ends, before it tells the machine: the dial leaves
+/// the pool's in-flight set (failed: backed off), and a success registers the connection.
+fn finish_dial<R: Rng>(
+    pool: &mut Pool,
+    p: SocketAddr,
+    connected_to: Option<PeerId>,
+    now: Time,
+    rng: &mut R,
+) -> DialOutcome {
+    assert!(
+        pool.end_dial(p, connected_to.is_none(), now, rng),
+        "{p} was not being dialed"
+    );
+    match connected_to {
+        Some(peer) => {
+            pool.connection_opened(ConnId(peer.0), p, peer, Direction::Outbound, now)
+                .unwrap();
+            DialOutcome::Succeeded
+        }
+        None => DialOutcome::Failed,
+    }
 }
 
 /// Drives a machine to the end of its cycle: every dial to an even point succeeds, to an
@@ -57,16 +82,14 @@ fn drive(seed: u64) -> Vec<Action> {
             .unwrap()
             .parse::<u32>()
             .unwrap();
-        let result = if octet % 2 == 0 {
-            // The driver (transport) registers the connection, then reports the dial.
-            pool.connection_opened(p, PeerId(octet as u64), Direction::Outbound, now)
-                .unwrap();
-            Ok(PeerId(octet as u64))
-        } else {
-            Err(DialError::Io("refused".into()))
-        };
-        m.dial_finished(p, result, now, &mut pool, &mut rng, &mut out);
+        let peer = (octet % 2 == 0).then_some(PeerId(octet as u64));
+        let outcome = finish_dial(&mut pool, p, peer, now, &mut rng);
+        m.dial_finished(outcome, now, &mut pool, &mut rng, &mut out);
         assert!(pool.dialing_count() <= 8, "dial cap exceeded");
+        assert!(
+            pool.active_count() + pool.dialing_count() <= 36,
+            "a top-up dials past min_target"
+        );
     }
     log
 }
@@ -87,8 +110,130 @@ fn a_top_up_reaches_min_target_through_failures_within_the_cap() {
         panic!("no cycle end");
     };
     assert_eq!(report.outcome, CycleOutcome::ToppedUp);
-    assert!(report.connections_after >= 36 && report.connections_after <= 68);
+    // A top-up stops at min_target (36 for 10/50/100): the rest, up to max_connections,
+    // is left to the nodes that dial us.
+    assert_eq!(report.connections_after, 36);
     assert!(report.failed > 0 && report.succeeded == report.connections_after);
+    assert_eq!(report.dialed, report.succeeded + report.failed);
+}
+
+#[test]
+fn a_top_up_dials_no_further_than_min_target() {
+    // 4/8/12: min_threshold 5, min_target 6, max_target 10. Four connections: two dials,
+    // though eight may be in flight and max_target is four away.
+    let config = Arc::new(Config {
+        min_connections: 4,
+        expected_connections: 8,
+        max_connections: 12,
+        max_concurrent_dials: 8,
+        ..Config::default()
+    });
+    let b = config.bounds();
+    assert_eq!((b.min_threshold, b.min_target, b.max_target), (5, 6, 10));
+    let mut pool = Pool::new(&config);
+    for i in 0..4 {
+        pool.connection_opened(
+            ConnId(i.into()),
+            addr(500 + i),
+            PeerId(i.into()),
+            Direction::Outbound,
+            Time::ZERO,
+        )
+        .unwrap();
+    }
+    for i in 0..20 {
+        pool.add_point(addr(i), Source::PeerSharing, Time::ZERO);
+    }
+    let mut m = Maintenance::new(config);
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut out = Vec::new();
+    m.wake(
+        WakeReason::TooFewConnections,
+        Time::ZERO,
+        &mut pool,
+        &mut rng,
+        &mut out,
+    );
+    let dials: Vec<SocketAddr> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Dial(p) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dials.len(), 2);
+    assert_eq!(pool.dialing_count(), 2);
+    // One fails: one more dial replaces it, never two.
+    out.clear();
+    let t = Time::from_millis(10);
+    let outcome = finish_dial(&mut pool, dials[0], None, t, &mut rng);
+    m.dial_finished(outcome, t, &mut pool, &mut rng, &mut out);
+    assert_eq!(
+        out.iter().filter(|a| matches!(a, Action::Dial(_))).count(),
+        1
+    );
+    assert_eq!(pool.dialing_count(), 2);
+}
+
+#[test]
+fn a_too_many_wake_closes_down_to_max_target_naming_each_connection() {
+    let config = config();
+    let b = config.bounds();
+    let mut pool = Pool::new(&config);
+    let n = b.max_threshold + 5;
+    for i in 0..n as u32 {
+        let dir = if i % 2 == 0 {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        };
+        pool.connection_opened(
+            ConnId(1000 + u64::from(i)),
+            addr(i),
+            PeerId(i.into()),
+            dir,
+            Time::ZERO,
+        )
+        .unwrap();
+    }
+    let ids: std::collections::BTreeMap<SocketAddr, ConnId> =
+        pool.connections().map(|(a, c)| (a, c.id)).collect();
+    let mut m = Maintenance::new(config);
+    let mut out = Vec::new();
+    let now = Time::from_millis(60_000);
+    m.wake(
+        WakeReason::TooManyConnections,
+        now,
+        &mut pool,
+        &mut StdRng::seed_from_u64(9),
+        &mut out,
+    );
+    let closes: Vec<_> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Close(p, id, reason) => Some((*p, *id, *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes.len(), n - b.max_target);
+    assert_eq!(pool.active_count(), b.max_target);
+    for (p, id, reason) in closes {
+        assert_eq!(reason, CloseReason::TooManyConnections);
+        assert_eq!(
+            ids.get(&p),
+            Some(&id),
+            "the close names the connection at {p}"
+        );
+        assert!(
+            pool.connection(&p).is_none(),
+            "{p} is already out of the pool"
+        );
+    }
+    let Some(Action::CycleEnded(report)) = out.last() else {
+        panic!("the trim ends its cycle: {out:?}");
+    };
+    assert_eq!(report.outcome, CycleOutcome::Trimmed);
+    assert_eq!(report.closed, n - b.max_target);
 }
 
 #[test]
@@ -142,6 +287,7 @@ fn between_min_and_min_threshold_the_worker_acts() {
     }
     for i in 0..after as u32 {
         pool.connection_opened(
+            ConnId(i.into()),
             addr(500 + i),
             PeerId(i.into()),
             Direction::Outbound,
@@ -169,8 +315,14 @@ fn new_points_do_not_wake_a_satisfied_machine() {
     let config = config();
     let mut pool = Pool::new(&config);
     for i in 0..30 {
-        pool.connection_opened(addr(i), PeerId(i.into()), Direction::Outbound, Time::ZERO)
-            .unwrap();
+        pool.connection_opened(
+            ConnId(i.into()),
+            addr(i),
+            PeerId(i.into()),
+            Direction::Outbound,
+            Time::ZERO,
+        )
+        .unwrap();
     }
     let mut m = Maintenance::new(config);
     let mut rng = StdRng::seed_from_u64(4);
@@ -231,14 +383,8 @@ fn a_hint_during_a_cycle_runs_one_more_cycle_after_it() {
     }
     assert_eq!(m.cycles(), 1, "hints during a cycle wait for it to end");
     let t = Time::from_millis(10);
-    m.dial_finished(
-        addr(1),
-        Err(DialError::Timeout),
-        t,
-        &mut pool,
-        &mut rng,
-        &mut out,
-    );
+    let outcome = finish_dial(&mut pool, addr(1), None, t, &mut rng);
+    m.dial_finished(outcome, t, &mut pool, &mut rng, &mut out);
     // The activation cycle now waits for points; let the wait time out.
     let deadline = m.next_deadline(&pool).unwrap();
     m.handle_timeout(deadline, &mut pool, &mut rng, &mut out);
@@ -281,14 +427,9 @@ fn a_point_leaving_its_backoff_during_the_wait_for_points_is_dialed() {
         &mut rng,
         &mut out,
     );
-    m.dial_finished(
-        addr(1),
-        Err(DialError::Timeout),
-        Time::from_millis(10),
-        &mut pool,
-        &mut rng,
-        &mut out,
-    );
+    let t = Time::from_millis(10);
+    let outcome = finish_dial(&mut pool, addr(1), None, t, &mut rng);
+    m.dial_finished(outcome, t, &mut pool, &mut rng, &mut out);
     let ready_at = pool.get(&addr(1)).unwrap().next_dial;
     let deadline = m.next_deadline(&pool).unwrap();
     assert_eq!(

@@ -1,8 +1,9 @@
 //! The pool and the planner as pure functions: property tests over random pools and
-//! configs, plus the backoff, GC and private-mode rules, all with explicit times.
+//! configs, plus the backoff, GC and private-mode rules, in-flight dials kept apart from
+//! point state, and the sample a node shares, all with explicit times.
 
 use peerkeeper::maintenance::plan;
-use peerkeeper::pool::{Direction, PeerId, PointState, Pool, Source};
+use peerkeeper::pool::{ConnId, Direction, PeerId, PointState, Pool, Source};
 use peerkeeper::{BackoffConfig, Config, Time};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -77,12 +78,7 @@ fn build(config: &Config, ops: &[Op], seed: u64) -> (Pool, Time) {
                 pool.begin_dial(addr(i), now);
             }
             Op::Fail(i) => {
-                if pool
-                    .get(&addr(i))
-                    .is_some_and(|p| p.state == PointState::Dialing)
-                {
-                    pool.dial_failed(addr(i), now, &mut rng);
-                }
+                pool.end_dial(addr(i), true, now, &mut rng);
             }
             Op::Open(i, inbound) => {
                 let dir = if inbound {
@@ -90,7 +86,13 @@ fn build(config: &Config, ops: &[Op], seed: u64) -> (Pool, Time) {
                 } else {
                     Direction::Outbound
                 };
-                let _ = pool.connection_opened(addr(i), PeerId(i.into()), dir, now);
+                // An outbound connection ends its dial first, as the node core does; an
+                // inbound one may open while a dial to the same point is in flight.
+                if !inbound {
+                    pool.end_dial(addr(i), false, now, &mut rng);
+                }
+                let _ =
+                    pool.connection_opened(ConnId(i.into()), addr(i), PeerId(i.into()), dir, now);
             }
             Op::Close(i) => {
                 pool.connection_closed(addr(i), now);
@@ -131,9 +133,9 @@ proptest! {
         let p = plan(&pool, &config, now, &mut StdRng::seed_from_u64(seed));
         let active = pool.active_count();
         let inflight = pool.dialing_count();
-        // Never above max_target, counting what is in flight.
+        // A top-up stops at min_target, counting what is in flight.
         if !p.dial.is_empty() {
-            prop_assert!(active + inflight + p.dial.len() <= b.max_target);
+            prop_assert!(active + inflight + p.dial.len() <= b.min_target);
             prop_assert!(inflight + p.dial.len() <= config.max_concurrent_dials);
             prop_assert!(active < b.min_threshold);
         }
@@ -143,6 +145,7 @@ proptest! {
         for a in &p.dial {
             let info = pool.get(a).unwrap();
             prop_assert_eq!(info.state, PointState::Disconnected);
+            prop_assert!(!info.dialing);
             prop_assert!(info.next_dial <= now);
             if config.private_mode {
                 prop_assert!(info.is_trusted());
@@ -187,7 +190,7 @@ fn backoff_grows_caps_and_resets_after_a_success() {
     for _ in 0..8 {
         pool.advance(now);
         assert!(pool.begin_dial(a, now), "dialable once the backoff ends");
-        pool.dial_failed(a, now, &mut rng);
+        assert!(pool.end_dial(a, true, now, &mut rng));
         let next = pool.get(&a).unwrap().next_dial;
         delays.push(next.saturating_since(now).as_secs());
         // Not a candidate a millisecond before the end of its backoff.
@@ -201,14 +204,15 @@ fn backoff_grows_caps_and_resets_after_a_success() {
     // A success resets the count: the next failure backs off by the initial delay again.
     pool.advance(now);
     assert!(pool.begin_dial(a, now));
-    pool.connection_opened(a, PeerId(5), Direction::Outbound, now)
+    assert!(pool.end_dial(a, false, now, &mut rng));
+    pool.connection_opened(ConnId(1), a, PeerId(5), Direction::Outbound, now)
         .unwrap();
     assert_eq!(pool.get(&a).unwrap().failures, 0);
     pool.connection_closed(a, now);
     let later = now + config.disconnection_delay;
     pool.advance(later);
     assert!(pool.begin_dial(a, later));
-    pool.dial_failed(a, later, &mut rng);
+    pool.end_dial(a, true, later, &mut rng);
     assert_eq!(
         pool.get(&a).unwrap().next_dial.saturating_since(later),
         Duration::from_secs(1)
@@ -231,7 +235,7 @@ fn ten_times_the_maximum_keeps_the_pool_bounded_and_every_trusted_point() {
         pool.add_point(addr(i), Source::PeerSharing, now);
         // Some fail: GC drops the most failed first.
         if i % 7 == 0 && pool.begin_dial(addr(i), now) {
-            pool.dial_failed(addr(i), now, &mut rng);
+            pool.end_dial(addr(i), true, now, &mut rng);
         }
         assert!(pool.len() <= 100);
     }
@@ -258,9 +262,15 @@ fn connected_and_dialing_points_survive_gc() {
     let mut pool = Pool::new(&config);
     pool.add_point(addr(1), Source::PeerSharing, Time::ZERO);
     pool.add_point(addr(2), Source::PeerSharing, Time::ZERO);
-    pool.begin_dial(addr(1), Time::ZERO);
-    pool.connection_opened(addr(2), PeerId(2), Direction::Outbound, Time::ZERO)
-        .unwrap();
+    assert!(pool.begin_dial(addr(1), Time::ZERO));
+    pool.connection_opened(
+        ConnId(2),
+        addr(2),
+        PeerId(2),
+        Direction::Outbound,
+        Time::ZERO,
+    )
+    .unwrap();
     for i in 3..100 {
         pool.add_point(
             addr(i),
@@ -269,6 +279,7 @@ fn connected_and_dialing_points_survive_gc() {
         );
     }
     assert!(pool.get(&addr(1)).is_some() && pool.get(&addr(2)).is_some());
+    assert_eq!(pool.dialing_count(), 1, "the dial is still in flight");
     pool.check_invariants();
 }
 
@@ -287,8 +298,8 @@ fn candidates_come_trusted_first_then_never_failed_then_oldest_failure() {
     for (i, t) in [(1, 10_000), (2, 5_000)] {
         let now = Time::from_millis(t);
         pool.advance(now);
-        pool.begin_dial(addr(i), now);
-        pool.dial_failed(addr(i), now, &mut rng);
+        assert!(pool.begin_dial(addr(i), now));
+        pool.end_dial(addr(i), true, now, &mut rng);
     }
     pool.advance(Time::from_millis(3_600_000));
     let order: Vec<SocketAddr> = pool.candidates(false).collect();
@@ -305,7 +316,7 @@ fn a_greylisted_point_is_refused_until_the_greylist_ends() {
     let config = Config::default();
     let mut pool = Pool::new(&config);
     let a: SocketAddr = "8.8.8.8:9732".parse().unwrap();
-    pool.connection_opened(a, PeerId(1), Direction::Inbound, Time::ZERO)
+    pool.connection_opened(ConnId(1), a, PeerId(1), Direction::Inbound, Time::ZERO)
         .unwrap();
     assert!(
         pool.greylist(a, Time::ZERO).is_some(),
@@ -316,7 +327,7 @@ fn a_greylisted_point_is_refused_until_the_greylist_ends() {
     pool.advance(before);
     assert!(pool.candidates(false).next().is_none());
     assert!(pool
-        .connection_opened(a, PeerId(1), Direction::Inbound, before)
+        .connection_opened(ConnId(2), a, PeerId(1), Direction::Inbound, before)
         .is_err());
     assert!(pool.is_ip_greylisted(a.ip(), before));
     pool.advance(end);
@@ -371,8 +382,14 @@ fn a_full_pool_of_connected_points_refuses_new_untrusted_points() {
     };
     let mut pool = Pool::new(&config);
     for i in 0..4 {
-        pool.connection_opened(addr(i), PeerId(i.into()), Direction::Inbound, Time::ZERO)
-            .unwrap();
+        pool.connection_opened(
+            ConnId(i.into()),
+            addr(i),
+            PeerId(i.into()),
+            Direction::Inbound,
+            Time::ZERO,
+        )
+        .unwrap();
     }
     use peerkeeper::pool::Added;
     assert_eq!(
@@ -391,10 +408,10 @@ fn a_point_whose_peer_is_connected_elsewhere_is_not_a_candidate() {
     let mut pool = Pool::new(&Config::default());
     let a = addr(1);
     let b = addr(2);
-    pool.connection_opened(a, PeerId(7), Direction::Outbound, Time::ZERO)
+    pool.connection_opened(ConnId(1), a, PeerId(7), Direction::Outbound, Time::ZERO)
         .unwrap();
     pool.connection_closed(a, Time::ZERO);
-    pool.connection_opened(b, PeerId(7), Direction::Inbound, Time::ZERO)
+    pool.connection_opened(ConnId(2), b, PeerId(7), Direction::Inbound, Time::ZERO)
         .unwrap();
     pool.advance(Time::from_millis(3_600_000));
     assert!(!is_candidate(&pool, a));
@@ -407,8 +424,7 @@ fn a_point_whose_peer_is_connected_elsewhere_is_not_a_candidate() {
 enum SeqOp {
     Add(u32, u8),
     BeginDial(u32),
-    DialFailed(u32),
-    DialCancelled(u32),
+    EndDial(u32, bool),
     Opened(u32, u64, bool),
     Closed(u32),
     Greylist(u32),
@@ -430,8 +446,7 @@ fn seq_op() -> impl Strategy<Value = SeqOp> {
     prop_oneof![
         3 => (p.clone(), 0u8..5).prop_map(|(a, s)| SeqOp::Add(a, s)),
         2 => p.clone().prop_map(SeqOp::BeginDial),
-        2 => p.clone().prop_map(SeqOp::DialFailed),
-        1 => p.clone().prop_map(SeqOp::DialCancelled),
+        3 => (p.clone(), any::<bool>()).prop_map(|(a, failed)| SeqOp::EndDial(a, failed)),
         2 => (p.clone(), 0u64..12, any::<bool>()).prop_map(|(a, peer, i)| SeqOp::Opened(a, peer, i)),
         2 => p.clone().prop_map(SeqOp::Closed),
         1 => p.clone().prop_map(SeqOp::Greylist),
@@ -469,6 +484,7 @@ proptest! {
         let mut pool = Pool::new(&config);
         let mut rng = StdRng::seed_from_u64(seed);
         let mut now = Time::ZERO;
+        let mut next_conn = 0u64;
         for op in ops {
             match op {
                 SeqOp::Add(a, s) => {
@@ -476,15 +492,47 @@ proptest! {
                 }
                 SeqOp::BeginDial(a) => {
                     let was_candidate = pool.get(&op_addr(a)).is_some_and(|p| {
-                        p.state == PointState::Disconnected && p.next_dial <= now
+                        p.state == PointState::Disconnected && !p.dialing && p.next_dial <= now
                     });
+                    let inflight = pool.dialing_count();
                     prop_assert_eq!(pool.begin_dial(op_addr(a), now), was_candidate);
+                    prop_assert_eq!(pool.dialing_count(), inflight + usize::from(was_candidate));
                 }
-                SeqOp::DialFailed(a) => pool.dial_failed(op_addr(a), now, &mut rng),
-                SeqOp::DialCancelled(a) => pool.dial_cancelled(op_addr(a)),
+                SeqOp::EndDial(a, failed) => {
+                    let before = pool.get(&op_addr(a)).cloned();
+                    let was_dialing = before.as_ref().is_some_and(|p| p.dialing);
+                    let inflight = pool.dialing_count();
+                    prop_assert_eq!(pool.end_dial(op_addr(a), failed, now, &mut rng), was_dialing);
+                    prop_assert_eq!(pool.dialing_count(), inflight - usize::from(was_dialing));
+                    let after = pool.get(&op_addr(a)).cloned();
+                    match (before, after) {
+                        (Some(b), Some(p)) if was_dialing => {
+                            prop_assert!(!p.dialing);
+                            prop_assert_eq!(p.state, b.state);
+                            // Only a failed dial to a point that is not connected counts.
+                            let counts = failed && b.state == PointState::Disconnected;
+                            prop_assert_eq!(p.failures, b.failures + u32::from(counts));
+                            if !counts {
+                                prop_assert_eq!(p.next_dial, b.next_dial);
+                            }
+                        }
+                        (b, p) => prop_assert_eq!(b, p, "no dial in flight: nothing changes"),
+                    }
+                }
                 SeqOp::Opened(a, peer, inbound) => {
                     let dir = if inbound { Direction::Inbound } else { Direction::Outbound };
-                    let _ = pool.connection_opened(op_addr(a), PeerId(peer), dir, now);
+                    if !inbound {
+                        pool.end_dial(op_addr(a), false, now, &mut rng);
+                    }
+                    next_conn += 1;
+                    let inflight = pool.dialing_count();
+                    let opened = pool
+                        .connection_opened(ConnId(next_conn), op_addr(a), PeerId(peer), dir, now)
+                        .is_ok();
+                    prop_assert_eq!(pool.dialing_count(), inflight, "a connection is not a dial");
+                    if opened {
+                        prop_assert_eq!(pool.connection(&op_addr(a)).map(|c| c.id), Some(ConnId(next_conn)));
+                    }
                 }
                 SeqOp::Closed(a) => {
                     pool.connection_closed(op_addr(a), now);
@@ -510,6 +558,7 @@ proptest! {
             for c in &cands {
                 let p = pool.get(c).unwrap();
                 prop_assert_eq!(p.state, PointState::Disconnected);
+                prop_assert!(!p.dialing);
                 prop_assert!(p.next_dial <= pool.clock());
                 prop_assert!(!pool.is_ip_greylisted(c.ip(), pool.clock()));
             }
@@ -541,4 +590,242 @@ fn ipv6_points_differing_only_in_scope_id_are_distinct() {
     pool.forget(a);
     assert!(pool.get(&a).is_none() && pool.get(&b).is_some());
     pool.check_invariants();
+}
+
+/// The pool the sequence properties run on: small, so that GC, the peer bound and
+/// backoffs all come into play.
+fn seq_config() -> Config {
+    Config {
+        max_known_points: 24,
+        known_points_gc_target: 16,
+        max_known_peers: 8,
+        trusted_points: vec![op_addr(0), op_addr(1)],
+        reconnection: BackoffConfig {
+            initial: Duration::from_secs(1),
+            factor: 2.0,
+            cap: Duration::from_secs(20),
+            jitter: 0.3,
+        },
+        disconnection_delay: Duration::from_secs(2),
+        greylist_duration: Duration::from_secs(15),
+        ..Config::default()
+    }
+}
+
+/// Applies `ops` to a fresh pool of `config`, naming point `i` by `at(i)`, as a driver
+/// would (an outbound connection ends its dial first). Returns the pool and the time.
+fn run_seq(
+    config: &Config,
+    ops: &[SeqOp],
+    at: impl Fn(u32) -> SocketAddr,
+    rng: &mut StdRng,
+) -> (Pool, Time) {
+    let mut pool = Pool::new(config);
+    let mut now = Time::ZERO;
+    for (n, op) in ops.iter().enumerate() {
+        match *op {
+            SeqOp::Add(a, s) => {
+                pool.add_point(at(a), Source::ALL[s as usize], now);
+            }
+            SeqOp::BeginDial(a) => {
+                pool.begin_dial(at(a), now);
+            }
+            SeqOp::EndDial(a, failed) => {
+                pool.end_dial(at(a), failed, now, rng);
+            }
+            SeqOp::Opened(a, peer, inbound) => {
+                let dir = if inbound {
+                    Direction::Inbound
+                } else {
+                    pool.end_dial(at(a), false, now, rng);
+                    Direction::Outbound
+                };
+                let _ = pool.connection_opened(ConnId(n as u64), at(a), PeerId(peer), dir, now);
+            }
+            SeqOp::Closed(a) => {
+                pool.connection_closed(at(a), now);
+            }
+            SeqOp::Greylist(a) => {
+                pool.greylist(at(a), now);
+            }
+            SeqOp::Forget(a) => {
+                pool.forget(at(a));
+            }
+            SeqOp::Advance(ms) => {
+                now = now + Duration::from_millis(ms);
+                pool.advance(now);
+            }
+            SeqOp::Gc => pool.gc(),
+        }
+    }
+    pool.check_invariants();
+    (pool, now)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The round-1 bug: an inbound connection from a point being dialed turned its
+    /// "Dialing" state into "Connected", so the in-flight count dropped while the dial
+    /// was still running and a top-up could exceed `max_concurrent_dials`. Now the dial
+    /// stays in flight until it ends, and its end (failed or not) does not punish the
+    /// connected point.
+    #[test]
+    fn an_inbound_connection_from_a_point_being_dialed_leaves_the_dial_in_flight(
+        ops in prop::collection::vec(seq_op(), 0..80),
+        seed in any::<u64>(),
+        failed in any::<bool>(),
+        close_first in any::<bool>(),
+        inbound_after_ms in 0u64..5_000,
+        end_after_ms in 0u64..5_000,
+    ) {
+        let config = seq_config();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (mut pool, mut now) = run_seq(&config, &ops, op_addr, &mut rng);
+        // An IP and a peer id of its own: nothing in `ops` greylists or connects them.
+        let p = SocketAddr::from(([10, 9, 9, 9], 9732));
+        let peer = PeerId(1_000);
+        prop_assume!(pool.add_point(p, Source::PeerSharing, now) != peerkeeper::pool::Added::Full);
+        prop_assert!(pool.begin_dial(p, now));
+        let inflight = pool.dialing_count();
+
+        now = now + Duration::from_millis(inbound_after_ms);
+        pool.advance(now);
+        pool.connection_opened(ConnId(u64::MAX), p, peer, Direction::Inbound, now).unwrap();
+        pool.check_invariants();
+        prop_assert_eq!(pool.dialing_count(), inflight, "the dial is still in flight");
+        prop_assert!(pool.dialing().any(|d| d == p));
+        let info = pool.get(&p).unwrap().clone();
+        prop_assert_eq!(info.state, PointState::Connected);
+        prop_assert!(info.dialing);
+        prop_assert!(!is_candidate(&pool, p));
+        prop_assert!(!pool.begin_dial(p, now), "never two dials to one point");
+        prop_assert!(!pool.forget(p));
+        pool.gc();
+        prop_assert!(pool.get(&p).is_some(), "GC keeps a connected, dialing point");
+
+        if close_first {
+            pool.connection_closed(p, now);
+            pool.check_invariants();
+            prop_assert_eq!(pool.dialing_count(), inflight);
+        }
+        now = now + Duration::from_millis(end_after_ms);
+        pool.advance(now);
+        prop_assert!(pool.end_dial(p, failed, now, &mut rng));
+        pool.check_invariants();
+        prop_assert_eq!(pool.dialing_count(), inflight - 1);
+        prop_assert!(!pool.end_dial(p, true, now, &mut rng), "a dial ends once");
+        pool.check_invariants();
+        if close_first {
+            return Ok(());
+        }
+        let after = pool.get(&p).unwrap().clone();
+        prop_assert_eq!(after.state, PointState::Connected);
+        prop_assert!(!after.dialing);
+        prop_assert_eq!(after.failures, 0, "a failed dial says nothing against a working peer");
+        prop_assert_eq!(after.last_failure, None);
+        prop_assert_eq!(after.next_dial, info.next_dial, "no backoff");
+        prop_assert!(after.is_good());
+        // Once the connection ends, the point is dialable after the usual delay only.
+        pool.connection_closed(p, now);
+        let later = now + config.disconnection_delay;
+        pool.advance(later);
+        prop_assert!(is_candidate(&pool, p));
+        prop_assert!(pool.begin_dial(p, later));
+        pool.check_invariants();
+    }
+}
+
+/// Like [`op_addr`], but one point in five on 127.0.0.1 (many ports on one address, as on
+/// a local testnet: a loopback address is never greylisted as a whole).
+fn mixed_addr(i: u32) -> SocketAddr {
+    if i % 5 == 0 {
+        SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16))
+    } else {
+        op_addr(i)
+    }
+}
+
+/// Whether the sample may hold `a`: a filter the requester's side chooses (its own
+/// address, the relay rule); here a random subset of addresses.
+fn kept(mask: u64, a: &SocketAddr) -> bool {
+    let ip = match a.ip() {
+        std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        std::net::IpAddr::V6(_) => 0,
+    };
+    (mask >> ((ip ^ u64::from(a.port())) % 64)) & 1 == 1
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// What a node tells a peer (an answer, a refusal, a farewell) never holds a point
+    /// the caller's filter rejects, a greylisted point or a point on a greylisted
+    /// address, a point twice, a failing point unless asked for, or more than
+    /// `best + random` points; connected points come first; one seed, one sample.
+    #[test]
+    fn share_sample_respects_keep_greylists_and_its_size(
+        ops in prop::collection::vec(seq_op(), 0..120),
+        seed in any::<u64>(),
+        best in 0usize..12,
+        random in 0usize..12,
+        include_failing in any::<bool>(),
+        mask in any::<u64>(),
+        loopback in any::<bool>(),
+    ) {
+        let config = seq_config();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let at = if loopback { mixed_addr } else { op_addr };
+        let (pool, _) = run_seq(&config, &ops, at, &mut rng);
+        let keep = |a: &SocketAddr| kept(mask, a);
+        let s = pool.share_sample(best, random, include_failing, keep, &mut StdRng::seed_from_u64(seed));
+        prop_assert!(s.len() <= best + random, "{} points for {} + {}", s.len(), best, random);
+        let distinct: BTreeSet<_> = s.iter().collect();
+        prop_assert_eq!(distinct.len(), s.len(), "a point twice: {:?}", s);
+        for a in &s {
+            prop_assert!(keep(a), "{} rejected by keep", a);
+            let p = pool.get(a);
+            prop_assert!(p.is_some(), "{} is not a known point", a);
+            let p = p.unwrap();
+            // Greylisted now: its greylisting has not ended. (A point greylisted while a
+            // dial to it was in flight keeps the state `Greylisted` past the end until
+            // the dial ends; by then it is no longer refused.)
+            let greylisted = p.state == PointState::Greylisted && p.next_dial > pool.clock();
+            prop_assert!(!greylisted, "{} is greylisted until {}", a, p.next_dial);
+            prop_assert!(!pool.is_ip_greylisted(a.ip(), pool.clock()), "{}'s address is greylisted", a);
+            if !include_failing {
+                prop_assert_eq!(p.failures, 0, "{} is failing", a);
+            }
+        }
+        // Connected points come first (those kept, and not on an address greylisted
+        // because of another point on it).
+        let kept_conns = pool
+            .connections()
+            .filter(|(a, _)| keep(a) && !pool.is_ip_greylisted(a.ip(), pool.clock()))
+            .count();
+        for a in s.iter().take(best.min(kept_conns)) {
+            prop_assert!(pool.connection(a).is_some(), "{} comes before a connected point", a);
+        }
+        let again = pool.share_sample(best, random, include_failing, keep, &mut StdRng::seed_from_u64(seed));
+        prop_assert_eq!(s, again);
+    }
+}
+
+#[test]
+fn a_greylisted_loopback_point_is_not_shared_as_good() {
+    // A local testnet: every peer on 127.0.0.1, so greylisting one does not greylist the
+    // address. One that worked (good) then broke the protocol must not be shared.
+    let mut pool = Pool::new(&Config::default());
+    let bad = SocketAddr::from(([127, 0, 0, 1], 9001));
+    pool.connection_opened(ConnId(1), bad, PeerId(1), Direction::Inbound, Time::ZERO)
+        .unwrap();
+    assert!(pool.greylist(bad, Time::ZERO).is_some());
+    assert_eq!(pool.get(&bad).unwrap().state, PointState::Greylisted);
+    for seed in 0..20 {
+        let s = pool.share_sample(10, 10, true, |_| true, &mut StdRng::seed_from_u64(seed));
+        assert!(
+            !s.contains(&bad),
+            "seed {seed}: greylisted {bad} shared: {s:?}"
+        );
+    }
 }

@@ -4,7 +4,8 @@
 //! go-ethereum's relay rule (`netutil.CheckRelayIP`): an address is only as trustworthy as
 //! the scope of whoever sent it.
 //!
-//! * never: port 0, unspecified, multicast, broadcast, documentation or reserved ranges;
+//! * never: port 0, unspecified, multicast, broadcast, documentation, benchmarking,
+//!   IETF-assignment, discard-only or reserved ranges;
 //! * a loopback address only from a loopback sender (another process on this machine);
 //! * a private address (RFC 1918, CGNAT, link-local, IPv6 unique-local and link-local)
 //!   only from a private or loopback sender (a peer on the same LAN or machine);
@@ -27,7 +28,7 @@ pub enum Scope {
     /// This machine only (127.0.0.0/8, ::1).
     Loopback,
     /// A local network: RFC 1918, CGNAT (100.64/10), link-local, IPv6 unique-local
-    /// (fc00::/7) and link-local (fe80::/10).
+    /// (fc00::/7), link-local (fe80::/10) and the old site-local (fec0::/10).
     Private,
     /// Anything else that is unicast.
     Public,
@@ -161,10 +162,13 @@ pub fn scope(ip: IpAddr) -> Option<Scope> {
         IpAddr::V4(v4) => {
             let o = v4.octets();
             let documentation = matches!(o, [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _]);
+            // 198.18/15: benchmarking; 192.0.0/24: IETF protocol assignments.
+            let special = (o[0] == 198 && (o[1] & 0xfe) == 18) || matches!(o, [192, 0, 0, _]);
             if v4.is_unspecified()
                 || v4.is_multicast()
                 || v4.is_broadcast()
                 || documentation
+                || special
                 || o[0] == 0
                 || o[0] >= 240
             {
@@ -182,11 +186,17 @@ pub fn scope(ip: IpAddr) -> Option<Scope> {
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
-            if v6.is_unspecified() || v6.is_multicast() || (s[0] == 0x2001 && s[1] == 0x0db8) {
+            // 2001:db8::/32 and 3fff::/20: documentation; 100::/64: discard-only.
+            let documentation = (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] & 0xfff0) == 0x3ff0;
+            let discard = s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0;
+            if v6.is_unspecified() || v6.is_multicast() || documentation || discard {
                 None
             } else if v6.is_loopback() {
                 Some(Scope::Loopback)
-            } else if (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80 {
+            } else if (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+            {
                 Some(Scope::Private)
             } else {
                 Some(Scope::Public)
@@ -196,8 +206,9 @@ pub fn scope(ip: IpAddr) -> Option<Scope> {
 }
 
 /// The one rule for accepting a point (see the module docs). `sender` is the IP address
-/// the point came from; `None` is this node itself (its operator, its own sources), which
-/// may name any scope.
+/// the point came from; `None` is this node itself (its own point sources), which may
+/// name any scope, unless `allow_private` is off: then only public points pass, whoever
+/// sent them. (The operator's trusted and bootstrap points do not go through this rule.)
 ///
 /// ```
 /// use peerkeeper::core::intake::{check_point, PointDropped};

@@ -849,7 +849,7 @@ impl NodeCore {
             || self
                 .pool
                 .get(&point)
-                .is_some_and(|p| p.state == PointState::Greylisted);
+                .is_some_and(|p| p.state == PointState::Greylisted && p.next_dial > now);
         if greylisted {
             self.stats.dials.dropped += 1;
             return (

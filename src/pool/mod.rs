@@ -680,6 +680,7 @@ impl Pool {
                 .range(start..)
                 .chain(self.good.range(..start))
                 .take(need * 8 + 64)
+                .filter(|id| self.points.info(**id).state != PointState::Greylisted)
                 .map(|id| self.points.addr(*id))
                 .filter(|a| !self.connections.contains_key(a) && keep(a))
                 .choose_multiple(rng, need);
