@@ -1,11 +1,120 @@
-//! `peerkeeper node` as a user runs it, beyond `tests/cli.rs`: a missing config file exits
-//! 2 naming it; a real node starts and stops cleanly (exit 0) on SIGTERM.
+//! `peerkeeper node` as a user runs it, beyond `tests/cli.rs`: a missing or invalid config
+//! file exits 2 naming it, before the node binds its port; a real node starts and stops
+//! cleanly (exit 0) on SIGTERM; `--trusted`, `--refuse-private` and `--policy` take
+//! effect, and the status line shows the dial outcomes (adding up) and the points dropped
+//! by reason.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
 
 fn peerkeeper() -> Command {
     Command::new(env!("CARGO_BIN_EXE_peerkeeper"))
+}
+
+/// The most status lines awaited for a condition: a minute at `--status-interval 100ms`.
+const MAX_STATUS_LINES: usize = 600;
+
+/// A running `peerkeeper node` whose stderr lines arrive on a channel (read by a thread,
+/// so the node never blocks on a full pipe). Killed on drop if still running.
+struct RunningNode {
+    child: Child,
+    lines: Receiver<String>,
+    listen: String,
+    started: String,
+}
+
+impl RunningNode {
+    fn start(args: &[&str]) -> RunningNode {
+        let mut child = peerkeeper()
+            .args([
+                "node",
+                "--listen",
+                "127.0.0.1:0",
+                "--status-interval",
+                "100ms",
+            ])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut node = RunningNode {
+            child,
+            lines,
+            listen: String::new(),
+            started: String::new(),
+        };
+        let started = node.wait_for_line("node started", |l| l.contains("node started"));
+        node.listen = started
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("listen="))
+            .expect("the start line names the listening address")
+            .to_string();
+        node.started = started;
+        node
+    }
+
+    /// The first line that satisfies `cond`, within [`MAX_STATUS_LINES`] lines (the
+    /// process ending first fails the test).
+    fn wait_for_line(&mut self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        for _ in 0..MAX_STATUS_LINES {
+            match self.lines.recv() {
+                Ok(l) if cond(&l) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("the node ended before {what}"),
+            }
+        }
+        panic!("gave up waiting for {what}");
+    }
+
+    /// SIGTERM, then the exit code and the last lines.
+    fn stop(mut self) -> (Option<i32>, Vec<String>) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        let rest: Vec<String> = self.lines.iter().collect();
+        (status.code(), rest)
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The dial outcomes of a status line: `dials: N attempted: a ok, b refused, ...;`.
+fn dial_counts(status: &str) -> (u64, Vec<(String, u64)>) {
+    let dials = status
+        .split("dials: ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap_or_else(|| panic!("no dials in {status}"));
+    let (attempted, outcomes) = dials.split_once(" attempted: ").expect("N attempted:");
+    let outcomes = outcomes
+        .split(", ")
+        .map(|o| {
+            let (n, label) = o.split_once(' ').expect("count and label");
+            (label.to_string(), n.parse().expect("a count"))
+        })
+        .collect();
+    (attempted.parse().expect("a count"), outcomes)
 }
 
 #[test]
@@ -65,4 +174,108 @@ fn a_node_runs_and_stops_cleanly_on_sigterm() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+}
+
+#[test]
+fn an_invalid_config_exits_2_naming_the_field_before_binding() {
+    // Hold a port: a node that got as far as binding would say it cannot listen.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = held.local_addr().unwrap().to_string();
+    let dir = std::env::temp_dir().join(format!("peerkeeper-cli-node-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "min_connections = 8\nexpected_connections = 4\n").unwrap();
+    let out = peerkeeper()
+        .args(["node", "--listen", &listen, "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("min_connections"), "stderr: {err}");
+    assert!(!err.contains("cannot listen"), "it tried to bind: {err}");
+    // The port is indeed taken: with a valid config the node fails at binding.
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "min_connections = 1\nexpected_connections = 2\n").unwrap();
+    let out = peerkeeper()
+        .args(["node", "--listen", &listen, "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn trusted_refuse_private_and_policy_take_effect_and_the_status_line_says_so() {
+    let targets = ["--min", "1", "--expected", "2", "--max", "4"];
+    // A runs the octez model.
+    let mut a = RunningNode::start(&[&targets[..], &["--policy", "octez", "--seed", "1"]].concat());
+    assert!(a.started.contains("policy=octez"), "{}", a.started);
+    // C joins A; once A holds it, A shares C's (loopback) point.
+    let mut c =
+        RunningNode::start(&[&targets[..], &["--peer", &a.listen.clone(), "--seed", "3"]].concat());
+    a.wait_for_line("A connected to C", |l| {
+        l.starts_with("status: 1 connections")
+    });
+    c.wait_for_line("C connected to A", |l| {
+        l.starts_with("status: 1 connections")
+    });
+    // B knows A as a trusted point only, refuses private and loopback points from
+    // peers, and wants 2 connections: it asks A for points, and drops C's.
+    let a_listen = a.listen.clone();
+    let mut b = RunningNode::start(&[
+        "--trusted",
+        &a_listen,
+        "--refuse-private",
+        "--min",
+        "2",
+        "--expected",
+        "2",
+        "--max",
+        "4",
+        "--seed",
+        "2",
+    ]);
+    assert!(b.started.contains("policy=peerkeeper"), "{}", b.started);
+    let status = b.wait_for_line("B dropping C's point", |l| {
+        l.starts_with("status:") && l.contains("private_refused=")
+    });
+    assert!(status.starts_with("status: 1 connections"), "{status}");
+    assert!(
+        status.contains("points dropped: private_refused="),
+        "{status}"
+    );
+    // Every dial outcome is named, and they add up to the attempts.
+    let (attempted, outcomes) = dial_counts(&status);
+    let labels: Vec<&str> = outcomes.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "ok",
+            "refused",
+            "timed out",
+            "failed",
+            "protocol",
+            "already connected",
+            "myself",
+            "dropped",
+            "cancelled",
+            "in flight"
+        ],
+        "{status}"
+    );
+    assert_eq!(
+        outcomes.iter().map(|(_, n)| n).sum::<u64>(),
+        attempted,
+        "{status}"
+    );
+    assert!(outcomes[0].1 >= 1, "the trusted point was dialed: {status}");
+    for (name, node) in [("B", b), ("C", c), ("A", a)] {
+        let (code, rest) = node.stop();
+        assert_eq!(code, Some(0), "{name}: {rest:?}");
+    }
 }

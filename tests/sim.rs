@@ -1,7 +1,11 @@
 //! Whole-network properties on the deterministic simulator, over several seeds each (as
-//! the Cardano governor's tests do), in virtual time.
+//! the Cardano governor's tests do), in virtual time. The nodes run the node's own
+//! default config (as `peerkeeper node` does) with tighter targets, 4/8/12 (thresholds 5
+//! and 11), so that networks of a few hundred nodes stay quick in a debug build; one
+//! bootstrap node, as the simulator's default.
 
-use peerkeeper::sim::{Policy, SimConfig, SimOutcome, Simulation};
+use peerkeeper::sim::{SimConfig, SimOutcome, Simulation};
+use peerkeeper::{Bounds, Policy};
 use std::time::Duration;
 
 const SEEDS: [u64; 3] = [1, 2, 3];
@@ -10,17 +14,33 @@ fn run(cfg: SimConfig) -> SimOutcome {
     Simulation::new(cfg).run(|_| {})
 }
 
-fn scenario(nodes: usize, seed: u64, minutes: u64) -> SimConfig {
-    SimConfig::new(
-        nodes,
-        seed,
-        Duration::from_secs(60 * minutes),
-        Policy::Peerkeeper,
-    )
+/// `nodes` nodes for `minutes` virtual minutes running `policy` with targets 4/8/12.
+fn tight(nodes: usize, seed: u64, minutes: u64, policy: Policy) -> SimConfig {
+    let mut cfg = SimConfig::new(nodes, seed, Duration::from_secs(60 * minutes), policy);
+    cfg.node_config.min_connections = 4;
+    cfg.node_config.expected_connections = 8;
+    cfg.node_config.max_connections = 12;
+    cfg
 }
 
-fn bounds() -> peerkeeper::Bounds {
-    peerkeeper::sim::sim_node_config().bounds()
+fn scenario(nodes: usize, seed: u64, minutes: u64) -> SimConfig {
+    tight(nodes, seed, minutes, Policy::Peerkeeper)
+}
+
+fn bounds() -> Bounds {
+    scenario(2, 0, 1).node_config.bounds()
+}
+
+/// What every report must satisfy, whatever the run.
+fn check_report(out: &SimOutcome, what: &str) {
+    let r = &out.report;
+    let n = &r.network;
+    assert!(n.dials.adds_up(), "{what}: dial outcomes {:?}", n.dials);
+    assert_eq!(
+        n.converged,
+        n.components == 1 && r.short_nodes == 0 && n.connections.max <= bounds().max_threshold,
+        "{what}: converged must mean all in range and one component: {r:?}"
+    );
 }
 
 #[test]
@@ -31,7 +51,7 @@ fn one_seed_one_outcome_and_two_seeds_differ() {
                 dial_failure_rate: 0.1,
                 message_loss: 0.05,
                 churn_per_minute: 0.02,
-                ..SimConfig::new(150, seed, Duration::from_secs(300), policy)
+                ..tight(100, seed, 4, policy)
             };
             let a = run(cfg.clone());
             let b = run(cfg.clone());
@@ -40,11 +60,19 @@ fn one_seed_one_outcome_and_two_seeds_differ() {
                 serde_json::to_string(&a.report).unwrap(),
                 serde_json::to_string(&b.report).unwrap()
             );
+            assert_eq!(a.final_connections, b.final_connections);
             let c = run(SimConfig {
                 seed: seed + 100,
                 ..cfg
             });
             assert_ne!(a.report.event_log_hash, c.report.event_log_hash);
+            for out in [&a, &c] {
+                assert!(
+                    out.report.network.dials.adds_up(),
+                    "seed {seed} {policy:?}: {:?}",
+                    out.report.network.dials
+                );
+            }
         }
     }
 }
@@ -52,15 +80,20 @@ fn one_seed_one_outcome_and_two_seeds_differ() {
 #[test]
 fn fault_free_networks_converge_into_one_component_never_above_max() {
     let b = bounds();
-    let max = peerkeeper::sim::sim_node_config().max_connections;
     for seed in SEEDS {
-        let out = run(scenario(300, seed, 5));
+        let cfg = scenario(300, seed, 4);
+        let max = cfg.node_config.max_connections;
+        let out = run(cfg);
+        check_report(&out, &format!("seed {seed}"));
         let r = &out.report.network;
         assert!(r.converged, "seed {seed}: {:?}", out.report);
         assert!(r.connections.min >= b.min_threshold && r.connections.max <= b.max_threshold);
         assert_eq!(r.components, 1, "seed {seed}");
         assert!(r.max_observed_connections <= max, "seed {seed}: {r:?}");
         assert!(r.converged_at_ms.is_some());
+        // Nothing is dropped on a network where every address is a LAN address: the
+        // relay rule accepts private points from private senders.
+        assert_eq!(r.points_dropped.total(), 0, "seed {seed}: {r:?}");
     }
 }
 
@@ -69,7 +102,7 @@ fn no_busy_loop_once_converged() {
     // An hour of virtual time: over its second half, cycles come from the idle timer
     // (120 s: 30 an hour) and real events only, and nothing is redialed.
     for seed in SEEDS {
-        let out = run(scenario(200, seed, 60));
+        let out = run(scenario(150, seed, 60));
         let r = &out.report;
         assert!(r.network.converged, "seed {seed}");
         assert!(
@@ -89,20 +122,19 @@ fn no_busy_loop_once_converged() {
 fn octez_model_keeps_asking_where_peerkeeper_rests() {
     // A network too small for its targets (10 nodes that each want 12 connections): every
     // node stays short. The octez model asks every 5 s forever; peerkeeper backs off.
-    let mut ours = scenario(10, 1, 60);
+    let mut ours = scenario(10, 1, 20);
     ours.node_config.min_connections = 12;
     ours.node_config.expected_connections = 16;
     ours.node_config.max_connections = 20;
-    let octez = SimConfig {
-        policy: Policy::Octez,
-        ..ours.clone()
-    };
+    let mut octez = ours.clone();
+    octez.node_config.policy = Policy::Octez;
     let a = run(ours).report;
     let b = run(octez).report;
     assert!(
         !a.network.converged && !b.network.converged,
         "10 nodes cannot give 12 each"
     );
+    assert_eq!(a.short_nodes, 10);
     assert!(
         a.network.peer_sharing.requests * 5 < b.network.peer_sharing.requests,
         "ours {} requests, octez model {}",
@@ -113,15 +145,33 @@ fn octez_model_keeps_asking_where_peerkeeper_rests() {
 }
 
 #[test]
+fn octez_model_passes_count_as_maintenance_cycles() {
+    // Round 1 counted each entry into octez's do_maintain (OctezModel::cycles()): short of
+    // candidates, one every 5 s. 10 short nodes for 20 minutes: about 240 passes each.
+    let mut cfg = scenario(10, 1, 20);
+    cfg.node_config.min_connections = 12;
+    cfg.node_config.expected_connections = 16;
+    cfg.node_config.max_connections = 20;
+    cfg.node_config.policy = Policy::Octez;
+    let r = run(cfg).report;
+    assert!(
+        r.network.maintenance_cycles >= 10 * 200,
+        "{} cycles in all",
+        r.network.maintenance_cycles
+    );
+}
+
+#[test]
 fn dial_failures_and_message_loss_slow_but_do_not_stop_convergence() {
     for seed in SEEDS {
-        let clean = run(scenario(300, seed, 10)).report;
+        let clean = run(scenario(200, seed, 4)).report;
         let faulty = run(SimConfig {
             dial_failure_rate: 0.2,
             message_loss: 0.05,
-            ..scenario(300, seed, 10)
-        })
-        .report;
+            ..scenario(200, seed, 4)
+        });
+        check_report(&faulty, &format!("faulty seed {seed}"));
+        let faulty = faulty.report;
         assert!(faulty.network.converged, "seed {seed}: {faulty:?}");
         assert_eq!(faulty.network.components, 1);
         assert!(faulty.network.dials.failed > clean.network.dials.failed);
@@ -137,20 +187,23 @@ fn after_a_third_of_the_nodes_leave_the_rest_climb_back_into_range() {
     let b = bounds();
     for seed in SEEDS {
         let out = run(SimConfig {
-            mass_departure: Some((Duration::from_secs(180), 1.0 / 3.0)),
-            ..scenario(300, seed, 10)
+            mass_departure: Some((Duration::from_secs(90), 1.0 / 3.0)),
+            ..scenario(210, seed, 4)
         });
+        check_report(&out, &format!("seed {seed}"));
         let r = &out.report;
-        assert_eq!(r.alive, 200, "seed {seed}");
+        assert_eq!(r.alive, 140, "seed {seed}");
         assert!(r.network.converged, "seed {seed}: {r:?}");
         assert_eq!(r.network.components, 1, "seed {seed}");
         for (c, alive) in out.final_connections.iter().zip(&out.alive) {
             if *alive {
                 assert!((b.min_threshold..=b.max_threshold).contains(c));
+            } else {
+                assert_eq!(*c, 0, "seed {seed}: a departed node kept links");
             }
         }
         // They did lose connections and had to dial again to recover.
-        let baseline = run(scenario(300, seed, 10)).report;
+        let baseline = run(scenario(210, seed, 4)).report;
         assert!(
             r.network.dials.attempted > baseline.network.dials.attempted,
             "seed {seed}"
@@ -163,8 +216,9 @@ fn a_nat_heavy_network_gives_every_node_its_minimum_or_says_why() {
     for seed in SEEDS {
         let out = run(SimConfig {
             nat_fraction: 0.5,
-            ..scenario(300, seed, 10)
+            ..scenario(200, seed, 4)
         });
+        check_report(&out, &format!("seed {seed}"));
         let r = &out.report;
         if r.network.converged {
             assert_eq!(r.short_nodes, 0);
@@ -187,6 +241,7 @@ fn churn_keeps_the_network_in_range() {
         ..scenario(300, 4, 10)
     });
     let r = &out.report;
+    assert!(r.network.dials.adds_up(), "{:?}", r.network.dials);
     // Nodes that just came back may still be climbing; the rest are in range.
     let in_range = out
         .final_connections

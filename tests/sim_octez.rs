@@ -1,25 +1,42 @@
-//! The octez model (`peerkeeper::sim::octez`), one node at a time, fed explicit events:
-//! it must behave as the reference notes describe octez, flaws included, or the
-//! side-by-side comparison means nothing. Targets 4/8/12 give thresholds 5 and 11,
-//! targets 6 and 10.
+//! The octez model (`peerkeeper::maintenance::octez`), one node at a time, fed explicit
+//! events: it must behave as the reference notes describe octez, flaws included, or the
+//! side-by-side comparison means nothing. It plugs into the node core through
+//! `Config::policy`; the core adds octez's admission (one random extra slot). Targets
+//! 4/8/12 give thresholds 5 and 11, targets 6 and 10.
 
-use peerkeeper::maintenance::{Action, WakeReason};
-use peerkeeper::pool::{PeerId, Pool, PoolLimits, Source};
-use peerkeeper::sim::octez::{octez_backoff, octez_trigger, OctezModel, OCTEZ_LOOKING_FOR_PEERS};
-use peerkeeper::sim::sim_node_config;
+use peerkeeper::core::{Admission, Hello, NodeCore, RefuseReason};
+use peerkeeper::maintenance::octez::{
+    octez_backoff, octez_config, octez_trigger, OctezModel, OCTEZ_LOOKING_FOR_PEERS,
+};
+use peerkeeper::maintenance::{Action, DialOutcome, WakeReason};
+use peerkeeper::pool::{ConnId, Direction, PeerId, Pool, PoolLimits, Source};
 use peerkeeper::trigger::{count_trigger, TriggerKind};
-use peerkeeper::{Config, Time};
+use peerkeeper::{Config, Policy, Time};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The node's default config with targets 4/8/12, as the octez policy runs it.
+fn targets() -> Config {
+    Config {
+        min_connections: 4,
+        expected_connections: 8,
+        max_connections: 12,
+        policy: Policy::Octez,
+        ..Config::default()
+    }
+}
+
 fn config() -> Arc<Config> {
-    let mut c = sim_node_config();
-    c.reconnection = octez_backoff();
-    c.discovery.allow_private_addresses = true;
-    Arc::new(c)
+    Arc::new(octez_config(&targets()))
+}
+
+/// Opens a connection in the pool as the node core would.
+fn open(pool: &mut Pool, k: usize, p: SocketAddr, dir: Direction, t: Time) {
+    pool.connection_opened(ConnId(k as u64 + 1), p, PeerId(k as u64 + 1), dir, t)
+        .unwrap();
 }
 
 fn point(i: usize) -> SocketAddr {
@@ -91,7 +108,7 @@ fn a_top_up_dials_every_candidate_at_once_up_to_max_target() {
             &mut out,
         );
         let d = dials(&out);
-        // max_target - 0 = 10 at once, above our max_concurrent_dials.
+        // max_target - 0 = 10 at once, above our max_concurrent_dials (8 by default).
         assert_eq!(d.len(), c.bounds().max_target, "seed {seed}");
         assert!(d.len() > c.max_concurrent_dials);
         assert_eq!(pool.dialing_count(), d.len());
@@ -113,19 +130,16 @@ fn the_contact_loop_goes_on_to_min_target_after_a_batch() {
     let mut out = Vec::new();
     let t = Time::from_millis(100);
     for (k, p) in batch.iter().enumerate() {
-        let result = if k < b.min_threshold {
-            pool.connection_opened(
-                *p,
-                PeerId(k as u64 + 1),
-                peerkeeper::pool::Direction::Outbound,
-                t,
-            )
-            .unwrap();
-            Ok(PeerId(k as u64 + 1))
+        // The node core records the dial in the pool, then tells the model.
+        let outcome = if k < b.min_threshold {
+            assert!(pool.end_dial(*p, false, t, &mut rng));
+            open(&mut pool, k, *p, Direction::Outbound, t);
+            DialOutcome::Succeeded
         } else {
-            Err(peerkeeper::transport::DialError::Timeout)
+            assert!(pool.end_dial(*p, true, t, &mut rng));
+            DialOutcome::Failed
         };
-        m.dial_finished(*p, result, t, &mut pool, &mut rng, &mut out);
+        m.dial_finished(outcome, t, &mut pool, &mut rng, &mut out);
     }
     assert_eq!(pool.active_count(), b.min_threshold);
     let again = dials(&out);
@@ -143,13 +157,7 @@ fn short_of_candidates_it_asks_every_5_s_forever_with_no_backoff() {
     let mut pool = pool_with(&c, 0);
     // Two connections, no candidate: short, nothing to dial.
     for k in 0..2 {
-        pool.connection_opened(
-            point(100 + k),
-            PeerId(k as u64 + 1),
-            peerkeeper::pool::Direction::Inbound,
-            Time::ZERO,
-        )
-        .unwrap();
+        open(&mut pool, k, point(100 + k), Direction::Inbound, Time::ZERO);
     }
     let mut m = OctezModel::new(c);
     let mut rng = StdRng::seed_from_u64(3);
@@ -194,13 +202,7 @@ fn in_range_it_sleeps_for_the_120_s_idle_timer_and_a_trim_is_uniform() {
     for seed in 0..40 {
         let mut pool = pool_with(&c, 0);
         for k in 0..12 {
-            pool.connection_opened(
-                point(k),
-                PeerId(k as u64 + 1),
-                peerkeeper::pool::Direction::Outbound,
-                Time::ZERO,
-            )
-            .unwrap();
+            open(&mut pool, k, point(k), Direction::Outbound, Time::ZERO);
         }
         let mut m = OctezModel::new(c.clone());
         let mut rng = StdRng::seed_from_u64(seed);
@@ -214,7 +216,7 @@ fn in_range_it_sleeps_for_the_120_s_idle_timer_and_a_trim_is_uniform() {
         );
         assert_eq!(pool.active_count(), b.max_target);
         for a in &out {
-            if let Action::Close(p, _) = a {
+            if let Action::Close(p, _, _) = a {
                 closed_ever.insert(*p);
             }
         }
@@ -239,4 +241,69 @@ fn backoff_is_one_second_times_1_2() {
     assert_eq!(b.base_delay(80), Duration::from_secs(2 * 24 * 3600));
     assert_eq!(b.base_delay(u32::MAX), b.cap);
     assert!(b.base_delay(66) < b.cap);
+}
+
+#[test]
+fn the_policy_plugs_into_the_node_core_with_octez_timers_and_one_extra_slot() {
+    // Config::policy chooses the model; the core then runs octez's timers.
+    let core = NodeCore::new(targets(), PeerId(1), 1);
+    assert_eq!(core.config().reconnection, octez_backoff());
+    assert_eq!(
+        core.config().time_between_looking_for_peers,
+        OCTEZ_LOOKING_FOR_PEERS
+    );
+    // At max_connections (12), octez's older admission rule admits one random extra
+    // inbound connection, never two; over seeds, both answers happen. (The too-many
+    // trigger is switched off while the node fills, or it would trim at 12 at once.)
+    let max = targets().max_connections;
+    let (mut admitted, mut refused) = (0, 0);
+    for seed in 0..40 {
+        let mut core = NodeCore::new(targets(), PeerId(1), seed);
+        core.set_trigger(TriggerKind::TooManyConnections, false);
+        core.start(Time::ZERO);
+        let t = Time::from_millis(10);
+        let inbound = |core: &mut NodeCore, k: usize| {
+            let hello = Hello {
+                peer: PeerId(k as u64 + 100),
+                listen_port: 9732,
+            };
+            core.handle_inbound(ConnId(k as u64 + 1), point(k), hello, t)
+        };
+        for k in 0..max {
+            assert_eq!(inbound(&mut core, k), Admission::Accept, "seed {seed}");
+        }
+        assert_eq!(core.connection_count(), max);
+        match inbound(&mut core, max) {
+            Admission::Accept => {
+                admitted += 1;
+                assert_eq!(core.connection_count(), max + 1);
+                // Never a second extra one.
+                assert!(matches!(
+                    inbound(&mut core, max + 1),
+                    Admission::Refuse {
+                        reason: RefuseReason::Full,
+                        ..
+                    }
+                ));
+            }
+            Admission::Refuse { reason, points } => {
+                refused += 1;
+                assert_eq!(reason, RefuseReason::Full);
+                assert!(!points.is_empty(), "seed {seed}: a refusal carries points");
+                assert_eq!(core.connection_count(), max);
+            }
+        }
+        // The next pass trims back to max_target, uniformly at random.
+        while core.poll_action().is_some() {}
+        core.maintain(t);
+        let closes = std::iter::from_fn(|| core.poll_action())
+            .filter(|a| matches!(a, peerkeeper::core::Action::Close { .. }))
+            .count();
+        assert_eq!(core.connection_count(), core.bounds().max_target);
+        assert!(closes >= max - core.bounds().max_target, "seed {seed}");
+    }
+    assert!(
+        admitted > 0 && refused > 0,
+        "{admitted} admitted, {refused} refused"
+    );
 }

@@ -25,8 +25,17 @@
 //! # The guarantee
 //!
 //! For every [`Config`] that [`Config::validate`] accepts: a node that can reach one live
-//! member of a connected network reaches `min_threshold` connections, provided the
-//! network has more than `min_threshold` nodes, and it joins that network's component.
+//! member of a network of more than `min_threshold` nodes reaches `min_threshold`
+//! connections (when `min_threshold == max_connections`, only if the degrees can add up:
+//! an odd number of nodes each wanting exactly an odd number leaves one short).
+//!
+//! One component is what the tests show over join orders, sizes and seeds
+//! (`tests/sim_joins.rs`, `tests/processes.rs`), not a theorem: a node with at most two
+//! connections makes an overlay of paths and cycles, which can split into islands, and
+//! nothing here merges islands whose nodes are all in range (octez's swaps can, slowly).
+//! The simulator reports the number of components and counts a split network as not
+//! converged.
+//!
 //! The rules that make it hold, whatever the join order:
 //!
 //! * a top-up stops at `min_target` ([`crate::maintenance::top_up_dials`]), leaving the
@@ -450,8 +459,14 @@ impl NodeCore {
     /// Counters.
     pub fn stats(&self) -> CoreStats {
         let mut s = self.stats;
-        if let Brain::Peerkeeper { d, .. } = &self.brain {
-            s.sharing.rounds = d.stats().rounds;
+        match &self.brain {
+            Brain::Peerkeeper { m, d } => {
+                s.sharing.rounds = d.stats().rounds;
+                s.cycles = m.cycles();
+            }
+            // Every entry into octez's do_maintain, re-entries after each request for
+            // points included (what octez does per wake-up).
+            Brain::Octez(o) => s.cycles = o.cycles(),
         }
         s
     }
@@ -1387,7 +1402,6 @@ impl NodeCore {
                 maintenance::Action::Swap => self.propose_swap(),
                 maintenance::Action::CycleStarted { cycle, reasons } => {
                     self.cycle_covers = self.tickets;
-                    self.stats.cycles += 1;
                     self.actions
                         .push_back(Action::CycleStarted { cycle, reasons });
                 }

@@ -157,7 +157,8 @@ pub struct CoreStats {
     pub sharing: SharingStats,
     /// Closes.
     pub closed: CloseStats,
-    /// Maintenance cycles started.
+    /// Maintenance cycles started (with the octez policy: every pass of its maintenance
+    /// loop, the re-entries after each request for points included).
     pub cycles: u64,
     /// Protocol violations reported by the shell.
     pub violations: u64,

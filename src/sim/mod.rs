@@ -442,8 +442,14 @@ impl Simulation {
         let bounds = config.bounds();
         let link_seed = rng.gen();
         let total = cfg.total_nodes();
+        // Per-node draws come from the node's own stream, so adding late joiners (or any
+        // node) leaves the others' draws as they were: runs with and without them pair.
+        let draw = |i: usize, what: u64| mix(node_seed(cfg.seed, i, 0) ^ what);
         let nat: Vec<bool> = (0..total)
-            .map(|i| i >= cfg.bootstrap && rng.gen_bool(cfg.nat_fraction.clamp(0.0, 1.0)))
+            .map(|i| {
+                i >= cfg.bootstrap
+                    && (draw(i, 0x6e61_74) as f64 / u64::MAX as f64) < cfg.nat_fraction
+            })
             .collect();
         let mut sim = Simulation {
             sample_every: (cfg.duration / cfg.max_samples.max(1) as u32)
@@ -479,7 +485,9 @@ impl Simulation {
                 Time::ZERO + sim.cfg.late_at
             } else {
                 match sim.cfg.joins {
-                    Joins::Together => Time::from_millis(sim.rng.gen_range(0..5_000)),
+                    Joins::Together => {
+                        Time::from_millis(mix(node_seed(sim.cfg.seed, i, 0) ^ 0x7374_6172) % 5_000)
+                    }
                     Joins::Stagger(d) => Time::ZERO + d * i as u32,
                 }
             };
