@@ -440,6 +440,12 @@ impl Config {
             return Err(invalid("discovery.fanout", "must be greater than 0"));
         }
         nonzero("discovery.request_timeout", d.request_timeout)?;
+        if d.peer_ask_interval < Duration::from_millis(4) {
+            return Err(invalid(
+                "discovery.peer_ask_interval",
+                "must be at least 4ms (a quarter of it limits how often a peer is answered)",
+            ));
+        }
         if d.max_time_between_rounds < self.time_between_looking_for_peers {
             return Err(invalid(
                 "discovery.max_time_between_rounds",

@@ -1,29 +1,38 @@
 //! Handshake refusals and hostile advertisements on real sockets, beyond `tests/net.rs`:
 //! a connection to oneself, a second connection of an already-connected peer id, a full
-//! node's refusal carrying points (octez's Nack), and an over-cap advertisement whose
-//! points never reach the pool.
+//! node's refusal carrying points (the friend it keeps, and the dialers it refused
+//! before), a node that learns where to go from such a refusal, an over-cap
+//! advertisement whose points never reach the pool, another network's node, and a flood
+//! of unsolicited advertisements.
 
 mod common;
 
-use common::{
-    assert_greylisted_and_refused, closed_by_node, connected, eventually, node, raw_peer,
-};
-use futures::{SinkExt, StreamExt};
-use peerkeeper::net::demo::demo_config;
-use peerkeeper::net::wire::{Handshake, Message, RefuseReason, WireCodec, PROTOCOL_VERSION};
-use peerkeeper::net::Node;
-use peerkeeper::{Config, PeerId};
+use common::*;
+use futures::SinkExt;
+use peerkeeper::node::demo::demo_config;
+use peerkeeper::node::Node;
+use peerkeeper::pool::Source;
+use peerkeeper::wire::{Message, RefuseCode};
+use peerkeeper::Config;
 use std::net::SocketAddr;
-use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
+use std::time::Duration;
 
 /// A target connected to one friend.
 async fn target_with_a_friend(config: &Config) -> (Node, Node) {
-    let friend = node(config, 100, vec![]).await;
-    let target = node(config, 1, vec![friend.local_addr()]).await;
-    eventually("the target connects to its friend", || {
-        connected(&target, &friend)
-    })
+    target_with(config, config).await
+}
+
+/// A target (with `config`) connected to one friend (with `friend_config`).
+async fn target_with(config: &Config, friend_config: &Config) -> (Node, Node) {
+    let friend = tcp_node(friend_config, 100, vec![]).await;
+    let target = tcp_node(config, 1, vec![friend.local_addr()]).await;
+    let f = friend.local_addr();
+    wait_core(
+        &target,
+        DEADLINE,
+        "the target connects to its friend",
+        move |c| c.pool().connection(&f).is_some(),
+    )
     .await;
     (target, friend)
 }
@@ -37,76 +46,105 @@ fn small() -> Config {
     }
 }
 
+/// Full at one connection, and never making room: every newcomer is refused.
+fn full_at_one() -> Config {
+    Config {
+        min_connections: 1,
+        expected_connections: 1,
+        max_connections: 1,
+        make_room_interval: None,
+        ..demo_config()
+    }
+}
+
+fn refusal_points(m: Message) -> Vec<SocketAddr> {
+    match m {
+        Message::Refused {
+            reason: RefuseCode::Full,
+            points,
+        } => points,
+        other => panic!("expected a refusal with points, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oneself_and_a_second_connection_of_a_connected_peer_are_refused() {
     let (target, friend) = target_with_a_friend(&small()).await;
     let to = target.local_addr();
 
     let (mut c, reply) = raw_peer(to, target.peer_id().0, 40001, "peerkeeper").await;
-    assert!(
-        matches!(
-            reply,
-            Message::Refused {
-                reason: RefuseReason::Myself,
-                ..
-            }
-        ),
-        "{reply:?}"
-    );
+    assert!(refused_with(&reply, RefuseCode::Myself), "{reply:?}");
     assert!(closed_by_node(&mut c).await);
 
     // The friend's peer id, from another port: a second connection of a connected peer.
     let (mut c, reply) = raw_peer(to, friend.peer_id().0, 40002, "peerkeeper").await;
     assert!(
-        matches!(
-            reply,
-            Message::Refused {
-                reason: RefuseReason::AlreadyConnected,
-                ..
-            }
-        ),
+        refused_with(&reply, RefuseCode::AlreadyConnected),
         "{reply:?}"
     );
     assert!(closed_by_node(&mut c).await);
 
     // Neither is misbehaviour: nothing greylisted, and the original connection stays.
-    assert_eq!(target.transport().stats().violations, 0);
-    assert!(connected(&target, &friend));
+    let s = target.status().stats;
+    assert_eq!(s.violations, 0);
+    assert_eq!(
+        (s.admission.refused_myself, s.admission.refused_duplicate),
+        (1, 1)
+    );
+    assert!(connected(&target, friend.local_addr()).await);
     target.shutdown().await;
     friend.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_node_refuses_with_points_to_try_instead() {
-    // max_connections 1, already used by the friend.
-    let config = Config {
-        min_connections: 1,
-        expected_connections: 1,
-        max_connections: 1,
-        ..demo_config()
-    };
-    let (target, friend) = target_with_a_friend(&config).await;
-    eventually("the target sees the friend as good", || {
-        target
-            .pool()
-            .read(|p| p.get(&friend.local_addr()).is_some_and(|i| i.is_good()))
-    })
-    .await;
+async fn a_full_node_refuses_with_its_friend_and_the_dialers_it_refused_before() {
+    let (target, friend) = target_with_a_friend(&full_at_one()).await;
     let (mut c, reply) = raw_peer(target.local_addr(), 77, 40003, "peerkeeper").await;
-    match reply {
-        Message::Refused {
-            reason: RefuseReason::Full,
-            points,
-        } => {
-            assert!(points.len() <= 50);
-            assert!(points.contains(&friend.local_addr()), "{points:?}");
-        }
-        other => panic!("expected a refusal with points, got {other:?}"),
-    }
+    let points = refusal_points(reply);
+    assert!(points.len() <= 50);
+    assert!(points.contains(&friend.local_addr()), "{points:?}");
     assert!(closed_by_node(&mut c).await);
-    assert!(connected(&target, &friend));
+    // The next refused dialer hears of the first: two newcomers find each other.
+    let (mut c, reply) = raw_peer(target.local_addr(), 78, 40004, "peerkeeper").await;
+    let points = refusal_points(reply);
+    let first: SocketAddr = "127.0.0.1:40003".parse().unwrap();
+    assert!(points.contains(&first), "{points:?}");
+    assert!(
+        !points.contains(&"127.0.0.1:40004".parse().unwrap()),
+        "never itself"
+    );
+    assert!(closed_by_node(&mut c).await);
+    assert!(connected(&target, friend.local_addr()).await);
+    assert_eq!(target.status().stats.admission.refused_full, 2);
     target.shutdown().await;
     friend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refused_by_a_full_node_connects_where_the_refusal_points() {
+    // The friend has room; the target has none.
+    let (target, friend) = target_with(&full_at_one(), &small()).await;
+    let wants_one = Config {
+        min_connections: 1,
+        expected_connections: 1,
+        max_connections: 4,
+        ..demo_config()
+    };
+    let newcomer = tcp_node(&wants_one, 50, vec![target.local_addr()]).await;
+    let f = friend.local_addr();
+    wait_core(
+        &newcomer,
+        DEADLINE,
+        "the newcomer reaches the friend",
+        move |c| c.pool().connection(&f).is_some(),
+    )
+    .await;
+    let d = newcomer.status().stats.dials;
+    assert!(d.refused >= 1, "{d:?}");
+    assert!(learned_from(&newcomer, f, Source::PeerSharing).await);
+    for n in [&newcomer, &target, &friend] {
+        n.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,35 +155,36 @@ async fn no_point_of_an_over_cap_advertisement_reaches_the_pool() {
     })
     .await;
     let (mut c, reply) = raw_peer(target.local_addr(), 55, 40004, "peerkeeper").await;
-    assert!(matches!(reply, Message::Handshake(_)), "{reply:?}");
+    assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
     let points: Vec<SocketAddr> = (0..101u16)
         .map(|i| SocketAddr::from(([10, 7, (i >> 8) as u8, i as u8], 9732)))
         .collect();
     c.send(Message::Advertise(points.clone())).await.unwrap();
     assert!(closed_by_node(&mut c).await, "dropped");
-    eventually("the violation is counted", || {
-        target.transport().stats().violations >= 1
+    wait_status(&target, DEADLINE, "the violation is counted", |s| {
+        s.stats.violations >= 1
     })
     .await;
-    let learned = target
-        .pool()
-        .read(|p| points.iter().filter(|a| p.get(a).is_some()).count());
+    let probe = points.clone();
+    let learned = query(&target, move |c| {
+        probe.iter().filter(|a| c.pool().get(a).is_some()).count()
+    })
+    .await;
     assert_eq!(learned, 0, "the whole message is refused");
 
     // An advertisement of exactly 100 points is fine, and its points are learned.
     let (mut c, reply) = raw_peer(target.local_addr(), 56, 40005, "peerkeeper").await;
-    assert!(matches!(reply, Message::Handshake(_)), "{reply:?}");
+    assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
     c.send(Message::Advertise(points[..100].to_vec()))
         .await
         .unwrap();
-    eventually("the 100 points are learned", || {
-        target
-            .pool()
-            .read(|p| points[..100].iter().all(|a| p.get(a).is_some()))
+    let probe: Vec<SocketAddr> = points[..100].to_vec();
+    wait_core(&target, DEADLINE, "the 100 points are learned", move |c| {
+        probe.iter().all(|a| c.pool().get(a).is_some())
     })
     .await;
-    assert_eq!(target.transport().stats().violations, 1);
-    assert!(connected(&target, &friend));
+    assert_eq!(target.status().stats.violations, 1);
+    assert!(connected(&target, friend.local_addr()).await);
     target.shutdown().await;
     friend.shutdown().await;
 }
@@ -154,60 +193,36 @@ async fn no_point_of_an_over_cap_advertisement_reaches_the_pool() {
 async fn a_wrong_network_is_told_why_then_greylisted() {
     let (target, friend) = target_with_a_friend(&small()).await;
     let to = target.local_addr();
-    let stream = TcpStream::connect(to).await.unwrap();
-    let mut c = Framed::new(stream, WireCodec::default());
-    c.send(Message::Handshake(Handshake {
-        network: "another-network".into(),
-        version: PROTOCOL_VERSION,
-        peer_id: PeerId(66),
-        listen_port: 40006,
-    }))
-    .await
-    .unwrap();
-    let reply = c.next().await.unwrap().unwrap();
+    let (mut c, reply) = raw_peer(to, 66, 40006, "another-network").await;
     assert_eq!(
         reply,
         Message::Refused {
-            reason: RefuseReason::WrongNetwork,
+            reason: RefuseCode::WrongNetwork,
             points: vec![]
         }
     );
     assert!(closed_by_node(&mut c).await);
     assert_greylisted_and_refused(&target, 66, 40006).await;
     // Loopback is shared by every local process: the friend and newcomers are unaffected.
-    assert!(connected(&target, &friend));
+    assert!(connected(&target, friend.local_addr()).await);
     let (_c, reply) = raw_peer(to, 67, 40007, "peerkeeper").await;
-    assert!(matches!(reply, Message::Handshake(_)), "{reply:?}");
+    assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
     target.shutdown().await;
     friend.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_dialer_is_remembered_only_if_its_point_is_dialable() {
+async fn a_refused_dialer_is_remembered_only_if_its_point_is_acceptable() {
     for allow_private in [false, true] {
-        let mut config = Config {
-            min_connections: 1,
-            expected_connections: 1,
-            max_connections: 1,
-            ..demo_config()
-        };
+        let mut config = full_at_one();
         config.discovery.allow_private_addresses = allow_private;
         let (target, friend) = target_with_a_friend(&config).await;
         let (mut c, reply) = raw_peer(target.local_addr(), 88, 40010, "peerkeeper").await;
-        assert!(
-            matches!(
-                reply,
-                Message::Refused {
-                    reason: RefuseReason::Full,
-                    ..
-                }
-            ),
-            "{reply:?}"
-        );
+        assert!(refused_with(&reply, RefuseCode::Full), "{reply:?}");
         assert!(closed_by_node(&mut c).await);
         let refused: SocketAddr = "127.0.0.1:40010".parse().unwrap();
-        // The node closes the connection only after updating its pool: no waiting needed.
-        let known = target.pool().read(|p| p.get(&refused).is_some());
+        // The node answers only after updating its pool: no waiting needed.
+        let known = query(&target, move |c| c.pool().get(&refused).is_some()).await;
         assert_eq!(
             known, allow_private,
             "allow_private_addresses = {allow_private}"
@@ -219,9 +234,13 @@ async fn a_refused_dialer_is_remembered_only_if_its_point_is_dialable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unsolicited_advertisements_is_dropped_unread() {
-    let (target, friend) = target_with_a_friend(&small()).await;
+    // One unsolicited advertisement per peer_ask_interval / 4 = 150 s: the whole flood
+    // falls inside one interval, however slow the machine.
+    let mut config = small();
+    config.discovery.peer_ask_interval = Duration::from_secs(600);
+    let (target, friend) = target_with_a_friend(&config).await;
     let (mut c, reply) = raw_peer(target.local_addr(), 90, 40090, "peerkeeper").await;
-    assert!(matches!(reply, Message::Handshake(_)), "{reply:?}");
+    assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
     let batch = |k: u8| -> Vec<SocketAddr> {
         (1..=5u8)
             .map(|i| SocketAddr::from(([127, 9, k, i], 9732)))
@@ -230,25 +249,28 @@ async fn a_flood_of_unsolicited_advertisements_is_dropped_unread() {
     for k in 0..20u8 {
         c.send(Message::Advertise(batch(k))).await.unwrap();
     }
-    eventually("the flood is counted", || {
-        target.transport().stats().unsolicited_dropped == 19
+    wait_status(&target, DEADLINE, "the flood is counted", |s| {
+        s.stats.points.unsolicited_ignored == 19
     })
     .await;
-    let (first, rest): (usize, usize) = target.pool().read(|p| {
+    let (first, rest): (usize, usize) = query(&target, move |p| {
+        let known = |a: &SocketAddr| p.pool().get(a).is_some();
         (
-            batch(0).iter().filter(|a| p.get(a).is_some()).count(),
-            (1..20u8)
-                .flat_map(batch)
-                .filter(|a| p.get(a).is_some())
-                .count(),
+            batch(0).iter().filter(|a| known(a)).count(),
+            (1..20u8).flat_map(batch).filter(|a| known(a)).count(),
         )
-    });
+    })
+    .await;
     assert_eq!(
         (first, rest),
         (5, 0),
         "one unsolicited message per interval is read"
     );
-    assert!(connected(&target, &friend));
+    assert!(connected(&target, friend.local_addr()).await);
+    // A flood is not a violation: the connection stays.
+    assert_eq!(target.status().stats.violations, 0);
+    assert!(connected(&target, "127.0.0.1:40090".parse().unwrap()).await);
+    drop(c);
     target.shutdown().await;
     friend.shutdown().await;
 }

@@ -1,15 +1,15 @@
 //! A plugged-in [`PointSource`] over real sockets: a node that knows nobody finds a peer
-//! through it, and the source's junk is dropped by validation.
+//! through it, and the source's junk is dropped by the intake rule, counted by reason.
 
 mod common;
 
-use common::eventually;
+use common::*;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use peerkeeper::discovery::PointSource;
-use peerkeeper::net::demo::demo_config;
-use peerkeeper::net::{NetConfig, Node};
+use peerkeeper::node::demo::demo_config;
+use peerkeeper::node::{Node, PointSource};
 use peerkeeper::pool::{Direction, Source};
+use peerkeeper::transport::tcp::TcpTransport;
 use peerkeeper::{Config, PeerId};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,50 +34,46 @@ async fn a_node_with_no_bootstrap_finds_a_peer_through_a_point_source() {
         max_connections: 4,
         ..demo_config()
     };
-    let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let b = Node::start(
-        config.clone(),
-        NetConfig::default(),
-        local,
-        PeerId(1),
-        vec![],
-        vec![],
-        1,
-    )
-    .await
-    .unwrap();
-    let junk: Vec<SocketAddr> = vec!["0.0.0.0:1".parse().unwrap(), "127.0.0.1:0".parse().unwrap()];
+    let b = tcp_node(&config, 1, vec![]).await;
+    let junk: Vec<SocketAddr> = vec![
+        "0.0.0.0:1".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        "224.0.0.1:9732".parse().unwrap(),
+    ];
     let mut listed = junk.clone();
     listed.push(b.local_addr());
-    let source: Arc<dyn PointSource> = Arc::new(Static(listed));
-    let c = Node::start(
-        config,
-        NetConfig::default(),
-        local,
-        PeerId(2),
-        vec![],
-        vec![source],
-        2,
-    )
-    .await
-    .unwrap();
+    let c = Node::builder(config, TcpTransport::bind(local()).await.unwrap())
+        .peer_id(PeerId(2))
+        .seed(2)
+        .source(Arc::new(Static(listed)))
+        .start()
+        .unwrap();
     let to_b = b.local_addr();
-    eventually("C connects to B", || {
-        c.pool().read(|p| p.connection(&to_b).is_some())
+    wait_core(&c, DEADLINE, "C connects to B", move |c| {
+        c.pool().connection(&to_b).is_some()
     })
     .await;
-    let (sources, direction) = c.pool().read(|p| {
-        (
-            p.get(&to_b).unwrap().sources,
-            p.connection(&to_b).unwrap().direction,
-        )
-    });
-    assert!(sources.contains(Source::External), "B came from the source");
+    let (direction, known_junk) = {
+        let junk = junk.clone();
+        query(&c, move |c| {
+            (
+                c.pool().connection(&to_b).unwrap().direction,
+                junk.iter().filter(|a| c.pool().get(a).is_some()).count(),
+            )
+        })
+        .await
+    };
+    assert!(
+        learned_from(&c, to_b, Source::External).await,
+        "B came from the source"
+    );
     assert_eq!(direction, Direction::Outbound);
-    let known_junk = c
-        .pool()
-        .read(|p| junk.iter().filter(|a| p.get(a).is_some()).count());
     assert_eq!(known_junk, 0, "invalid points are dropped");
+    let dropped = c.status().stats.points.dropped;
+    assert!(
+        dropped.port_zero >= 1 && dropped.not_unicast >= 2,
+        "{dropped:?}"
+    );
     c.shutdown().await;
     b.shutdown().await;
 }

@@ -1,18 +1,37 @@
-//! The tokio maintenance worker on a paused clock with the in-memory network: each wake
-//! reason wakes it, switched-off triggers and timers do not, dials stay bounded, trims stop
-//! at `max_target`, and `maintain()` returns after exactly one cycle.
+//! Maintenance in a running node, on the memory network with a paused clock: each wake
+//! reason starts a cycle at the instant it happens and a switched-off trigger or timer
+//! does not, dials in flight stay under the cap, a trim stops at exactly `max_target`
+//! and spares trusted points, `maintain()` returns after exactly one full cycle, and
+//! private mode dials only trusted points.
+//!
+//! Every peer is a real node ([`passive_config`]: it never dials or trims), or a raw peer
+//! when a test reads what the node sends. Cycle reports come from the node's action tap,
+//! so no cycle is missed; times are the nodes' shared core time ([`Lab::now`]).
 
+mod common;
+
+use common::*;
+use futures::StreamExt;
+use peerkeeper::core::Action;
 use peerkeeper::maintenance::{CycleOutcome, WakeReason};
-use peerkeeper::pool::{Direction, Source};
+use peerkeeper::node::Node;
+use peerkeeper::pool::{CloseReason, Source};
 use peerkeeper::transport::memory::MemoryNetwork;
-use peerkeeper::transport::CloseReason;
 use peerkeeper::trigger::TriggerKind;
-use peerkeeper::{Config, Maintainer, PeerId, PoolHandle};
+use peerkeeper::wire::{CloseCode, Message, RefuseCode};
+use peerkeeper::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The node under test.
+const ME: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
+    9732,
+);
+
+/// Peer `i` (10.1.x.x: one address group).
 fn addr(i: u32) -> SocketAddr {
-    SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 9732))
+    ip4(1, (i >> 8) as u8, i as u8)
 }
 
 /// min 4 / expected 8 / max 12: thresholds 5 and 11, targets 6 and 10.
@@ -26,187 +45,330 @@ fn small_config() -> Config {
     }
 }
 
-/// A network of `n` passive peers at addr(1..=n), all known to the pool.
-fn network(config: &Config, n: u32) -> (MemoryNetwork, PoolHandle) {
-    let net = MemoryNetwork::new();
-    let pool = PoolHandle::new(config);
-    for i in 1..=n {
-        net.add_passive(addr(i), PeerId(i.into()), vec![]);
-        pool.add_point(addr(i), Source::PeerSharing);
+/// min 1 / expected 1 / max 4: one connection is enough.
+fn tiny_config() -> Config {
+    Config {
+        min_connections: 1,
+        expected_connections: 1,
+        max_connections: 4,
+        ..Config::default()
     }
-    (net, pool)
 }
 
-/// Waits (virtual time) for the activation cycle to end and returns its number.
-async fn settled(m: &Maintainer) -> u64 {
-    let r = m.wait_for_cycle(0).await;
-    assert!(r.reasons.contains(WakeReason::Activation));
-    r.cycle
+struct Setup {
+    lab: Lab,
+    node: Node,
+    tap: Tap,
+    peers: Vec<Node>,
+}
+
+impl Setup {
+    /// Passive peers at `addr(1..=n)`, all bootstrap points of the node.
+    fn new(lab: Lab, config: Config, n: u32, seed: u64) -> Setup {
+        let peers: Vec<Node> = (1..=n)
+            .map(|i| lab.passive(addr(i), 100 + u64::from(i)))
+            .collect();
+        let (tx, tap) = tap();
+        let node = lab
+            .builder(config, ME, seed)
+            .bootstrap((1..=n).map(addr).collect())
+            .action_tap(tx)
+            .start()
+            .unwrap();
+        Setup {
+            lab,
+            node,
+            tap,
+            peers,
+        }
+    }
+
+    /// Waits for the activation cycle to end.
+    async fn settled(&mut self) -> peerkeeper::CycleReport {
+        let r = self.tap.cycle_after(0).await;
+        assert!(r.reasons.contains(WakeReason::Activation), "{r:?}");
+        r
+    }
+
+    /// Shuts down the peer at `point` and waits until the node has seen its connection end.
+    async fn lose(&self, point: SocketAddr) {
+        let before = self.node.status().connections;
+        node_at(&self.peers, point).shutdown().await;
+        wait_status(&self.node, VIRTUAL_DEADLINE, "the connection ends", |s| {
+            s.connections < before
+        })
+        .await;
+    }
+
+    async fn shutdown(self) {
+        self.node.shutdown().await;
+        for p in &self.peers {
+            p.shutdown().await;
+        }
+    }
+}
+
+fn reasons(r: &peerkeeper::CycleReport) -> Vec<WakeReason> {
+    r.reasons.iter().collect()
 }
 
 #[tokio::test(start_paused = true)]
-async fn activation_tops_up_to_min_target() {
+async fn activation_tops_up_to_exactly_min_target() {
     let config = small_config();
     let bounds = config.bounds();
-    let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 1);
-    let r = m.wait_for_cycle(0).await;
+    let mut s = Setup::new(Lab::new(), config, 30, 1);
+    let r = s.settled().await;
     assert_eq!(r.outcome, CycleOutcome::ToppedUp);
-    assert!(pool.active_count() >= bounds.min_target);
-    assert!(pool.active_count() <= bounds.max_target);
-    m.shutdown().await;
+    assert_eq!(
+        r.started,
+        peerkeeper::Time::ZERO,
+        "the first cycle runs at start"
+    );
+    assert_eq!(
+        r.connections_after, bounds.min_target,
+        "a top-up stops at min_target"
+    );
+    assert_eq!(s.node.status().connections, bounds.min_target);
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn falling_just_under_min_threshold_dials_at_once() {
     let config = small_config();
     let bounds = config.bounds();
-    let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 2);
-    let last = settled(&m).await;
-    // Close connections until the count is exactly min_threshold: still in range.
-    let open: Vec<SocketAddr> = pool.read(|p| p.connections().map(|(a, _)| a).collect());
-    let mut to_close = open.into_iter();
-    while pool.active_count() > bounds.min_threshold {
-        pool.connection_closed(to_close.next().unwrap());
+    let mut s = Setup::new(Lab::new(), config, 30, 2);
+    let last = s.settled().await.cycle;
+    // Lose connections until the count is exactly min_threshold: still in range.
+    let mut open = connections(&s.node).await.into_iter();
+    while s.node.status().connections > bounds.min_threshold {
+        s.lose(open.next().unwrap()).await;
     }
-    assert!(
-        tokio::time::timeout(Duration::from_secs(60), m.wait_for_cycle(last))
-            .await
-            .is_err(),
-        "in range: no cycle expected"
-    );
+    s.tap
+        .assert_no_cycle_within(last, Duration::from_secs(60), "in range: no cycle expected")
+        .await;
     // One more: just under min_threshold. octez would wait for its 120 s timer.
-    let t0 = pool.now();
-    pool.connection_closed(to_close.next().unwrap());
-    let r = m.wait_for_cycle(last).await;
-    assert!(r.reasons.contains(WakeReason::TooFewConnections));
-    assert_eq!(r.started, t0, "the cycle starts at the instant of the fall");
+    s.lose(open.next().unwrap()).await;
+    let r = s.tap.cycle_after(last).await;
+    assert!(r.reasons.contains(WakeReason::TooFewConnections), "{r:?}");
+    let fired = s
+        .tap
+        .times_of(|a| *a == Action::Trigger(TriggerKind::TooFewConnections));
+    assert_eq!(
+        fired,
+        vec![r.started],
+        "the cycle starts at the instant of the fall"
+    );
     assert!(r.dialed > 0);
-    assert!(pool.active_count() >= bounds.min_target);
-    m.shutdown().await;
+    assert!(r.connections_after >= bounds.min_target, "{r:?}");
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn switched_off_too_few_trigger_does_not_wake() {
+async fn a_switched_off_too_few_trigger_does_not_wake_and_switched_on_does() {
     let config = small_config();
     let bounds = config.bounds();
-    let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 3);
-    let last = settled(&m).await;
-    pool.triggers()
-        .set_enabled(TriggerKind::TooFewConnections, false);
-    let open: Vec<SocketAddr> = pool.read(|p| p.connections().map(|(a, _)| a).collect());
-    for a in open
-        .into_iter()
-        .take(pool.active_count() - (bounds.min_threshold - 2))
-    {
-        pool.connection_closed(a);
+    let mut s = Setup::new(Lab::new(), config, 30, 3);
+    let last = s.settled().await.cycle;
+    s.node
+        .set_trigger(TriggerKind::TooFewConnections, false)
+        .await
+        .unwrap();
+    let observer = s.node.triggers().subscribe(TriggerKind::TooFewConnections);
+    let mut open = connections(&s.node).await.into_iter();
+    while s.node.status().connections > bounds.min_threshold - 2 {
+        s.lose(open.next().unwrap()).await;
     }
-    assert!(pool.active_count() < bounds.min_threshold);
+    s.tap
+        .assert_no_cycle_within(
+            last,
+            Duration::from_secs(100),
+            "too-few is off: nothing but the idle timer may wake maintenance",
+        )
+        .await;
     assert!(
-        tokio::time::timeout(Duration::from_secs(100), m.wait_for_cycle(last))
-            .await
-            .is_err(),
-        "too-few is off: nothing but the idle timer may wake the worker"
+        !observer.has_fired(),
+        "a switched-off trigger does not fire"
     );
     // The idle timer (120 s) still does.
-    let r = m.wait_for_cycle(last).await;
-    assert_eq!(r.reasons.iter().collect::<Vec<_>>(), vec![WakeReason::Idle]);
-    assert!(pool.active_count() >= bounds.min_target);
-    // And switched on again, the trigger works.
-    pool.triggers()
-        .set_enabled(TriggerKind::TooFewConnections, true);
-    let open: Vec<SocketAddr> = pool.read(|p| p.connections().map(|(a, _)| a).collect());
-    let n = pool.active_count() - (bounds.min_threshold - 1);
-    let t0 = pool.now();
-    for a in open.into_iter().take(n) {
-        pool.connection_closed(a);
+    let r = s.tap.cycle_after(last).await;
+    assert_eq!(reasons(&r), vec![WakeReason::Idle]);
+    assert!(r.connections_after >= bounds.min_target, "{r:?}");
+    // Switched on again, the trigger works.
+    s.node
+        .set_trigger(TriggerKind::TooFewConnections, true)
+        .await
+        .unwrap();
+    let mut open = connections(&s.node).await.into_iter();
+    while s.node.status().connections >= bounds.min_threshold {
+        s.lose(open.next().unwrap()).await;
     }
-    let r2 = m.wait_for_cycle(r.cycle).await;
-    assert!(r2.reasons.contains(WakeReason::TooFewConnections));
-    assert_eq!(r2.started, t0);
-    m.shutdown().await;
+    let r2 = s.tap.cycle_after(r.cycle).await;
+    assert!(r2.reasons.contains(WakeReason::TooFewConnections), "{r2:?}");
+    assert!(observer.has_fired());
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn idle_timer_wakes_and_switched_off_stays_silent_for_hours() {
-    let config = small_config();
-    let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 4);
-    let last = settled(&m).await;
-    let t0 = pool.now();
-    let r = m.wait_for_cycle(last).await;
-    assert_eq!(r.reasons.iter().collect::<Vec<_>>(), vec![WakeReason::Idle]);
-    assert_eq!(r.started.saturating_since(t0), Duration::from_secs(120));
+async fn the_idle_timer_wakes_and_switched_off_stays_silent_for_hours() {
+    let mut s = Setup::new(Lab::new(), tiny_config(), 3, 4);
+    let first = s.settled().await;
+    let r = s.tap.cycle_after(first.cycle).await;
+    assert_eq!(reasons(&r), vec![WakeReason::Idle]);
+    assert_eq!(
+        r.started.saturating_since(first.ended),
+        Duration::from_secs(120),
+        "maintenance_idle_time after the previous cycle"
+    );
     assert_eq!(r.outcome, CycleOutcome::NothingToDo);
 
-    pool.triggers().set_idle_timer(false);
-    assert!(
-        tokio::time::timeout(Duration::from_secs(6 * 3600), m.wait_for_cycle(r.cycle))
-            .await
-            .is_err(),
-        "no idle cycle in six hours with the timer off"
-    );
-    assert_eq!(m.stats().cycles, r.cycle);
-    m.shutdown().await;
+    s.node.set_idle_timer(false).await.unwrap();
+    s.tap
+        .assert_no_cycle_within(
+            r.cycle,
+            Duration::from_secs(6 * 3600),
+            "no idle cycle in six hours with the timer off",
+        )
+        .await;
+    assert_eq!(s.node.status().stats.cycles, r.cycle);
+    // Switched on again, it runs again.
+    s.node.set_idle_timer(true).await.unwrap();
+    let r2 = s.tap.cycle_after(r.cycle).await;
+    assert_eq!(reasons(&r2), vec![WakeReason::Idle]);
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn idle_time_none_means_no_idle_cycles() {
     let config = Config {
         maintenance_idle_time: None,
-        ..small_config()
+        ..tiny_config()
     };
-    let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 5);
-    let last = settled(&m).await;
-    assert!(
-        tokio::time::timeout(Duration::from_secs(24 * 3600), m.wait_for_cycle(last))
-            .await
-            .is_err()
-    );
-    m.shutdown().await;
+    let mut s = Setup::new(Lab::new(), config, 3, 5);
+    let last = s.settled().await.cycle;
+    s.tap
+        .assert_no_cycle_within(
+            last,
+            Duration::from_secs(24 * 3600),
+            "no idle cycle in a day",
+        )
+        .await;
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn too_many_trims_exactly_to_max_target_sparing_trusted() {
-    let trusted: Vec<SocketAddr> = (100..104).map(addr).collect();
+async fn too_many_trims_exactly_to_max_target_sparing_trusted_and_saying_why() {
+    // Trusted peers in 10.2/16, bootstrap peers in 10.1/16, inbound raw peers in 10.3/16.
+    let trusted: Vec<SocketAddr> = (1..=4).map(|i| ip4(2, 0, i)).collect();
     let config = Config {
         trusted_points: trusted.clone(),
         ..small_config()
     };
     let bounds = config.bounds();
-    let (net, pool) = network(&config, 0);
-    for (i, t) in trusted.iter().enumerate() {
-        net.add_passive(*t, PeerId(1000 + i as u64), vec![]);
+    let lab = Lab::new();
+    let mut trusted_peers: Vec<Node> = trusted
+        .iter()
+        .enumerate()
+        .map(|(i, t)| lab.passive(*t, 1000 + i as u64))
+        .collect();
+    let mut s = Setup::new(lab, config, 2, 6);
+    s.peers.append(&mut trusted_peers);
+    let first = s.settled().await;
+    assert_eq!(first.connections_after, bounds.min_target);
+    // Inbound connections push the count above max_threshold.
+    let mut raw = Vec::new();
+    for i in 1..=6u8 {
+        let (p, reply) = mem_peer(&s.lab, ip4(3, 0, i), 3000 + u64::from(i), ME).await;
+        assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
+        raw.push(p);
     }
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 6);
-    let last = settled(&m).await;
-    // Incoming connections push the count above max_threshold.
-    let mut i = 200;
-    while pool.active_count() <= bounds.max_threshold {
-        pool.connection_opened(addr(i), PeerId(i.into()), Direction::Inbound)
-            .unwrap();
-        i += 1;
-    }
-    let r = m.wait_for_cycle(last).await;
-    assert!(r.reasons.contains(WakeReason::TooManyConnections));
+    let r = s.tap.cycle_after(first.cycle).await;
+    assert_eq!(reasons(&r), vec![WakeReason::TooManyConnections]);
     assert_eq!(r.outcome, CycleOutcome::Trimmed);
-    assert_eq!(pool.active_count(), bounds.max_target);
+    assert_eq!(r.connections_before, bounds.max_threshold + 1);
+    assert_eq!(r.connections_after, bounds.max_target);
     assert_eq!(r.closed, r.connections_before - bounds.max_target);
+    assert_eq!(s.node.status().connections, bounds.max_target);
     for t in &trusted {
+        assert!(connected(&s.node, *t).await, "trusted {t} was cut");
+    }
+    // The largest address group loses first: the trimmed are raw peers, told points first,
+    // then why.
+    let reads = futures::future::join_all(
+        raw.iter_mut()
+            .map(|p| read_until_closed(&mut p.link, Duration::from_secs(1))),
+    )
+    .await;
+    let told: Vec<&Vec<Message>> = reads
+        .iter()
+        .filter(|(_, closed)| *closed)
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(told.len(), r.closed, "{reads:?}");
+    for msgs in told {
         assert!(
-            pool.read(|p| p.connection(t).is_some()),
-            "trusted {t} was cut"
+            matches!(msgs.as_slice(), [Message::Advertise(p), Message::Close(CloseCode::TooManyConnections)] if !p.is_empty()),
+            "{msgs:?}"
         );
     }
-    let closes = net.closes();
-    assert_eq!(closes.len(), r.closed);
-    assert!(closes
-        .iter()
-        .all(|(_, to, why)| !trusted.contains(to) && *why == CloseReason::TooManyConnections));
-    m.shutdown().await;
+    let closes = s.tap.times_of(|a| {
+        matches!(
+            a,
+            Action::Close {
+                reason: CloseReason::TooManyConnections,
+                ..
+            }
+        )
+    });
+    assert_eq!(closes, vec![r.started; r.closed]);
+    s.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_switched_off_too_many_trigger_leaves_the_trim_to_the_idle_timer() {
+    let config = small_config();
+    let bounds = config.bounds();
+    let mut s = Setup::new(Lab::new(), config, 6, 7);
+    let last = s.settled().await.cycle;
+    s.node
+        .set_trigger(TriggerKind::TooManyConnections, false)
+        .await
+        .unwrap();
+    // Nodes content with one connection dial in until the count is above max_threshold.
+    let dialer = Config {
+        min_connections: 1,
+        expected_connections: 1,
+        max_connections: 4,
+        ..Config::default()
+    };
+    let mut dialers = Vec::new();
+    for i in 1..=6u8 {
+        dialers.push(
+            s.lab
+                .node(&dialer, ip4(4, 0, i), 4000 + u64::from(i), vec![ME]),
+        );
+        let want = bounds.min_target + usize::from(i);
+        wait_status(&s.node, VIRTUAL_DEADLINE, "a dialer connects", |st| {
+            st.connections == want
+        })
+        .await;
+    }
+    assert!(s.node.status().connections > bounds.max_threshold);
+    let r = s.tap.cycle_after(last).await;
+    assert_eq!(
+        reasons(&r),
+        vec![WakeReason::Idle],
+        "only the idle timer trims"
+    );
+    assert_eq!(r.outcome, CycleOutcome::Trimmed);
+    assert_eq!(r.connections_after, bounds.max_target);
+    assert!(s
+        .tap
+        .times_of(|a| *a == Action::Trigger(TriggerKind::TooManyConnections))
+        .is_empty());
+    for d in &dialers {
+        d.shutdown().await;
+    }
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -219,164 +381,248 @@ async fn dials_in_flight_never_exceed_the_cap() {
         ..Config::default()
     };
     let bounds = config.bounds();
-    let (net, pool) = network(&config, 100);
-    // A third of the points fail, so the top-up has to keep dialing as dials finish.
-    for i in (1..=100).step_by(3) {
-        net.set_unreachable(addr(i), true);
+    let lab = Lab::new();
+    // 45 points; a third have nobody listening, so the top-up keeps dialing as dials fail.
+    let points: Vec<SocketAddr> = (1..=45).map(addr).collect();
+    let peers: Vec<Node> = (1..=45u32)
+        .filter(|i| i % 3 != 1)
+        .map(|i| lab.passive(addr(i), 100 + u64::from(i)))
+        .collect();
+    let transport = Counting::new(lab.bind(ME), Duration::from_millis(50));
+    let counter = transport.counter.clone();
+    let (tx, mut tap) = tap();
+    let node = lab
+        .builder_on(config, transport, 8)
+        .bootstrap(points)
+        .action_tap(tx)
+        .start()
+        .unwrap();
+    let r = tap.cycle_after(0).await;
+    assert_eq!(r.outcome, CycleOutcome::ToppedUp, "{r:?}");
+    assert!(r.connections_after >= bounds.min_target);
+    assert!(r.failed > 0, "{r:?}");
+    assert_eq!(counter.max(), 3, "the cap is used and never exceeded");
+    let stats = node.status().stats.dials;
+    assert_eq!(stats.attempted as usize, counter.total());
+    assert!(stats.adds_up(), "{stats:?}");
+    node.shutdown().await;
+    for p in &peers {
+        p.shutdown().await;
     }
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 7);
-    let r = m.wait_for_cycle(0).await;
-    assert!(pool.active_count() >= bounds.min_target);
-    assert!(r.failed > 0);
-    assert_eq!(net.max_in_flight(), 3, "the cap is used and never exceeded");
-    assert_eq!(m.stats().max_dials_in_flight, 3);
-    m.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn maintain_in_range_returns_after_one_cycle() {
-    let config = small_config();
-    let (net, pool) = network(&config, 30);
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 8);
-    let last = settled(&m).await;
-    let t0 = pool.now();
-    let r = m.maintain().await;
+async fn maintain_in_range_returns_after_one_cycle_begun_at_the_call() {
+    let mut s = Setup::new(Lab::new(), small_config(), 30, 9);
+    let last = s.settled().await.cycle;
+    let t0 = s.lab.now();
+    let r = s.node.maintain().await.unwrap();
     assert_eq!(r.cycle, last + 1);
-    assert_eq!(
-        r.reasons.iter().collect::<Vec<_>>(),
-        vec![WakeReason::Maintain]
-    );
+    assert_eq!(reasons(&r), vec![WakeReason::Maintain]);
     assert_eq!(r.outcome, CycleOutcome::NothingToDo);
     assert_eq!(r.started, t0, "no waiting for a later cycle (octez waits)");
-    m.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn concurrent_maintain_calls_coalesce_into_one_cycle() {
-    let config = small_config();
-    let (net, pool) = network(&config, 30);
-    let m = std::sync::Arc::new(Maintainer::start(
-        config,
-        pool.clone(),
-        net.transport(&pool),
-        9,
-    ));
-    let last = settled(&m).await;
-    let calls: Vec<_> = (0..50)
-        .map(|_| {
-            let m = m.clone();
-            tokio::spawn(async move { m.maintain().await })
-        })
-        .collect();
-    let reports = futures::future::join_all(calls).await;
+async fn concurrent_maintain_calls_in_range_coalesce_into_one_cycle() {
+    let mut s = Setup::new(Lab::new(), small_config(), 30, 10);
+    let last = s.settled().await.cycle;
+    let node = &s.node;
+    let reports = futures::future::join_all((0..50).map(|_| node.maintain())).await;
+    let cycles: Vec<u64> = reports.into_iter().map(|r| r.unwrap().cycle).collect();
+    assert_eq!(cycles, vec![last + 1; 50]);
+    s.tap
+        .assert_no_cycle_within(last + 1, Duration::from_secs(60), "no extra cycle follows")
+        .await;
+    assert_eq!(s.node.status().stats.cycles, last + 1);
+    s.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintain_calls_during_a_cycle_get_one_later_cycle_together() {
+    // 5 s links: the activation cycle is still dialing when maintain() is called.
+    let lab = Lab::with(MemoryNetwork::with_latency(|_, _| Duration::from_secs(5)));
+    let mut s = Setup::new(lab, small_config(), 30, 11);
+    let st = wait_status(&s.node, VIRTUAL_DEADLINE, "the first cycle dials", |st| {
+        st.dialing > 0
+    })
+    .await;
+    assert_eq!((st.stats.cycles, st.last_report.as_ref()), (1, None));
+    let t_call = s.lab.now();
+    let node = &s.node;
+    let reports = futures::future::join_all((0..50).map(|_| node.maintain())).await;
+    let first = reports[0].as_ref().unwrap().clone();
+    assert_eq!(first.cycle, 2, "{first:?}");
+    assert!(
+        first.started >= t_call,
+        "the cycle began at or after the call"
+    );
+    assert!(first.reasons.contains(WakeReason::Maintain));
     for r in &reports {
-        assert_eq!(r.as_ref().unwrap().cycle, last + 1);
+        assert_eq!(r.as_ref().unwrap(), &first, "one cycle answers every call");
     }
-    // And no extra cycle follows.
+    let activation = s.tap.cycle_after(0).await;
+    assert_eq!(activation.cycle, 1);
     assert!(
-        tokio::time::timeout(Duration::from_secs(60), m.wait_for_cycle(last + 1))
-            .await
-            .is_err()
+        activation.ended > t_call,
+        "the calls came during the first cycle"
     );
-    assert_eq!(m.stats().cycles, last + 1);
-    m.shutdown().await;
+    assert_eq!(s.tap.cycle_after(1).await, first);
+    s.tap
+        .assert_no_cycle_within(2, Duration::from_secs(60), "no extra cycle follows")
+        .await;
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn maintain_during_a_cycle_gets_a_later_cycle() {
+async fn a_starving_node_asks_for_points_and_dials_a_new_point_at_once() {
     let config = small_config();
-    let (net, pool) = network(&config, 30);
-    net.set_dial_latency(Duration::from_secs(5));
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 10);
-    // maintain() is called while the activation cycle is dialing (5 s per dial): wait for
-    // the event "dials in flight", not for an amount of time.
-    for _ in 0..1000 {
-        if net.in_flight() > 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert!(
-        net.in_flight() > 0 && m.stats().cycles == 0,
-        "the first cycle is under way"
-    );
-    let t_call = pool.now();
-    let r = m.maintain().await;
-    assert!(r.cycle >= 2);
-    assert!(r.started >= t_call, "the cycle began at or after the call");
-    assert!(r.reasons.contains(WakeReason::Maintain));
-    m.shutdown().await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn starving_worker_asks_for_points_and_wakes_on_a_new_point() {
-    let config = small_config();
-    let (net, pool) = network(&config, 2);
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 11);
-    let mut want = m.want_points();
-    let r = m.wait_for_cycle(0).await;
+    let mut s = Setup::new(Lab::new(), config, 2, 12);
+    let r = s.settled().await;
     assert_eq!(r.outcome, CycleOutcome::Short);
     assert!(r.asked_for_points);
-    assert!(
-        *want.borrow_and_update(),
-        "discovery is told to look for points"
-    );
-    // A new point arrives: the starving worker dials it at once.
-    net.add_passive(addr(50), PeerId(50), vec![]);
-    let t0 = pool.now();
-    pool.add_point(addr(50), Source::PeerSharing);
-    let r2 = m.wait_for_cycle(r.cycle).await;
-    assert!(r2.reasons.contains(WakeReason::NewPoints));
+    assert!(s.node.status().wants_points, "discovery looks for points");
+    // A new point arrives: the starving node dials it at once.
+    let newcomer = s.lab.passive(addr(50), 150);
+    let t0 = s.lab.now();
+    s.node
+        .add_points(vec![addr(50)], Source::PeerSharing)
+        .await
+        .unwrap();
+    let r2 = s.tap.cycle_after(r.cycle).await;
+    assert!(r2.reasons.contains(WakeReason::NewPoints), "{r2:?}");
     assert_eq!(r2.started, t0);
-    assert!(pool.read(|p| p.connection(&addr(50)).is_some()));
-    m.shutdown().await;
+    assert_eq!((r2.dialed, r2.succeeded), (1, 1), "{r2:?}");
+    assert!(connected(&s.node, addr(50)).await);
+    newcomer.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn points_wanted_stops_once_in_range() {
+async fn a_switched_off_new_point_trigger_does_not_wake_a_starving_node() {
+    let mut s = Setup::new(Lab::new(), small_config(), 2, 13);
+    let r = s.settled().await;
+    assert_eq!(r.outcome, CycleOutcome::Short);
+    s.node
+        .set_trigger(TriggerKind::NewPoint, false)
+        .await
+        .unwrap();
+    let newcomer = s.lab.passive(addr(50), 150);
+    let t0 = s.lab.now();
+    s.node
+        .add_points(vec![addr(50)], Source::PeerSharing)
+        .await
+        .unwrap();
+    // Dialed later, by a timer (the next check for dialable points), not by the trigger.
+    let r2 = s.tap.cycle_after(r.cycle).await;
+    assert!(r2.started > t0, "{r2:?}");
+    assert!(!r2.reasons.contains(WakeReason::NewPoints), "{r2:?}");
+    assert!(s
+        .tap
+        .times_of(|a| *a == Action::Trigger(TriggerKind::NewPoint))
+        .iter()
+        .all(|t| *t < t0));
+    newcomer.shutdown().await;
+    s.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_peer_wakes_a_starving_node_unless_its_trigger_is_off() {
+    let mut s = Setup::new(Lab::new(), small_config(), 2, 17);
+    let r = s.settled().await;
+    assert_eq!(r.outcome, CycleOutcome::Short);
+    // New points are not what wakes it here: only the new peer id.
+    s.node
+        .set_trigger(TriggerKind::NewPoint, false)
+        .await
+        .unwrap();
+    let arrives = s.lab.now() + Duration::from_millis(10); // one link latency
+    let (_p1, reply) = mem_peer(&s.lab, ip4(3, 0, 1), 3001, ME).await;
+    assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
+    let r2 = s.tap.cycle_after(r.cycle).await;
+    assert_eq!(r2.started, arrives, "{r2:?}");
+    assert!(r2.reasons.contains(WakeReason::NewPoints), "{r2:?}");
+    // Both off: another newcomer wakes nothing.
+    s.node
+        .set_trigger(TriggerKind::NewPeer, false)
+        .await
+        .unwrap();
+    let (_p2, reply) = mem_peer(&s.lab, ip4(3, 0, 2), 3002, ME).await;
+    assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
+    assert_eq!(s.node.status().connections, 4);
+    s.tap
+        .assert_no_cycle_within(r2.cycle, Duration::from_secs(20), "a cycle woke")
+        .await;
+    s.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn points_stop_being_wanted_once_in_range() {
     let config = small_config();
     let bounds = config.bounds();
-    let (net, pool) = network(&config, 3);
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 12);
-    let mut want = m.want_points();
-    let r = m.wait_for_cycle(0).await;
-    assert!(*want.borrow_and_update());
-    for i in 10..20 {
-        net.add_passive(addr(i), PeerId(i.into()), vec![]);
-        pool.add_point(addr(i), Source::PeerSharing);
+    let s = Setup::new(Lab::new(), config, 3, 14);
+    wait_status(&s.node, VIRTUAL_DEADLINE, "points wanted", |st| {
+        st.wants_points
+    })
+    .await;
+    let more: Vec<Node> = (10..20)
+        .map(|i| s.lab.passive(addr(i), 100 + u64::from(i)))
+        .collect();
+    s.node
+        .add_points((10..20).map(addr).collect(), Source::PeerSharing)
+        .await
+        .unwrap();
+    let st = wait_status(&s.node, VIRTUAL_DEADLINE, "no more points wanted", |st| {
+        !st.wants_points
+    })
+    .await;
+    assert!(st.connections >= bounds.min_threshold, "{st:?}");
+    for n in &more {
+        n.shutdown().await;
     }
-    let mut cycle = r.cycle;
-    while pool.active_count() < bounds.min_threshold {
-        cycle = m.wait_for_cycle(cycle).await.cycle;
-    }
-    want.wait_for(|w| !*w).await.unwrap();
-    m.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn failed_points_are_not_redialed_before_their_backoff() {
     let mut config = small_config();
     config.reconnection.initial = Duration::from_secs(60);
-    let (net, pool) = network(&config, 2);
-    for i in 1..=2 {
-        net.set_unreachable(addr(i), true);
-    }
-    let m = Maintainer::start(config.clone(), pool.clone(), net.transport(&pool), 13);
-    let r = m.wait_for_cycle(0).await;
+    let lab = Lab::new();
+    // Nobody listens at the two points.
+    let (tx, mut tap) = tap();
+    let node = lab
+        .builder(config, ME, 15)
+        .bootstrap(vec![addr(1), addr(2)])
+        .action_tap(tx)
+        .start()
+        .unwrap();
+    let r = tap.cycle_after(0).await;
     assert_eq!(r.failed, 2);
-    let dials_after_first = net.dials();
-    let next = pool.read(|p| p.get(&addr(1)).unwrap().next_dial);
-    let failed_at = pool.read(|p| p.get(&addr(1)).unwrap().last_failure.unwrap());
+    let dials_after_first = lab.net.connects();
+    assert_eq!(dials_after_first, 2);
+    let (next, failed_at) = query(&node, |c| {
+        let p = c.pool().get(&addr(1)).unwrap();
+        (p.next_dial, p.last_failure.unwrap())
+    })
+    .await;
     assert!(next > failed_at);
-    // Maintain repeatedly before the backoff ends: no redial.
-    let r2 = m.maintain().await;
+    // Maintain before the backoff ends: no redial.
+    let r2 = node.maintain().await.unwrap();
     assert_eq!(r2.dialed, 0);
-    assert_eq!(net.dials(), dials_after_first);
-    let first_due = next.min(pool.read(|p| p.get(&addr(2)).unwrap().next_dial));
-    // Once the backoff ends the worker redials on its own (backoff-expired wake).
+    assert_eq!(lab.net.connects(), dials_after_first);
+    let first_due = query(&node, |c| {
+        [addr(1), addr(2)]
+            .iter()
+            .map(|a| c.pool().get(a).unwrap().next_dial)
+            .min()
+            .unwrap()
+    })
+    .await;
+    // Once the backoff ends the node redials on its own (backoff-expired wake).
     let mut cycle = r2.cycle;
     loop {
-        let r = m.wait_for_cycle(cycle).await;
+        let r = tap.cycle_after(cycle).await;
         cycle = r.cycle;
         if r.dialed > 0 {
             assert!(r.reasons.contains(WakeReason::BackoffExpired), "{r:?}");
@@ -384,44 +630,43 @@ async fn failed_points_are_not_redialed_before_their_backoff() {
             break;
         }
     }
-    m.shutdown().await;
+    node.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn private_mode_dials_only_trusted_points() {
-    let trusted: Vec<SocketAddr> = (100..103).map(addr).collect();
+async fn private_mode_dials_only_trusted_points_and_admits_only_them() {
+    let trusted: Vec<SocketAddr> = (1..=3).map(|i| ip4(2, 0, i)).collect();
     let config = Config {
         private_mode: true,
         trusted_points: trusted.clone(),
         ..small_config()
     };
-    let (net, pool) = network(&config, 30);
-    for (i, t) in trusted.iter().enumerate() {
-        net.add_passive(*t, PeerId(1000 + i as u64), vec![]);
-    }
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 14);
-    let mut want = m.want_points();
-    let r = m.wait_for_cycle(0).await;
-    assert_eq!(net.dials(), 3);
-    assert_eq!(pool.active_count(), 3);
-    assert!(pool.read(|p| p.connections().all(|(a, _)| trusted.contains(&a))));
+    let lab = Lab::new();
+    let mut trusted_peers: Vec<Node> = trusted
+        .iter()
+        .enumerate()
+        .map(|(i, t)| lab.passive(*t, 1000 + i as u64))
+        .collect();
+    let mut s = Setup::new(lab, config, 30, 16);
+    s.peers.append(&mut trusted_peers);
+    let r = s.settled().await;
+    assert_eq!(
+        s.lab.net.connects(),
+        3,
+        "only the trusted points are dialed"
+    );
+    assert_eq!(r.connections_after, 3);
+    let mut open = connections(&s.node).await;
+    open.sort();
+    assert_eq!(open, trusted);
     assert!(
-        !r.asked_for_points && !*want.borrow_and_update(),
+        !r.asked_for_points && !s.node.status().wants_points,
         "private mode never asks"
     );
-    m.shutdown().await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn shutdown_leaves_no_task_running() {
-    let config = small_config();
-    let (net, pool) = network(&config, 30);
-    net.set_dial_latency(Duration::from_secs(3600));
-    let m = Maintainer::start(config, pool.clone(), net.transport(&pool), 15);
-    tokio::task::yield_now().await;
-    assert_eq!(net.in_flight(), 4, "dials are in flight");
-    m.shutdown().await;
-    let metrics = tokio::runtime::Handle::current().metrics();
-    assert_eq!(metrics.num_alive_tasks(), 0);
-    assert_eq!(net.in_flight(), 0, "in-flight dials were abandoned");
+    // An untrusted node dialing in is refused.
+    let (mut p, reply) = mem_peer(&s.lab, ip4(3, 0, 1), 3001, ME).await;
+    assert!(refused_with(&reply, RefuseCode::PrivateMode), "{reply:?}");
+    assert!(p.link.next().await.is_none(), "and dropped");
+    assert_eq!(s.node.status().stats.admission.refused_private, 1);
+    s.shutdown().await;
 }

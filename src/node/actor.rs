@@ -54,6 +54,8 @@ pub(crate) enum Cmd {
     SetTrigger(TriggerKind, bool),
     SetIdleTimer(bool),
     AddPoints(Vec<SocketAddr>, Source),
+    /// Something outside the actor changed a counter the status shows: publish it.
+    Nudge,
     Inspect(Box<dyn FnOnce(&NodeCore) + Send>),
 }
 
@@ -189,10 +191,29 @@ impl<T: Transport> Actor<T> {
             Cmd::SourcePoints(points) => core.handle_source_points(&points, now),
             Cmd::SourcesDone => self.polling_sources = false,
             Cmd::Maintain(reply) => {
+                // Calls queued together are concurrent: they share one cycle, which begins
+                // after all of them.
+                let mut replies = vec![reply];
+                let mut next = None;
+                while let Ok(cmd) = self.rx.try_recv() {
+                    match cmd {
+                        Cmd::Maintain(r) => replies.push(r),
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
                 let ticket = core.maintain(now);
                 self.waiters.retain(|(_, w)| !w.is_closed());
-                self.waiters.push((ticket, reply));
+                self.waiters
+                    .extend(replies.into_iter().map(|r| (ticket, r)));
+                if let Some(cmd) = next {
+                    self.drain();
+                    self.handle(cmd);
+                }
             }
+            Cmd::Nudge => self.ctx.nudged.store(false, Ordering::Relaxed),
             Cmd::SetTrigger(kind, on) => {
                 core.set_trigger(kind, on);
                 self.triggers.set_enabled(kind, on);
@@ -395,6 +416,13 @@ pub(crate) async fn accept_loop<T: Transport>(
         };
         let Ok(permit) = handshakes.clone().try_acquire_owned() else {
             dropped.fetch_add(1, Ordering::Relaxed);
+            // One nudge at a time, never waiting: the status shows the count without
+            // another input, and a flood cannot fill the mailbox with nudges.
+            if !ctx.nudged.swap(true, Ordering::Relaxed)
+                && ctx.mailbox.try_send(Cmd::Nudge).is_err()
+            {
+                ctx.nudged.store(false, Ordering::Relaxed);
+            }
             tracing::debug!(%remote, "too many handshakes in progress: dropped");
             continue;
         };

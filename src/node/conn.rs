@@ -26,6 +26,8 @@ pub(crate) struct Ctx {
     pub dial_timeout: Duration,
     /// Cancelled when the node stops: a task never waits on a mailbox nobody reads.
     pub stop: CancellationToken,
+    /// A [`Cmd::Nudge`] is queued and not handled yet.
+    pub nudged: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -371,7 +373,9 @@ async fn run<L: Link>(
         )
         .await;
     }
-    let _ = link.close().await;
+    // Closing flushes what is queued: bounded too, or a peer that stopped reading would
+    // keep this task (and the node's shutdown) waiting for ever.
+    let _ = tokio::time::timeout(Duration::from_millis(200), link.close()).await;
     // The core ignores a connection it already forgot (one it closed itself).
     ctx.tell(Cmd::Closed(conn)).await;
 }

@@ -305,6 +305,7 @@ impl<T: Transport> NodeBuilder<T> {
             mailbox: tx.clone(),
             dial_timeout,
             stop: cancel.clone(),
+            nudged: std::sync::atomic::AtomicBool::new(false),
         });
         let transport = Arc::new(self.transport);
         let next_conn = Arc::new(AtomicU64::new(1));

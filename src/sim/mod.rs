@@ -448,7 +448,7 @@ impl Simulation {
         let nat: Vec<bool> = (0..total)
             .map(|i| {
                 i >= cfg.bootstrap
-                    && (draw(i, 0x6e61_74) as f64 / u64::MAX as f64) < cfg.nat_fraction
+                    && (draw(i, 0x006e_6174) as f64 / u64::MAX as f64) < cfg.nat_fraction
             })
             .collect();
         let mut sim = Simulation {
