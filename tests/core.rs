@@ -871,3 +871,49 @@ fn one_seed_one_outcome() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn hearsay_is_not_passed_on_until_verified() {
+    let mut core = NodeCore::new(tight(), PeerId(1), 3);
+    core.start(ms(0));
+    assert_eq!(
+        core.handle_inbound(ConnId(1), lan(1), hello(1), ms(1)),
+        Admission::Accept
+    );
+    assert_eq!(
+        core.handle_inbound(ConnId(2), lan(2), hello(2), ms(1)),
+        Admission::Accept
+    );
+    drain(&mut core);
+    // Peer 1 tells us of a point nobody has verified; another dialer is refused later.
+    let invented = lan(77);
+    core.handle_points(ConnId(1), &[invented], ms(2));
+    assert!(core.pool().get(&invented).is_some(), "we know of it");
+    core.handle_points_asked(ConnId(2), ms(3));
+    let answer: Vec<SocketAddr> = drain(&mut core)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::SendPoints { points, .. } => Some(points),
+            _ => None,
+        })
+        .expect("answered");
+    assert!(
+        answer.contains(&lan(1)),
+        "a connected peer is passed on: {answer:?}"
+    );
+    assert!(!answer.contains(&invented), "hearsay is not: {answer:?}");
+    // Once it connects (verified), it is.
+    assert_eq!(
+        core.handle_inbound(ConnId(3), invented, hello(77), ms(4)),
+        Admission::Accept
+    );
+    core.handle_points_asked(ConnId(2), ms(10_000));
+    let answer: Vec<SocketAddr> = drain(&mut core)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::SendPoints { points, .. } => Some(points),
+            _ => None,
+        })
+        .expect("answered");
+    assert!(answer.contains(&invented), "{answer:?}");
+}

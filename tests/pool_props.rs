@@ -723,7 +723,7 @@ proptest! {
         prop_assert_eq!(after.state, PointState::Connected);
         prop_assert!(!after.dialing);
         prop_assert_eq!(after.failures, 0, "a failed dial says nothing against a working peer");
-        prop_assert_eq!(after.last_failure, None);
+        prop_assert_eq!(after.last_failure(), None);
         prop_assert_eq!(after.next_dial, info.next_dial, "no backoff");
         prop_assert!(after.is_good());
         // Once the connection ends, the point is dialable after the usual delay only.

@@ -603,7 +603,7 @@ async fn failed_points_are_not_redialed_before_their_backoff() {
     assert_eq!(dials_after_first, 2);
     let (next, failed_at) = query(&node, |c| {
         let p = c.pool().get(&addr(1)).unwrap();
-        (p.next_dial, p.last_failure.unwrap())
+        (p.next_dial, p.last_failure().unwrap())
     })
     .await;
     assert!(next > failed_at);

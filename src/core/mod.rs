@@ -1201,13 +1201,28 @@ impl NodeCore {
                     .take(n / 2)
                     .copied()
                     .collect();
+                // Then points known to work (connected, or connected once and not failing
+                // since), and a sample of the other points we can vouch for. Never
+                // hearsay: a point some peer told us of and that nobody has verified since
+                // is not passed on, so a flood of invented addresses stops at its first
+                // hop (octez and Bitcoin relay such points).
                 let rest = n - out.len();
                 let best = rest / 2;
-                let more = self.pool.share_sample(
+                let pool = &self.pool;
+                let vouched = |a: &SocketAddr| {
+                    pool.get(a).is_some_and(|p| {
+                        p.is_good()
+                            || p.sources.contains(Source::Trusted)
+                            || p.sources.contains(Source::Bootstrap)
+                            || p.sources.contains(Source::External)
+                            || p.sources.contains(Source::Incoming)
+                    })
+                };
+                let more = pool.share_sample(
                     best,
                     rest - best,
                     false,
-                    |a| keep(a) && !out.contains(a),
+                    |a| keep(a) && !out.contains(a) && vouched(a),
                     &mut self.rng,
                 );
                 out.extend(more);

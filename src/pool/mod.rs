@@ -392,11 +392,19 @@ impl Pool {
     /// Learns a point from `source` at `now`. Past `max_known_points` the pool is
     /// garbage-collected first; if nothing can be dropped, an untrusted point is refused.
     pub fn add_point(&mut self, addr: SocketAddr, source: Source, now: Time) -> Added {
-        if self.points.contains(&addr) {
-            self.update(addr, |p| {
-                p.sources.insert(source);
-                p.last_seen = p.last_seen.max(now);
-            });
+        if let Some(id) = self.points.id(&addr) {
+            let info = self.points.info_mut(id);
+            if source != Source::Trusted || info.is_trusted() {
+                // Neither the rank nor the state changes: no re-indexing (the common case:
+                // a point heard of again).
+                info.sources.insert(source);
+                info.last_seen = info.last_seen.max(now);
+            } else {
+                self.update(addr, |p| {
+                    p.sources.insert(source);
+                    p.last_seen = p.last_seen.max(now);
+                });
+            }
             return Added::Known;
         }
         if self.points.len() >= self.limits.max_points {
@@ -489,7 +497,7 @@ impl Pool {
             p.dialing = false;
             if failed && p.state == PointState::Disconnected {
                 p.failures = p.failures.saturating_add(1);
-                p.last_failure = Some(now);
+                p.failed_at = now;
                 p.next_dial = p.next_dial.max(now + reconnection.delay(p.failures, rng));
             }
         });
@@ -530,7 +538,7 @@ impl Pool {
         self.update(addr, |p| {
             p.state = PointState::Connected;
             p.failures = 0;
-            p.last_success = Some(now);
+            p.succeeded_at = now;
             p.last_seen = now;
             p.peer = Some(peer);
             if direction == Direction::Inbound {
@@ -640,9 +648,10 @@ impl Pool {
     /// point that is not greylisted (nor failing, unless `include_failing`). `keep`
     /// filters (the requester itself, the relay rule for the requester's address).
     ///
-    /// Never scans the pool: it reads the connections, a window of the good set starting
-    /// at a random place, and makes at most `4 * random` random probes into the point
-    /// table, so a flood of requests costs little.
+    /// Never scans the pool: it reads the connections, a window of `3 * best + 16`
+    /// entries of the good set starting at a random place, and makes at most
+    /// `2 * random + 8` random probes into the point table, so a flood of requests costs
+    /// little.
     ///
     /// ```
     /// use peerkeeper::{pool::{Pool, Source}, Config, Time};
@@ -665,7 +674,9 @@ impl Pool {
     ) -> Vec<SocketAddr> {
         use rand::seq::IteratorRandom;
         let clock = self.clock;
-        let keep = |a: &SocketAddr| keep(a) && !self.is_ip_greylisted(a.ip(), clock);
+        let keep = |a: &SocketAddr| {
+            keep(a) && (self.ip_greylist.is_empty() || !self.is_ip_greylisted(a.ip(), clock))
+        };
         let mut out: Vec<SocketAddr> = self
             .connections
             .keys()
@@ -679,17 +690,20 @@ impl Pool {
                 .good
                 .range(start..)
                 .chain(self.good.range(..start))
-                .take(need * 8 + 64)
-                .filter(|id| self.points.info(**id).state != PointState::Greylisted)
+                .take(need * 3 + 16)
+                .filter(|id| {
+                    let info = self.points.info(**id);
+                    info.state == PointState::Disconnected
+                })
                 .map(|id| self.points.addr(*id))
-                .filter(|a| !self.connections.contains_key(a) && keep(a))
+                .filter(|a| keep(a))
                 .choose_multiple(rng, need);
             out.extend(picked);
         }
         let bound = self.points.id_bound();
         let target = out.len() + random;
         if bound > 0 {
-            for _ in 0..random * 4 {
+            for _ in 0..random * 2 + 8 {
                 if out.len() >= target {
                     break;
                 }

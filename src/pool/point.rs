@@ -133,10 +133,12 @@ pub struct PointInfo {
     pub sources: Sources,
     /// Consecutive failed dials (reset by a success); drives the backoff.
     pub failures: u32,
-    /// When it last failed.
-    pub last_failure: Option<Time>,
-    /// When a connection to it last succeeded.
-    pub last_success: Option<Time>,
+    /// When it last failed ([`Time::MAX`]: never; see [`last_failure`](Self::last_failure)).
+    /// Kept without an `Option` so that the record is 16 bytes smaller: the pool holds
+    /// one per known point.
+    pub(crate) failed_at: Time,
+    /// When a connection to it last succeeded ([`Time::MAX`]: never).
+    pub(crate) succeeded_at: Time,
     /// When it was last heard of (learned, advertised, connected).
     pub last_seen: Time,
     /// Not dialed before this time (backoff, disconnection delay or greylist end).
@@ -154,13 +156,23 @@ impl PointInfo {
             state: PointState::Disconnected,
             sources: Sources::only(source),
             failures: 0,
-            last_failure: None,
-            last_success: None,
+            failed_at: Time::MAX,
+            succeeded_at: Time::MAX,
             last_seen: now,
             next_dial: Time::ZERO,
             peer: None,
             dialing: false,
         }
+    }
+
+    /// When it last failed, if ever.
+    pub fn last_failure(&self) -> Option<Time> {
+        (self.failed_at != Time::MAX).then_some(self.failed_at)
+    }
+
+    /// When a connection to it last succeeded, if ever.
+    pub fn last_success(&self) -> Option<Time> {
+        (self.succeeded_at != Time::MAX).then_some(self.succeeded_at)
     }
 
     /// Whether the point is trusted.
@@ -171,7 +183,7 @@ impl PointInfo {
     /// Whether the point is known to work: it connected at least once and has not failed
     /// since. Only such points are shared with other peers.
     pub fn is_good(&self) -> bool {
-        self.last_success.is_some() && self.failures == 0
+        self.succeeded_at != Time::MAX && self.failures == 0
     }
 
     /// The candidate rank: lower dials first. Trusted first, then never failed (in an
@@ -187,7 +199,7 @@ impl PointInfo {
         if self.failures > 0 {
             key |= FAILED
                 | self
-                    .last_failure
+                    .last_failure()
                     .map_or(0, |t| t.as_millis().min(FAILED - 1));
         } else {
             key |= scramble(addr, salt) >> 2;

@@ -319,6 +319,8 @@ impl Ev {
 
 struct Scheduled {
     t: Time,
+    /// A node's timer: handled after everything else due at `t`.
+    timer: bool,
     seq: u64,
     ev: Ev,
 }
@@ -338,8 +340,7 @@ impl Ord for Scheduled {
     fn cmp(&self, o: &Self) -> Ordering {
         // Min-heap on (time, timers last, sequence): within one millisecond, what arrives
         // from the network is handled before a node's timer, as the tokio node does.
-        let timer = |e: &Ev| matches!(e, Ev::Timer(..));
-        (o.t, timer(&o.ev), o.seq).cmp(&(self.t, timer(&self.ev), self.seq))
+        (o.t, o.timer, o.seq).cmp(&(self.t, self.timer, self.seq))
     }
 }
 
@@ -539,6 +540,7 @@ impl Simulation {
         self.seq += 1;
         self.heap.push(Scheduled {
             t,
+            timer: matches!(ev, Ev::Timer(..)),
             seq: self.seq,
             ev,
         });
