@@ -3,7 +3,7 @@
 //! point state, and the sample a node shares, all with explicit times.
 
 use peerkeeper::maintenance::plan;
-use peerkeeper::pool::{ConnId, Direction, PeerId, PointState, Pool, Source};
+use peerkeeper::pool::{ConnId, Direction, PeerId, PointInfo, PointState, Pool, Source};
 use peerkeeper::{BackoffConfig, Config, Time};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -777,13 +777,13 @@ proptest! {
         let mut rng = StdRng::seed_from_u64(seed);
         let at = if loopback { mixed_addr } else { op_addr };
         let (pool, _) = run_seq(&config, &ops, at, &mut rng);
-        let keep = |a: &SocketAddr| kept(mask, a);
+        let keep = |a: &SocketAddr, _: &PointInfo| kept(mask, a);
         let s = pool.share_sample(best, random, include_failing, keep, &mut StdRng::seed_from_u64(seed));
         prop_assert!(s.len() <= best + random, "{} points for {} + {}", s.len(), best, random);
         let distinct: BTreeSet<_> = s.iter().collect();
         prop_assert_eq!(distinct.len(), s.len(), "a point twice: {:?}", s);
         for a in &s {
-            prop_assert!(keep(a), "{} rejected by keep", a);
+            prop_assert!(kept(mask, a), "{} rejected by keep", a);
             let p = pool.get(a);
             prop_assert!(p.is_some(), "{} is not a known point", a);
             let p = p.unwrap();
@@ -801,7 +801,7 @@ proptest! {
         // because of another point on it).
         let kept_conns = pool
             .connections()
-            .filter(|(a, _)| keep(a) && !pool.is_ip_greylisted(a.ip(), pool.clock()))
+            .filter(|(a, _)| kept(mask, a) && !pool.is_ip_greylisted(a.ip(), pool.clock()))
             .count();
         for a in s.iter().take(best.min(kept_conns)) {
             prop_assert!(pool.connection(a).is_some(), "{} comes before a connected point", a);
@@ -822,7 +822,7 @@ fn a_greylisted_loopback_point_is_not_shared_as_good() {
     assert!(pool.greylist(bad, Time::ZERO).is_some());
     assert_eq!(pool.get(&bad).unwrap().state, PointState::Greylisted);
     for seed in 0..20 {
-        let s = pool.share_sample(10, 10, true, |_| true, &mut StdRng::seed_from_u64(seed));
+        let s = pool.share_sample(10, 10, true, |_, _| true, &mut StdRng::seed_from_u64(seed));
         assert!(
             !s.contains(&bad),
             "seed {seed}: greylisted {bad} shared: {s:?}"

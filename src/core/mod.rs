@@ -64,7 +64,7 @@ use crate::maintenance::{
     self, trim_where, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
 };
 use crate::pool::{
-    Added, CloseReason, ConnId, Direction, PeerId, PointState, Pool, Refused, Source,
+    Added, CloseReason, ConnId, Direction, PeerId, PointInfo, PointState, Pool, Refused, Source,
 };
 use crate::trigger::{count_trigger, TriggerKind};
 use crate::Time;
@@ -1189,7 +1189,9 @@ impl NodeCore {
         let allow = self.config.discovery.allow_private_addresses;
         let ip = requester.ip();
         let own = &self.own_points;
-        let keep = |a: &SocketAddr| *a != requester && !own.contains(a) && shareable(a, ip, allow);
+        let keep = |a: &SocketAddr, _: &PointInfo| {
+            *a != requester && !own.contains(a) && shareable(a, ip, allow)
+        };
         match self.config.policy {
             Policy::Peerkeeper => {
                 // Recent dialers first (newest first): alive and looking for peers.
@@ -1197,7 +1199,7 @@ impl NodeCore {
                     .recent_dialers
                     .iter()
                     .rev()
-                    .filter(|a| keep(a))
+                    .filter(|a| self.pool.get(a).is_some_and(|p| keep(a, p)))
                     .take(n / 2)
                     .copied()
                     .collect();
@@ -1208,21 +1210,18 @@ impl NodeCore {
                 // hop (octez and Bitcoin relay such points).
                 let rest = n - out.len();
                 let best = rest / 2;
-                let pool = &self.pool;
-                let vouched = |a: &SocketAddr| {
-                    pool.get(a).is_some_and(|p| {
-                        p.is_good()
-                            || p.sources.contains(Source::Trusted)
-                            || p.sources.contains(Source::Bootstrap)
-                            || p.sources.contains(Source::External)
-                            || p.sources.contains(Source::Incoming)
-                    })
+                let vouched = |p: &PointInfo| {
+                    p.is_good()
+                        || p.sources.contains(Source::Trusted)
+                        || p.sources.contains(Source::Bootstrap)
+                        || p.sources.contains(Source::External)
+                        || p.sources.contains(Source::Incoming)
                 };
-                let more = pool.share_sample(
+                let more = self.pool.share_sample(
                     best,
                     rest - best,
                     false,
-                    |a| keep(a) && !out.contains(a) && vouched(a),
+                    |a, p| vouched(p) && keep(a, p) && !out.contains(a),
                     &mut self.rng,
                 );
                 out.extend(more);

@@ -646,7 +646,8 @@ impl Pool {
     /// `best` points known to work (connected now first, then good ones: connected once
     /// and not failing since), then up to `random` more drawn at random from every known
     /// point that is not greylisted (nor failing, unless `include_failing`). `keep`
-    /// filters (the requester itself, the relay rule for the requester's address).
+    /// filters, given the point and what the pool knows of it (the requester itself, the
+    /// relay rule for the requester's address, what may be vouched for).
     ///
     /// Never scans the pool: it reads the connections, a window of `3 * best + 16`
     /// entries of the good set starting at a random place, and makes at most
@@ -661,7 +662,7 @@ impl Pool {
     ///     pool.add_point(format!("10.0.0.{i}:1").parse().unwrap(), Source::PeerSharing, Time::ZERO);
     /// }
     /// let me: std::net::SocketAddr = "10.0.0.1:1".parse().unwrap();
-    /// let s = pool.share_sample(5, 5, false, |a| *a != me, &mut StdRng::seed_from_u64(1));
+    /// let s = pool.share_sample(5, 5, false, |a, _| *a != me, &mut StdRng::seed_from_u64(1));
     /// assert!(!s.is_empty() && s.len() <= 10 && !s.contains(&me));
     /// ```
     pub fn share_sample<R: Rng + ?Sized>(
@@ -669,18 +670,18 @@ impl Pool {
         best: usize,
         random: usize,
         include_failing: bool,
-        keep: impl Fn(&SocketAddr) -> bool,
+        keep: impl Fn(&SocketAddr, &PointInfo) -> bool,
         rng: &mut R,
     ) -> Vec<SocketAddr> {
         use rand::seq::IteratorRandom;
         let clock = self.clock;
-        let keep = |a: &SocketAddr| {
-            keep(a) && (self.ip_greylist.is_empty() || !self.is_ip_greylisted(a.ip(), clock))
+        let keep = |a: &SocketAddr, info: &PointInfo| {
+            keep(a, info) && (self.ip_greylist.is_empty() || !self.is_ip_greylisted(a.ip(), clock))
         };
         let mut out: Vec<SocketAddr> = self
             .connections
             .keys()
-            .filter(|a| keep(a))
+            .filter(|a| self.points.get(a).is_some_and(|info| keep(a, info)))
             .copied()
             .choose_multiple(rng, best);
         if out.len() < best && !self.good.is_empty() {
@@ -691,12 +692,11 @@ impl Pool {
                 .range(start..)
                 .chain(self.good.range(..start))
                 .take(need * 3 + 16)
-                .filter(|id| {
-                    let info = self.points.info(**id);
-                    info.state == PointState::Disconnected
+                .filter_map(|id| {
+                    let info = self.points.info(*id);
+                    let addr = self.points.addr(*id);
+                    (info.state == PointState::Disconnected && keep(&addr, info)).then_some(addr)
                 })
-                .map(|id| self.points.addr(*id))
-                .filter(|a| keep(a))
                 .choose_multiple(rng, need);
             out.extend(picked);
         }
@@ -712,7 +712,7 @@ impl Pool {
                 };
                 let usable =
                     info.state != PointState::Greylisted && (include_failing || info.failures == 0);
-                if usable && keep(&addr) && !out.contains(&addr) {
+                if usable && keep(&addr, info) && !out.contains(&addr) {
                     out.push(addr);
                 }
             }
