@@ -48,12 +48,14 @@ impl Hasher for Prehashed {
 pub(crate) type Id = u32;
 
 const NONE: Id = Id::MAX;
-/// Slots per chunk: a chunk is allocated whole and never grows, so nothing is ever
-/// copied, and at most one chunk is partly empty (a simulated node's pool of a few hundred
-/// points wastes less than a chunk; a million points need 15,625 chunks, 0.4 bytes a
-/// point of chunk pointers).
-const CHUNK_BITS: u32 = 6;
+/// Slots per chunk: a chunk (but the first) is allocated whole and never grows, so
+/// nothing large is ever copied, and at most one chunk is partly empty (a million points
+/// need 3,907 chunks). Smaller chunks cost a cache miss more per lookup in large pools
+/// (64 slots: +20% on `advance`).
+const CHUNK_BITS: u32 = 8;
 const CHUNK: usize = 1 << CHUNK_BITS;
+/// The first chunk's first size, and what it grows by.
+const FIRST_GROWTH: usize = 32;
 
 #[derive(Clone, Debug)]
 struct Slot {
@@ -161,7 +163,16 @@ impl PointTable {
             id
         } else {
             if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-                self.chunks.push(Vec::with_capacity(CHUNK));
+                // The first chunk starts small and grows a few slots at a time (a simulated
+                // node holds a few hundred points: its memory follows what it holds);
+                // every later chunk is allocated whole.
+                let first = self.chunks.is_empty();
+                self.chunks
+                    .push(Vec::with_capacity(if first { FIRST_GROWTH } else { CHUNK }));
+            }
+            let chunk = self.chunks.last_mut().expect("a chunk");
+            if chunk.len() == chunk.capacity() {
+                chunk.reserve_exact(FIRST_GROWTH.min(CHUNK - chunk.len()));
             }
             let id =
                 ((self.chunks.len() - 1) << CHUNK_BITS) | self.chunks.last().map_or(0, Vec::len);
