@@ -4,3 +4,32 @@
 pub mod demo;
 pub mod node;
 pub mod simulate;
+
+/// The connection targets both `node` and `simulate` take, over the config file's.
+#[derive(Debug, clap::Args)]
+pub struct Targets {
+    /// Overrides `min_connections` (thresholds follow octez's rule).
+    #[arg(long)]
+    min: Option<usize>,
+    /// Overrides `expected_connections`.
+    #[arg(long)]
+    expected: Option<usize>,
+    /// Overrides `max_connections`.
+    #[arg(long)]
+    max: Option<usize>,
+}
+
+impl Targets {
+    /// Applies the given targets to `config` (validate it afterwards).
+    pub fn apply(&self, config: &mut peerkeeper::Config) {
+        if let Some(v) = self.min {
+            config.min_connections = v;
+        }
+        if let Some(v) = self.expected {
+            config.expected_connections = v;
+        }
+        if let Some(v) = self.max {
+            config.max_connections = v;
+        }
+    }
+}

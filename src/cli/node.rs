@@ -30,15 +30,8 @@ pub struct Args {
     /// A TOML config file (the library's `Config`).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Overrides `min_connections`.
-    #[arg(long)]
-    min: Option<usize>,
-    /// Overrides `expected_connections`.
-    #[arg(long)]
-    expected: Option<usize>,
-    /// Overrides `max_connections`.
-    #[arg(long)]
-    max: Option<usize>,
+    #[command(flatten)]
+    targets: super::Targets,
     /// The network name; peers of other networks are refused.
     #[arg(long, default_value = "peerkeeper")]
     network: String,
@@ -61,15 +54,7 @@ pub fn config_of(args: &Args) -> Result<Config, peerkeeper::ConfigError> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(v) = args.min {
-        config.min_connections = v;
-    }
-    if let Some(v) = args.expected {
-        config.expected_connections = v;
-    }
-    if let Some(v) = args.max {
-        config.max_connections = v;
-    }
+    args.targets.apply(&mut config);
     for p in &args.trusted {
         if !config.trusted_points.contains(p) {
             config.trusted_points.push(*p);

@@ -63,15 +63,8 @@ pub struct Args {
     /// Largest link latency.
     #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
     latency_max: Duration,
-    /// Overrides `min_connections` (thresholds follow octez's rule).
-    #[arg(long)]
-    min: Option<usize>,
-    /// Overrides `expected_connections`.
-    #[arg(long)]
-    expected: Option<usize>,
-    /// Overrides `max_connections`.
-    #[arg(long)]
-    max: Option<usize>,
+    #[command(flatten)]
+    targets: super::Targets,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -115,15 +108,7 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     if let Some(p) = policy {
         node_config.policy = p;
     }
-    if let Some(v) = args.min {
-        node_config.min_connections = v;
-    }
-    if let Some(v) = args.expected {
-        node_config.expected_connections = v;
-    }
-    if let Some(v) = args.max {
-        node_config.max_connections = v;
-    }
+    args.targets.apply(&mut node_config);
     node_config.validate().map_err(|e| e.to_string())?;
     cfg.node_config = node_config;
     if args.bootstrap == 0 || args.bootstrap > args.nodes as usize {
