@@ -52,8 +52,13 @@
 //! * loopback and LAN addresses are accepted under the relay rule, so local and LAN
 //!   networks form with the default config.
 
+mod event;
+mod input;
 pub mod intake;
 mod stats;
+
+pub use event::{DialEnd, Ended, Event, MAX_QUEUED_EVENTS};
+pub use input::{Input, Recorded, Reply, TraceHeader, TRACE_SCHEMA, TRACE_VERSION};
 
 pub use stats::{AdmissionStats, CloseStats, CoreStats, DialStats, PointStats, SharingStats};
 
@@ -378,6 +383,8 @@ pub struct NodeCore {
     stats: CoreStats,
     clock: Time,
     stopped: bool,
+    events: Option<VecDeque<Event>>,
+    events_dropped: u64,
 }
 
 impl NodeCore {
@@ -431,6 +438,8 @@ impl NodeCore {
             stats: CoreStats::default(),
             clock: Time::ZERO,
             stopped: false,
+            events: None,
+            events_dropped: 0,
         }
     }
 
@@ -523,6 +532,73 @@ impl NodeCore {
     }
 
     // ----- outputs -------------------------------------------------------------------
+
+    /// Starts (or stops) queueing [`Event`]s for [`poll_event`](Self::poll_event). Off by
+    /// default: a simulator with a core per node reads none.
+    pub fn set_events(&mut self, enabled: bool) {
+        self.events = enabled.then(VecDeque::new);
+    }
+
+    /// The next event, if events are on. At most [`MAX_QUEUED_EVENTS`] wait; older ones
+    /// are dropped and counted ([`events_dropped`](Self::events_dropped)).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.as_mut()?.pop_front()
+    }
+
+    /// Events dropped because nobody read them in time.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
+    }
+
+    fn emit(&mut self, event: impl FnOnce() -> Event) {
+        if let Some(q) = &mut self.events {
+            if q.len() >= MAX_QUEUED_EVENTS {
+                q.pop_front();
+                self.events_dropped += 1;
+            }
+            q.push_back(event());
+        }
+    }
+
+    fn dial_ended(&mut self, point: SocketAddr, outcome: DialEnd, at: Time) {
+        self.emit(|| Event::DialEnded { at, point, outcome });
+    }
+
+    /// Counts a dial's outcome (exactly once per dial) and tells observers.
+    fn count_dial(&mut self, point: SocketAddr, outcome: DialEnd, at: Time) {
+        let d = &mut self.stats.dials;
+        let counter = match outcome {
+            DialEnd::Succeeded => &mut d.succeeded,
+            DialEnd::Refused => &mut d.refused,
+            DialEnd::TimedOut => &mut d.timed_out,
+            DialEnd::Failed => &mut d.failed,
+            DialEnd::Protocol => &mut d.protocol,
+            DialEnd::AlreadyConnected => &mut d.already_connected,
+            DialEnd::Myself => &mut d.myself,
+            DialEnd::Dropped => &mut d.dropped,
+            DialEnd::Cancelled => &mut d.cancelled,
+        };
+        *counter += 1;
+        self.dial_ended(point, outcome, at);
+    }
+
+    /// Tells observers a connection ended (its peer is the last one seen at the point).
+    fn disconnected(&mut self, conn: ConnId, point: SocketAddr, ended: Ended, at: Time) {
+        if self.events.is_some() {
+            let peer = self
+                .pool
+                .get(&point)
+                .and_then(|p| p.peer)
+                .unwrap_or(PeerId(0));
+            self.emit(|| Event::Disconnected {
+                at,
+                conn,
+                point,
+                peer,
+                ended,
+            });
+        }
+    }
 
     /// The next action to carry out. Drain after every input.
     #[must_use]
@@ -636,6 +712,7 @@ impl NodeCore {
             if self.pool.end_dial(p, false, now, &mut self.rng) {
                 self.stats.dials.cancelled += 1;
                 self.stats.dials.in_flight -= 1;
+                self.dial_ended(p, DialEnd::Cancelled, now);
             }
         }
         self.swaps.clear();
@@ -733,6 +810,14 @@ impl NodeCore {
             Ok(_) => {
                 self.conns.insert(conn, ConnMeta::new(point));
                 self.stats.admission.accepted += 1;
+                let peer = hello.peer;
+                self.emit(|| Event::Connected {
+                    at: now,
+                    conn,
+                    point,
+                    peer,
+                    direction: Direction::Inbound,
+                });
                 self.settle(now);
                 Admission::Accept
             }
@@ -789,16 +874,16 @@ impl NodeCore {
                 self.pool.end_dial(point, failed, now, &mut self.rng);
                 let outcome = match reason {
                     RefuseReason::Myself => {
-                        self.stats.dials.myself += 1;
+                        self.count_dial(point, DialEnd::Myself, now);
                         self.add_own_point(point);
                         DialOutcome::Cancelled
                     }
                     RefuseReason::AlreadyConnected => {
-                        self.stats.dials.already_connected += 1;
+                        self.count_dial(point, DialEnd::AlreadyConnected, now);
                         DialOutcome::Cancelled
                     }
                     _ => {
-                        self.stats.dials.refused += 1;
+                        self.count_dial(point, DialEnd::Refused, now);
                         DialOutcome::Failed
                     }
                 };
@@ -809,20 +894,20 @@ impl NodeCore {
                 self.pool.end_dial(point, failed, now, &mut self.rng);
                 let outcome = match f {
                     DialFailure::Timeout => {
-                        self.stats.dials.timed_out += 1;
+                        self.count_dial(point, DialEnd::TimedOut, now);
                         DialOutcome::Failed
                     }
                     DialFailure::Io => {
-                        self.stats.dials.failed += 1;
+                        self.count_dial(point, DialEnd::Failed, now);
                         DialOutcome::Failed
                     }
                     DialFailure::Protocol => {
-                        self.stats.dials.protocol += 1;
+                        self.count_dial(point, DialEnd::Protocol, now);
                         self.handle_violation(Offender::Point(point), now);
                         DialOutcome::Failed
                     }
                     DialFailure::Cancelled => {
-                        self.stats.dials.cancelled += 1;
+                        self.count_dial(point, DialEnd::Cancelled, now);
                         DialOutcome::Cancelled
                     }
                 };
@@ -853,7 +938,7 @@ impl NodeCore {
         now: Time,
     ) -> (DialOutcome, DialVerdict) {
         if peer == self.me {
-            self.stats.dials.myself += 1;
+            self.count_dial(point, DialEnd::Myself, now);
             self.add_own_point(point);
             return (
                 DialOutcome::Cancelled,
@@ -866,7 +951,7 @@ impl NodeCore {
                 .get(&point)
                 .is_some_and(|p| p.state == PointState::Greylisted && p.next_dial > now);
         if greylisted {
-            self.stats.dials.dropped += 1;
+            self.count_dial(point, DialEnd::Dropped, now);
             return (
                 DialOutcome::Cancelled,
                 DialVerdict::Drop(CloseReason::ProtocolViolation),
@@ -878,7 +963,7 @@ impl NodeCore {
                 .connection(&old_point)
                 .expect("a connected peer has a connection");
             if !new_connection_wins(self.me, peer, Some(old.direction), Direction::Outbound) {
-                self.stats.dials.already_connected += 1;
+                self.count_dial(point, DialEnd::AlreadyConnected, now);
                 return (
                     DialOutcome::Cancelled,
                     DialVerdict::Drop(CloseReason::Duplicate),
@@ -887,7 +972,7 @@ impl NodeCore {
             self.close(old.id, CloseReason::Duplicate, now);
         }
         if self.pool.connection(&point).is_some() {
-            self.stats.dials.already_connected += 1;
+            self.count_dial(point, DialEnd::AlreadyConnected, now);
             return (
                 DialOutcome::Cancelled,
                 DialVerdict::Drop(CloseReason::Duplicate),
@@ -895,7 +980,7 @@ impl NodeCore {
         }
         if self.pool.active_count() >= self.config.max_connections {
             // Inbound connections filled us while we dialed.
-            self.stats.dials.dropped += 1;
+            self.count_dial(point, DialEnd::Dropped, now);
             return (
                 DialOutcome::Cancelled,
                 DialVerdict::Drop(CloseReason::TooManyConnections),
@@ -907,11 +992,18 @@ impl NodeCore {
         {
             Ok(_) => {
                 self.conns.insert(conn, ConnMeta::new(point));
-                self.stats.dials.succeeded += 1;
+                self.count_dial(point, DialEnd::Succeeded, now);
+                self.emit(|| Event::Connected {
+                    at: now,
+                    conn,
+                    point,
+                    peer,
+                    direction: Direction::Outbound,
+                });
                 (DialOutcome::Succeeded, DialVerdict::Keep)
             }
             Err(_) => {
-                self.stats.dials.dropped += 1;
+                self.count_dial(point, DialEnd::Dropped, now);
                 (
                     DialOutcome::Cancelled,
                     DialVerdict::Drop(CloseReason::ProtocolViolation),
@@ -1002,6 +1094,7 @@ impl NodeCore {
             self.pool.connection_closed(meta.point, now);
         }
         self.stats.closed.lost += 1;
+        self.disconnected(conn, meta.point, Ended::ByPeer, now);
         self.settle(now);
     }
 
@@ -1013,6 +1106,21 @@ impl NodeCore {
         }
         self.tick(now);
         self.stats.violations += 1;
+        let until = now + self.config.greylist_duration;
+        let (point, ip) = match who {
+            Offender::Conn(conn) => match self.conns.get(&conn) {
+                Some(m) => (Some(m.point), m.point.ip()),
+                None => return,
+            },
+            Offender::Point(p) => (Some(canonical(p)), canonical_ip(p.ip())),
+            Offender::Ip(ip) => (None, canonical_ip(ip)),
+        };
+        self.emit(|| Event::Banned {
+            at: now,
+            point,
+            ip,
+            until,
+        });
         match who {
             Offender::Conn(conn) => {
                 let Some(meta) = self.conns.get(&conn).copied() else {
@@ -1292,6 +1400,7 @@ impl NodeCore {
             if reason == CloseReason::Duplicate {
                 self.stats.closed.duplicate += 1;
             }
+            self.disconnected(conn, meta.point, Ended::ByUs(reason), now);
             self.actions.push_back(Action::Close { conn, reason });
         }
     }
@@ -1341,6 +1450,18 @@ impl NodeCore {
         if let Brain::Peerkeeper { d, .. } = &mut self.brain {
             d.points_learned(new, now);
         }
+        let from = sender.and_then(|ip| {
+            self.conns
+                .values()
+                .find(|m| m.point.ip() == ip)
+                .map(|m| m.point)
+        });
+        self.emit(|| Event::PointsLearned {
+            at: now,
+            from,
+            received: take,
+            new,
+        });
         new
     }
 
@@ -1420,6 +1541,10 @@ impl NodeCore {
                         .push_back(Action::CycleStarted { cycle, reasons });
                 }
                 maintenance::Action::CycleEnded(report) => {
+                    if self.events.is_some() {
+                        let report = Box::new(report.clone());
+                        self.emit(|| Event::CycleEnded { at: now, report });
+                    }
                     self.actions.push_back(Action::CycleEnded {
                         report: Box::new(report),
                         covers: self.cycle_covers,

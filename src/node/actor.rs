@@ -8,7 +8,8 @@
 use super::conn::{self, Ctx};
 use super::{NodeStatus, PointSource};
 use crate::core::{
-    Action, Admission, DialResult, DialVerdict, Hello, NodeCore, Offender, TracedAction,
+    Action, Admission, DialResult, DialVerdict, Event, Hello, Input, NodeCore, Offender, Recorded,
+    Reply, TraceHeader, TracedAction,
 };
 use crate::maintenance::CycleReport;
 use crate::pool::{CloseReason, ConnId, Source};
@@ -89,6 +90,10 @@ pub(crate) struct Actor<T: Transport> {
     pub status: watch::Sender<NodeStatus>,
     pub triggers: Arc<Triggers>,
     pub tap: Option<mpsc::Sender<TracedAction>>,
+    pub events: tokio::sync::broadcast::Sender<Event>,
+    pub trace: Option<TraceWriter>,
+    /// Inputs fed before `Start` (our own point, bootstrap points), recorded like the rest.
+    pub initial: Vec<Input>,
     pub span: Option<tracing::Span>,
     pub dropped_at_accept: Arc<AtomicU64>,
 }
@@ -100,7 +105,10 @@ impl<T: Transport> Actor<T> {
 
     pub(crate) async fn run(mut self) {
         let now = self.now();
-        self.core.start(now);
+        for input in std::mem::take(&mut self.initial) {
+            self.input(now, input);
+        }
+        self.input(now, Input::Start);
         self.drain();
         self.publish();
         loop {
@@ -126,7 +134,7 @@ impl<T: Transport> Actor<T> {
                     }
                     let now = self.now();
                     if self.core.next_deadline().is_some_and(|d| d <= now) {
-                        self.core.handle_timeout(now);
+                        self.input(now, Input::Timeout);
                     }
                 }
             }
@@ -136,17 +144,30 @@ impl<T: Transport> Actor<T> {
         // Stopping: the core cancels its dials and closes every connection; tasks stop
         // waiting on the mailbox; `maintain()` callers get an error.
         let now = self.now();
-        self.core.shutdown(now);
+        self.input(now, Input::Shutdown);
         self.drain();
         self.publish();
+        if let Some(mut trace) = self.trace.take() {
+            let _ = trace.flush();
+        }
         self.cancel.cancel();
         self.rx.close();
         self.waiters.clear();
     }
 
+    /// Feeds one input to the core, recording it when a trace is on.
+    fn input(&mut self, now: Time, input: Input) -> Reply {
+        if let Some(trace) = &mut self.trace {
+            if let Err(e) = trace.write(now, &input) {
+                tracing::warn!(error = %e, "the trace cannot be written: tracing stops");
+                self.trace = None;
+            }
+        }
+        self.core.apply(now, input)
+    }
+
     fn handle(&mut self, cmd: Cmd) {
         let now = self.now();
-        let core = &mut self.core;
         match cmd {
             Cmd::Inbound {
                 conn,
@@ -155,7 +176,19 @@ impl<T: Transport> Actor<T> {
                 handle,
                 reply,
             } => {
-                let admission = core.handle_inbound(conn, remote, hello, now);
+                let admission = match self.input(
+                    now,
+                    Input::Inbound {
+                        conn,
+                        remote,
+                        hello,
+                    },
+                ) {
+                    Reply::Admission(a) => a,
+                    other => unreachable!(
+                        "an inbound handshake answers with an admission, not {other:?}"
+                    ),
+                };
                 if admission == Admission::Accept {
                     self.conns.insert(conn, handle);
                 }
@@ -171,7 +204,10 @@ impl<T: Transport> Actor<T> {
                     DialResult::Connected { conn, .. } => Some(*conn),
                     _ => None,
                 };
-                let verdict = core.handle_dial_result(point, result, now);
+                let verdict = match self.input(now, Input::DialResult { point, result }) {
+                    Reply::Verdict(v) => v,
+                    other => unreachable!("a dial result answers with a verdict, not {other:?}"),
+                };
                 if let (DialVerdict::Keep, Some(conn), Some(handle)) = (verdict, conn, handle) {
                     self.conns.insert(conn, handle);
                 }
@@ -179,16 +215,28 @@ impl<T: Transport> Actor<T> {
                     let _ = reply.send(verdict);
                 }
             }
-            Cmd::Points(conn, points) => core.handle_points(conn, &points, now),
-            Cmd::Asked(conn) => core.handle_points_asked(conn, now),
-            Cmd::SwapRequest(conn, p) => core.handle_swap_request(conn, p, now),
-            Cmd::SwapAck(conn, p) => core.handle_swap_ack(conn, p, now),
+            Cmd::Points(conn, points) => {
+                self.input(now, Input::Points { conn, points });
+            }
+            Cmd::Asked(conn) => {
+                self.input(now, Input::PointsAsked { conn });
+            }
+            Cmd::SwapRequest(conn, point) => {
+                self.input(now, Input::SwapRequest { conn, point });
+            }
+            Cmd::SwapAck(conn, point) => {
+                self.input(now, Input::SwapAck { conn, point });
+            }
             Cmd::Closed(conn) => {
                 self.conns.remove(&conn);
-                core.handle_closed(conn, now);
+                self.input(now, Input::Closed { conn });
             }
-            Cmd::Violation(who) => core.handle_violation(who, now),
-            Cmd::SourcePoints(points) => core.handle_source_points(&points, now),
+            Cmd::Violation(offender) => {
+                self.input(now, Input::Violation { offender });
+            }
+            Cmd::SourcePoints(points) => {
+                self.input(now, Input::SourcePoints { points });
+            }
             Cmd::SourcesDone => self.polling_sources = false,
             Cmd::Maintain(reply) => {
                 // Calls queued together are concurrent: they share one cycle, which begins
@@ -204,7 +252,10 @@ impl<T: Transport> Actor<T> {
                         }
                     }
                 }
-                let ticket = core.maintain(now);
+                let ticket = match self.input(now, Input::Maintain) {
+                    Reply::Ticket(t) => t,
+                    other => unreachable!("maintain answers with a ticket, not {other:?}"),
+                };
                 self.waiters.retain(|(_, w)| !w.is_closed());
                 self.waiters
                     .extend(replies.into_iter().map(|r| (ticket, r)));
@@ -214,18 +265,18 @@ impl<T: Transport> Actor<T> {
                 }
             }
             Cmd::Nudge => self.ctx.nudged.store(false, Ordering::Relaxed),
-            Cmd::SetTrigger(kind, on) => {
-                core.set_trigger(kind, on);
-                self.triggers.set_enabled(kind, on);
+            Cmd::SetTrigger(kind, enabled) => {
+                self.input(now, Input::SetTrigger { kind, enabled });
+                self.triggers.set_enabled(kind, enabled);
             }
-            Cmd::SetIdleTimer(on) => {
-                core.set_idle_timer(on, now);
-                self.triggers.set_idle_timer(on);
+            Cmd::SetIdleTimer(enabled) => {
+                self.input(now, Input::SetIdleTimer { enabled });
+                self.triggers.set_idle_timer(enabled);
             }
             Cmd::AddPoints(points, source) => {
-                core.add_points(&points, source, now);
+                self.input(now, Input::AddPoints { points, source });
             }
-            Cmd::Inspect(f) => f(core),
+            Cmd::Inspect(f) => f(&self.core),
         }
     }
 
@@ -236,8 +287,13 @@ impl<T: Transport> Actor<T> {
         }
     }
 
-    /// Carries out the core's actions.
+    /// Carries out the core's actions, and passes its events to subscribers.
     fn drain(&mut self) {
+        while let Some(event) = self.core.poll_event() {
+            // No subscriber, or a slow one: the broadcast channel is bounded, and a lagging
+            // receiver is told how many it missed.
+            let _ = self.events.send(event);
+        }
         let now = self.now();
         while let Some(action) = self.core.poll_action() {
             if let Some(tap) = &self.tap {
@@ -439,5 +495,41 @@ pub(crate) async fn accept_loop<T: Transport>(
             )
             .instrument(span),
         );
+    }
+}
+
+/// Writes a trace: a [`TraceHeader`] line, then one [`Recorded`] input per line (JSON).
+pub(crate) struct TraceWriter {
+    out: std::io::BufWriter<Box<dyn std::io::Write + Send>>,
+}
+
+impl TraceWriter {
+    pub(crate) fn new(
+        out: Box<dyn std::io::Write + Send>,
+        header: &TraceHeader,
+    ) -> std::io::Result<TraceWriter> {
+        let mut w = TraceWriter {
+            out: std::io::BufWriter::new(out),
+        };
+        w.line(header)?;
+        Ok(w)
+    }
+
+    fn line(&mut self, v: &impl serde::Serialize) -> std::io::Result<()> {
+        use std::io::Write;
+        serde_json::to_writer(&mut self.out, v)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn write(&mut self, at: Time, input: &Input) -> std::io::Result<()> {
+        self.line(&Recorded {
+            at,
+            input: input.clone(),
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        self.out.flush()
     }
 }

@@ -19,12 +19,11 @@ mod conn;
 pub mod demo;
 
 use crate::config::{Bounds, Config, ConfigError};
-use crate::core::{CoreStats, NodeCore, TracedAction};
+use crate::core::{CoreStats, Event, Input, NodeCore, TraceHeader, TracedAction};
 use crate::maintenance::CycleReport;
 use crate::pool::{PeerId, Source};
 use crate::transport::Transport;
 use crate::trigger::{TriggerKind, Triggers};
-use crate::Time;
 use actor::{Actor, Cmd};
 use conn::Ctx;
 use futures::future::BoxFuture;
@@ -36,6 +35,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Events a subscriber may fall behind by before it loses some (and is told how many).
+pub const EVENT_CAPACITY: usize = 1024;
 
 /// Commands queued for the node actor at most; senders wait beyond (a connection task
 /// then stops reading its socket: backpressure, not memory).
@@ -132,6 +134,13 @@ pub enum NodeError {
     /// A setting breaks a rule.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The trace could not be started.
+    #[error("cannot write the trace: {source}")]
+    Trace {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What a running node shows: updated after every input the node handles. Cheap to read
@@ -174,6 +183,7 @@ pub struct NodeStatus {
 /// # }
 /// ```
 pub struct Node {
+    events: tokio::sync::broadcast::Sender<Event>,
     mailbox: mpsc::Sender<Cmd>,
     status: watch::Receiver<NodeStatus>,
     triggers: Arc<Triggers>,
@@ -206,6 +216,7 @@ pub struct NodeBuilder<T: Transport> {
     parent: Option<CancellationToken>,
     origin: Option<tokio::time::Instant>,
     tap: Option<mpsc::Sender<TracedAction>>,
+    trace: Option<Box<dyn std::io::Write + Send>>,
 }
 
 impl<T: Transport> std::fmt::Debug for NodeBuilder<T> {
@@ -269,6 +280,14 @@ impl<T: Transport> NodeBuilder<T> {
         self
     }
 
+    /// Records every input of the node's core to `out`, as JSON lines (a header, then one
+    /// input a line): `peerkeeper replay` feeds them to a fresh core and shows each
+    /// decision. Written through a buffer, flushed when the node stops.
+    pub fn trace(mut self, out: Box<dyn std::io::Write + Send>) -> Self {
+        self.trace = Some(out);
+        self
+    }
+
     /// Validates the settings and starts the node's tasks on the current tokio runtime.
     ///
     /// # Errors
@@ -289,12 +308,24 @@ impl<T: Transport> NodeBuilder<T> {
         let max_incoming = self.config.max_incoming_connections;
         let dial_timeout = self.config.dial_timeout;
         let origin = self.origin.unwrap_or_else(tokio::time::Instant::now);
-        let now =
-            Time::from_duration(tokio::time::Instant::now().saturating_duration_since(origin));
+        let header = TraceHeader::new(self.config.clone(), peer_id, self.seed);
         let mut core = NodeCore::new(self.config, peer_id, self.seed);
-        core.add_own_point(local_addr);
-        core.add_points(&self.bootstrap, Source::Bootstrap, now);
-        while core.poll_action().is_some() {}
+        core.set_events(true);
+        let initial = vec![
+            Input::AddOwnPoint { point: local_addr },
+            Input::AddPoints {
+                points: self.bootstrap,
+                source: Source::Bootstrap,
+            },
+        ];
+        let trace = match self.trace {
+            Some(out) => Some(
+                actor::TraceWriter::new(out, &header)
+                    .map_err(|e| NodeError::Trace { source: e })?,
+            ),
+            None => None,
+        };
+        let (events, _) = tokio::sync::broadcast::channel(EVENT_CAPACITY);
         let cancel = self.parent.map(|p| p.child_token()).unwrap_or_default();
         let tracker = TaskTracker::new();
         let (tx, rx) = mpsc::channel(MAILBOX_LEN);
@@ -337,11 +368,15 @@ impl<T: Transport> NodeBuilder<T> {
             status: status_tx,
             triggers: triggers.clone(),
             tap: self.tap,
+            events: events.clone(),
+            trace,
+            initial,
             span: None,
             dropped_at_accept: dropped,
         };
         tracker.spawn(actor.run());
         Ok(Node {
+            events,
             mailbox: tx,
             status: status_rx,
             triggers,
@@ -368,6 +403,7 @@ impl Node {
             parent: None,
             origin: None,
             tap: None,
+            trace: None,
         }
     }
 
@@ -459,6 +495,14 @@ impl Node {
     /// (`status_watch().wait_for(|s| s.connections >= 2)`).
     pub fn status_watch(&self) -> watch::Receiver<NodeStatus> {
         self.status.clone()
+    }
+
+    /// A stream of what happens in the node ([`Event`]): connections, disconnections with
+    /// their reason, dial outcomes, points learned, bans, cycle reports. Bounded: a
+    /// subscriber that falls more than [`EVENT_CAPACITY`] events behind loses the oldest
+    /// and is told how many (`RecvError::Lagged`); it never slows the node.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
     }
 
     /// The triggers, as they fire (to wait on; switching them is

@@ -511,18 +511,11 @@ impl Simulation {
 
     fn fresh_node(&mut self, i: usize, nat: bool, epoch: u32) -> SimNode {
         let peer = node_peer_id(self.cfg.seed, i);
-        let mut core = NodeCore::with_shared_config(
+        let core = NodeCore::with_shared_config(
             self.config.clone(),
             peer,
             node_seed(self.cfg.seed, i, epoch),
         );
-        core.add_own_point(node_addr(i));
-        let bootstrap: Vec<SocketAddr> = (0..self.cfg.bootstrap)
-            .filter(|b| *b != i)
-            .map(node_addr)
-            .collect();
-        core.add_points(&bootstrap, Source::Bootstrap, self.now);
-        while core.poll_action().is_some() {}
         SimNode {
             peer,
             alive: false,
@@ -684,11 +677,21 @@ impl Simulation {
         }
     }
 
+    /// A node starts as `peerkeeper node` does: it learns its own point and its
+    /// bootstrap points, then starts (the same inputs, in the same order, as the tokio
+    /// node's).
     fn start_node(&mut self, i: usize) {
         self.nodes[i].alive = true;
         self.alive += 1;
         let now = self.now;
-        self.nodes[i].core.start(now);
+        let bootstrap: Vec<SocketAddr> = (0..self.cfg.bootstrap)
+            .filter(|b| *b != i)
+            .map(node_addr)
+            .collect();
+        let core = &mut self.nodes[i].core;
+        core.add_own_point(node_addr(i));
+        core.add_points(&bootstrap, Source::Bootstrap, now);
+        core.start(now);
         self.after(i);
     }
 

@@ -26,7 +26,9 @@ pub mod observe;
 pub use observe::{Triggers, Waiter};
 
 /// The five triggers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum TriggerKind {
     /// The active connection count fell below `min_threshold`.
     TooFewConnections,

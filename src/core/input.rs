@@ -1,0 +1,224 @@
+//! Every input of the node core as data: what a trace records and a replay feeds back.
+//!
+//! A shell that drives the core through [`NodeCore::apply`] can write each [`Recorded`]
+//! input as a JSON line (after a [`TraceHeader`] line); feeding the same lines to a fresh
+//! core built from the header gives the same actions, in the same order, at the same
+//! times: the core is deterministic, and these are all it ever reads.
+
+use super::{Admission, DialResult, DialVerdict, Hello, NodeCore, Offender};
+use crate::config::Config;
+use crate::pool::{ConnId, PeerId, Source};
+use crate::trigger::TriggerKind;
+use crate::Time;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// The trace schema's name, in every header.
+pub const TRACE_SCHEMA: &str = "peerkeeper-trace";
+/// The trace schema's version: a replay refuses another.
+pub const TRACE_VERSION: u32 = 1;
+
+/// One input of the node core. See the [module docs](self).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Input {
+    /// [`NodeCore::add_points`].
+    AddPoints {
+        /// The points.
+        points: Vec<SocketAddr>,
+        /// Their source.
+        source: Source,
+    },
+    /// [`NodeCore::add_own_point`].
+    AddOwnPoint {
+        /// Our point.
+        point: SocketAddr,
+    },
+    /// [`NodeCore::start`].
+    Start,
+    /// [`NodeCore::maintain`].
+    Maintain,
+    /// [`NodeCore::set_trigger`].
+    SetTrigger {
+        /// Which.
+        kind: TriggerKind,
+        /// On or off.
+        enabled: bool,
+    },
+    /// [`NodeCore::set_idle_timer`].
+    SetIdleTimer {
+        /// On or off.
+        enabled: bool,
+    },
+    /// [`NodeCore::shutdown`].
+    Shutdown,
+    /// [`NodeCore::handle_inbound`].
+    Inbound {
+        /// The driver's name for the connection.
+        conn: ConnId,
+        /// The remote address of the connection.
+        remote: SocketAddr,
+        /// What the peer said.
+        hello: Hello,
+    },
+    /// [`NodeCore::handle_dial_result`].
+    DialResult {
+        /// The point dialed.
+        point: SocketAddr,
+        /// How it ended.
+        result: DialResult,
+    },
+    /// [`NodeCore::handle_points`].
+    Points {
+        /// On which connection.
+        conn: ConnId,
+        /// The points.
+        points: Vec<SocketAddr>,
+    },
+    /// [`NodeCore::handle_source_points`].
+    SourcePoints {
+        /// The points.
+        points: Vec<SocketAddr>,
+    },
+    /// [`NodeCore::handle_points_asked`].
+    PointsAsked {
+        /// On which connection.
+        conn: ConnId,
+    },
+    /// [`NodeCore::handle_closed`].
+    Closed {
+        /// Which connection.
+        conn: ConnId,
+    },
+    /// [`NodeCore::handle_violation`].
+    Violation {
+        /// Who.
+        offender: Offender,
+    },
+    /// [`NodeCore::handle_swap_request`].
+    SwapRequest {
+        /// On which connection.
+        conn: ConnId,
+        /// The point proposed.
+        point: SocketAddr,
+    },
+    /// [`NodeCore::handle_swap_ack`].
+    SwapAck {
+        /// On which connection.
+        conn: ConnId,
+        /// The point given.
+        point: SocketAddr,
+    },
+    /// [`NodeCore::handle_timeout`].
+    Timeout,
+}
+
+/// What an input answered at once, when it answers (the two a handshake waits for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// Nothing: the input only queued actions.
+    None,
+    /// [`NodeCore::handle_inbound`]'s answer.
+    Admission(Admission),
+    /// [`NodeCore::handle_dial_result`]'s answer.
+    Verdict(DialVerdict),
+    /// [`NodeCore::maintain`]'s ticket.
+    Ticket(u64),
+}
+
+/// An input with its time: one line of a trace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// When the core got it.
+    pub at: Time,
+    /// The input.
+    #[serde(flatten)]
+    pub input: Input,
+}
+
+/// The first line of a trace: what a fresh core is built from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceHeader {
+    /// Always [`TRACE_SCHEMA`].
+    pub schema: String,
+    /// [`TRACE_VERSION`] when written.
+    pub version: u32,
+    /// The node's config.
+    pub config: Config,
+    /// The node's peer id.
+    pub peer_id: PeerId,
+    /// The seed of the node's core.
+    pub seed: u64,
+}
+
+impl TraceHeader {
+    /// The header of a trace of a core built with these.
+    pub fn new(config: Config, peer_id: PeerId, seed: u64) -> TraceHeader {
+        TraceHeader {
+            schema: TRACE_SCHEMA.into(),
+            version: TRACE_VERSION,
+            config,
+            peer_id,
+            seed,
+        }
+    }
+
+    /// A fresh core as the recorded one started.
+    ///
+    /// # Errors
+    ///
+    /// When the header is of another schema or version.
+    pub fn core(&self) -> Result<NodeCore, String> {
+        if self.schema != TRACE_SCHEMA || self.version != TRACE_VERSION {
+            return Err(format!(
+                "a trace of schema {:?} version {}; this build reads {:?} version {}",
+                self.schema, self.version, TRACE_SCHEMA, TRACE_VERSION
+            ));
+        }
+        Ok(NodeCore::new(self.config.clone(), self.peer_id, self.seed))
+    }
+}
+
+impl NodeCore {
+    /// Feeds one input, as data: what a recording shell and a replay both call.
+    ///
+    /// ```
+    /// use peerkeeper::core::{Input, NodeCore, Reply};
+    /// use peerkeeper::{Config, PeerId, Time};
+    /// let mut core = NodeCore::new(Config::default(), PeerId(1), 7);
+    /// assert_eq!(core.apply(Time::ZERO, Input::Start), Reply::None);
+    /// assert_eq!(core.apply(Time::from_millis(5), Input::Maintain), Reply::Ticket(1));
+    /// ```
+    pub fn apply(&mut self, at: Time, input: Input) -> Reply {
+        match input {
+            Input::AddPoints { points, source } => {
+                self.add_points(&points, source, at);
+            }
+            Input::AddOwnPoint { point } => self.add_own_point(point),
+            Input::Start => self.start(at),
+            Input::Maintain => return Reply::Ticket(self.maintain(at)),
+            Input::SetTrigger { kind, enabled } => self.set_trigger(kind, enabled),
+            Input::SetIdleTimer { enabled } => self.set_idle_timer(enabled, at),
+            Input::Shutdown => self.shutdown(at),
+            Input::Inbound {
+                conn,
+                remote,
+                hello,
+            } => return Reply::Admission(self.handle_inbound(conn, remote, hello, at)),
+            Input::DialResult { point, result } => {
+                return Reply::Verdict(self.handle_dial_result(point, result, at))
+            }
+            Input::Points { conn, points } => self.handle_points(conn, &points, at),
+            Input::SourcePoints { points } => self.handle_source_points(&points, at),
+            Input::PointsAsked { conn } => self.handle_points_asked(conn, at),
+            Input::Closed { conn } => self.handle_closed(conn, at),
+            Input::Violation { offender } => self.handle_violation(offender, at),
+            Input::SwapRequest { conn, point } => self.handle_swap_request(conn, point, at),
+            Input::SwapAck { conn, point } => self.handle_swap_ack(conn, point, at),
+            Input::Timeout => self.handle_timeout(at),
+        }
+        Reply::None
+    }
+}
