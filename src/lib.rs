@@ -46,6 +46,7 @@ pub mod maintenance;
 pub mod node;
 pub mod pool;
 pub mod report;
+pub mod rng;
 pub mod sim;
 mod time;
 pub mod transport;

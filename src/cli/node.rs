@@ -46,6 +46,10 @@ pub struct Args {
     /// instead of the human status line on stderr.
     #[arg(long)]
     status_json: bool,
+    /// Record every input of the node's core to FILE (JSON lines), for `peerkeeper
+    /// replay FILE`.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 /// Builds the config from the file and flags, validated: the error names the field.
@@ -118,13 +122,21 @@ pub fn run(args: Args) -> i32 {
                 return 2;
             }
         };
-        let node = match Node::builder(config.clone(), transport)
+        let mut builder = Node::builder(config.clone(), transport)
             .net(net)
             .peer_id(peer_id)
             .seed(seed)
-            .bootstrap(args.peers.clone())
-            .start()
-        {
+            .bootstrap(args.peers.clone());
+        if let Some(path) = &args.trace {
+            match std::fs::File::create(path) {
+                Ok(f) => builder = builder.trace(Box::new(f)),
+                Err(e) => {
+                    eprintln!("error: cannot write the trace {}: {e}", path.display());
+                    return 2;
+                }
+            }
+        }
+        let node = match builder.start() {
             Ok(n) => n,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -71,12 +71,12 @@ use crate::maintenance::{
 use crate::pool::{
     Added, CloseReason, ConnId, Direction, PeerId, PointInfo, PointState, Pool, Refused, Source,
 };
+use crate::rng::{seeded, SeededRng};
 use crate::trigger::{count_trigger, TriggerKind};
 use crate::Time;
 use intake::{canonical_ip, check_point, scope, shareable, PointDropped};
-use rand::rngs::StdRng;
 use rand::seq::IteratorRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -370,7 +370,7 @@ pub struct NodeCore {
     own_points: Vec<SocketAddr>,
     pool: Pool,
     brain: Brain,
-    rng: StdRng,
+    rng: SeededRng,
     conns: BTreeMap<ConnId, ConnMeta>,
     recent_dialers: VecDeque<SocketAddr>,
     swaps: BTreeMap<SocketAddr, SocketAddr>,
@@ -425,7 +425,7 @@ impl NodeCore {
             own_points: Vec::new(),
             pool,
             brain,
-            rng: StdRng::seed_from_u64(seed),
+            rng: seeded(seed),
             conns: BTreeMap::new(),
             recent_dialers: VecDeque::new(),
             swaps: BTreeMap::new(),
@@ -1498,7 +1498,7 @@ impl NodeCore {
     fn run_brain(
         &mut self,
         now: Time,
-        f: impl FnOnce(&mut Brain, &mut Pool, &mut StdRng, &mut Vec<maintenance::Action>),
+        f: impl FnOnce(&mut Brain, &mut Pool, &mut SeededRng, &mut Vec<maintenance::Action>),
     ) {
         let mut out = Vec::new();
         f(&mut self.brain, &mut self.pool, &mut self.rng, &mut out);

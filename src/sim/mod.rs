@@ -47,10 +47,10 @@ use crate::core::{
 use crate::maintenance::octez::octez_config;
 use crate::pool::{ConnId, PeerId, Source};
 use crate::report::{components, NetworkReport, SharingCounts, Spread};
+use crate::rng::{seeded, SeededRng};
 use crate::Time;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde::Serialize;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -74,7 +74,7 @@ pub enum Latency {
 }
 
 impl Latency {
-    fn draw(&self, a: usize, b: usize, rng: &mut StdRng) -> Duration {
+    fn draw(&self, a: usize, b: usize, rng: &mut SeededRng) -> Duration {
         match *self {
             Latency::PerLink(f) => f(a, b),
             Latency::Fixed(d) => d,
@@ -415,7 +415,7 @@ pub struct Simulation {
     heap: BinaryHeap<Scheduled>,
     seq: u64,
     now: Time,
-    rng: StdRng,
+    rng: SeededRng,
     link_seed: u64,
     hash: u64,
     events: u64,
@@ -435,7 +435,7 @@ pub struct Simulation {
 impl Simulation {
     /// Sets up the network (nothing runs yet).
     pub fn new(cfg: SimConfig) -> Simulation {
-        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let mut rng = seeded(cfg.seed);
         let config = Arc::new(match cfg.node_config.policy {
             Policy::Peerkeeper => cfg.node_config.clone(),
             Policy::Octez => octez_config(&cfg.node_config),
@@ -541,7 +541,7 @@ impl Simulation {
 
     fn latency(&self, a: usize, b: usize) -> Duration {
         let (x, y) = if a < b { (a, b) } else { (b, a) };
-        let mut r = StdRng::seed_from_u64(fnv(fnv(self.link_seed, x as u64), y as u64));
+        let mut r = seeded(fnv(fnv(self.link_seed, x as u64), y as u64));
         self.cfg.latency.draw(x, y, &mut r)
     }
 
