@@ -35,8 +35,10 @@
 //! processed events are folded into a 64-bit FNV-1a hash reported as `event_log_hash`:
 //! the same seed gives the same hash.
 
+#[cfg(feature = "cli")]
 mod chart;
 
+#[cfg(feature = "cli")]
 pub use chart::write_chart;
 
 use crate::config::{Bounds, Config, Policy};
