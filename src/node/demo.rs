@@ -73,7 +73,8 @@ pub struct Progress {
 }
 
 /// Starts `opts.nodes` nodes, waits until every node has been in range for `opts.hold`
-/// (or the timeout), reports, and shuts them all down. `progress` is called about ten
+/// (or the timeout), reports, and shuts them all down. Not cancel-safe: dropped midway, the
+/// nodes it started stop without being waited for (they are dropped). `progress` is called about ten
 /// times a second.
 pub async fn run(
     opts: &DemoOptions,
@@ -120,7 +121,7 @@ pub async fn run(
 }
 
 /// Starts the nodes: node 0 first, then every other node with node 0 as its only
-/// bootstrap point.
+/// bootstrap point. Cancel-safe (nodes started so far are dropped, which stops them).
 pub async fn start_nodes(opts: &DemoOptions) -> std::io::Result<Vec<Node>> {
     let mut nodes: Vec<Node> = Vec::with_capacity(opts.nodes);
     for i in 0..opts.nodes {
@@ -149,6 +150,7 @@ fn peer_id(seed: u64, i: usize) -> u64 {
 }
 
 /// The report of a set of running nodes (`converged` is left false: the caller knows).
+/// Cancel-safe (it only reads).
 pub async fn report_of(
     nodes: &[Node],
     seed: u64,

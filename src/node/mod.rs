@@ -121,7 +121,7 @@ pub trait PointSource: Send + Sync + 'static {
     /// Fetches points. At most [`MAX_POINTS_PER_MESSAGE`](crate::MAX_POINTS_PER_MESSAGE)
     /// are taken from one fetch; each passes the intake rule. Failures are the source's to
     /// log: return an empty list. A fetch longer than `discovery.request_timeout` is
-    /// abandoned.
+    /// abandoned (its future dropped): it must be cancel-safe.
     fn fetch(&self) -> BoxFuture<'static, Vec<SocketAddr>>;
 }
 

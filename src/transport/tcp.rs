@@ -28,7 +28,8 @@ pub struct TcpTransport {
 }
 
 impl TcpTransport {
-    /// Listens on `addr` (port 0 picks one).
+    /// Listens on `addr` (port 0 picks one). Cancel-safe (nothing is bound if dropped
+    /// before it resolves).
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpTransport> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;

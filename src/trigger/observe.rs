@@ -110,32 +110,38 @@ impl Triggers {
         }
     }
 
-    /// Waits for the next fire of `kind` after this call.
+    /// Waits for the next fire of `kind` after this call. Cancel-safe (dropping it loses
+    /// nothing: a later call waits for a later fire; use a [`Waiter`] to miss none).
     pub async fn wait(&self, kind: TriggerKind) {
         self.subscribe(kind).wait().await
     }
 
     /// Waits until the active count falls below `min_threshold`.
+    /// Cancel-safe, as [`wait`](Self::wait).
     pub async fn wait_too_few_connections(&self) {
         self.wait(TriggerKind::TooFewConnections).await
     }
 
     /// Waits until the active count rises above `max_threshold`.
+    /// Cancel-safe, as [`wait`](Self::wait).
     pub async fn wait_too_many_connections(&self) {
         self.wait(TriggerKind::TooManyConnections).await
     }
 
     /// Waits for a new point.
+    /// Cancel-safe, as [`wait`](Self::wait).
     pub async fn wait_new_point(&self) {
         self.wait(TriggerKind::NewPoint).await
     }
 
     /// Waits for a new peer id.
+    /// Cancel-safe, as [`wait`](Self::wait).
     pub async fn wait_new_peer(&self) {
         self.wait(TriggerKind::NewPeer).await
     }
 
     /// Waits for a new connection.
+    /// Cancel-safe, as [`wait`](Self::wait).
     pub async fn wait_new_connection(&self) {
         self.wait(TriggerKind::NewConnection).await
     }
