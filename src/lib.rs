@@ -43,6 +43,7 @@ pub mod config;
 pub mod core;
 pub mod discovery;
 pub mod maintenance;
+pub mod metrics;
 pub mod node;
 pub mod pool;
 pub mod report;

@@ -1,6 +1,6 @@
 //! The `peerkeeper` command: `demo` (N real nodes on 127.0.0.1 converging from one
 //! bootstrap point), `node` (a real long-running node), `simulate` (the deterministic
-//! simulator).
+//! simulator), `replay` (a recorded trace, decision by decision).
 
 mod cli;
 
@@ -22,6 +22,8 @@ enum Command {
     Node(cli::node::Args),
     /// Runs the deterministic network simulator.
     Simulate(cli::simulate::Args),
+    /// Replays a recorded trace and prints each decision with its reason.
+    Replay(cli::replay::Args),
 }
 
 fn main() {
@@ -37,6 +39,7 @@ fn main() {
         Command::Demo(args) => cli::demo::run(args),
         Command::Node(args) => cli::node::run(args),
         Command::Simulate(args) => cli::simulate::run(args),
+        Command::Replay(args) => cli::replay::run(args),
     };
     std::process::exit(code);
 }

@@ -34,6 +34,7 @@ const FORBIDDEN: &[&str] = &[
     "std::thread",
     "std::fs",
     "crate::node",
+    "crate::metrics",
     "crate::transport",
     "crate::wire",
     "crate::trigger::observe",

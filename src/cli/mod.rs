@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod node;
+pub mod replay;
 pub mod simulate;
 
 /// The connection targets both `node` and `simulate` take, over the config file's.

@@ -50,6 +50,10 @@ pub struct Args {
     /// replay FILE`.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9100 (docs/metrics.md lists them).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// Builds the config from the file and flags, validated: the error names the field.
@@ -115,6 +119,21 @@ pub fn run(args: Args) -> i32 {
         }
         let peer_id = PeerId(seed.rotate_left(17) ^ 0x5eed_0000_0000_0001);
         let shutdown = shutdown_signal();
+        // Metrics first: a bad --metrics address stops us before the node binds its port.
+        let metrics = match args.metrics {
+            Some(addr) => {
+                let mut registry = prometheus_client::registry::Registry::default();
+                let metrics = peerkeeper::metrics::Metrics::new(&mut registry);
+                match peerkeeper::metrics::serve(addr, registry).await {
+                    Ok(server) => Some((metrics, server)),
+                    Err(e) => {
+                        eprintln!("error: --metrics {addr}: cannot listen: {e}");
+                        return 2;
+                    }
+                }
+            }
+            None => None,
+        };
         let transport = match TcpTransport::bind(args.listen).await {
             Ok(t) => t,
             Err(e) => {
@@ -137,13 +156,17 @@ pub fn run(args: Args) -> i32 {
             }
         }
         let node = match builder.start() {
-            Ok(n) => n,
+            Ok(n) => std::sync::Arc::new(n),
             Err(e) => {
                 eprintln!("error: {e}");
                 return 2;
             }
         };
         tracing::info!(listen = %node.local_addr(), peer_id = %peer_id, policy = %config.policy, "node started");
+        if let Some((metrics, server)) = &metrics {
+            metrics.attach(&node);
+            tracing::info!(metrics = %server.local_addr(), "serving metrics at /metrics");
+        }
         let bounds = config.bounds();
         let mut status = tokio::time::interval(if args.status_interval.is_zero() {
             Duration::from_secs(3600 * 24 * 365)

@@ -71,6 +71,13 @@ pub struct Args {
     /// Draw connections and pool size over time to this SVG file.
     #[arg(long)]
     chart: Option<PathBuf>,
+    /// Record node N's core inputs (with --trace FILE), for `peerkeeper replay FILE`.
+    #[arg(long, value_name = "N", requires = "trace", conflicts_with = "compare")]
+    trace_node: Option<usize>,
+    /// Where --trace-node writes the trace (JSON lines). A node that comes back after
+    /// churn runs a fresh core: its later lives go to FILE.1, FILE.2, ...
+    #[arg(long, value_name = "FILE", requires = "trace_node")]
+    trace: Option<PathBuf>,
 }
 
 /// The link latency distributions `--latency-dist` offers.
@@ -132,7 +139,42 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     cfg.message_loss = args.message_loss;
     cfg.nat_fraction = args.nat_fraction;
     cfg.churn_per_minute = args.churn;
+    if let Some(n) = args.trace_node {
+        if n >= cfg.total_nodes() {
+            return Err(format!(
+                "--trace-node must be a node index below {} (nodes and late joiners)",
+                cfg.total_nodes()
+            ));
+        }
+        cfg.trace_nodes = vec![n];
+    }
     Ok(cfg)
+}
+
+/// Writes the traces of the --trace-node: its first life to `path`, later ones to
+/// `path.1`, `path.2`, ...
+fn write_traces(outcome: &SimOutcome, path: &std::path::Path) -> Result<(), String> {
+    for t in &outcome.traces {
+        let file = if t.life == 0 {
+            path.to_path_buf()
+        } else {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".{}", t.life));
+            PathBuf::from(name)
+        };
+        let written = std::fs::File::create(&file).and_then(|f| t.write(f));
+        if let Err(e) = written {
+            return Err(format!("cannot write the trace {}: {e}", file.display()));
+        }
+        eprintln!(
+            "trace of node {} (life {}, {} inputs) written to {}",
+            t.node,
+            t.life,
+            t.inputs.len(),
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 fn run_one(cfg: SimConfig, label: &str) -> SimOutcome {
@@ -169,6 +211,13 @@ pub fn run(args: Args) -> i32 {
             }
         }
     }
+    if let Some(path) = &args.trace {
+        // Before a long run, not after it.
+        if let Err(e) = std::fs::File::create(path) {
+            eprintln!("error: cannot write the trace {}: {e}", path.display());
+            return 2;
+        }
+    }
     let bounds = scenarios[0].node_config.bounds();
     let outcomes: Vec<SimOutcome> = scenarios
         .into_iter()
@@ -191,6 +240,12 @@ pub fn run(args: Args) -> i32 {
             &title,
         ) {
             eprintln!("error: cannot draw {}: {e}", path.display());
+            return 2;
+        }
+    }
+    if let Some(path) = &args.trace {
+        if let Err(e) = write_traces(&outcomes[0], path) {
+            eprintln!("error: {e}");
             return 2;
         }
     }

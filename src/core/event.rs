@@ -109,6 +109,8 @@ pub enum Event {
         point: SocketAddr,
         /// The peer.
         peer: PeerId,
+        /// Who had dialed.
+        direction: Direction,
         /// Who ended it, and why.
         ended: Ended,
     },

@@ -7,7 +7,7 @@
 
 use super::{Admission, DialResult, DialVerdict, Hello, NodeCore, Offender};
 use crate::config::Config;
-use crate::pool::{ConnId, PeerId, Source};
+use crate::pool::{CloseReason, ConnId, PeerId, Source};
 use crate::trigger::TriggerKind;
 use crate::Time;
 use serde::{Deserialize, Serialize};
@@ -16,9 +16,9 @@ use std::net::SocketAddr;
 /// The trace schema's name, in every header.
 pub const TRACE_SCHEMA: &str = "peerkeeper-trace";
 /// The trace schema's version: a replay refuses another.
-pub const TRACE_VERSION: u32 = 1;
+pub const TRACE_VERSION: u32 = 2;
 
-/// One input of the node core. See the [module docs](self).
+/// One input of the node core: what a trace records and a replay feeds back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "input", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -91,6 +91,13 @@ pub enum Input {
         /// Which connection.
         conn: ConnId,
     },
+    /// [`NodeCore::handle_dropped`].
+    Dropped {
+        /// Which connection.
+        conn: ConnId,
+        /// Why the shell dropped it.
+        reason: CloseReason,
+    },
     /// [`NodeCore::handle_violation`].
     Violation {
         /// Who.
@@ -151,6 +158,15 @@ pub struct TraceHeader {
     pub peer_id: PeerId,
     /// The seed of the node's core.
     pub seed: u64,
+    /// The wall-clock time the trace starts at (its time zero), in milliseconds since
+    /// the Unix epoch, when the recorder knew it: what lets a user find "3:12 in the
+    /// afternoon" in the trace's virtual times.
+    #[serde(default)]
+    pub started_unix_ms: Option<u64>,
+    /// The version of the build that wrote it: a replay by another build may decide
+    /// otherwise (the schema version covers the format, not the rules).
+    #[serde(default)]
+    pub build: String,
 }
 
 impl TraceHeader {
@@ -162,7 +178,15 @@ impl TraceHeader {
             config,
             peer_id,
             seed,
+            started_unix_ms: None,
+            build: env!("CARGO_PKG_VERSION").to_string(),
         }
+    }
+
+    /// The same header, saying the trace's time zero is `unix_ms` on the wall clock.
+    pub fn started_at(mut self, unix_ms: u64) -> TraceHeader {
+        self.started_unix_ms = Some(unix_ms);
+        self
     }
 
     /// A fresh core as the recorded one started.
@@ -214,6 +238,7 @@ impl NodeCore {
             Input::SourcePoints { points } => self.handle_source_points(&points, at),
             Input::PointsAsked { conn } => self.handle_points_asked(conn, at),
             Input::Closed { conn } => self.handle_closed(conn, at),
+            Input::Dropped { conn, reason } => self.handle_dropped(conn, reason, at),
             Input::Violation { offender } => self.handle_violation(offender, at),
             Input::SwapRequest { conn, point } => self.handle_swap_request(conn, point, at),
             Input::SwapAck { conn, point } => self.handle_swap_ack(conn, point, at),

@@ -55,10 +55,15 @@
 mod event;
 mod input;
 pub mod intake;
+mod replay;
 mod stats;
 
 pub use event::{DialEnd, Ended, Event, MAX_QUEUED_EVENTS};
 pub use input::{Input, Recorded, Reply, TraceHeader, TRACE_SCHEMA, TRACE_VERSION};
+pub use replay::{
+    clock, parse_clock, point_matches, ConnInfo, Decision, DecisionKind, Replay, Step, TraceError,
+    TraceReader, TraceWriter,
+};
 
 pub use stats::{AdmissionStats, CloseStats, CoreStats, DialStats, PointStats, SharingStats};
 
@@ -275,6 +280,7 @@ enum Brain {
 #[derive(Clone, Copy, Debug)]
 struct ConnMeta {
     point: SocketAddr,
+    direction: Direction,
     awaiting_answer: bool,
     last_answer: Option<Time>,
     last_unsolicited: Option<Time>,
@@ -282,9 +288,10 @@ struct ConnMeta {
 }
 
 impl ConnMeta {
-    fn new(point: SocketAddr) -> ConnMeta {
+    fn new(point: SocketAddr, direction: Direction) -> ConnMeta {
         ConnMeta {
             point,
+            direction,
             awaiting_answer: false,
             last_answer: None,
             last_unsolicited: None,
@@ -583,8 +590,9 @@ impl NodeCore {
     }
 
     /// Tells observers a connection ended (its peer is the last one seen at the point).
-    fn disconnected(&mut self, conn: ConnId, point: SocketAddr, ended: Ended, at: Time) {
+    fn disconnected(&mut self, conn: ConnId, meta: ConnMeta, ended: Ended, at: Time) {
         if self.events.is_some() {
+            let point = meta.point;
             let peer = self
                 .pool
                 .get(&point)
@@ -595,6 +603,7 @@ impl NodeCore {
                 conn,
                 point,
                 peer,
+                direction: meta.direction,
                 ended,
             });
         }
@@ -808,7 +817,8 @@ impl NodeCore {
             .connection_opened(conn, point, hello.peer, Direction::Inbound, now)
         {
             Ok(_) => {
-                self.conns.insert(conn, ConnMeta::new(point));
+                self.conns
+                    .insert(conn, ConnMeta::new(point, Direction::Inbound));
                 self.stats.admission.accepted += 1;
                 let peer = hello.peer;
                 self.emit(|| Event::Connected {
@@ -865,7 +875,7 @@ impl NodeCore {
             DialResult::Refused { reason, points } => {
                 if !points.is_empty() && !self.config.private_mode {
                     let n = points.len().min(MAX_REFUSAL_POINTS);
-                    self.intake(&points[..n], Source::PeerSharing, Some(point.ip()), now);
+                    self.intake(&points[..n], Source::PeerSharing, Some(point), now);
                 }
                 let failed = !matches!(
                     reason,
@@ -991,7 +1001,8 @@ impl NodeCore {
             .connection_opened(conn, point, peer, Direction::Outbound, now)
         {
             Ok(_) => {
-                self.conns.insert(conn, ConnMeta::new(point));
+                self.conns
+                    .insert(conn, ConnMeta::new(point, Direction::Outbound));
                 self.count_dial(point, DialEnd::Succeeded, now);
                 self.emit(|| Event::Connected {
                     at: now,
@@ -1038,7 +1049,7 @@ impl NodeCore {
             }
             meta.last_unsolicited = Some(now);
         }
-        let sender = meta.point.ip();
+        let sender = meta.point;
         self.intake(points, Source::PeerSharing, Some(sender), now);
         self.settle(now);
     }
@@ -1094,7 +1105,30 @@ impl NodeCore {
             self.pool.connection_closed(meta.point, now);
         }
         self.stats.closed.lost += 1;
-        self.disconnected(conn, meta.point, Ended::ByPeer, now);
+        self.disconnected(conn, meta, Ended::ByPeer, now);
+        self.settle(now);
+    }
+
+    /// The shell dropped a connection on its own (no keepalive within
+    /// `keepalive_timeout`, or a peer that stopped reading): like
+    /// [`handle_closed`](Self::handle_closed), but the close is ours, with `reason`.
+    pub fn handle_dropped(&mut self, conn: ConnId, reason: CloseReason, now: Time) {
+        if self.stopped {
+            return;
+        }
+        self.tick(now);
+        let Some(meta) = self.conns.remove(&conn) else {
+            return;
+        };
+        if self
+            .pool
+            .connection(&meta.point)
+            .is_some_and(|c| c.id == conn)
+        {
+            self.pool.connection_closed(meta.point, now);
+        }
+        self.stats.closed.dropped += 1;
+        self.disconnected(conn, meta, Ended::ByUs(reason), now);
         self.settle(now);
     }
 
@@ -1105,7 +1139,6 @@ impl NodeCore {
             return;
         }
         self.tick(now);
-        self.stats.violations += 1;
         let until = now + self.config.greylist_duration;
         let (point, ip) = match who {
             Offender::Conn(conn) => match self.conns.get(&conn) {
@@ -1115,6 +1148,10 @@ impl NodeCore {
             Offender::Point(p) => (Some(canonical(p)), canonical_ip(p.ip())),
             Offender::Ip(ip) => (None, canonical_ip(ip)),
         };
+        self.stats.violations += 1;
+        if point.is_some() || !ip.is_loopback() {
+            self.stats.bans += 1;
+        }
         self.emit(|| Event::Banned {
             at: now,
             point,
@@ -1192,7 +1229,7 @@ impl NodeCore {
         self.last_swap = Some(now);
         self.actions
             .push_back(Action::SwapAck { conn, point: give });
-        self.intake(&[point], Source::PeerSharing, Some(meta.point.ip()), now);
+        self.intake(&[point], Source::PeerSharing, Some(meta.point), now);
         self.swap_dial(point, give, now);
         self.settle(now);
     }
@@ -1210,7 +1247,7 @@ impl NodeCore {
         let Some(proposed) = meta.swap_sent.take() else {
             return;
         };
-        let sender = meta.point.ip();
+        let sender = meta.point;
         let point = canonical(point);
         if self.pool.connection(&point).is_some() {
             return;
@@ -1400,7 +1437,7 @@ impl NodeCore {
             if reason == CloseReason::Duplicate {
                 self.stats.closed.duplicate += 1;
             }
-            self.disconnected(conn, meta.point, Ended::ByUs(reason), now);
+            self.disconnected(conn, meta, Ended::ByUs(reason), now);
             self.actions.push_back(Action::Close { conn, reason });
         }
     }
@@ -1423,9 +1460,10 @@ impl NodeCore {
         &mut self,
         points: &[SocketAddr],
         source: Source,
-        sender: Option<IpAddr>,
+        from: Option<SocketAddr>,
         now: Time,
     ) -> usize {
+        let sender = from.map(|p| p.ip());
         let allow = self.config.discovery.allow_private_addresses;
         let take = points.len().min(crate::MAX_POINTS_PER_MESSAGE);
         self.stats.points.received += take as u64;
@@ -1450,12 +1488,6 @@ impl NodeCore {
         if let Brain::Peerkeeper { d, .. } = &mut self.brain {
             d.points_learned(new, now);
         }
-        let from = sender.and_then(|ip| {
-            self.conns
-                .values()
-                .find(|m| m.point.ip() == ip)
-                .map(|m| m.point)
-        });
         self.emit(|| Event::PointsLearned {
             at: now,
             from,

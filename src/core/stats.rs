@@ -142,6 +142,8 @@ pub struct CloseStats {
     pub swapped: u64,
     /// Ended by the peer or the network.
     pub lost: u64,
+    /// Dropped by the shell: no keepalive in time, or a peer that stopped reading.
+    pub dropped: u64,
 }
 
 /// Every counter of a node core.
@@ -162,6 +164,8 @@ pub struct CoreStats {
     pub cycles: u64,
     /// Protocol violations reported by the shell.
     pub violations: u64,
+    /// Points or addresses banned (greylisted) for them.
+    pub bans: u64,
     /// Swap requests sent and accepted (octez policy).
     pub swaps: u64,
     /// The most connections ever open at once.

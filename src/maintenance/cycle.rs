@@ -53,7 +53,8 @@ pub enum WakeReason {
 }
 
 impl WakeReason {
-    const ALL: [WakeReason; 7] = [
+    /// Every reason, in order.
+    pub const ALL: [WakeReason; 7] = [
         WakeReason::Activation,
         WakeReason::TooFewConnections,
         WakeReason::TooManyConnections,
@@ -102,6 +103,21 @@ impl Serialize for WakeReasons {
     }
 }
 
+impl WakeReason {
+    /// The reason's name, as in metrics labels and traces (`too_few_connections`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            WakeReason::Activation => "activation",
+            WakeReason::TooFewConnections => "too_few_connections",
+            WakeReason::TooManyConnections => "too_many_connections",
+            WakeReason::Maintain => "maintain",
+            WakeReason::Idle => "idle",
+            WakeReason::NewPoints => "new_points",
+            WakeReason::BackoffExpired => "backoff_expired",
+        }
+    }
+}
+
 /// How a cycle ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum CycleOutcome {
@@ -113,6 +129,26 @@ pub enum CycleOutcome {
     ToppedUp,
     /// A top-up ended short: no candidate left (and no new point arrived in time).
     Short,
+}
+
+impl CycleOutcome {
+    /// Every outcome.
+    pub const ALL: [CycleOutcome; 4] = [
+        CycleOutcome::NothingToDo,
+        CycleOutcome::Trimmed,
+        CycleOutcome::ToppedUp,
+        CycleOutcome::Short,
+    ];
+
+    /// The outcome's name, as in metrics labels (`nothing_to_do`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CycleOutcome::NothingToDo => "nothing_to_do",
+            CycleOutcome::Trimmed => "trimmed",
+            CycleOutcome::ToppedUp => "topped_up",
+            CycleOutcome::Short => "short",
+        }
+    }
 }
 
 /// What one maintenance cycle did. `maintain()` returns it.

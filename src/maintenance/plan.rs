@@ -95,8 +95,8 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
 /// (the most represented /16 loses one first, so one operator's range cannot crowd out
 /// the rest); within a group, inbound before outbound (outbound ones we chose, inbound
 /// ones an attacker can choose for us), and among inbound ones, those opened at or before
-/// `young_after` first (a newcomer just admitted keeps its chance); the rest by the seeded
-/// RNG. Fewer than `count` if there are not enough untrusted connections.
+/// `young_after` first, then the younger ones from the oldest (a newcomer just admitted
+/// keeps its chance); the rest by the seeded RNG. Fewer than `count` if there are not enough untrusted connections.
 pub fn trim<R: Rng + ?Sized>(
     pool: &Pool,
     count: usize,
@@ -133,8 +133,14 @@ pub fn trim_where<R: Rng + ?Sized>(
         .into_values()
         .map(|classes| {
             let mut stack = Vec::new();
-            for mut c in classes {
+            for (class, mut c) in classes.into_iter().enumerate() {
                 c.shuffle(rng);
+                if class == 1 {
+                    // Young inbound connections: the newest is cut last (a newcomer just
+                    // admitted keeps its place over one admitted seconds before it).
+                    let since = |a: &SocketAddr| pool.connection(a).map(|c| c.since);
+                    c.sort_by_key(|a| std::cmp::Reverse(since(a)));
+                }
                 stack.extend(c);
             }
             stack

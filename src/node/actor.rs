@@ -8,8 +8,8 @@
 use super::conn::{self, Ctx};
 use super::{NodeStatus, PointSource};
 use crate::core::{
-    Action, Admission, DialResult, DialVerdict, Event, Hello, Input, NodeCore, Offender, Recorded,
-    Reply, TraceHeader, TracedAction,
+    Action, Admission, DialResult, DialVerdict, Event, Hello, Input, NodeCore, Offender, Reply,
+    TraceWriter, TracedAction,
 };
 use crate::maintenance::CycleReport;
 use crate::pool::{CloseReason, ConnId, Source};
@@ -48,6 +48,8 @@ pub(crate) enum Cmd {
     SwapRequest(ConnId, SocketAddr),
     SwapAck(ConnId, SocketAddr),
     Closed(ConnId),
+    /// The connection task dropped the connection on its own (keepalive, stalled writes).
+    Dropped(ConnId, CloseReason),
     Violation(Offender),
     SourcePoints(Vec<SocketAddr>),
     SourcesDone,
@@ -91,7 +93,7 @@ pub(crate) struct Actor<T: Transport> {
     pub triggers: Arc<Triggers>,
     pub tap: Option<mpsc::Sender<TracedAction>>,
     pub events: tokio::sync::broadcast::Sender<Event>,
-    pub trace: Option<TraceWriter>,
+    pub trace: Option<TraceWriter<std::io::BufWriter<Box<dyn std::io::Write + Send>>>>,
     /// Inputs fed before `Start` (our own point, bootstrap points), recorded like the rest.
     pub initial: Vec<Input>,
     pub span: Option<tracing::Span>,
@@ -140,6 +142,13 @@ impl<T: Transport> Actor<T> {
             }
             self.drain();
             self.publish();
+            if self.rx.is_empty() {
+                // Nothing waiting: a good moment to write out the trace, so that a crash
+                // loses little and `tail -f` follows.
+                if let Some(trace) = &mut self.trace {
+                    let _ = trace.flush();
+                }
+            }
         }
         // Stopping: the core cancels its dials and closes every connection; tasks stop
         // waiting on the mailbox; `maintain()` callers get an error.
@@ -230,6 +239,10 @@ impl<T: Transport> Actor<T> {
             Cmd::Closed(conn) => {
                 self.conns.remove(&conn);
                 self.input(now, Input::Closed { conn });
+            }
+            Cmd::Dropped(conn, reason) => {
+                self.conns.remove(&conn);
+                self.input(now, Input::Dropped { conn, reason });
             }
             Cmd::Violation(offender) => {
                 self.input(now, Input::Violation { offender });
@@ -495,41 +508,5 @@ pub(crate) async fn accept_loop<T: Transport>(
             )
             .instrument(span),
         );
-    }
-}
-
-/// Writes a trace: a [`TraceHeader`] line, then one [`Recorded`] input per line (JSON).
-pub(crate) struct TraceWriter {
-    out: std::io::BufWriter<Box<dyn std::io::Write + Send>>,
-}
-
-impl TraceWriter {
-    pub(crate) fn new(
-        out: Box<dyn std::io::Write + Send>,
-        header: &TraceHeader,
-    ) -> std::io::Result<TraceWriter> {
-        let mut w = TraceWriter {
-            out: std::io::BufWriter::new(out),
-        };
-        w.line(header)?;
-        Ok(w)
-    }
-
-    fn line(&mut self, v: &impl serde::Serialize) -> std::io::Result<()> {
-        use std::io::Write;
-        serde_json::to_writer(&mut self.out, v)?;
-        self.out.write_all(b"\n")
-    }
-
-    fn write(&mut self, at: Time, input: &Input) -> std::io::Result<()> {
-        self.line(&Recorded {
-            at,
-            input: input.clone(),
-        })
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        use std::io::Write;
-        self.out.flush()
     }
 }

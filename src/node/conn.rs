@@ -306,9 +306,15 @@ async fn run<L: Link>(
     // than block the task (which would also stop its keepalive check and its shutdown).
     let write_timeout = ctx.net.handshake_timeout;
     let mut last_heard = Instant::now();
-    let mut ticker = tokio::time::interval(ctx.net.keepalive_interval);
+    // The first tick one interval from now (an `interval`'s first tick is immediate, and
+    // awaiting it here would hold the read loop back until the next millisecond).
+    let mut ticker = tokio::time::interval_at(
+        Instant::now() + ctx.net.keepalive_interval,
+        ctx.net.keepalive_interval,
+    );
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
+    // Set when this task ends the connection on its own: the core hears of it as ours.
+    let mut dropped: Option<CloseReason> = None;
     let farewell = loop {
         tokio::select! {
             _ = cancel.cancelled() => break Some(CloseReason::Shutdown),
@@ -316,6 +322,7 @@ async fn run<L: Link>(
                 Some(Out::Close(reason)) => break Some(reason),
                 Some(Out::Msg(m)) => {
                     if !send_within(&mut link, m, write_timeout).await {
+                        dropped = Some(CloseReason::Timeout);
                         break None;
                     }
                 }
@@ -357,9 +364,11 @@ async fn run<L: Link>(
             _ = ticker.tick() => {
                 if last_heard.elapsed() >= ctx.net.keepalive_timeout {
                     tracing::debug!(%conn, "keepalive timeout");
+                    dropped = Some(CloseReason::Timeout);
                     break Some(CloseReason::Timeout);
                 }
                 if !send_within(&mut link, Message::KeepAlive, write_timeout).await {
+                    dropped = Some(CloseReason::Timeout);
                     break None;
                 }
             }
@@ -377,5 +386,8 @@ async fn run<L: Link>(
     // keep this task (and the node's shutdown) waiting for ever.
     let _ = tokio::time::timeout(Duration::from_millis(200), link.close()).await;
     // The core ignores a connection it already forgot (one it closed itself).
-    ctx.tell(Cmd::Closed(conn)).await;
+    match dropped {
+        Some(reason) => ctx.tell(Cmd::Dropped(conn, reason)).await,
+        None => ctx.tell(Cmd::Closed(conn)).await,
+    };
 }

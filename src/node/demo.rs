@@ -142,11 +142,8 @@ pub async fn start_nodes(opts: &DemoOptions) -> std::io::Result<Vec<Node>> {
 }
 
 fn peer_id(seed: u64, i: usize) -> u64 {
-    // SplitMix64 of (seed, i): distinct, well spread ids.
-    let mut z = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    // Distinct, well spread ids.
+    crate::rng::derive(seed, i as u64)
 }
 
 /// The report of a set of running nodes (`converged` is left false: the caller knows).

@@ -19,7 +19,7 @@ mod conn;
 pub mod demo;
 
 use crate::config::{Bounds, Config, ConfigError};
-use crate::core::{CoreStats, Event, Input, NodeCore, TraceHeader, TracedAction};
+use crate::core::{CoreStats, Event, Input, NodeCore, TraceHeader, TraceWriter, TracedAction};
 use crate::maintenance::CycleReport;
 use crate::pool::{PeerId, Source};
 use crate::transport::Transport;
@@ -163,7 +163,9 @@ pub struct NodeStatus {
     pub last_report: Option<CycleReport>,
 }
 
-/// A running node. See the [module docs](self).
+/// A running node. See the [module docs](self). Cheap to clone: clones are handles to
+/// the same node, which stops when the last one is dropped (or at
+/// [`shutdown`](Self::shutdown)).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
@@ -182,7 +184,13 @@ pub struct NodeStatus {
 /// a.shutdown().await;
 /// # }
 /// ```
+#[derive(Clone)]
 pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+/// What every clone of a [`Node`] shares; the node stops when the last clone goes.
+struct NodeInner {
     events: tokio::sync::broadcast::Sender<Event>,
     mailbox: mpsc::Sender<Cmd>,
     status: watch::Receiver<NodeStatus>,
@@ -197,8 +205,8 @@ pub struct Node {
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("local_addr", &self.local_addr)
-            .field("peer_id", &self.peer_id)
+            .field("local_addr", &self.inner.local_addr)
+            .field("peer_id", &self.inner.peer_id)
             .finish_non_exhaustive()
     }
 }
@@ -308,7 +316,12 @@ impl<T: Transport> NodeBuilder<T> {
         let max_incoming = self.config.max_incoming_connections;
         let dial_timeout = self.config.dial_timeout;
         let origin = self.origin.unwrap_or_else(tokio::time::Instant::now);
-        let header = TraceHeader::new(self.config.clone(), peer_id, self.seed);
+        let started_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            .saturating_sub(origin.elapsed().as_millis() as u64);
+        let header =
+            TraceHeader::new(self.config.clone(), peer_id, self.seed).started_at(started_unix_ms);
         let mut core = NodeCore::new(self.config, peer_id, self.seed);
         core.set_events(true);
         let initial = vec![
@@ -320,7 +333,7 @@ impl<T: Transport> NodeBuilder<T> {
         ];
         let trace = match self.trace {
             Some(out) => Some(
-                actor::TraceWriter::new(out, &header)
+                TraceWriter::new(std::io::BufWriter::new(out), &header)
                     .map_err(|e| NodeError::Trace { source: e })?,
             ),
             None => None,
@@ -376,15 +389,17 @@ impl<T: Transport> NodeBuilder<T> {
         };
         tracker.spawn(actor.run());
         Ok(Node {
-            events,
-            mailbox: tx,
-            status: status_rx,
-            triggers,
-            cancel,
-            tracker,
-            local_addr,
-            peer_id,
-            bounds,
+            inner: Arc::new(NodeInner {
+                events,
+                mailbox: tx,
+                status: status_rx,
+                triggers,
+                cancel,
+                tracker,
+                local_addr,
+                peer_id,
+                bounds,
+            }),
         })
     }
 }
@@ -409,22 +424,23 @@ impl Node {
 
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.inner.local_addr
     }
 
     /// The node's peer id.
     pub fn peer_id(&self) -> PeerId {
-        self.peer_id
+        self.inner.peer_id
     }
 
     /// The bounds derived from the config.
     pub fn bounds(&self) -> Bounds {
-        self.bounds
+        self.inner.bounds
     }
 
     async fn ask<R>(&self, cmd: impl FnOnce(oneshot::Sender<R>) -> Cmd) -> Result<R, NodeError> {
         let (tx, rx) = oneshot::channel();
-        self.mailbox
+        self.inner
+            .mailbox
             .send(cmd(tx))
             .await
             .map_err(|_| NodeError::Stopped)?;
@@ -432,7 +448,11 @@ impl Node {
     }
 
     async fn tell(&self, cmd: Cmd) -> Result<(), NodeError> {
-        self.mailbox.send(cmd).await.map_err(|_| NodeError::Stopped)
+        self.inner
+            .mailbox
+            .send(cmd)
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 
     /// Asks for maintenance and returns the report of the first full cycle that began at
@@ -488,13 +508,13 @@ impl Node {
 
     /// The latest status.
     pub fn status(&self) -> NodeStatus {
-        self.status.borrow().clone()
+        self.inner.status.borrow().clone()
     }
 
     /// A receiver of the status, to wait for a condition
     /// (`status_watch().wait_for(|s| s.connections >= 2)`).
     pub fn status_watch(&self) -> watch::Receiver<NodeStatus> {
-        self.status.clone()
+        self.inner.status.clone()
     }
 
     /// A stream of what happens in the node ([`Event`]): connections, disconnections with
@@ -502,18 +522,18 @@ impl Node {
     /// subscriber that falls more than [`EVENT_CAPACITY`] events behind loses the oldest
     /// and is told how many (`RecvError::Lagged`); it never slows the node.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
-        self.events.subscribe()
+        self.inner.events.subscribe()
     }
 
     /// The triggers, as they fire (to wait on; switching them is
     /// [`set_trigger`](Self::set_trigger)'s job).
     pub fn triggers(&self) -> &Triggers {
-        &self.triggers
+        &self.inner.triggers
     }
 
     /// Whether the node has stopped.
     pub fn is_stopped(&self) -> bool {
-        self.mailbox.is_closed()
+        self.inner.mailbox.is_closed()
     }
 
     /// Stops the node: dials cancelled, connections closed (peers are told), every task
@@ -523,14 +543,14 @@ impl Node {
     ///
     /// Cancel-safe: the node stops anyway; only the wait for its tasks is lost.
     pub async fn shutdown(&self) {
-        self.cancel.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
+        self.inner.cancel.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
     }
 }
 
-impl Drop for Node {
-    /// Dropping a node stops its tasks (without waiting for them).
+impl Drop for NodeInner {
+    /// Dropping the last clone of a node stops its tasks (without waiting for them).
     fn drop(&mut self) {
         self.cancel.cancel();
     }

@@ -16,10 +16,12 @@
 //!
 //! # Memory
 //!
-//! Each point is stored once, in a slot of the point table (`table.rs`: fixed-size chunks
-//! of slots found through a keyed hash of the address); the ordered sets name a point by
-//! its 4-byte slot id, not by its 32-byte address. Under 200 bytes per known point (about
-//! 164 at 100,000 points and 177 at a million; `cargo bench --bench pool_memory`).
+//! Each point is stored once, in a 64-byte slot of the point table (`table.rs`:
+//! fixed-size chunks of slots holding the record and the address packed in 8 bytes, found
+//! through a `hashbrown::HashTable` of bare slot ids); the ordered sets name a point by
+//! its 4-byte slot id in 12-byte entries, never by its 32-byte address. Under 128 bytes per
+//! known point (about 93 at 100,000 points and 97 at a million;
+//! `cargo bench --bench pool_memory`).
 //!
 //! # Bounds
 //!
@@ -46,7 +48,7 @@ use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use table::{Id, PointTable};
+use table::{Entry, Id, PointTable};
 
 /// Most IP addresses held in the IP greylist.
 pub const MAX_GREYLISTED_IPS: usize = 4096;
@@ -158,8 +160,10 @@ pub struct Pool {
     limits: PoolLimits,
     clock: Time,
     points: PointTable,
-    ready: BTreeSet<(u64, Id)>,
-    waiting: BTreeSet<(Time, Id)>,
+    /// (rank, slot).
+    ready: BTreeSet<Entry>,
+    /// (next dial time in ms, slot).
+    waiting: BTreeSet<Entry>,
     dialing: BTreeSet<SocketAddr>,
     connections: BTreeMap<SocketAddr, Connection>,
     connected_peers: BTreeMap<PeerId, SocketAddr>,
@@ -209,9 +213,10 @@ impl Pool {
     pub fn set_salt(&mut self, salt: u64) {
         let old = std::mem::take(&mut self.ready);
         self.salt = salt;
-        for (_, id) in old {
+        for e in old {
+            let id = e.id();
             let rank = self.points.info(id).rank(&self.points.addr(id), salt);
-            self.ready.insert((rank, id));
+            self.ready.insert(Entry::new(rank, id));
         }
     }
 
@@ -308,18 +313,18 @@ impl Pool {
     pub fn candidates(&self, trusted_only: bool) -> impl Iterator<Item = SocketAddr> + '_ {
         self.ready
             .iter()
-            .take_while(move |(rank, _)| !trusted_only || rank >> 63 == 0)
-            .filter(move |(_, id)| {
-                let peer = self.points.info(*id).peer;
+            .take_while(move |e| !trusted_only || e.key() >> 63 == 0)
+            .filter(move |e| {
+                let peer = self.points.info(e.id()).peer;
                 peer.is_none_or(|p| !self.connected_peers.contains_key(&p))
             })
-            .map(|(_, id)| self.points.addr(*id))
+            .map(|e| self.points.addr(e.id()))
             .filter(move |a| !self.is_ip_greylisted(a.ip(), self.clock))
     }
 
     /// The earliest time a waiting (backed-off or greylisted) point becomes dialable.
     pub fn next_ready_time(&self) -> Option<Time> {
-        self.waiting.first().map(|(t, _)| *t)
+        self.waiting.first().map(|e| Time::from_millis(e.key()))
     }
 
     /// Moves the points whose backoff or greylisting ended by `now` to the candidates.
@@ -327,8 +332,9 @@ impl Pool {
         if now > self.clock {
             self.clock = now;
         }
-        while let Some(&(t, id)) = self.waiting.first() {
-            if t > self.clock {
+        while let Some(&e) = self.waiting.first() {
+            let id = e.id();
+            if Time::from_millis(e.key()) > self.clock {
                 break;
             }
             self.waiting.pop_first();
@@ -338,7 +344,7 @@ impl Pool {
                 self.points.set_info(id, info.clone());
             }
             let rank = info.rank(&self.points.addr(id), self.salt);
-            self.ready.insert((rank, id));
+            self.ready.insert(Entry::new(rank, id));
         }
     }
 
@@ -346,9 +352,12 @@ impl Pool {
         if info.dialing {
             self.dialing.remove(&addr);
         } else if info.state != PointState::Connected
-            && !self.ready.remove(&(info.rank(&addr, self.salt), id))
+            && !self
+                .ready
+                .remove(&Entry::new(info.rank(&addr, self.salt), id))
         {
-            self.waiting.remove(&(info.next_dial, id));
+            self.waiting
+                .remove(&Entry::new(info.next_dial.as_millis(), id));
         }
         if info.is_good() {
             self.good.remove(&id);
@@ -361,10 +370,12 @@ impl Pool {
         } else {
             match info.state {
                 PointState::Disconnected if info.next_dial <= self.clock => {
-                    self.ready.insert((info.rank(&addr, self.salt), id));
+                    self.ready
+                        .insert(Entry::new(info.rank(&addr, self.salt), id));
                 }
                 PointState::Disconnected | PointState::Greylisted => {
-                    self.waiting.insert((info.next_dial, id));
+                    self.waiting
+                        .insert(Entry::new(info.next_dial.as_millis(), id));
                 }
                 PointState::Connected => {}
             }
@@ -732,14 +743,17 @@ impl Pool {
             assert_eq!(self.points.id(&a), Some(id), "{a} not in the hash index");
             match p.state {
                 _ if p.dialing => assert!(self.dialing.contains(&a), "{a} not dialing"),
-                PointState::Disconnected if self.ready.contains(&(p.rank(&a, self.salt), id)) => {
+                PointState::Disconnected
+                    if self.ready.contains(&Entry::new(p.rank(&a, self.salt), id)) =>
+                {
                     assert!(p.next_dial <= self.clock, "{a} ready before its time");
                     ready += 1;
                 }
                 PointState::Disconnected | PointState::Greylisted => {
                     // A greylisting that ended at or before the clock waits for the next
                     // `advance`; anything else waits for a time still to come.
-                    assert!(self.waiting.contains(&(p.next_dial, id)), "{a} not indexed");
+                    let entry = Entry::new(p.next_dial.as_millis(), id);
+                    assert!(self.waiting.contains(&entry), "{a} not indexed");
                     waiting += 1;
                 }
                 PointState::Connected => {

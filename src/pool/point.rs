@@ -115,6 +115,34 @@ pub enum CloseReason {
     Lost,
 }
 
+impl CloseReason {
+    /// Every reason.
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::TooManyConnections,
+        CloseReason::ProtocolViolation,
+        CloseReason::Duplicate,
+        CloseReason::Shutdown,
+        CloseReason::AddressChanged,
+        CloseReason::Swapped,
+        CloseReason::Timeout,
+        CloseReason::Lost,
+    ];
+
+    /// The reason's name, as in metrics labels (`too_many_connections`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::TooManyConnections => "too_many_connections",
+            CloseReason::ProtocolViolation => "protocol_violation",
+            CloseReason::Duplicate => "duplicate",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::AddressChanged => "address_changed",
+            CloseReason::Swapped => "swapped",
+            CloseReason::Timeout => "timeout",
+            CloseReason::Lost => "lost",
+        }
+    }
+}
+
 /// Which side opened a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Direction {
@@ -208,24 +236,17 @@ impl PointInfo {
     }
 }
 
-/// A salted 64-bit mix of an address (SplitMix64 finaliser over its bytes).
+/// A salted 64-bit hash of an address ([`crate::rng::Fold`] over its words).
 fn scramble(addr: &SocketAddr, salt: u64) -> u64 {
-    let mut h = salt ^ 0x9e37_79b9_7f4a_7c15;
-    let mut mix = |v: u64| {
-        h = (h ^ v).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^= h >> 31;
-    };
-    match addr {
-        SocketAddr::V4(a) => mix(u64::from(u32::from(*a.ip()))),
+    let h = crate::rng::Fold::new(salt);
+    let h = match addr {
+        SocketAddr::V4(a) => h.add(u64::from(u32::from(*a.ip()))),
         SocketAddr::V6(a) => {
             let v = u128::from(*a.ip());
-            mix(v as u64);
-            mix((v >> 64) as u64);
+            h.add(v as u64).add((v >> 64) as u64)
         }
-    }
-    mix(u64::from(addr.port()));
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    };
+    h.add(u64::from(addr.port())).finish()
 }
 
 /// An open connection.

@@ -32,7 +32,8 @@
 //! One seed drives everything: the topology, each node's RNG, faults, latencies. Events
 //! are ordered by time, then inputs from the network before timers (the tokio node's
 //! rule too), then sequence number; every collection iterated is ordered, and the
-//! processed events are folded into a 64-bit FNV-1a hash reported as `event_log_hash`:
+//! processed events are folded into a 64-bit hash ([`crate::rng::Fold`]) reported as
+//! `event_log_hash`:
 //! the same seed gives the same hash.
 
 #[cfg(feature = "cli")]
@@ -43,13 +44,13 @@ pub use chart::write_chart;
 
 use crate::config::{Bounds, Config, Policy};
 use crate::core::{
-    Action, Admission, CoreStats, DialFailure, DialResult, DialVerdict, Hello, NodeCore,
-    TracedAction,
+    Action, Admission, CoreStats, DialFailure, DialResult, DialVerdict, Hello, Input, NodeCore,
+    Recorded, TraceHeader, TraceWriter, TracedAction,
 };
 use crate::maintenance::octez::octez_config;
 use crate::pool::{ConnId, PeerId, Source};
 use crate::report::{components, NetworkReport, SharingCounts, Spread};
-use crate::rng::{seeded, SeededRng};
+use crate::rng::{derive, mix, seeded, Fold, SeededRng};
 use crate::Time;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -85,13 +86,75 @@ impl Latency {
             }
             Latency::Uniform(lo, _) => lo,
             Latency::Exponential(lo, hi) if hi > lo => {
-                let mean = (hi - lo).as_secs_f64() / 3.0;
-                let u: f64 = rng.gen_range(0.0..1.0);
-                let tail = Duration::from_secs_f64(-(1.0 - u).ln() * mean);
-                (lo + tail).min(hi)
+                // Inverse transform: -ln(1 - u) * mean, with 1 - u uniform in (0, 1] in
+                // steps of 2^-53 (as `gen_range(0.0..1.0)` draws), in integers.
+                let span = (hi - lo).as_nanos();
+                let one_minus_u = (rng.gen::<u64>() >> 11) + 1;
+                let tail = (span / 3).saturating_mul(neg_ln_2p53(one_minus_u)) >> 32;
+                lo + Duration::from_nanos(u64::try_from(tail.min(span)).unwrap_or(u64::MAX))
             }
             Latency::Exponential(lo, _) => lo,
         }
+    }
+}
+
+/// `-ln(v / 2^53)` for `v` in `1..=2^53`, with 32 fractional bits (so at most `37 << 32`).
+/// Integer arithmetic only (`f64::ln` comes from the platform's math library and may
+/// differ in its last bit between machines; this is the same everywhere): `log2 v` bit by
+/// bit, squaring the mantissa, then times ln 2. Exact to within 2^-30.
+fn neg_ln_2p53(v: u64) -> u128 {
+    /// ln 2 with 64 fractional bits.
+    const LN_2: u128 = 0xb172_17f7_d1cf_79ab;
+    debug_assert!((1..=1 << 53).contains(&v));
+    let k = 63 - v.leading_zeros(); // v = 2^k * m, m in [1, 2)
+    let mut m = u128::from(v) << (62 - k); // m with 62 fractional bits
+    let mut frac = 0u128;
+    for bit in (0..32).rev() {
+        m = (m * m) >> 62;
+        if m >> 63 == 1 {
+            m >>= 1;
+            frac |= 1 << bit;
+        }
+    }
+    let log2_v = (u128::from(k) << 32) | frac;
+    (((53 << 32) - log2_v) * LN_2) >> 64
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::*;
+
+    #[test]
+    fn integer_logarithm_agrees_with_ln() {
+        let mut rng = seeded(9);
+        let samples = (0..64)
+            .map(|k| 1u64 << k.min(53))
+            .chain([3, 5, (1 << 53) - 1]);
+        for v in samples.chain((0..10_000).map(|_| (rng.gen::<u64>() >> 11) + 1)) {
+            let ours = neg_ln_2p53(v) as f64 / 4_294_967_296.0;
+            let exact = -(v as f64 / 2f64.powi(53)).ln();
+            assert!((ours - exact).abs() < 1e-8, "{v}: {ours} {exact}");
+        }
+    }
+
+    #[test]
+    fn exponential_latencies_keep_their_shape() {
+        let (lo, hi) = (Duration::from_millis(20), Duration::from_millis(320));
+        let mut rng = seeded(4);
+        let draws: Vec<Duration> = (0..20_000)
+            .map(|_| Latency::Exponential(lo, hi).draw(0, 1, &mut rng))
+            .collect();
+        assert!(draws.iter().all(|d| (lo..=hi).contains(d)));
+        // Mean (hi - lo) / 3 = 100 ms before the cap; the cap takes e^-3, about 5 %.
+        let capped = draws.iter().filter(|d| **d == hi).count() as f64 / 20_000.0;
+        assert!((0.04..0.06).contains(&capped), "{capped}");
+        let median = {
+            let mut d = draws.clone();
+            d.sort();
+            d[10_000]
+        };
+        // ln 2 * 100 ms = 69.3 ms above lo.
+        assert!((Duration::from_millis(85)..Duration::from_millis(94)).contains(&median));
     }
 }
 
@@ -141,6 +204,9 @@ pub struct SimConfig {
     pub max_samples: usize,
     /// Record every node's actions ([`SimOutcome::actions`]; small runs only).
     pub record_actions: bool,
+    /// Record every input these nodes' cores get, as traces ([`SimOutcome::traces`]) that
+    /// `peerkeeper replay` reads.
+    pub trace_nodes: Vec<usize>,
 }
 
 impl SimConfig {
@@ -168,6 +234,7 @@ impl SimConfig {
             mass_departure: None,
             max_samples: 1000,
             record_actions: false,
+            trace_nodes: Vec::new(),
         }
     }
 
@@ -205,7 +272,8 @@ pub struct SimReport {
     /// Messages sent (handshakes and answers, closes, peer-sharing requests and points,
     /// swaps).
     pub messages: u64,
-    /// FNV-1a hash of the processed events, hex.
+    /// Hash of the processed events ([`crate::rng::Fold`] of each one's time, kind and
+    /// nodes), hex.
     pub event_log_hash: String,
     /// Alive nodes at the end.
     pub alive: usize,
@@ -238,6 +306,60 @@ pub struct SimOutcome {
     pub alive: Vec<bool>,
     /// Every node's actions, when [`SimConfig::record_actions`] is set: (node, action).
     pub actions: Vec<(usize, TracedAction)>,
+    /// The traces of the nodes of [`SimConfig::trace_nodes`], one per life, in the order
+    /// the lives began.
+    pub traces: Vec<NodeTrace>,
+}
+
+/// The trace of one life of a traced node ([`SimConfig::trace_nodes`]): a node that leaves
+/// and comes back (churn) starts with a fresh core, hence a new trace.
+#[derive(Clone, Debug)]
+pub struct NodeTrace {
+    /// The node.
+    pub node: usize,
+    /// Its life: 0, then one more each time it comes back.
+    pub life: u32,
+    /// What a fresh core is built from.
+    pub header: TraceHeader,
+    /// Every input its core got, in order.
+    pub inputs: Vec<Recorded>,
+}
+
+impl NodeTrace {
+    /// Writes the trace as `peerkeeper node --trace` does (JSON lines: the header, then
+    /// one input a line).
+    ///
+    /// # Errors
+    ///
+    /// When `out` fails.
+    pub fn write(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        let mut w = TraceWriter::new(std::io::BufWriter::new(out), &self.header)?;
+        for r in &self.inputs {
+            w.record(r)?;
+        }
+        w.flush()
+    }
+}
+
+/// Records the inputs of the traced nodes' cores.
+#[derive(Default)]
+struct Tracer {
+    /// Traced node -> its current life's trace in `traces`.
+    current: HashMap<usize, usize>,
+    traces: Vec<NodeTrace>,
+}
+
+impl Tracer {
+    /// Records `input`, given to node `i`'s core at `at`, if the node is traced.
+    #[inline]
+    fn record(&mut self, i: usize, at: Time, input: impl FnOnce() -> Input) {
+        if self.current.is_empty() {
+            return;
+        }
+        if let Some(&k) = self.current.get(&i) {
+            self.traces[k].inputs.push(Recorded { at, input: input() });
+        }
+    }
 }
 
 struct SimNode {
@@ -365,30 +487,12 @@ fn node_of(addr: &SocketAddr) -> Option<usize> {
 /// The peer id of node `i` in a run seeded `seed` (also what a node restarted after churn
 /// keeps).
 pub fn node_peer_id(seed: u64, i: usize) -> PeerId {
-    PeerId(mix(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+    PeerId(derive(seed, i as u64))
 }
 
 /// The seed of node `i`'s core in its `epoch`-th life.
 pub fn node_seed(seed: u64, i: usize, epoch: u32) -> u64 {
     mix(seed ^ (i as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ u64::from(epoch) << 48)
-}
-
-/// SplitMix64's finaliser.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fnv(mut h: u64, v: u64) -> u64 {
-    for b in v.to_le_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
 }
 
 /// The simulator. Build with [`Simulation::new`], run with [`Simulation::run`].
@@ -419,7 +523,7 @@ pub struct Simulation {
     now: Time,
     rng: SeededRng,
     link_seed: u64,
-    hash: u64,
+    hash: Fold,
     events: u64,
     messages: u64,
     retired: CoreStats,
@@ -432,6 +536,7 @@ pub struct Simulation {
     half_marked: bool,
     starts: usize,
     recorded: Vec<(usize, TracedAction)>,
+    tracer: Tracer,
 }
 
 impl Simulation {
@@ -468,7 +573,7 @@ impl Simulation {
             now: Time::ZERO,
             rng,
             link_seed,
-            hash: FNV_OFFSET,
+            hash: Fold::new(0),
             events: 0,
             messages: 0,
             retired: CoreStats::default(),
@@ -480,6 +585,7 @@ impl Simulation {
             half_marked: false,
             starts: 0,
             recorded: Vec::new(),
+            tracer: Tracer::default(),
         };
         for (i, nat) in nat.into_iter().enumerate() {
             let node = sim.fresh_node(i, nat, 0);
@@ -518,6 +624,23 @@ impl Simulation {
             peer,
             node_seed(self.cfg.seed, i, epoch),
         );
+        if self.cfg.trace_nodes.contains(&i) {
+            // `NodeCore::new` of the node's config builds this very core (with the octez
+            // policy, it applies `octez_config` as `Simulation::new` did).
+            let header = TraceHeader::new(
+                self.cfg.node_config.clone(),
+                peer,
+                node_seed(self.cfg.seed, i, epoch),
+            );
+            let t = &mut self.tracer;
+            t.current.insert(i, t.traces.len());
+            t.traces.push(NodeTrace {
+                node: i,
+                life: epoch,
+                header,
+                inputs: Vec::new(),
+            });
+        }
         SimNode {
             peer,
             alive: false,
@@ -543,7 +666,12 @@ impl Simulation {
 
     fn latency(&self, a: usize, b: usize) -> Duration {
         let (x, y) = if a < b { (a, b) } else { (b, a) };
-        let mut r = seeded(fnv(fnv(self.link_seed, x as u64), y as u64));
+        let mut r = seeded(
+            Fold::new(self.link_seed)
+                .add(x as u64)
+                .add(y as u64)
+                .finish(),
+        );
         self.cfg.latency.draw(x, y, &mut r)
     }
 
@@ -583,10 +711,12 @@ impl Simulation {
             }
             self.events += 1;
             let (k, a, b) = s.ev.code();
-            self.hash = fnv(
-                fnv(fnv(fnv(self.hash, s.t.as_millis()), u64::from(k)), a),
-                b,
-            );
+            self.hash = self
+                .hash
+                .add(s.t.as_millis())
+                .add(u64::from(k))
+                .add(a)
+                .add(b);
             self.handle(s.ev);
             let pct = self.now.as_millis() * 100 / end.as_millis().max(1);
             if pct > last_progress {
@@ -642,6 +772,7 @@ impl Simulation {
                 }
                 n.timer = None;
                 let now = self.now;
+                self.tracer.record(i, now, || Input::Timeout);
                 n.core.handle_timeout(now);
                 self.after(i);
             }
@@ -690,6 +821,15 @@ impl Simulation {
             .filter(|b| *b != i)
             .map(node_addr)
             .collect();
+        let t = &mut self.tracer;
+        t.record(i, now, || Input::AddOwnPoint {
+            point: node_addr(i),
+        });
+        t.record(i, now, || Input::AddPoints {
+            points: bootstrap.clone(),
+            source: Source::Bootstrap,
+        });
+        t.record(i, now, || Input::Start);
         let core = &mut self.nodes[i].core;
         core.add_own_point(node_addr(i));
         core.add_points(&bootstrap, Source::Bootstrap, now);
@@ -710,6 +850,11 @@ impl Simulation {
         let result = if !n.alive || n.nat || fail {
             DialResult::Failed(DialFailure::Io)
         } else {
+            self.tracer.record(to, now, || Input::Inbound {
+                conn: ConnId(link),
+                remote: node_addr(from),
+                hello,
+            });
             match n
                 .core
                 .handle_inbound(ConnId(link), node_addr(from), hello, now)
@@ -745,6 +890,10 @@ impl Simulation {
         let connected = matches!(result, DialResult::Connected { .. });
         let n = &mut self.nodes[at];
         let kept = if n.alive && n.epoch == epoch {
+            self.tracer.record(at, now, || Input::DialResult {
+                point: node_addr(to),
+                result: result.clone(),
+            });
             let verdict = n.core.handle_dial_result(node_addr(to), result, now);
             self.after(at);
             verdict == DialVerdict::Keep
@@ -769,6 +918,16 @@ impl Simulation {
             return;
         }
         let conn = ConnId(link);
+        self.tracer.record(to, now, || match &msg {
+            Msg::Ask => Input::PointsAsked { conn },
+            Msg::Points(p) => Input::Points {
+                conn,
+                points: p.clone(),
+            },
+            Msg::SwapRequest(p) => Input::SwapRequest { conn, point: *p },
+            Msg::SwapAck(p) => Input::SwapAck { conn, point: *p },
+            Msg::Close => Input::Closed { conn },
+        });
         match msg {
             Msg::Ask => n.core.handle_points_asked(conn, now),
             Msg::Points(p) => n.core.handle_points(conn, &p, now),
@@ -816,6 +975,10 @@ impl Simulation {
                     None => {
                         // Nobody listens there: refused at once.
                         let now = self.now;
+                        self.tracer.record(i, now, || Input::DialResult {
+                            point: p,
+                            result: DialResult::Failed(DialFailure::Io),
+                        });
                         self.nodes[i].core.handle_dial_result(
                             p,
                             DialResult::Failed(DialFailure::Io),
@@ -909,6 +1072,7 @@ impl Simulation {
             return;
         }
         let now = self.now;
+        self.tracer.record(i, now, || Input::Shutdown);
         let n = &mut self.nodes[i];
         n.core.shutdown(now);
         let mut closes = Vec::new();
@@ -1052,8 +1216,8 @@ impl Simulation {
         let approx = if alive_ids.is_empty() {
             0
         } else {
-            // Pool entries (about 180 bytes a point, see BENCHMARKS.md) plus the fixed state.
-            std::mem::size_of::<SimNode>() + pool_points / alive_ids.len() * 180
+            // Pool entries (about 110 bytes a point, see BENCHMARKS.md) plus the fixed state.
+            std::mem::size_of::<SimNode>() + pool_points / alive_ids.len() * 110
         };
         let report = SimReport {
             network,
@@ -1061,7 +1225,7 @@ impl Simulation {
             virtual_ms: self.cfg.duration.as_millis() as u64,
             events: self.events,
             messages: self.messages,
-            event_log_hash: format!("{:016x}", self.hash),
+            event_log_hash: format!("{:016x}", self.hash.finish()),
             alive: alive_ids.len(),
             short_nodes: short,
             short_reason,
@@ -1081,6 +1245,7 @@ impl Simulation {
                 .collect(),
             alive: self.nodes.iter().map(|n| n.alive).collect(),
             actions: self.recorded,
+            traces: self.tracer.traces,
         }
     }
 }

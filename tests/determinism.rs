@@ -1,0 +1,154 @@
+//! Determinism across machines: a seeded run makes the same decisions on every platform,
+//! so its hashes are constants.
+//!
+//! Every random choice comes from ChaCha8 (`peerkeeper::rng`), whose output is specified;
+//! every decision is made with integers or exact IEEE operations (no `ln`, `exp` or
+//! `powi`, whose last bits depend on the platform's math library and the optimisation
+//! level): the backoff and its jitter, discovery's round delays, the simulator's
+//! latencies. The constants below were computed on x86_64 Linux; any other platform, any
+//! build profile, must give the same.
+//!
+//! # When a constant changes
+//!
+//! A deliberate change of what the node decides (the algorithm, the order of the inputs,
+//! what the RNG is asked for and when) changes these hashes. Then: check that the change is
+//! meant (the other tests say whether the behaviour is still right), run
+//! `cargo test --test determinism`, and replace the constant with the one the failure
+//! prints, in the same commit, saying why it changed. A difference between two machines
+//! or two profiles on the same commit is a bug: a platform-dependent operation reached a
+//! decision.
+
+use peerkeeper::core::{Action, DialFailure, DialResult, NodeCore};
+use peerkeeper::pool::Source;
+use peerkeeper::rng::Fold;
+use peerkeeper::sim::{Latency, SimConfig, Simulation};
+use peerkeeper::{Config, PeerId, Policy, Time};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// 200 nodes for 2 virtual minutes, round 1's targets (4/8/12, 4 dials in flight, 256
+/// points), 3 bootstrap points, every fault on, exponential latencies (the integer
+/// inverse), reconnection backoff with jitter.
+fn faulty_run(policy: Policy) -> Simulation {
+    let mut cfg = SimConfig::new(200, 11, Duration::from_secs(120), policy);
+    cfg.node_config.min_connections = 4;
+    cfg.node_config.expected_connections = 8;
+    cfg.node_config.max_connections = 12;
+    cfg.node_config.max_concurrent_dials = 4;
+    cfg.node_config.max_known_points = 256;
+    cfg.node_config.known_points_gc_target = 192;
+    cfg.node_config.max_known_peers = 256;
+    cfg.bootstrap = 3;
+    cfg.latency = Latency::Exponential(Duration::from_millis(20), Duration::from_millis(800));
+    cfg.dial_failure_rate = 0.15;
+    cfg.message_loss = 0.05;
+    cfg.nat_fraction = 0.2;
+    cfg.churn_per_minute = 0.05;
+    Simulation::new(cfg)
+}
+
+#[test]
+fn a_simulated_run_has_the_same_event_log_hash_on_every_machine() {
+    let ours = faulty_run(Policy::Peerkeeper).run(|_| {}).report;
+    let octez = faulty_run(Policy::Octez).run(|_| {}).report;
+    // Runs that did something: the hashes cover a network's worth of decisions.
+    assert!(ours.events > 5_000 && octez.events > 5_000);
+    assert!(ours.network.dials.attempted > 1_000 && octez.network.dials.attempted > 1_000);
+    assert_eq!(
+        (ours.event_log_hash.as_str(), octez.event_log_hash.as_str()),
+        ("8d5f059acb123919", "4e637446d4dcee66"),
+        "the event log hashes changed (peerkeeper, octez model); see the module docs \
+         before updating them"
+    );
+}
+
+/// One node core, driven by a script: 24 bootstrap points, a dial to a point whose last
+/// octet is a multiple of 4 connects, any other fails (so the node stays short and
+/// redials); time jumps to each deadline. What
+/// it decides (dials, backoffs with jitter, discovery rounds with jitter, cycles) is its
+/// trace of actions.
+fn scripted_core() -> Vec<(Time, Action)> {
+    let config = Config {
+        min_connections: 6,
+        expected_connections: 12,
+        max_connections: 18,
+        max_concurrent_dials: 3,
+        ..Config::default()
+    };
+    let mut core = NodeCore::new(config, PeerId(7), 42);
+    let points: Vec<SocketAddr> = (1..=24u8)
+        .map(|i| SocketAddr::from(([10, 0, 0, i], 9732)))
+        .collect();
+    let mut now = Time::ZERO;
+    core.add_points(&points, Source::Bootstrap, now);
+    core.start(now);
+    let mut log = Vec::new();
+    let mut dials = VecDeque::new();
+    let mut conns = 0u64;
+    let end = Time::ZERO + Duration::from_secs(3600);
+    loop {
+        while let Some(a) = core.poll_action() {
+            if let Action::Dial(p) = a {
+                dials.push_back(p);
+            }
+            log.push((now, a));
+        }
+        if let Some(p) = dials.pop_front() {
+            let result = match p {
+                SocketAddr::V4(a) if a.ip().octets()[3] % 4 == 0 => {
+                    conns += 1;
+                    DialResult::Connected {
+                        conn: peerkeeper::pool::ConnId(conns),
+                        peer: PeerId(u64::from(a.ip().octets()[3])),
+                    }
+                }
+                _ => DialResult::Failed(DialFailure::Io),
+            };
+            core.handle_dial_result(p, result, now);
+            continue;
+        }
+        match core.next_deadline() {
+            Some(t) if t <= end => {
+                now = now.max(t);
+                core.handle_timeout(now);
+            }
+            _ => break,
+        }
+    }
+    log
+}
+
+#[test]
+fn a_core_trace_has_the_same_actions_on_every_machine() {
+    let log = scripted_core();
+    // The redials of one failing point: its backoff (1 s, x2, capped at 10 min) spread by
+    // ± 20 % jitter, at the times the core woke up for them.
+    let failing: SocketAddr = "10.0.0.1:9732".parse().unwrap();
+    let redials: Vec<u64> = log
+        .iter()
+        .filter(|(_, a)| *a == Action::Dial(failing))
+        .map(|(t, _)| t.as_millis())
+        .collect();
+    let hash = log
+        .iter()
+        .fold(Fold::new(0), |h, (t, a)| {
+            let json = serde_json::to_string(a).expect("an action serialises");
+            json.bytes()
+                .fold(h.add(t.as_millis()), |h, b| h.add(u64::from(b)))
+        })
+        .finish();
+    assert_eq!(
+        (format!("{hash:016x}"), log.len(), redials),
+        (
+            "e235549271904970".to_string(),
+            629,
+            vec![
+                0, 1_002, 3_214, 7_143, 15_017, 29_307, 57_977, 111_501, 233_074, 514_082,
+                1_104_704, 1_623_357, 2_223_357, 2_812_652, 3_412_652
+            ]
+        ),
+        "the core's trace changed (hash of the actions, their number, the redial times of \
+         10.0.0.1); see the module docs before updating it"
+    );
+}
