@@ -17,6 +17,7 @@ use std::time::Duration;
 
 /// An error in a configuration: which field, and which rule it breaks.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A field has a value that breaks a rule.
     #[error("invalid config: `{field}` {rule}")]
@@ -188,6 +189,7 @@ impl Default for DiscoveryConfig {
 /// the simulator's `--compare` compares policies in one program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Policy {
     /// peerkeeper's maintenance, admission and discovery.
     #[default]

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 /// Min, median and max of a per-node figure.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Spread {
     /// Smallest.
     pub min: usize,
@@ -39,6 +40,7 @@ impl Spread {
 
 /// Peer-sharing counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct SharingCounts {
     /// Requests for points sent.
     pub requests: u64,
@@ -50,6 +52,7 @@ pub struct SharingCounts {
 /// (real nodes) and `peerkeeper simulate` fill the same keys from the same node core
 /// counters.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct NetworkReport {
     /// Nodes in the network.
     pub nodes: usize,

@@ -58,6 +58,7 @@ fn assert_converged(cfg: &SimConfig, out: &SimOutcome, what: &str) {
         _ if cfg.late_joiners > 0 => cfg.late_at,
         Joins::Stagger(d) => d * (cfg.nodes as u32 - 1),
         Joins::Together => Duration::ZERO,
+        other => panic!("a join order this test does not know: {other:?}"),
     };
     let at = r.network.converged_at_ms.expect("a time of convergence");
     assert!(
@@ -141,6 +142,7 @@ fn every_join_order_converges_with_tight_settings() {
                 let span = match joins {
                     Joins::Stagger(d) => d * nodes as u32,
                     Joins::Together => Duration::from_secs(5),
+                    other => panic!("a join order this test does not know: {other:?}"),
                 };
                 let cfg = SimConfig {
                     joins,

@@ -24,6 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 
 /// How far an address reaches, from the narrowest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Scope {
     /// This machine only (127.0.0.0/8, ::1).
     Loopback,
@@ -36,6 +37,7 @@ pub enum Scope {
 
 /// Why a received point was dropped. Each is counted ([`PointsDropped`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
 pub enum PointDropped {
     /// Port 0 cannot be dialed.
     #[error("port 0")]
@@ -62,6 +64,7 @@ pub enum PointDropped {
 
 /// Points dropped, by reason: what the status line and `demo --json` show.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PointsDropped {
     /// Port 0.
     pub port_zero: u64,

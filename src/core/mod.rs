@@ -105,6 +105,7 @@ pub struct Hello {
 
 /// Why a handshake is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum RefuseReason {
     /// The node is at `max_connections` and makes no room now (the refusal carries
     /// points to try instead).
@@ -141,6 +142,7 @@ pub enum Admission {
 
 /// Why a dial failed on our side of the handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum DialFailure {
     /// No answer within `dial_timeout`.
     Timeout,
@@ -154,6 +156,7 @@ pub enum DialFailure {
 
 /// How a dial ended, as the driver saw it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum DialResult {
     /// The handshake completed: the peer said who it is. The core decides whether to keep
     /// the connection ([`DialVerdict`]); if kept, it is registered under `conn`.
@@ -176,6 +179,7 @@ pub enum DialResult {
 
 /// What the driver does with a connection whose handshake completed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DialVerdict {
     /// Keep it: it is registered.
     Keep,
@@ -185,6 +189,7 @@ pub enum DialVerdict {
 
 /// Who broke the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum Offender {
     /// An open connection: it is closed, its point greylisted.
     Conn(ConnId),
@@ -197,6 +202,7 @@ pub enum Offender {
 
 /// What the driver must do, in order. Drained with [`NodeCore::poll_action`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub enum Action {
     /// Dial this point and report with [`NodeCore::handle_dial_result`].
     Dial(SocketAddr),
@@ -304,6 +310,7 @@ impl ConnMeta {
 /// it concerns (connection ids are the driver's own, so traces of two drivers compare by
 /// peer). What [`Node`](crate::Node)'s action tap and the simulator's recording give.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct TracedAction {
     /// When the core produced it.
     pub at: Time,

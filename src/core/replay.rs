@@ -297,6 +297,7 @@ fn parse_input(text: &str) -> Result<Recorded, String> {
 
 /// A connection the replayed core opened, as its `Connected` event said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ConnInfo {
     /// The peer's point.
     pub point: SocketAddr,

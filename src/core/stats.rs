@@ -8,6 +8,7 @@ use serde::Serialize;
 /// `attempted == succeeded + refused + timed_out + failed + protocol + already_connected
 /// + myself + dropped + cancelled + in_flight` at every moment ([`DialStats::adds_up`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct DialStats {
     /// Dials started.
     pub attempted: u64,
@@ -86,6 +87,7 @@ impl DialStats {
 
 /// What became of inbound connections.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct AdmissionStats {
     /// Admitted.
     pub accepted: u64,
@@ -105,6 +107,7 @@ pub struct AdmissionStats {
 
 /// Points received from the network and the node's sources.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PointStats {
     /// Points received (answers, advertisements, refusals, sources).
     pub received: u64,
@@ -118,6 +121,7 @@ pub struct PointStats {
 
 /// Peer-sharing requests and answers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct SharingStats {
     /// Requests for points sent.
     pub requests: u64,
@@ -131,6 +135,7 @@ pub struct SharingStats {
 
 /// Connections closed, by who and why.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct CloseStats {
     /// Trimmed by maintenance, or closed to make room.
     pub trimmed: u64,
@@ -148,6 +153,7 @@ pub struct CloseStats {
 
 /// Every counter of a node core.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct CoreStats {
     /// Dial outcomes.
     pub dials: DialStats,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 /// Discovery counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct DiscoveryStats {
     /// Rounds run.
     pub rounds: u64,

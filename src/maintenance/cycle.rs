@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 /// Why a cycle ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[non_exhaustive]
 pub enum WakeReason {
     /// The worker started.
     Activation,
@@ -120,6 +121,7 @@ impl WakeReason {
 
 /// How a cycle ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub enum CycleOutcome {
     /// Already in range: nothing to do.
     NothingToDo,
@@ -153,6 +155,7 @@ impl CycleOutcome {
 
 /// What one maintenance cycle did. `maintain()` returns it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct CycleReport {
     /// Cycle number, from 1.
     pub cycle: u64,
@@ -203,6 +206,7 @@ impl CycleReport {
 /// What a finished dial meant, as the maintenance machine sees it (the node core has
 /// already recorded it in the pool, see `core::NodeCore::handle_dial_result`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DialOutcome {
     /// A connection is open.
     Succeeded,
@@ -215,6 +219,7 @@ pub enum DialOutcome {
 
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Dial this point (the pool already marks it dialing); report the result with
     /// [`Maintenance::dial_finished`].

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 /// What a maintenance step should do. Produced by [`plan`], carried out by a driver.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Plan {
     /// Points to dial now.
     pub dial: Vec<SocketAddr>,

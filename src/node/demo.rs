@@ -63,6 +63,7 @@ pub fn demo_config() -> Config {
 
 /// Progress while converging.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct Progress {
     /// Nodes within range now.
     pub in_range: usize,

@@ -127,6 +127,7 @@ pub trait PointSource: Send + Sync + 'static {
 
 /// Why a node could not start, or no longer answers.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NodeError {
     /// The node has stopped (shut down, dropped, or its worker ended).
     #[error("the node has stopped")]
@@ -146,6 +147,7 @@ pub enum NodeError {
 /// What a running node shows: updated after every input the node handles. Cheap to read
 /// ([`Node::status`]) and to wait on ([`Node::status_watch`]).
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct NodeStatus {
     /// Open connections.
     pub connections: usize,

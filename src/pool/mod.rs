@@ -85,6 +85,7 @@ impl From<&Config> for PoolLimits {
 
 /// What adding a point did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Added {
     /// The point is new to the pool.
     New,
@@ -96,6 +97,7 @@ pub enum Added {
 
 /// Why the pool refused a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refused {
     /// This peer id already has a connection.
     #[error("peer {0} is already connected")]
@@ -113,6 +115,7 @@ pub enum Refused {
 
 /// Counters a user can read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Garbage collections run.
     pub gc_runs: u64,
@@ -127,6 +130,7 @@ pub struct PoolStats {
 /// What changed in the pool since the last [`Pool::take_changes`]: what a shell turns into
 /// trigger fires.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Changes {
     /// A new point entered.
     pub new_point: bool,

@@ -18,6 +18,7 @@ impl fmt::Display for PeerId {
 
 /// Where a point was learned from. A point can have several sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Source {
     /// Configured by the operator: never trimmed, never garbage-collected, dialed first.
     Trusted,
@@ -73,6 +74,7 @@ impl Sources {
 /// ([`PointInfo::dialing`]): an inbound connection from a point being dialed changes its
 /// state, never the count of dials in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub enum PointState {
     /// Not connected; dialable once `next_dial` has passed.
     Disconnected,
@@ -95,6 +97,7 @@ impl fmt::Display for ConnId {
 
 /// Why a connection is closed (by us, or by the peer when it tells us).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// Maintenance trims above `max_threshold`, or makes room for a newcomer at
     /// `max_connections`.
@@ -154,6 +157,7 @@ pub enum Direction {
 
 /// What the pool knows about one point.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PointInfo {
     /// Current state.
     pub state: PointState,
@@ -251,6 +255,7 @@ fn scramble(addr: &SocketAddr, salt: u64) -> u64 {
 
 /// An open connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Connection {
     /// The driver's name for it.
     pub id: ConnId,

@@ -63,6 +63,7 @@ use std::time::Duration;
 
 /// How link latencies are drawn (once per link).
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Latency {
     /// Given by a function of the two nodes' indexes (smaller first): what the trace
     /// tests use to match a memory network's latencies exactly.
@@ -160,6 +161,7 @@ mod latency_tests {
 
 /// When the nodes start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Joins {
     /// At random times in the first five seconds ("started together").
     Together,
@@ -246,6 +248,7 @@ impl SimConfig {
 
 /// One chart sample.
 #[derive(Clone, Copy, Debug, Serialize)]
+#[non_exhaustive]
 pub struct Sample {
     /// Virtual time, ms.
     pub t_ms: u64,
@@ -259,6 +262,7 @@ pub struct Sample {
 
 /// What a run reports: the demo's report keys plus the simulator's.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct SimReport {
     /// The keys shared with `peerkeeper demo`.
     #[serde(flatten)]
@@ -295,6 +299,7 @@ pub struct SimReport {
 
 /// A finished run: the report and the chart samples.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SimOutcome {
     /// The report.
     pub report: SimReport,
@@ -314,6 +319,7 @@ pub struct SimOutcome {
 /// The trace of one life of a traced node ([`SimConfig::trace_nodes`]): a node that leaves
 /// and comes back (churn) starts with a fresh core, hence a new trace.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct NodeTrace {
     /// The node.
     pub node: usize,

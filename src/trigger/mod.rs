@@ -29,6 +29,7 @@ pub use observe::{Triggers, Waiter};
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
+#[non_exhaustive]
 pub enum TriggerKind {
     /// The active connection count fell below `min_threshold`.
     TooFewConnections,
