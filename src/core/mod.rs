@@ -1097,29 +1097,19 @@ impl NodeCore {
     /// A connection ended (the peer closed it, the network broke it, it timed out).
     /// Unknown or already closed connections are ignored.
     pub fn handle_closed(&mut self, conn: ConnId, now: Time) {
-        if self.stopped {
-            return;
-        }
-        self.tick(now);
-        let Some(meta) = self.conns.remove(&conn) else {
-            return;
-        };
-        if self
-            .pool
-            .connection(&meta.point)
-            .is_some_and(|c| c.id == conn)
-        {
-            self.pool.connection_closed(meta.point, now);
-        }
-        self.stats.closed.lost += 1;
-        self.disconnected(conn, meta, Ended::ByPeer, now);
-        self.settle(now);
+        self.connection_ended(conn, Ended::ByPeer, now);
     }
 
     /// The shell dropped a connection on its own (no keepalive within
     /// `keepalive_timeout`, or a peer that stopped reading): like
     /// [`handle_closed`](Self::handle_closed), but the close is ours, with `reason`.
     pub fn handle_dropped(&mut self, conn: ConnId, reason: CloseReason, now: Time) {
+        self.connection_ended(conn, Ended::ByUs(reason), now);
+    }
+
+    /// A connection ended outside a decision of ours: closed by the peer or the network
+    /// (`ByPeer`), or dropped by the shell (`ByUs`).
+    fn connection_ended(&mut self, conn: ConnId, ended: Ended, now: Time) {
         if self.stopped {
             return;
         }
@@ -1134,8 +1124,11 @@ impl NodeCore {
         {
             self.pool.connection_closed(meta.point, now);
         }
-        self.stats.closed.dropped += 1;
-        self.disconnected(conn, meta, Ended::ByUs(reason), now);
+        match ended {
+            Ended::ByPeer => self.stats.closed.lost += 1,
+            Ended::ByUs(_) => self.stats.closed.dropped += 1,
+        }
+        self.disconnected(conn, meta, ended, now);
         self.settle(now);
     }
 

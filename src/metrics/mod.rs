@@ -57,7 +57,7 @@ pub use serve::{serve, serve_with, MetricsServer, ServeConfig, OPENMETRICS_CONTE
 
 use crate::config::Bounds;
 use crate::core::{CloseStats, CoreStats, DialEnd, DialStats, Ended, Event, NodeCore};
-use crate::maintenance::{CycleOutcome, CycleReport, WakeReason, WakeReasons};
+use crate::maintenance::{CycleReport, WakeReason, WakeReasons};
 use crate::node::{Node, NodeStatus};
 use crate::pool::{CloseReason, ConnId, Direction, PointState, PoolStats, Source, Sources};
 use futures::future::BoxFuture;
@@ -702,7 +702,7 @@ impl Follower {
             .cycles
             .get_or_create(&CycleLabels {
                 reasons: reasons_label(report.reasons),
-                outcome: outcome_name(report.outcome),
+                outcome: report.outcome.name(),
             })
             .inc();
         let took = report.ended.saturating_since(report.started);
@@ -908,34 +908,13 @@ fn close_reason(ended: Ended) -> usize {
     }
 }
 
-fn reason_name(r: WakeReason) -> &'static str {
-    match r {
-        WakeReason::Activation => "activation",
-        WakeReason::TooFewConnections => "too_few_connections",
-        WakeReason::TooManyConnections => "too_many_connections",
-        WakeReason::Maintain => "maintain",
-        WakeReason::Idle => "idle",
-        WakeReason::NewPoints => "new_points",
-        WakeReason::BackoffExpired => "backoff_expired",
-    }
-}
-
 fn reasons_label(reasons: WakeReasons) -> String {
     if reasons.is_empty() {
         return "none".into();
     }
     reasons
         .iter()
-        .map(reason_name)
+        .map(WakeReason::name)
         .collect::<Vec<_>>()
         .join("+")
-}
-
-fn outcome_name(o: CycleOutcome) -> &'static str {
-    match o {
-        CycleOutcome::NothingToDo => "nothing_to_do",
-        CycleOutcome::Trimmed => "trimmed",
-        CycleOutcome::ToppedUp => "topped_up",
-        CycleOutcome::Short => "short",
-    }
 }
