@@ -481,11 +481,13 @@ impl Pool {
 
     /// Marks a point as being dialed: it leaves the candidates and counts as a dial in
     /// flight until [`end_dial`](Self::end_dial). Returns false if it is not a candidate
-    /// now (connected, greylisted, backed off, or already being dialed).
+    /// now (connected, greylisted, on a greylisted address, backed off, or already being
+    /// dialed): the one gate every dial passes, whatever chose it (a plan, a swap).
     pub fn begin_dial(&mut self, addr: SocketAddr, now: Time) -> bool {
+        let now = now.max(self.clock);
         let ok = self.points.get(&addr).is_some_and(|p| {
-            p.state == PointState::Disconnected && !p.dialing && p.next_dial <= now.max(self.clock)
-        });
+            p.state == PointState::Disconnected && !p.dialing && p.next_dial <= now
+        }) && !self.is_ip_greylisted(addr.ip(), now);
         if ok {
             self.update(addr, |p| p.dialing = true);
         }
