@@ -76,10 +76,13 @@ pub enum Input {
         /// The points.
         points: Vec<SocketAddr>,
     },
-    /// [`NodeCore::handle_source_points`].
+    /// [`NodeCore::handle_source_points_of`].
     SourcePoints {
         /// The points.
         points: Vec<SocketAddr>,
+        /// The kind the source reported (absent: external).
+        #[serde(default = "external", skip_serializing_if = "is_external")]
+        kind: Source,
     },
     /// [`NodeCore::handle_points_asked`].
     PointsAsked {
@@ -235,7 +238,9 @@ impl NodeCore {
                 return Reply::Verdict(self.handle_dial_result(point, result, at))
             }
             Input::Points { conn, points } => self.handle_points(conn, &points, at),
-            Input::SourcePoints { points } => self.handle_source_points(&points, at),
+            Input::SourcePoints { points, kind } => {
+                self.handle_source_points_of(kind, &points, at)
+            }
             Input::PointsAsked { conn } => self.handle_points_asked(conn, at),
             Input::Closed { conn } => self.handle_closed(conn, at),
             Input::Dropped { conn, reason } => self.handle_dropped(conn, reason, at),
@@ -246,4 +251,12 @@ impl NodeCore {
         }
         Reply::None
     }
+}
+
+fn external() -> Source {
+    Source::External
+}
+
+fn is_external(k: &Source) -> bool {
+    *k == Source::External
 }

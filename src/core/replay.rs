@@ -652,7 +652,7 @@ impl Replay {
                 if points.is_empty() { "" } else { ": " },
                 list(points)
             ),
-            Input::SourcePoints { points } => format!(
+            Input::SourcePoints { points, .. } => format!(
                 "the point sources gave {} point{}",
                 points.len(),
                 plural(points.len())
@@ -1392,7 +1392,7 @@ fn cycle_text(r: &CycleReport) -> String {
 fn input_points(input: &Input, conns: &BTreeMap<ConnId, ConnInfo>) -> Vec<SocketAddr> {
     let of = |c: &ConnId| conns.get(c).map(|i| i.point);
     match input {
-        Input::AddPoints { points, .. } | Input::SourcePoints { points } => points.clone(),
+        Input::AddPoints { points, .. } | Input::SourcePoints { points, .. } => points.clone(),
         Input::AddOwnPoint { point } => vec![*point],
         Input::Inbound { remote, hello, .. } => vec![
             *remote,

@@ -15,7 +15,9 @@
 //!    `min_target` connections are open or no candidate is left.
 //! 3. No candidate left while short: ask for points (the driver wakes discovery) and wait
 //!    up to `time_between_looking_for_peers` for new points, dialing them as they come.
-//! 4. Otherwise (in range) nothing: the cycle ends at once, with its report.
+//! 4. Otherwise (in range) nothing: the cycle ends at once, with its report; unless a
+//!    kind is below its floor ([`crate::config::KindTargets`]) and has a candidate: then
+//!    a top-up for the floor.
 //!
 //! A `maintain()` hint, too-many or idle wake that arrives during a cycle is remembered and
 //! starts another cycle right after, so a caller always gets a cycle that began after its
@@ -24,7 +26,7 @@
 //! a new cycle; discovery keeps asking, on its own backoff, until the range is reached.
 
 use crate::config::{Config, RangeStatus};
-use crate::maintenance::plan::{plan, top_up_dials};
+use crate::maintenance::plan::{floors_short, plan, top_up_dials};
 use crate::pool::{CloseReason, ConnId, Pool};
 use crate::Time;
 use rand::Rng;
@@ -484,6 +486,10 @@ impl Maintenance {
                 }
                 self.end_cycle(CycleOutcome::Trimmed, now, pool, rng, out);
             }
+            // In range, a kind below its floor (per-kind targets) is still dialed for.
+            RangeStatus::InRange if floors_short(pool, &self.config) => {
+                self.step(now, pool, rng, out)
+            }
             RangeStatus::InRange => self.end_cycle(CycleOutcome::NothingToDo, now, pool, rng, out),
             RangeStatus::TooFew => self.step(now, pool, rng, out),
         }
@@ -525,8 +531,15 @@ impl Maintenance {
         if pool.dialing_count() > 0 {
             return;
         }
-        // Nothing in flight, nothing more to dial now.
-        if active >= bounds.min_target || active > bounds.max_threshold {
+        // Nothing in flight, nothing more to dial now. A cycle that began in range (a
+        // floor's top-up) ends here too: it does not ask for points.
+        let began_in_range = self
+            .report_mut()
+            .is_some_and(|r| r.connections_before >= bounds.min_threshold);
+        if active >= bounds.min_target
+            || active > bounds.max_threshold
+            || (began_in_range && active >= bounds.min_threshold)
+        {
             self.end_cycle(CycleOutcome::ToppedUp, now, pool, rng, out);
             return;
         }

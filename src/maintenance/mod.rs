@@ -19,4 +19,4 @@ mod plan;
 pub use cycle::{
     Action, CycleOutcome, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
 };
-pub use plan::{plan, top_up_dials, trim, trim_where, Plan};
+pub use plan::{floors_short, plan, top_up_dials, trim, trim_for, trim_where, Plan};

@@ -1,7 +1,28 @@
 //! The pure planner: what to dial, what to close, whether to ask for points.
+//!
+//! # Kinds, targets and budgets
+//!
+//! Every connection has a kind, its point's best source
+//! ([`Sources::kind`](crate::pool::Sources::kind)), and [`KindTargets`] give each kind a
+//! floor, a weight and a cap. A top-up ([`top_up_dials`]) picks its dials in three
+//! passes over the candidates (best first, as the pool ranks them):
+//!
+//! 1. **floors**: for each kind below its floor (best kind first), its best candidates;
+//! 2. **shares**: candidates of kinds below their quota: floor plus their share by weight
+//!    of the rest of `min_target` ([`KindTargets::quotas`], largest remainder);
+//! 3. **spill**: any candidate whose kind is below its cap (a kind with no candidate left
+//!    gives its share to the others).
+//!
+//! Counts include both directions and the dials in flight. The outbound budget
+//! ([`Config::outbound_budget`]) caps every top-up; a floor is dialed for even while the
+//! count is in range. A trim ([`trim_for`]) cuts the kind furthest over its quota of
+//! `max_target` first (a kind above its cap before any other), never a kind at its floor,
+//! never a protected peer ([`Pool::is_protected`]: trusted, or a peer set's primary).
+//! With the default targets (no floor, no weight, no cap) both are exactly the
+//! kind-blind rules: best candidates first, and the group-spreading trim.
 
-use crate::config::{Config, RangeStatus};
-use crate::pool::{netgroup, Connection, Direction, Pool};
+use crate::config::{Config, KindTargets, RangeStatus};
+use crate::pool::{netgroup, Connection, Direction, Pool, Source};
 use crate::Time;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -27,7 +48,8 @@ pub struct Plan {
 ///   connection, newcomers (younger than `newcomer_grace`) last (see [`trim`]).
 /// * Below `min_threshold`: dial the best candidates (see [`top_up_dials`]); if there are
 ///   none and nothing is in flight, ask for points.
-/// * In between: nothing (hysteresis).
+/// * In between: nothing (hysteresis), unless a kind is below its floor and has a
+///   candidate: then the floor's dials (see [`floors_short`]).
 ///
 /// Pure: the same pool, config, `now` and RNG state give the same plan. Candidates reflect
 /// the pool's last [`Pool::advance`].
@@ -50,12 +72,18 @@ pub fn plan<R: Rng + ?Sized>(pool: &Pool, config: &Config, now: Time, rng: &mut 
     let active = pool.active_count();
     match bounds.classify(active) {
         RangeStatus::TooMany => Plan {
-            close: trim(
+            close: trim_for(
                 pool,
+                config,
                 active - bounds.max_target,
                 now - config.newcomer_grace,
+                |_, _| true,
                 rng,
             ),
+            ..Plan::default()
+        },
+        RangeStatus::InRange if floors_short(pool, config) => Plan {
+            dial: top_up_dials(pool, config, now),
             ..Plan::default()
         },
         RangeStatus::TooFew => {
@@ -78,21 +106,182 @@ pub fn plan<R: Rng + ?Sized>(pool: &Pool, config: &Config, now: Time, rng: &mut 
 /// rule): the room between `min_target` and `max_connections` is left for the nodes that
 /// dial us, which is what lets late joiners in (dialing up to `max_target` filled the
 /// first nodes of a network with each other). In private mode only trusted points.
+///
+/// Never more than the outbound budget ([`Config::outbound_budget`]) of outbound
+/// connections and dials. With per-kind targets ([`KindTargets`]), floors first, then
+/// shares, then spill (see the [module docs](self)); a kind below its floor is dialed
+/// for even at or above `min_target` (below `max_target`).
+///
+/// ```
+/// use peerkeeper::{maintenance::top_up_dials, pool::{Pool, Source}, Config, Time};
+/// let mut config = Config { min_connections: 4, expected_connections: 8, max_connections: 12,
+///                           ..Config::default() };
+/// config.targets.external.floor = 2;
+/// let mut pool = Pool::new(&config);
+/// for i in 1..=8 {
+///     pool.add_point(format!("10.0.0.{i}:1").parse().unwrap(), Source::PeerSharing, Time::ZERO);
+/// }
+/// for i in 1..=3 {
+///     pool.add_point(format!("10.0.1.{i}:1").parse().unwrap(), Source::External, Time::ZERO);
+/// }
+/// pool.advance(Time::ZERO);
+/// let dials = top_up_dials(&pool, &config, Time::ZERO);
+/// assert_eq!(dials.len(), 6); // min_target
+/// let external = dials.iter().filter(|a| pool.kind_of(a) == Source::External).count();
+/// assert!(external >= 2); // the floor first
+/// ```
 pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr> {
     let bounds = config.bounds();
     let active = pool.active_count();
     let inflight = pool.dialing_count();
-    if active >= bounds.min_target {
+    let out_room = config
+        .outbound_budget()
+        .saturating_sub(pool.outbound_count() + inflight);
+    let conc_room = config.max_concurrent_dials.saturating_sub(inflight);
+    let targets = &config.targets;
+    if targets.is_neutral() {
+        if active >= bounds.min_target {
+            return Vec::new();
+        }
+        let slots = conc_room
+            .min(bounds.min_target.saturating_sub(active + inflight))
+            .min(out_room);
+        return pool.candidates(config.private_mode).take(slots).collect();
+    }
+    let mut counts = pool.kind_counts();
+    let floor_need: usize = Source::ALL
+        .iter()
+        .map(|k| targets.get(*k).floor.saturating_sub(counts[k.index()]))
+        .sum();
+    let need = bounds.min_target.saturating_sub(active + inflight);
+    let slots = conc_room
+        .min(out_room)
+        .min(need.max(floor_need))
+        .min(bounds.max_target.saturating_sub(active + inflight));
+    if slots == 0 {
         return Vec::new();
     }
-    let slots = config
-        .max_concurrent_dials
-        .saturating_sub(inflight)
-        .min(bounds.min_target.saturating_sub(active + inflight));
-    pool.candidates(config.private_mode).take(slots).collect()
+    let cap = |k: Source| targets.get(k).cap.unwrap_or(usize::MAX);
+    let quotas = targets.quotas(bounds.min_target);
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(slots);
+    let private = config.private_mode;
+    // 1. Floors, best kind first.
+    for k in Source::BY_RANK {
+        let want = targets.get(k).floor.saturating_sub(counts[k.index()]);
+        if want == 0 || out.len() >= slots {
+            continue;
+        }
+        let room = want.min(slots - out.len());
+        let picked: Vec<SocketAddr> = pool
+            .candidates(private)
+            .filter(|a| pool.kind_of(a) == k)
+            .take(room)
+            .collect();
+        counts[k.index()] += picked.len();
+        out.extend(picked);
+    }
+    // 2. Shares (quotas already hold the floors and the caps), then 3. spill.
+    for spill in [false, true] {
+        if out.len() >= slots || (!spill && targets.weight_sum() == 0) {
+            continue;
+        }
+        for a in pool.candidates(private) {
+            if out.len() >= slots {
+                break;
+            }
+            let k = pool.kind_of(&a);
+            let limit = if spill { cap(k) } else { quotas[k.index()] };
+            if counts[k.index()] < limit && !out.contains(&a) {
+                counts[k.index()] += 1;
+                out.push(a);
+            }
+        }
+    }
+    // The floors' dials are all this step may start once min_target is reached.
+    if need == 0 {
+        out.truncate(floor_need.min(slots));
+    }
+    out
 }
 
-/// Chooses `count` connections to close: never a trusted one; spread over address groups
+/// Whether a kind is below its floor while one of its candidates could be dialed within
+/// the outbound budget (what makes a cycle dial while the count is in range).
+pub fn floors_short(pool: &Pool, config: &Config) -> bool {
+    let targets = &config.targets;
+    if targets.floor_sum() == 0
+        || config.outbound_budget() <= pool.outbound_count() + pool.dialing_count()
+        || pool.active_count() + pool.dialing_count() >= config.bounds().max_target
+    {
+        return false;
+    }
+    let counts = pool.kind_counts();
+    let short: Vec<Source> = Source::ALL
+        .into_iter()
+        .filter(|k| counts[k.index()] < targets.get(*k).floor)
+        .collect();
+    !short.is_empty()
+        && pool
+            .candidates(config.private_mode)
+            .any(|a| short.contains(&pool.kind_of(&a)))
+}
+
+/// Chooses `count` connections to close among those `eligible` accepts, by the targets
+/// of `config`: with the default targets exactly [`trim_where`]; with per-kind targets,
+/// one at a time from the kind furthest over its quota of `max_target` (a kind above its
+/// cap first; ties to the worse kind), never taking a kind below its floor, and within the
+/// kind by [`trim_where`]'s rule. Never a protected connection.
+pub fn trim_for<R: Rng + ?Sized>(
+    pool: &Pool,
+    config: &Config,
+    count: usize,
+    young_after: Time,
+    eligible: impl Fn(&SocketAddr, &Connection) -> bool,
+    rng: &mut R,
+) -> Vec<SocketAddr> {
+    let targets: &KindTargets = &config.targets;
+    if targets.is_neutral() {
+        return trim_where(pool, count, young_after, eligible, rng);
+    }
+    let quotas = targets.quotas(config.bounds().max_target);
+    let mut counts = [0usize; 5];
+    for (a, _) in pool.connections() {
+        counts[pool.kind_of(&a).index()] += 1;
+    }
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(count);
+    let mut exhausted = [false; 5];
+    while out.len() < count {
+        let pick = Source::ALL
+            .into_iter()
+            .filter(|k| {
+                let i = k.index();
+                !exhausted[i] && counts[i] > targets.get(*k).floor
+            })
+            .max_by_key(|k| {
+                let i = k.index();
+                let over_cap = targets.get(*k).cap.is_some_and(|c| counts[i] > c);
+                (over_cap, counts[i] as i64 - quotas[i] as i64, k.rank())
+            });
+        let Some(k) = pick else { break };
+        let victim = trim_where(
+            pool,
+            1,
+            young_after,
+            |a, c| eligible(a, c) && pool.kind_of(a) == k && !out.contains(a),
+            rng,
+        );
+        match victim.first() {
+            Some(a) => {
+                out.push(*a);
+                counts[k.index()] -= 1;
+            }
+            None => exhausted[k.index()] = true,
+        }
+    }
+    out
+}
+
+/// Chooses `count` connections to close: never a protected one (trusted, or marked with
+/// [`Pool::protect`]); spread over address groups
 /// (the most represented /16 loses one first, so one operator's range cannot crowd out
 /// the rest); within a group, inbound before outbound (outbound ones we chose, inbound
 /// ones an attacker can choose for us), and among inbound ones, those opened at or before
@@ -119,7 +308,7 @@ pub fn trim_where<R: Rng + ?Sized>(
     // Per group: [outbound, young inbound, old inbound]; cut from the end.
     let mut groups: BTreeMap<u64, [Vec<SocketAddr>; 3]> = BTreeMap::new();
     for (addr, conn) in pool.connections() {
-        if pool.is_trusted(&addr) || !eligible(&addr, conn) {
+        if pool.is_protected(&addr) || !eligible(&addr, conn) {
             continue;
         }
         let g = groups.entry(netgroup(&addr)).or_default();

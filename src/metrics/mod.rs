@@ -59,7 +59,7 @@ use crate::config::Bounds;
 use crate::core::{CloseStats, CoreStats, DialEnd, DialStats, Ended, Event, NodeCore};
 use crate::maintenance::{CycleOutcome, CycleReport, WakeReason, WakeReasons};
 use crate::node::{Node, NodeStatus};
-use crate::pool::{CloseReason, ConnId, Direction, PointState, PoolStats, Source, Sources};
+use crate::pool::{CloseReason, ConnId, Direction, PointState, PoolStats, Sources};
 use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -564,15 +564,8 @@ struct Breakdown {
 }
 
 fn kind_of(sources: Sources) -> usize {
-    [
-        Source::Trusted,
-        Source::Bootstrap,
-        Source::External,
-        Source::PeerSharing,
-    ]
-    .iter()
-    .position(|s| sources.contains(*s))
-    .unwrap_or(4)
+    // KINDS is in rank order.
+    usize::from(sources.kind().rank())
 }
 
 fn dir_index(d: Direction) -> usize {

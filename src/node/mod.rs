@@ -118,6 +118,14 @@ impl NetConfig {
 pub trait PointSource: Send + Sync + 'static {
     /// A short name for logs.
     fn name(&self) -> &str;
+    /// The kind of the points it gives ([`KindTargets`](crate::config::KindTargets) count
+    /// connections by kind): [`Source::External`](crate::pool::Source::External) by
+    /// default (a ledger, DNS seeds, a file); a local-roots file may say
+    /// [`Source::Trusted`](crate::pool::Source::Trusted), a seed list
+    /// [`Source::Bootstrap`](crate::pool::Source::Bootstrap).
+    fn kind(&self) -> crate::pool::Source {
+        crate::pool::Source::External
+    }
     /// Fetches points. At most [`MAX_POINTS_PER_MESSAGE`](crate::MAX_POINTS_PER_MESSAGE)
     /// are taken from one fetch; each passes the intake rule. Failures are the source's to
     /// log: return an empty list. A fetch longer than `discovery.request_timeout` is
