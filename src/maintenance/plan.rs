@@ -227,9 +227,10 @@ pub fn floors_short(pool: &Pool, config: &Config) -> bool {
 
 /// Chooses `count` connections to close among those `eligible` accepts, by the targets
 /// of `config`: with the default targets exactly [`trim_where`]; with per-kind targets,
-/// one at a time from the kind furthest over its quota of `max_target` (a kind above its
-/// cap first; ties to the worse kind), never taking a kind below its floor, and within the
-/// kind by [`trim_where`]'s rule. Never a protected connection.
+/// inbound connections first, then outbound ones, each one at a time from the kind
+/// furthest over its quota of `max_target` (a kind above its cap first; ties to the worse
+/// kind), never taking a kind down below its floor, and within the kind by
+/// [`trim_where`]'s rule. Never a protected connection.
 pub fn trim_for<R: Rng + ?Sized>(
     pool: &Pool,
     config: &Config,
@@ -248,45 +249,52 @@ pub fn trim_for<R: Rng + ?Sized>(
         counts[pool.kind_of(&a).index()] += 1;
     }
     let mut out: Vec<SocketAddr> = Vec::with_capacity(count);
-    let mut exhausted = [false; 5];
-    while out.len() < count {
-        let pick = Source::ALL
-            .into_iter()
-            .filter(|k| {
-                let i = k.index();
-                !exhausted[i] && counts[i] > targets.get(*k).floor
-            })
-            .max_by_key(|k| {
-                let i = k.index();
-                let over_cap = targets.get(*k).cap.is_some_and(|c| counts[i] > c);
-                (over_cap, counts[i] as i64 - quotas[i] as i64, k.rank())
-            });
-        let Some(k) = pick else { break };
-        let victim = trim_where(
-            pool,
-            1,
-            young_after,
-            |a, c| eligible(a, c) && pool.kind_of(a) == k && !out.contains(a),
-            rng,
-        );
-        match victim.first() {
-            Some(a) => {
-                out.push(*a);
-                counts[k.index()] -= 1;
+    // Inbound connections first, as in trim_where; then outbound ones.
+    for dir in [Direction::Inbound, Direction::Outbound] {
+        let mut exhausted = [false; 5];
+        while out.len() < count {
+            let pick = Source::ALL
+                .into_iter()
+                .filter(|k| {
+                    let i = k.index();
+                    !exhausted[i] && counts[i] > targets.get(*k).floor
+                })
+                .max_by_key(|k| {
+                    let i = k.index();
+                    let over_cap = targets.get(*k).cap.is_some_and(|c| counts[i] > c);
+                    (over_cap, counts[i] as i64 - quotas[i] as i64, k.rank())
+                });
+            let Some(k) = pick else { break };
+            let victim = trim_where(
+                pool,
+                1,
+                young_after,
+                |a, c| {
+                    c.direction == dir && eligible(a, c) && pool.kind_of(a) == k && !out.contains(a)
+                },
+                rng,
+            );
+            match victim.first() {
+                Some(a) => {
+                    out.push(*a);
+                    counts[k.index()] -= 1;
+                }
+                None => exhausted[k.index()] = true,
             }
-            None => exhausted[k.index()] = true,
         }
     }
     out
 }
 
 /// Chooses `count` connections to close: never a protected one (trusted, or marked with
-/// [`Pool::protect`]); spread over address groups
-/// (the most represented /16 loses one first, so one operator's range cannot crowd out
-/// the rest); within a group, inbound before outbound (outbound ones we chose, inbound
-/// ones an attacker can choose for us), and among inbound ones, those opened at or before
+/// [`Pool::protect`]); inbound ones first (an inbound connection is one an attacker can
+/// choose for us, an outbound one we chose: inbound strangers never crowd out the peers
+/// we dialed), outbound ones only when no inbound one is left. Within a direction, spread
+/// over address groups (the most represented /16 loses one first, so one operator's
+/// range cannot crowd out the rest); among inbound ones, those opened at or before
 /// `young_after` first, then the younger ones from the oldest (a newcomer just admitted
-/// keeps its chance); the rest by the seeded RNG. Fewer than `count` if there are not enough untrusted connections.
+/// keeps its chance); the rest by the seeded RNG. Fewer than `count` if there are not
+/// enough unprotected connections.
 pub fn trim<R: Rng + ?Sized>(
     pool: &Pool,
     count: usize,
@@ -305,6 +313,32 @@ pub fn trim_where<R: Rng + ?Sized>(
     eligible: impl Fn(&SocketAddr, &Connection) -> bool,
     rng: &mut R,
 ) -> Vec<SocketAddr> {
+    let mut out = Vec::with_capacity(count);
+    for dir in [Direction::Inbound, Direction::Outbound] {
+        if out.len() >= count {
+            break;
+        }
+        cut_spread(
+            pool,
+            count,
+            young_after,
+            |a, c| c.direction == dir && eligible(a, c),
+            rng,
+            &mut out,
+        );
+    }
+    out
+}
+
+/// Cuts from the most represented address group until `out` holds `count` connections.
+fn cut_spread<R: Rng + ?Sized>(
+    pool: &Pool,
+    count: usize,
+    young_after: Time,
+    eligible: impl Fn(&SocketAddr, &Connection) -> bool,
+    rng: &mut R,
+    out: &mut Vec<SocketAddr>,
+) {
     // Per group: [outbound, young inbound, old inbound]; cut from the end.
     let mut groups: BTreeMap<u64, [Vec<SocketAddr>; 3]> = BTreeMap::new();
     for (addr, conn) in pool.connections() {
@@ -336,7 +370,6 @@ pub fn trim_where<R: Rng + ?Sized>(
             stack
         })
         .collect();
-    let mut out = Vec::with_capacity(count);
     while out.len() < count {
         let Some(largest) = stacks.iter().map(Vec::len).max().filter(|n| *n > 0) else {
             break;
@@ -347,5 +380,4 @@ pub fn trim_where<R: Rng + ?Sized>(
         let pick = tied[rng.gen_range(0..tied.len())];
         out.extend(stacks[pick].pop());
     }
-    out
 }
