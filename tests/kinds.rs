@@ -515,9 +515,8 @@ fn an_inbound_flood_never_takes_the_place_of_the_peers_we_dialed() {
     // Reaching 12 (above max_threshold 11) trims back to max_target (10): inbound ones.
     assert_eq!(core.pool().outbound_count(), 6);
     assert!((4..=6).contains(&core.pool().inbound_count()));
-    assert!(core.stats().closed.trimmed > 0);
-    let s = core.stats().admission;
-    assert!(s.made_room > 0 && s.refused_full > 0, "{s:?}");
+    // Every stranger got in at some point, always at the expense of another stranger.
+    assert!(core.stats().closed.trimmed >= 290, "{:?}", core.stats().closed);
 }
 
 #[test]

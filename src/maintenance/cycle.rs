@@ -26,7 +26,7 @@
 //! a new cycle; discovery keeps asking, on its own backoff, until the range is reached.
 
 use crate::config::{Config, RangeStatus};
-use crate::maintenance::plan::{floors_short, plan, top_up_dials};
+use crate::maintenance::plan::{floor_evictions, floors_dialable, floors_unmet, plan, top_up_dials};
 use crate::pool::{CloseReason, ConnId, Pool};
 use crate::Time;
 use rand::Rng;
@@ -278,6 +278,8 @@ pub struct Maintenance {
     idle_timer: bool,
     wanting_points: bool,
     starving: bool,
+    /// A kind was below its floor when the last cycle ended (per-kind targets).
+    floor_hungry: bool,
     ask_until: Option<Time>,
 }
 
@@ -293,6 +295,7 @@ impl Maintenance {
             idle_timer: true,
             wanting_points: false,
             starving: false,
+            floor_hungry: false,
             ask_until: None,
         }
     }
@@ -338,7 +341,9 @@ impl Maintenance {
             Phase::TopUp(_) => None,
             Phase::Idle => {
                 let idle = self.idle_deadline.filter(|_| self.idle_timer);
-                let backoff = pool.next_ready_time().filter(|_| self.starving);
+                let backoff = pool
+                    .next_ready_time()
+                    .filter(|_| self.starving || self.floor_hungry);
                 match (idle, backoff) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -361,7 +366,9 @@ impl Maintenance {
         match self.phase {
             Phase::Idle => {
                 let starts = match reason {
-                    WakeReason::NewPoints | WakeReason::BackoffExpired => self.starving,
+                    WakeReason::NewPoints | WakeReason::BackoffExpired => {
+                        self.starving || self.floor_hungry
+                    }
                     _ => true,
                 };
                 if starts {
@@ -421,8 +428,9 @@ impl Maintenance {
         pool.advance(now);
         // A starving node dials as soon as a candidate exists again (a backoff ended). A
         // cycle that ended short left no candidate, so one now is a new one.
-        let backoff_due =
-            self.starving && pool.candidates(self.config.private_mode).next().is_some();
+        let backoff_due = (self.starving
+            && pool.candidates(self.config.private_mode).next().is_some())
+            || (self.floor_hungry && self.floor_work(pool));
         match &self.phase {
             // Dial what became dialable during the wait; end the cycle if the wait is over
             // and nothing is left.
@@ -487,9 +495,7 @@ impl Maintenance {
                 self.end_cycle(CycleOutcome::Trimmed, now, pool, rng, out);
             }
             // In range, a kind below its floor (per-kind targets) is still dialed for.
-            RangeStatus::InRange if floors_short(pool, &self.config) => {
-                self.step(now, pool, rng, out)
-            }
+            RangeStatus::InRange if self.floor_work(pool) => self.step(now, pool, rng, out),
             RangeStatus::InRange => self.end_cycle(CycleOutcome::NothingToDo, now, pool, rng, out),
             RangeStatus::TooFew => self.step(now, pool, rng, out),
         }
@@ -513,8 +519,19 @@ impl Maintenance {
         let dials = if active > bounds.max_threshold {
             Vec::new()
         } else {
+            // A kind below its floor with candidates but no room: make room first.
+            let young_after = now - self.config.newcomer_grace;
+            for addr in floor_evictions(pool, &self.config, young_after, rng) {
+                if let Some(c) = pool.connection_closed(addr, now) {
+                    out.push(Action::Close(addr, c.id, CloseReason::TooManyConnections));
+                    if let Some(r) = self.report_mut() {
+                        r.closed += 1;
+                    }
+                }
+            }
             top_up_dials(pool, &self.config, now)
         };
+        let active = pool.active_count();
         for addr in &dials {
             if pool.begin_dial(*addr, now) {
                 out.push(Action::Dial(*addr));
@@ -564,6 +581,12 @@ impl Maintenance {
         }
     }
 
+    /// Whether a kind below its floor has a candidate (dialed with room, or after making
+    /// room: see [`floor_evictions`]).
+    fn floor_work(&self, pool: &Pool) -> bool {
+        floors_dialable(pool, &self.config)
+    }
+
     fn resume_top_up(&mut self) {
         if let Phase::WaitingForPoints(report, _) = std::mem::replace(&mut self.phase, Phase::Idle)
         {
@@ -590,7 +613,11 @@ impl Maintenance {
         report.connections_after = active;
         report.outcome = outcome;
         self.starving = active < bounds.min_threshold;
-        self.set_wanting(self.starving && !self.config.private_mode, out);
+        self.floor_hungry = floors_unmet(pool, &self.config);
+        self.set_wanting(
+            (self.starving || self.floor_hungry) && !self.config.private_mode,
+            out,
+        );
         self.idle_deadline = self.config.maintenance_idle_time.map(|d| now + d);
         // The shells log the report (the tokio node at info, in the cycle's span).
         out.push(Action::CycleEnded(*report));

@@ -19,4 +19,7 @@ mod plan;
 pub use cycle::{
     Action, CycleOutcome, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
 };
-pub use plan::{floors_short, plan, top_up_dials, trim, trim_for, trim_where, Plan};
+pub use plan::{
+    floor_evictions, floors_dialable, floors_short, floors_unmet, plan, top_up_dials, trim, trim_for,
+    trim_where, Plan,
+};

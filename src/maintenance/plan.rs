@@ -204,25 +204,90 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
     out
 }
 
+/// The kinds below their floor (open connections and dials in flight counted).
+fn short_kinds(pool: &Pool, config: &Config) -> Vec<Source> {
+    let targets = &config.targets;
+    if targets.floor_sum() == 0 {
+        return Vec::new();
+    }
+    let counts = pool.kind_counts();
+    Source::ALL
+        .into_iter()
+        .filter(|k| counts[k.index()] < targets.get(*k).floor)
+        .collect()
+}
+
+/// Whether a kind is below its floor ([`KindTargets`]), whether or not it has candidates:
+/// while it is, discovery keeps asking and the node's sources keep being polled.
+pub fn floors_unmet(pool: &Pool, config: &Config) -> bool {
+    !short_kinds(pool, config).is_empty()
+}
+
 /// Whether a kind is below its floor while one of its candidates could be dialed within
 /// the outbound budget (what makes a cycle dial while the count is in range).
 pub fn floors_short(pool: &Pool, config: &Config) -> bool {
-    let targets = &config.targets;
-    if targets.floor_sum() == 0
-        || config.outbound_budget() <= pool.outbound_count() + pool.dialing_count()
+    if config.outbound_budget() <= pool.outbound_count() + pool.dialing_count()
         || pool.active_count() + pool.dialing_count() >= config.bounds().max_target
     {
         return false;
     }
-    let counts = pool.kind_counts();
-    let short: Vec<Source> = Source::ALL
-        .into_iter()
-        .filter(|k| counts[k.index()] < targets.get(*k).floor)
-        .collect();
+    has_floor_candidate(pool, config, &short_kinds(pool, config))
+}
+
+/// Whether a kind below its floor has a candidate, room or not.
+pub fn floors_dialable(pool: &Pool, config: &Config) -> bool {
+    has_floor_candidate(pool, config, &short_kinds(pool, config))
+}
+
+fn has_floor_candidate(pool: &Pool, config: &Config, short: &[Source]) -> bool {
     !short.is_empty()
         && pool
             .candidates(config.private_mode)
             .any(|a| short.contains(&pool.kind_of(&a)))
+}
+
+/// The connections to close so that a kind below its floor, with candidates, can be
+/// dialed although the outbound budget is spent (or the count is at `max_target`): as
+/// many as the floors lack (at most `max_concurrent_dials`), chosen by [`trim_for`] among
+/// outbound connections (among all when only the total is at its bound) of kinds that are
+/// not short, never a protected one, never a kind down below its floor. Empty with the
+/// default targets. A floor is kept, not only reached: a node whose outbound connections
+/// all came from peer sharing before its ledger answered makes room for its ledger peers.
+pub fn floor_evictions<R: Rng + ?Sized>(
+    pool: &Pool,
+    config: &Config,
+    young_after: Time,
+    rng: &mut R,
+) -> Vec<SocketAddr> {
+    let short = short_kinds(pool, config);
+    if !has_floor_candidate(pool, config, &short) {
+        return Vec::new();
+    }
+    let out_full = config.outbound_budget() <= pool.outbound_count() + pool.dialing_count();
+    let total_full = pool.active_count() + pool.dialing_count() >= config.bounds().max_target;
+    if !out_full && !total_full {
+        return Vec::new();
+    }
+    let counts = pool.kind_counts();
+    let lacking: usize = short
+        .iter()
+        .map(|k| config.targets.get(*k).floor - counts[k.index()])
+        .sum();
+    // Only as many as there are candidates of the short kinds.
+    let available = pool
+        .candidates(config.private_mode)
+        .filter(|a| short.contains(&pool.kind_of(a)))
+        .take(lacking)
+        .count();
+    let n = lacking.min(available).min(config.max_concurrent_dials);
+    trim_for(
+        pool,
+        config,
+        n,
+        young_after,
+        |a, c| (!out_full || c.direction == Direction::Outbound) && !short.contains(&pool.kind_of(a)),
+        rng,
+    )
 }
 
 /// Chooses `count` connections to close among those `eligible` accepts, by the targets

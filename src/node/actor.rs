@@ -431,13 +431,22 @@ impl<T: Transport> Actor<T> {
         let stats = core.stats();
         let wants = core.wants_points();
         let dropped_at_accept = self.dropped_at_accept.load(Ordering::Relaxed);
+        let outbound = core.pool().outbound_count();
+        let mut by_kind = [0; 5];
+        for (a, _) in core.pool().connections() {
+            by_kind[core.pool().kind_of(&a).index()] += 1;
+        }
         self.status.send_if_modified(|s| {
             let changed = s.connections != connections
                 || s.dialing != dialing
                 || s.known_points != known_points
                 || s.stats != stats
                 || s.wants_points != wants
-                || s.dropped_at_accept != dropped_at_accept;
+                || s.dropped_at_accept != dropped_at_accept
+                || s.outbound != outbound
+                || s.by_kind != by_kind;
+            s.outbound = outbound;
+            s.by_kind = by_kind;
             s.connections = connections;
             s.dialing = dialing;
             s.known_points = known_points;

@@ -17,6 +17,7 @@
 mod actor;
 mod conn;
 pub mod demo;
+pub mod ledger;
 
 use crate::config::{Bounds, Config, ConfigError};
 use crate::core::{CoreStats, Event, Input, NodeCore, TraceHeader, TraceWriter, TracedAction};
@@ -171,6 +172,23 @@ pub struct NodeStatus {
     pub dropped_at_accept: u64,
     /// The last maintenance cycle's report.
     pub last_report: Option<CycleReport>,
+    /// Open connections we dialed (the rest dialed us).
+    pub outbound: usize,
+    /// Open connections by kind, in [`Source::ALL`](crate::pool::Source::ALL) order (see
+    /// [`connections_of`](Self::connections_of)).
+    pub by_kind: [usize; 5],
+}
+
+impl NodeStatus {
+    /// Open connections that dialed us.
+    pub fn inbound(&self) -> usize {
+        self.connections.saturating_sub(self.outbound)
+    }
+
+    /// Open connections of `kind` (their point's best source), either direction.
+    pub fn connections_of(&self, kind: crate::pool::Source) -> usize {
+        self.by_kind[kind.index()]
+    }
 }
 
 /// A running node. See the [module docs](self). Cheap to clone: clones are handles to
