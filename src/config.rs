@@ -539,8 +539,11 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_outbound: Option<usize>,
     /// Most connections that dialed us (inbound); trusted and protected peers are admitted
-    /// beyond it (within `max_connections`). Absent: `max_connections` minus the outbound
-    /// budget, but at least half of `max_connections`. See [`Config::inbound_budget`].
+    /// beyond it (within `max_connections`), and past it a newcomer gets a place only by
+    /// taking an older inbound one's. Absent: `max_connections` (inbound connections may
+    /// take every slot the outbound ones leave). Set it (Bitcoin Core: 125 - 11, geth: two
+    /// thirds) to keep room free for the peers this node dials. See
+    /// [`Config::inbound_budget`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_inbound: Option<usize>,
 }
@@ -592,7 +595,7 @@ impl Config {
     /// ```
     /// use peerkeeper::Config;
     /// let c = Config::default(); // 10 / 50 / 100: min_target 36
-    /// assert_eq!((c.outbound_budget(), c.inbound_budget()), (36, 64));
+    /// assert_eq!((c.outbound_budget(), c.inbound_budget()), (36, 100));
     /// let c = Config { max_outbound: Some(40), max_inbound: Some(85), ..Config::default() };
     /// assert_eq!((c.outbound_budget(), c.inbound_budget()), (40, 85));
     /// ```
@@ -606,16 +609,18 @@ impl Config {
     }
 
     /// The inbound budget: most connections that dialed us (trusted and protected peers
-    /// excepted). `max_inbound` when set; otherwise what the outbound budget leaves of
-    /// `max_connections`, but at least half of it (rounded up): a network whose nodes
-    /// want `min = expected = max` connections needs as many inbound as outbound ones.
+    /// excepted). `max_inbound` when set; otherwise `max_connections`.
+    ///
+    /// Why not less by default: the simulator's NAT-heavy network (half the nodes
+    /// unreachable, so the other half carries every connection inbound) and a network
+    /// whose every node is full when late joiners arrive both need public nodes to take
+    /// inbound connections in every free slot; reserving `min_target` slots for outbound
+    /// connections left nodes short there. What protects the peers a node chose, whatever
+    /// the budget: an inbound newcomer only ever takes an older *inbound* connection's
+    /// place, and a trim cuts inbound connections before any outbound one (never a
+    /// trusted or protected one).
     pub fn inbound_budget(&self) -> usize {
-        self.max_inbound.unwrap_or_else(|| {
-            let half = self.max_connections.div_ceil(2);
-            self.max_connections
-                .saturating_sub(self.outbound_budget())
-                .max(half)
-        })
+        self.max_inbound.unwrap_or(self.max_connections)
     }
 
     /// Parses TOML and validates it.

@@ -419,17 +419,17 @@ fn targets_and_budgets_load_from_toml_and_survive_a_round_trip() {
     // The defaults: no preference; budgets derived (and printed nowhere).
     let d = Config::default();
     assert!(d.targets.is_neutral());
-    assert_eq!((d.outbound_budget(), d.inbound_budget()), (36, 64));
+    assert_eq!((d.outbound_budget(), d.inbound_budget()), (36, 100));
     let text = toml::to_string(&d).unwrap();
     assert!(!text.contains("max_outbound"), "{text}");
-    // min = expected = max: as many inbound as outbound slots.
+    // min = expected = max: every slot may be dialed, every slot may be taken inbound.
     let k = Config {
         min_connections: 4,
         expected_connections: 4,
         max_connections: 4,
         ..Config::default()
     };
-    assert_eq!((k.outbound_budget(), k.inbound_budget()), (4, 2));
+    assert_eq!((k.outbound_budget(), k.inbound_budget()), (4, 4));
 }
 
 // ----- budgets in the core ---------------------------------------------------------------
@@ -479,49 +479,70 @@ fn node_with_outbound(config: Config, out: u8) -> NodeCore {
 
 #[test]
 fn an_inbound_flood_never_takes_the_place_of_the_peers_we_dialed() {
-    // 4 / 8 / 12: min_target 6 outbound; inbound budget 12 - 6 = 6.
-    let config = base();
-    assert_eq!(config.inbound_budget(), 6);
-    let mut core = node_with_outbound(config, 6);
-    let ours: Vec<SocketAddr> = core.pool().connections().map(|(a, _)| a).collect();
-    assert_eq!(core.pool().outbound_count(), 6);
-    let mut closed_ours = 0;
-    // 300 strangers, one every 100 ms over 30 s (room is made once a second, for those
-    // older than the 10 s grace).
-    for i in 0..300u16 {
-        let (remote, hello) = stranger(i);
-        let _ = core.handle_inbound(ConnId(1000 + u64::from(i)), remote, hello, ms(100 + 100 * u64::from(i)));
-        for a in drain(&mut core) {
-            if let Action::Close { conn, reason } = a {
-                assert_eq!(reason, CloseReason::TooManyConnections);
-                // Room making and the too-many trim: never one of ours.
-                if conn.0 <= 6 {
-                    closed_ours += 1;
+    // 4 / 8 / 12: min_target 6 outbound. Without an inbound budget (the default) the
+    // strangers may take the 6 other slots; with one (4, Bitcoin-style), 4 of them.
+    for (max_inbound, most_inbound) in [(None, 6), (Some(4), 4)] {
+        let config = Config {
+            max_inbound,
+            ..base()
+        };
+        config.validate().unwrap();
+        let mut core = node_with_outbound(config, 6);
+        let ours: Vec<SocketAddr> = core.pool().connections().map(|(a, _)| a).collect();
+        assert_eq!(core.pool().outbound_count(), 6);
+        let mut closed_ours = 0;
+        // 300 strangers, one every 100 ms over 30 s (room is made once a second, for
+        // those older than the 10 s grace).
+        for i in 0..300u16 {
+            let (remote, hello) = stranger(i);
+            let at = ms(100 + 100 * u64::from(i));
+            let _ = core.handle_inbound(ConnId(1000 + u64::from(i)), remote, hello, at);
+            for a in drain(&mut core) {
+                if let Action::Close { conn, reason } = a {
+                    assert_eq!(reason, CloseReason::TooManyConnections);
+                    // Room making and the too-many trim: never one of ours.
+                    if conn.0 <= 6 {
+                        closed_ours += 1;
+                    }
                 }
             }
+            assert!(core.pool().inbound_count() <= most_inbound);
+            assert!(core.connection_count() <= 12);
+            core.check_invariants();
         }
-        assert!(core.pool().inbound_count() <= 6);
-        assert!(core.connection_count() <= 12);
-        core.check_invariants();
-    }
-    assert_eq!(closed_ours, 0, "an inbound newcomer never evicts an outbound connection");
-    for a in &ours {
         assert_eq!(
-            core.pool().connection(a).map(|c| c.direction),
-            Some(Direction::Outbound),
-            "{a} kept"
+            closed_ours, 0,
+            "an inbound newcomer never evicts an outbound connection"
         );
+        for a in &ours {
+            assert_eq!(
+                core.pool().connection(a).map(|c| c.direction),
+                Some(Direction::Outbound),
+                "{a} kept"
+            );
+        }
+        assert_eq!(core.pool().outbound_count(), 6);
+        let closed = core.stats().closed.trimmed;
+        match max_inbound {
+            // Reaching 12 (above max_threshold 11) trims back to max_target (10): inbound
+            // ones only, so every stranger got in, at the expense of another stranger.
+            None => assert!(closed >= 290, "{:?}", core.stats().closed),
+            // The budget stops strangers before the trim: room is made (at most once a
+            // second, only from connections past their grace), the rest refused.
+            Some(_) => {
+                let s = core.stats().admission;
+                assert!(s.made_room >= 4 && s.refused_full > 200, "{s:?}");
+            }
+        }
     }
-    // Reaching 12 (above max_threshold 11) trims back to max_target (10): inbound ones.
-    assert_eq!(core.pool().outbound_count(), 6);
-    assert!((4..=6).contains(&core.pool().inbound_count()));
-    // Every stranger got in at some point, always at the expense of another stranger.
-    assert!(core.stats().closed.trimmed >= 290, "{:?}", core.stats().closed);
 }
 
 #[test]
 fn a_trusted_peer_is_admitted_beyond_the_inbound_budget_and_never_evicted() {
-    let mut config = base();
+    let mut config = Config {
+        max_inbound: Some(6),
+        ..base()
+    };
     let trusted = SocketAddr::from(([172, 31, 0, 1], 9000));
     config.trusted_points = vec![trusted];
     let mut core = NodeCore::new(config, PeerId(1), 9);
@@ -574,7 +595,10 @@ fn a_trusted_peer_is_admitted_beyond_the_inbound_budget_and_never_evicted() {
 
 #[test]
 fn a_protected_peer_is_admitted_beyond_the_inbound_budget() {
-    let config = base();
+    let config = Config {
+        max_inbound: Some(6),
+        ..base()
+    };
     let mut core = node_with_outbound(config, 0);
     for i in 0..6u16 {
         let (remote, hello) = stranger(i);
