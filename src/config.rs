@@ -342,7 +342,11 @@ impl KindTargets {
             if t.cap.is_some_and(|c| c < t.floor) {
                 return Err(invalid(
                     kind_field(k, "cap"),
-                    format!("must be >= its floor ({} < {})", t.cap.unwrap_or(0), t.floor),
+                    format!(
+                        "must be >= its floor ({} < {})",
+                        t.cap.unwrap_or(0),
+                        t.floor
+                    ),
                 ));
             }
             if config.private_mode && k != Source::Trusted && t.floor > 0 {
@@ -366,7 +370,9 @@ impl KindTargets {
         if floors > out {
             return Err(invalid(
                 "targets",
-                format!("floors add up to {floors}, above the outbound budget max_outbound ({out})"),
+                format!(
+                    "floors add up to {floors}, above the outbound budget max_outbound ({out})"
+                ),
             ));
         }
         if self.trusted.floor > config.trusted_points.len() {
@@ -761,7 +767,10 @@ impl Config {
             if out > self.max_connections {
                 return Err(invalid(
                     "max_outbound",
-                    format!("must be <= max_connections ({out} > {})", self.max_connections),
+                    format!(
+                        "must be <= max_connections ({out} > {})",
+                        self.max_connections
+                    ),
                 ));
             }
             if out < bounds.min_target {
@@ -778,7 +787,10 @@ impl Config {
             if inb > self.max_connections {
                 return Err(invalid(
                     "max_inbound",
-                    format!("must be <= max_connections ({inb} > {})", self.max_connections),
+                    format!(
+                        "must be <= max_connections ({inb} > {})",
+                        self.max_connections
+                    ),
                 ));
             }
         }

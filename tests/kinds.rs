@@ -91,7 +91,10 @@ fn default_targets_are_the_kind_blind_planner() {
     );
     let dials = top_up_dials(&pool, &config, ms(0));
     let best: Vec<SocketAddr> = pool.candidates(false).take(6).collect();
-    assert_eq!(dials, best, "the best min_target candidates, whatever their kind");
+    assert_eq!(
+        dials, best,
+        "the best min_target candidates, whatever their kind"
+    );
 }
 
 #[test]
@@ -100,10 +103,7 @@ fn floors_are_dialed_first_even_when_worse_candidates() {
     config.targets.external.floor = 3;
     config.validate().unwrap();
     // Many peer-shared candidates, three external ones.
-    let pool = pool_with(
-        &config,
-        &[(Source::PeerSharing, 30), (Source::External, 3)],
-    );
+    let pool = pool_with(&config, &[(Source::PeerSharing, 30), (Source::External, 3)]);
     let dials = top_up_dials(&pool, &config, ms(0));
     assert_eq!(dials.len(), 6);
     assert_eq!(count_kind(&pool, &dials, Source::External), 3);
@@ -179,10 +179,7 @@ fn a_floor_is_dialed_for_while_in_range_within_the_outbound_budget() {
     let mut config = base();
     config.targets.external.floor = 2;
     config.validate().unwrap();
-    let mut pool = pool_with(
-        &config,
-        &[(Source::PeerSharing, 8), (Source::External, 4)],
-    );
+    let mut pool = pool_with(&config, &[(Source::PeerSharing, 8), (Source::External, 4)]);
     // In range with peer-shared connections only (6 = min_target, half inbound).
     connect(&mut pool, Source::PeerSharing, 3, Direction::Outbound, 0);
     for i in 4..=6u8 {
@@ -230,10 +227,7 @@ fn a_trim_cuts_the_kind_furthest_over_its_share_and_never_below_a_floor() {
     config.targets.peer_sharing.weight = 1;
     config.trusted_points = vec![pt(Source::Trusted, 1)];
     config.validate().unwrap();
-    let mut pool = pool_with(
-        &config,
-        &[(Source::PeerSharing, 9), (Source::External, 3)],
-    );
+    let mut pool = pool_with(&config, &[(Source::PeerSharing, 9), (Source::External, 3)]);
     // 13 connections: 1 trusted, 3 external, 9 peer-shared. Quotas of max_target (10):
     // external 2 + 4 = 6, peer-shared 4.
     connect(&mut pool, Source::Trusted, 1, Direction::Outbound, 0);
@@ -278,10 +272,7 @@ fn a_protected_peer_is_never_trimmed() {
         t.peer_sharing.weight = 1;
         t
     }] {
-        let config = Config {
-            targets,
-            ..base()
-        };
+        let config = Config { targets, ..base() };
         let mut pool = pool_with(&config, &[(Source::PeerSharing, 6)]);
         connect(&mut pool, Source::PeerSharing, 6, Direction::Inbound, 0);
         for i in 1..=3 {
@@ -321,7 +312,11 @@ fn targets_that_cannot_add_up_are_refused_naming_the_field() {
     let mut c = base();
     c.targets.external.floor = 7;
     c.targets.bootstrap.floor = 6;
-    assert_eq!(field_of(c.clone()), Some("targets"), "13 floors > 12 connections");
+    assert_eq!(
+        field_of(c.clone()),
+        Some("targets"),
+        "13 floors > 12 connections"
+    );
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("max_connections"), "{e}");
 
@@ -334,7 +329,11 @@ fn targets_that_cannot_add_up_are_refused_naming_the_field() {
 
     let mut c = base();
     c.targets.trusted.floor = 1;
-    assert_eq!(field_of(c), Some("targets.trusted.floor"), "no trusted point");
+    assert_eq!(
+        field_of(c),
+        Some("targets.trusted.floor"),
+        "no trusted point"
+    );
 
     let mut c = base();
     c.private_mode = true;
@@ -586,7 +585,12 @@ fn a_trusted_peer_is_admitted_beyond_the_inbound_budget_and_never_evicted() {
     // Strangers later: room is made among the strangers, never the trusted one.
     for i in 10..40u16 {
         let (remote, hello) = stranger(i);
-        let _ = core.handle_inbound(ConnId(300 + u64::from(i)), remote, hello, ms(20_000 + 1_000 * u64::from(i)));
+        let _ = core.handle_inbound(
+            ConnId(300 + u64::from(i)),
+            remote,
+            hello,
+            ms(20_000 + 1_000 * u64::from(i)),
+        );
         assert!(core.conn_at(&trusted).is_some(), "the trusted peer stays");
         drain(&mut core);
     }
@@ -681,7 +685,10 @@ fn a_private_node_refuses_strangers_and_shares_nothing() {
             .any(|a| matches!(a, Action::SendPoints { .. } | Action::AskForPoints { .. })),
         "{actions:?}"
     );
-    assert!(core.pool().get(&offered[0]).is_none(), "nothing learned from a peer");
+    assert!(
+        core.pool().get(&offered[0]).is_none(),
+        "nothing learned from a peer"
+    );
     assert_eq!(core.stats().sharing.answers, 0);
 }
 
@@ -730,7 +737,12 @@ fn a_full_private_node_refuses_without_points() {
             listen_port: 9000,
         };
         assert_eq!(
-            core.handle_inbound(ConnId(i as u64 + 1), SocketAddr::new(t.ip(), 50000), hello, ms(1)),
+            core.handle_inbound(
+                ConnId(i as u64 + 1),
+                SocketAddr::new(t.ip(), 50000),
+                hello,
+                ms(1)
+            ),
             Admission::Accept
         );
     }
@@ -739,7 +751,12 @@ fn a_full_private_node_refuses_without_points() {
         listen_port: 9000,
     };
     assert_eq!(
-        core.handle_inbound(ConnId(50), SocketAddr::new(trusted[12].ip(), 50000), hello, ms(2)),
+        core.handle_inbound(
+            ConnId(50),
+            SocketAddr::new(trusted[12].ip(), 50000),
+            hello,
+            ms(2)
+        ),
         Admission::Refuse {
             reason: RefuseReason::Full,
             points: vec![]

@@ -238,9 +238,7 @@ impl NodeCore {
                 return Reply::Verdict(self.handle_dial_result(point, result, at))
             }
             Input::Points { conn, points } => self.handle_points(conn, &points, at),
-            Input::SourcePoints { points, kind } => {
-                self.handle_source_points_of(kind, &points, at)
-            }
+            Input::SourcePoints { points, kind } => self.handle_source_points_of(kind, &points, at),
             Input::PointsAsked { conn } => self.handle_points_asked(conn, at),
             Input::Closed { conn } => self.handle_closed(conn, at),
             Input::Dropped { conn, reason } => self.handle_dropped(conn, reason, at),

@@ -26,7 +26,9 @@
 //! a new cycle; discovery keeps asking, on its own backoff, until the range is reached.
 
 use crate::config::{Config, RangeStatus};
-use crate::maintenance::plan::{floor_evictions, floors_dialable, floors_unmet, plan, top_up_dials};
+use crate::maintenance::plan::{
+    floor_evictions, floors_dialable, floors_unmet, plan, top_up_dials,
+};
 use crate::pool::{CloseReason, ConnId, Pool};
 use crate::Time;
 use rand::Rng;

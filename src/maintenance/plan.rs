@@ -1,25 +1,6 @@
 //! The pure planner: what to dial, what to close, whether to ask for points.
 //!
-//! # Kinds, targets and budgets
-//!
-//! Every connection has a kind, its point's best source
-//! ([`Sources::kind`](crate::pool::Sources::kind)), and [`KindTargets`] give each kind a
-//! floor, a weight and a cap. A top-up ([`top_up_dials`]) picks its dials in three
-//! passes over the candidates (best first, as the pool ranks them):
-//!
-//! 1. **floors**: for each kind below its floor (best kind first), its best candidates;
-//! 2. **shares**: candidates of kinds below their quota: floor plus their share by weight
-//!    of the rest of `min_target` ([`KindTargets::quotas`], largest remainder);
-//! 3. **spill**: any candidate whose kind is below its cap (a kind with no candidate left
-//!    gives its share to the others).
-//!
-//! Counts include both directions and the dials in flight. The outbound budget
-//! ([`Config::outbound_budget`]) caps every top-up; a floor is dialed for even while the
-//! count is in range. A trim ([`trim_for`]) cuts the kind furthest over its quota of
-//! `max_target` first (a kind above its cap before any other), never a kind at its floor,
-//! never a protected peer ([`Pool::is_protected`]: trusted, or a peer set's primary).
-//! With the default targets (no floor, no weight, no cap) both are exactly the
-//! kind-blind rules: best candidates first, and the group-spreading trim.
+//! See the [maintenance module](crate::maintenance) for kinds, targets and budgets.
 
 use crate::config::{Config, KindTargets, RangeStatus};
 use crate::pool::{netgroup, Connection, Direction, Pool, Source};
@@ -109,7 +90,7 @@ pub fn plan<R: Rng + ?Sized>(pool: &Pool, config: &Config, now: Time, rng: &mut 
 ///
 /// Never more than the outbound budget ([`Config::outbound_budget`]) of outbound
 /// connections and dials. With per-kind targets ([`KindTargets`]), floors first, then
-/// shares, then spill (see the [module docs](self)); a kind below its floor is dialed
+/// shares, then spill (see the [module docs](crate::maintenance)); a kind below its floor is dialed
 /// for even at or above `min_target` (below `max_target`).
 ///
 /// ```
@@ -285,7 +266,9 @@ pub fn floor_evictions<R: Rng + ?Sized>(
         config,
         n,
         young_after,
-        |a, c| (!out_full || c.direction == Direction::Outbound) && !short.contains(&pool.kind_of(a)),
+        |a, c| {
+            (!out_full || c.direction == Direction::Outbound) && !short.contains(&pool.kind_of(a))
+        },
         rng,
     )
 }

@@ -120,10 +120,9 @@ pub trait PointSource: Send + Sync + 'static {
     /// A short name for logs.
     fn name(&self) -> &str;
     /// The kind of the points it gives ([`KindTargets`](crate::config::KindTargets) count
-    /// connections by kind): [`Source::External`](crate::pool::Source::External) by
-    /// default (a ledger, DNS seeds, a file); a local-roots file may say
-    /// [`Source::Trusted`](crate::pool::Source::Trusted), a seed list
-    /// [`Source::Bootstrap`](crate::pool::Source::Bootstrap).
+    /// connections by kind): [`Source::External`] by default (a ledger, DNS seeds, a
+    /// file); a local-roots file may say [`Source::Trusted`], a seed list
+    /// [`Source::Bootstrap`].
     fn kind(&self) -> crate::pool::Source {
         crate::pool::Source::External
     }

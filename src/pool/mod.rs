@@ -347,7 +347,9 @@ impl Pool {
 
     /// The kind of `addr` ([`PointInfo::kind`]); incoming for an unknown point.
     pub fn kind_of(&self, addr: &SocketAddr) -> Source {
-        self.points.get(addr).map_or(Source::Incoming, PointInfo::kind)
+        self.points
+            .get(addr)
+            .map_or(Source::Incoming, PointInfo::kind)
     }
 
     /// Open connections and dials in flight by kind ([`Source::index`] order).
