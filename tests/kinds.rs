@@ -763,3 +763,44 @@ fn a_full_private_node_refuses_without_points() {
         }
     );
 }
+
+#[test]
+fn the_readme_example_of_targets_is_a_valid_config() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("```toml\nmin_connections = 8")
+        .expect("the example in the README");
+    let text = &readme[start + "```toml\n".len()..];
+    let text = &text[..text.find("```").unwrap()];
+    let c = Config::from_toml(text).unwrap();
+    assert_eq!(c.bounds().min_target, 16);
+    assert_eq!(c.targets.floor_sum(), 5);
+    // 16 - 5 = 11 shared 3 : 6 (largest remainder), peer-shared capped at 12.
+    let q = c.targets.quotas(16);
+    assert_eq!(q[Source::External.index()], 3 + 4);
+    assert_eq!(q[Source::PeerSharing.index()], 7);
+}
+
+#[test]
+fn room_is_made_for_a_floor_only_for_candidates_that_have_not_failed() {
+    use peerkeeper::maintenance::floor_evictions;
+    let mut config = base();
+    config.targets.external.floor = 1;
+    config.validate().unwrap();
+    let mut pool = pool_with(&config, &[(Source::PeerSharing, 6), (Source::External, 1)]);
+    connect(&mut pool, Source::PeerSharing, 6, Direction::Outbound, 0);
+    pool.advance(ms(0));
+    // The outbound budget (6) is spent on peer-shared peers: one makes room.
+    let mut rng = StdRng::seed_from_u64(1);
+    let cut = floor_evictions(&pool, &config, ms(0), &mut rng);
+    assert_eq!(cut.len(), 1);
+    assert_eq!(pool.kind_of(&cut[0]), Source::PeerSharing);
+    // The ledger relay fails once: after its backoff it is a candidate again, but no
+    // connection is given up for it.
+    let relay = pt(Source::External, 1);
+    assert!(pool.begin_dial(relay, ms(0)));
+    pool.end_dial(relay, true, ms(0), &mut rng);
+    pool.advance(ms(3_600_000));
+    assert!(pool.candidates(false).any(|a| a == relay));
+    assert!(floor_evictions(&pool, &config, ms(3_600_000), &mut rng).is_empty());
+}

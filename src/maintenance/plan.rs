@@ -231,8 +231,9 @@ fn has_floor_candidate(pool: &Pool, config: &Config, short: &[Source]) -> bool {
 /// dialed although the outbound budget is spent (or the count is at `max_target`): as
 /// many as the floors lack (at most `max_concurrent_dials`), chosen by [`trim_for`] among
 /// outbound connections (among all when only the total is at its bound) of kinds that are
-/// not short, never a protected one, never a kind down below its floor. Empty with the
-/// default targets. A floor is kept, not only reached: a node whose outbound connections
+/// not short, never a protected one, never a kind down below its floor; only for
+/// candidates that have not failed since they last worked. Empty with the default
+/// targets. A floor is kept, not only reached: a node whose outbound connections
 /// all came from peer sharing before its ledger answered makes room for its ledger peers.
 pub fn floor_evictions<R: Rng + ?Sized>(
     pool: &Pool,
@@ -254,12 +255,19 @@ pub fn floor_evictions<R: Rng + ?Sized>(
         .iter()
         .map(|k| config.targets.get(*k).floor - counts[k.index()])
         .sum();
-    // Only as many as there are candidates of the short kinds.
+    // Only as many as there are candidates of the short kinds that have not failed since
+    // they last worked: a connection is not given up for a dial likely to fail (a
+    // failing one is dialed when room comes by itself).
     let available = pool
         .candidates(config.private_mode)
-        .filter(|a| short.contains(&pool.kind_of(a)))
+        .filter(|a| {
+            short.contains(&pool.kind_of(a)) && pool.get(a).is_some_and(|p| p.failures == 0)
+        })
         .take(lacking)
         .count();
+    if available == 0 {
+        return Vec::new();
+    }
     let n = lacking.min(available).min(config.max_concurrent_dials);
     trim_for(
         pool,
