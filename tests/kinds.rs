@@ -804,3 +804,66 @@ fn room_is_made_for_a_floor_only_for_candidates_that_have_not_failed() {
     assert!(pool.candidates(false).any(|a| a == relay));
     assert!(floor_evictions(&pool, &config, ms(3_600_000), &mut rng).is_empty());
 }
+
+#[test]
+fn kinds_and_hooks_are_trace_inputs_and_old_traces_still_read() {
+    use peerkeeper::core::Input;
+    let p = pt(Source::External, 1);
+    for input in [
+        Input::SourcePoints {
+            points: vec![p],
+            kind: Source::Trusted,
+        },
+        Input::SetProtected {
+            points: vec![p],
+            on: true,
+        },
+        Input::SetAdmitted {
+            points: vec![p],
+            on: false,
+        },
+    ] {
+        let line = serde_json::to_string(&input).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Input>(&line).unwrap(),
+            input,
+            "{line}"
+        );
+    }
+    // A trace written before kinds: a source's points are external.
+    let old = r#"{"input":"source_points","points":["10.3.0.1:9000"]}"#;
+    assert_eq!(
+        serde_json::from_str::<Input>(old).unwrap(),
+        Input::SourcePoints {
+            points: vec![p],
+            kind: Source::External
+        }
+    );
+    // And an external source's line is written as before.
+    assert_eq!(
+        serde_json::to_string(&Input::SourcePoints {
+            points: vec![p],
+            kind: Source::External
+        })
+        .unwrap(),
+        old
+    );
+    // Replayed, the hooks act.
+    let mut core = NodeCore::new(base(), PeerId(1), 1);
+    core.apply(
+        ms(0),
+        Input::SetProtected {
+            points: vec![p],
+            on: true,
+        },
+    );
+    assert!(core.pool().is_protected(&p));
+    core.apply(
+        ms(0),
+        Input::SourcePoints {
+            points: vec![p],
+            kind: Source::Bootstrap,
+        },
+    );
+    assert_eq!(core.pool().kind_of(&p), Source::Bootstrap);
+}

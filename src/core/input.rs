@@ -30,6 +30,20 @@ pub enum Input {
         /// Their source.
         source: Source,
     },
+    /// [`NodeCore::set_protected`].
+    SetProtected {
+        /// The points.
+        points: Vec<SocketAddr>,
+        /// Protected, or no longer.
+        on: bool,
+    },
+    /// [`NodeCore::set_admitted`].
+    SetAdmitted {
+        /// The points.
+        points: Vec<SocketAddr>,
+        /// Admitted, or no longer.
+        on: bool,
+    },
     /// [`NodeCore::add_own_point`].
     AddOwnPoint {
         /// Our point.
@@ -224,6 +238,12 @@ impl NodeCore {
                 self.add_points(&points, source, at);
             }
             Input::AddOwnPoint { point } => self.add_own_point(point),
+            Input::SetProtected { points, on } => {
+                self.set_protected(&points, on);
+            }
+            Input::SetAdmitted { points, on } => {
+                self.set_admitted(&points, on);
+            }
             Input::Start => self.start(at),
             Input::Maintain => return Reply::Ticket(self.maintain(at)),
             Input::SetTrigger { kind, enabled } => self.set_trigger(kind, enabled),
