@@ -867,3 +867,23 @@ fn kinds_and_hooks_are_trace_inputs_and_old_traces_still_read() {
     );
     assert_eq!(core.pool().kind_of(&p), Source::Bootstrap);
 }
+
+#[test]
+fn a_top_up_for_a_floor_dials_nothing_else_past_min_target() {
+    let mut config = base();
+    config.targets.external.floor = 3;
+    config.validate().unwrap();
+    // 5 connections (min_target 6): one more is needed; the floor lacks 3 but has a
+    // single candidate: 1 external dial, and no peer-shared one past min_target.
+    let mut pool = pool_with(&config, &[(Source::PeerSharing, 12), (Source::External, 1)]);
+    connect(&mut pool, Source::PeerSharing, 5, Direction::Outbound, 0);
+    pool.advance(ms(0));
+    let dials = top_up_dials(&pool, &config, ms(0));
+    assert_eq!(dials, vec![pt(Source::External, 1)]);
+    // Without the external candidate, the one dial min_target needs is peer-shared.
+    let mut pool = pool_with(&config, &[(Source::PeerSharing, 12)]);
+    connect(&mut pool, Source::PeerSharing, 5, Direction::Outbound, 0);
+    pool.advance(ms(0));
+    let dials = top_up_dials(&pool, &config, ms(0));
+    assert_eq!(dials.len(), 1);
+}

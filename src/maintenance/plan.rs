@@ -161,13 +161,15 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
         counts[k.index()] += picked.len();
         out.extend(picked);
     }
+    // Beyond the floors, no further than min_target.
+    let limit = need.max(out.len()).min(slots);
     // 2. Shares (quotas already hold the floors and the caps), then 3. spill.
     for spill in [false, true] {
-        if out.len() >= slots || (!spill && targets.weight_sum() == 0) {
+        if out.len() >= limit || (!spill && targets.weight_sum() == 0) {
             continue;
         }
         for a in pool.candidates(private) {
-            if out.len() >= slots {
+            if out.len() >= limit {
                 break;
             }
             let k = pool.kind_of(&a);
@@ -177,10 +179,6 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
                 out.push(a);
             }
         }
-    }
-    // The floors' dials are all this step may start once min_target is reached.
-    if need == 0 {
-        out.truncate(floor_need.min(slots));
     }
     out
 }
