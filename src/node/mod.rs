@@ -13,6 +13,11 @@
 //!
 //! Every task is tracked and stops when the node stops, on [`Node::shutdown`], when the
 //! node is dropped, or when the cancellation token given at start is cancelled.
+//!
+//! Points from elsewhere than peer sharing come through [`PointSource`]s, polled in every
+//! discovery round; each reports the kind of its points ([`PointSource::kind`], external
+//! by default), which per-kind targets count. [`ledger::LedgerSource`] is one: the relays
+//! of a stake distribution's largest pools.
 
 mod actor;
 mod conn;
