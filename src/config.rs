@@ -7,6 +7,13 @@
 //! `max_threshold = max - t`. The triggers fire at exactly the thresholds the
 //! worker acts on (octez fires too-few below `min` but acts below `min_threshold`).
 //!
+//! Connections have a **kind** (where their point was learned: trusted, bootstrap,
+//! external, peer-shared, incoming; see [`Source::rank`](crate::pool::Source::rank)) and
+//! [`KindTargets`] give each kind a floor, a weight and a cap; two budgets split
+//! `max_connections` between the connections we dial (`max_outbound`) and the ones
+//! that dial us (`max_inbound`), so that inbound strangers never crowd out the peers we
+//! chose ([`Config::outbound_budget`], [`Config::inbound_budget`]).
+//!
 //! Unknown keys are rejected, and [`Config::validate`] names the field and the rule
 //! broken, so a typo or a bad value stops a node before it touches anything.
 
@@ -185,6 +192,247 @@ impl Default for DiscoveryConfig {
     }
 }
 
+/// The target of one kind of connection (see [`KindTargets`]).
+///
+/// ```
+/// use peerkeeper::config::KindTarget;
+/// let t: KindTarget = toml::from_str("floor = 2\nweight = 3\ncap = 10").unwrap();
+/// assert_eq!((t.floor, t.weight, t.cap), (2, 3, Some(10)));
+/// assert_eq!(KindTarget::default(), KindTarget { floor: 0, weight: 0, cap: None });
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KindTarget {
+    /// Connections of this kind that must be kept: dialed first (even while the count is in
+    /// range, within the outbound budget), never trimmed below.
+    pub floor: usize,
+    /// This kind's share of the rest (the top-up's goal minus every floor), relative to the
+    /// other kinds' weights. 0: no share, the kind is dialed only when no kind with a share
+    /// under it has a candidate left (spill). All weights 0 (the default): no preference,
+    /// the rest is filled best candidate first, whatever its kind.
+    pub weight: u32,
+    /// Most connections of this kind the planner dials to (counting both directions); a
+    /// trim cuts a kind above its cap first. Absent: no cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<usize>,
+}
+
+/// Targets per kind of connection, in the spirit of Amaru's peer source mix (floors,
+/// weights) and the Cardano governor's per-kind targets. A connection's kind is its
+/// point's best source ([`Source::rank`](crate::pool::Source::rank): trusted > bootstrap >
+/// external > peer-shared > incoming).
+///
+/// The planner ([`crate::maintenance::top_up_dials`]) fills the floors first, then the
+/// rest by weight (largest remainder, a kind without candidates spills its share to the
+/// others), never above a cap; a trim ([`crate::maintenance::trim`]) cuts the kind
+/// furthest over its share first, never below its floor, never a trusted or protected
+/// peer. The default (no floor, no weight, no cap) is today's planner exactly: best
+/// candidates first, whatever their kind.
+///
+/// ```
+/// use peerkeeper::Config;
+/// let c = Config::from_toml(r#"
+///     min_connections = 4
+///     expected_connections = 10
+///     max_connections = 16
+///     [targets.external]   # a ledger's relays, a DNS seed
+///     floor = 2
+///     weight = 2
+///     [targets.peer_sharing]
+///     weight = 1
+///     cap = 6
+/// "#).unwrap();
+/// assert_eq!(c.targets.external.floor, 2);
+/// assert_eq!(c.targets.floor_sum(), 2);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KindTargets {
+    /// Trusted points (local roots): `trusted_points`. Never trimmed whatever the targets.
+    pub trusted: KindTarget,
+    /// Bootstrap points (`--peer`, the builder's `bootstrap`).
+    pub bootstrap: KindTarget,
+    /// Points from the node's own sources ([`crate::node::PointSource`]: a ledger, DNS
+    /// seeds, a file) that report [`Source::External`](crate::pool::Source::External).
+    pub external: KindTarget,
+    /// Points other peers told us of (peer sharing, refusals, farewells).
+    pub peer_sharing: KindTarget,
+    /// Points of peers that dialed us (their listening points), known no other way.
+    pub incoming: KindTarget,
+}
+
+impl KindTargets {
+    /// The target of `kind`.
+    pub fn get(&self, kind: crate::pool::Source) -> &KindTarget {
+        use crate::pool::Source;
+        match kind {
+            Source::Trusted => &self.trusted,
+            Source::Bootstrap => &self.bootstrap,
+            Source::External => &self.external,
+            Source::PeerSharing => &self.peer_sharing,
+            Source::Incoming => &self.incoming,
+        }
+    }
+
+    /// Whether the targets express no preference (the default): no floor, no weight, no cap.
+    pub fn is_neutral(&self) -> bool {
+        *self == KindTargets::default()
+    }
+
+    /// The sum of the floors.
+    pub fn floor_sum(&self) -> usize {
+        crate::pool::Source::ALL
+            .iter()
+            .map(|k| self.get(*k).floor)
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// The sum of the weights.
+    pub fn weight_sum(&self) -> u64 {
+        crate::pool::Source::ALL
+            .iter()
+            .map(|k| u64::from(self.get(*k).weight))
+            .sum()
+    }
+
+    /// Each kind's quota of `total` connections ([`Source::ALL`](crate::pool::Source::ALL)
+    /// order): its floor, plus its share by weight of what is left after every floor
+    /// (largest remainder, ties to the better kind), never above its cap. With no weight,
+    /// the floors.
+    pub fn quotas(&self, total: usize) -> [usize; 5] {
+        use crate::pool::Source;
+        let mut q = [0usize; 5];
+        for (i, k) in Source::ALL.iter().enumerate() {
+            q[i] = self.get(*k).floor;
+        }
+        let rest = total.saturating_sub(self.floor_sum()) as u64;
+        let w = self.weight_sum();
+        if w > 0 && rest > 0 {
+            let mut rems = [(0u64, 0usize); 5];
+            let mut given = 0u64;
+            for (i, k) in Source::ALL.iter().enumerate() {
+                let x = rest * u64::from(self.get(*k).weight);
+                q[i] += (x / w) as usize;
+                given += x / w;
+                rems[i] = (x % w, i);
+            }
+            // Largest remainder first; among equal remainders, the better kind.
+            let mut order: Vec<(u64, usize)> = rems
+                .iter()
+                .copied()
+                .filter(|(_, i)| self.get(Source::ALL[*i]).weight > 0)
+                .collect();
+            order.sort_by_key(|(r, i)| (std::cmp::Reverse(*r), Source::ALL[*i].rank()));
+            for (_, i) in order.into_iter().take((rest - given) as usize) {
+                q[i] += 1;
+            }
+        }
+        for (i, k) in Source::ALL.iter().enumerate() {
+            if let Some(cap) = self.get(*k).cap {
+                q[i] = q[i].min(cap);
+            }
+        }
+        q
+    }
+
+    fn validate(&self, config: &Config) -> Result<(), ConfigError> {
+        use crate::pool::Source;
+        for k in Source::ALL {
+            let t = self.get(k);
+            if t.cap.is_some_and(|c| c < t.floor) {
+                return Err(invalid(
+                    kind_field(k, "cap"),
+                    format!(
+                        "must be >= its floor ({} < {})",
+                        t.cap.unwrap_or(0),
+                        t.floor
+                    ),
+                ));
+            }
+            if config.private_mode && k != Source::Trusted && t.floor > 0 {
+                return Err(invalid(
+                    kind_field(k, "floor"),
+                    "must be 0 in private mode (only trusted points are dialed)",
+                ));
+            }
+        }
+        let floors = self.floor_sum();
+        if floors > config.max_connections {
+            return Err(invalid(
+                "targets",
+                format!(
+                    "floors add up to {floors}, above max_connections ({})",
+                    config.max_connections
+                ),
+            ));
+        }
+        let out = config.outbound_budget();
+        if floors > out {
+            return Err(invalid(
+                "targets",
+                format!(
+                    "floors add up to {floors}, above the outbound budget max_outbound ({out})"
+                ),
+            ));
+        }
+        if self.trusted.floor > config.trusted_points.len() {
+            return Err(invalid(
+                "targets.trusted.floor",
+                format!(
+                    "must be <= the number of trusted_points ({} > {})",
+                    self.trusted.floor,
+                    config.trusted_points.len()
+                ),
+            ));
+        }
+        // Every kind capped: the caps must leave room for what a top-up dials.
+        let caps: Option<usize> = Source::ALL
+            .iter()
+            .map(|k| self.get(*k).cap)
+            .try_fold(0usize, |acc, c| c.map(|c| acc.saturating_add(c)));
+        let goal = config.bounds().min_target;
+        if let Some(caps) = caps {
+            if caps < goal {
+                return Err(invalid(
+                    "targets",
+                    format!(
+                        "every kind is capped and the caps add up to {caps}, below min_target ({goal}): top-ups could never reach it"
+                    ),
+                ));
+            }
+        }
+        // Weights given, but every weighted kind capped at its floor: nothing to share.
+        if self.weight_sum() > 0
+            && Source::ALL.iter().all(|k| {
+                let t = self.get(*k);
+                t.weight == 0 || t.cap == Some(t.floor)
+            })
+        {
+            return Err(invalid(
+                "targets",
+                "every kind with a weight is capped at its floor: the weights share nothing",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn kind_field(kind: crate::pool::Source, what: &str) -> &'static str {
+    use crate::pool::Source;
+    match (kind, what) {
+        (Source::Trusted, "cap") => "targets.trusted.cap",
+        (Source::Bootstrap, "cap") => "targets.bootstrap.cap",
+        (Source::External, "cap") => "targets.external.cap",
+        (Source::PeerSharing, "cap") => "targets.peer_sharing.cap",
+        (Source::Incoming, "cap") => "targets.incoming.cap",
+        (Source::Trusted, _) => "targets.trusted.floor",
+        (Source::Bootstrap, _) => "targets.bootstrap.floor",
+        (Source::External, _) => "targets.external.floor",
+        (Source::PeerSharing, _) => "targets.peer_sharing.floor",
+        (Source::Incoming, _) => "targets.incoming.floor",
+    }
+}
+
 /// Which connection-maintenance policy a node runs. Both run inside the same node core, so
 /// the simulator's `--compare` compares policies in one program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -288,6 +536,22 @@ pub struct Config {
     pub greylist_duration: Duration,
     /// Peer sharing.
     pub discovery: DiscoveryConfig,
+    /// Targets per kind of connection (floors, weights, caps). The default expresses no
+    /// preference: the planner dials the best candidates whatever their kind.
+    pub targets: KindTargets,
+    /// Most connections we dial (outbound), trusted ones included. Absent: `min_target`
+    /// (what a top-up dials to), raised to the sum of the floors. See
+    /// [`Config::outbound_budget`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_outbound: Option<usize>,
+    /// Most connections that dialed us (inbound); trusted and protected peers are admitted
+    /// beyond it (within `max_connections`), and past it a newcomer gets a place only by
+    /// taking an older inbound one's. Absent: `max_connections` (inbound connections may
+    /// take every slot the outbound ones leave). Set it (Bitcoin Core: 125 - 11, geth: two
+    /// thirds) to keep room free for the peers this node dials. See
+    /// [`Config::inbound_budget`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_inbound: Option<usize>,
 }
 
 impl Default for Config {
@@ -313,6 +577,9 @@ impl Default for Config {
             disconnection_delay: Duration::from_secs(30),
             greylist_duration: Duration::from_secs(900),
             discovery: DiscoveryConfig::default(),
+            targets: KindTargets::default(),
+            max_outbound: None,
+            max_inbound: None,
         }
     }
 }
@@ -325,6 +592,41 @@ impl Config {
             self.expected_connections,
             self.max_connections,
         )
+    }
+
+    /// The outbound budget: most connections we dial. `max_outbound` when set; otherwise
+    /// `min_target` (the top-up's goal, so the budget never stops a top-up) raised to the
+    /// sum of the floors, at most `max_connections`.
+    ///
+    /// ```
+    /// use peerkeeper::Config;
+    /// let c = Config::default(); // 10 / 50 / 100: min_target 36
+    /// assert_eq!((c.outbound_budget(), c.inbound_budget()), (36, 100));
+    /// let c = Config { max_outbound: Some(40), max_inbound: Some(85), ..Config::default() };
+    /// assert_eq!((c.outbound_budget(), c.inbound_budget()), (40, 85));
+    /// ```
+    pub fn outbound_budget(&self) -> usize {
+        self.max_outbound.unwrap_or_else(|| {
+            self.bounds()
+                .min_target
+                .max(self.targets.floor_sum())
+                .min(self.max_connections)
+        })
+    }
+
+    /// The inbound budget: most connections that dialed us (trusted and protected peers
+    /// excepted). `max_inbound` when set; otherwise `max_connections`.
+    ///
+    /// Why not less by default: the simulator's NAT-heavy network (half the nodes
+    /// unreachable, so the other half carries every connection inbound) and a network
+    /// whose every node is full when late joiners arrive both need public nodes to take
+    /// inbound connections in every free slot; reserving `min_target` slots for outbound
+    /// connections left nodes short there. What protects the peers a node chose, whatever
+    /// the budget: an inbound newcomer only ever takes an older *inbound* connection's
+    /// place, and a trim cuts inbound connections before any outbound one (never a
+    /// trusted or protected one).
+    pub fn inbound_budget(&self) -> usize {
+        self.max_inbound.unwrap_or(self.max_connections)
     }
 
     /// Parses TOML and validates it.
@@ -460,6 +762,39 @@ impl Config {
                 format!("must be <= {}", crate::MAX_POINTS_PER_MESSAGE),
             ));
         }
+        let bounds = self.bounds();
+        if let Some(out) = self.max_outbound {
+            if out > self.max_connections {
+                return Err(invalid(
+                    "max_outbound",
+                    format!(
+                        "must be <= max_connections ({out} > {})",
+                        self.max_connections
+                    ),
+                ));
+            }
+            if out < bounds.min_target {
+                return Err(invalid(
+                    "max_outbound",
+                    format!(
+                        "must be >= min_target ({out} < {}; a top-up dials up to min_target: lower expected_connections or raise max_outbound)",
+                        bounds.min_target
+                    ),
+                ));
+            }
+        }
+        if let Some(inb) = self.max_inbound {
+            if inb > self.max_connections {
+                return Err(invalid(
+                    "max_inbound",
+                    format!(
+                        "must be <= max_connections ({inb} > {})",
+                        self.max_connections
+                    ),
+                ));
+            }
+        }
+        self.targets.validate(self)?;
         Ok(())
     }
 }

@@ -55,7 +55,8 @@ pub mod trigger;
 pub mod wire;
 
 pub use config::{
-    BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, Policy, RangeStatus,
+    BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, KindTarget, KindTargets, Policy,
+    RangeStatus,
 };
 pub use core::NodeCore;
 pub use maintenance::CycleReport;

@@ -34,6 +34,16 @@ fn tight() -> Config {
     }
 }
 
+/// [`tight`] where inbound connections may fill every slot (`max_inbound = max_connections`;
+/// the default inbound budget keeps room for the outbound ones): the room-making tests
+/// fill a node with inbound connections.
+fn all_inbound() -> Config {
+    Config {
+        max_inbound: Some(6),
+        ..tight()
+    }
+}
+
 fn drain(core: &mut NodeCore) -> Vec<Action> {
     std::iter::from_fn(|| core.poll_action()).collect()
 }
@@ -81,7 +91,7 @@ fn refused_points(a: Admission) -> Vec<SocketAddr> {
 
 #[test]
 fn a_full_node_makes_room_for_a_newcomer_sending_the_leaver_points_first() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 7);
+    let mut core = NodeCore::new(all_inbound(), PeerId(1), 7);
     core.start(ms(0));
     fill_inbound(&mut core, 6, ms(0));
     assert_eq!(core.connection_count(), 6);
@@ -119,7 +129,7 @@ fn a_full_node_makes_room_for_a_newcomer_sending_the_leaver_points_first() {
 
 #[test]
 fn room_is_made_at_most_once_per_interval_and_never_from_young_connections() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 7);
+    let mut core = NodeCore::new(all_inbound(), PeerId(1), 7);
     core.start(ms(0));
     fill_inbound(&mut core, 6, ms(0));
     // Within the grace period every connection is young: refused, with points.
@@ -202,7 +212,7 @@ fn room_is_never_taken_from_outbound_or_trusted_peers() {
 
 #[test]
 fn without_room_making_a_full_node_refuses_with_the_refused_dialers_points() {
-    let mut config = tight();
+    let mut config = all_inbound();
     config.make_room_interval = None;
     let mut core = NodeCore::new(config, PeerId(1), 7);
     core.start(ms(0));

@@ -415,6 +415,15 @@ async fn a_scrape_over_tcp_matches_the_node() {
         ),
         6.0
     );
+    // The budgets by direction (the defaults: min_target, and max_connections).
+    assert_eq!(
+        s.get("peerkeeper_connection_bounds", &[("bound", "max_outbound")]),
+        b.min_target as f64
+    );
+    assert_eq!(
+        s.get("peerkeeper_connection_bounds", &[("bound", "max_inbound")]),
+        6.0
+    );
     // Every family is there, typed, named by the conventions.
     for (family, t) in [
         ("peerkeeper_connections", "gauge"),

@@ -540,10 +540,10 @@ proptest! {
     }
 
     /// A trim never picks a trusted connection nor one twice, picks exactly as many as
-    /// asked (or every untrusted one), takes a connection from an address group only
-    /// while that group is among the largest, and within a group takes inbound
-    /// connections opened at or before `young_after` first, then younger inbound ones,
-    /// then outbound ones.
+    /// asked (or every untrusted one), takes inbound connections before any outbound one,
+    /// within a direction takes a connection from an address group only while that group
+    /// is among the largest, and within a group takes inbound connections opened at or
+    /// before `young_after` first, then younger inbound ones, then outbound ones.
     #[test]
     fn trim_spares_trusted_and_orders_within_a_group(
         s in scenario(),
@@ -573,23 +573,37 @@ proptest! {
             prop_assert!(pool.connection(a).is_some(), "{} is not connected", a);
             prop_assert!(!pool.is_trusted(a), "{} is trusted", a);
         }
-        let mut remaining: BTreeMap<u64, usize> = BTreeMap::new();
-        for (a, _) in &untrusted {
-            if !set.contains(a) {
-                *remaining.entry(netgroup(a)).or_default() += 1;
-            } else {
-                remaining.entry(netgroup(a)).or_default();
+        // Inbound connections go before any outbound one; within a direction, a
+        // connection is taken from a group only while that group is among the largest.
+        let outbound_picked = untrusted.iter().any(|(a, c)| *c == 2 && set.contains(a));
+        if outbound_picked {
+            for (a, c) in &untrusted {
+                prop_assert!(*c == 2 || set.contains(a), "outbound taken before inbound {}", a);
             }
         }
-        let largest = remaining.values().copied().max().unwrap_or(0);
+        let dir = |class: u8| u8::from(class == 2);
+        let mut remaining: BTreeMap<(u8, u64), usize> = BTreeMap::new();
+        for (a, class) in &untrusted {
+            let e = remaining.entry((dir(*class), netgroup(a))).or_default();
+            if !set.contains(a) {
+                *e += 1;
+            }
+        }
         for (a, class) in &untrusted {
             if !set.contains(a) {
                 continue;
             }
+            let d = dir(*class);
             let g = netgroup(a);
+            let largest = remaining
+                .iter()
+                .filter(|((dd, _), _)| *dd == d)
+                .map(|(_, n)| *n)
+                .max()
+                .unwrap_or(0);
             // When it lost this one, its group was at least as large as any other now.
-            prop_assert!(remaining[&g] + 1 >= largest,
-                "{} taken from a group of {} while another keeps {}", a, remaining[&g] + 1, largest);
+            prop_assert!(remaining[&(d, g)] + 1 >= largest,
+                "{} taken from a group of {} while another keeps {}", a, remaining[&(d, g)] + 1, largest);
             for (b, other) in &untrusted {
                 if netgroup(b) == g && other < class {
                     prop_assert!(set.contains(b), "{} (class {}) taken before {} (class {})", a, class, b, other);

@@ -30,6 +30,20 @@ pub enum Input {
         /// Their source.
         source: Source,
     },
+    /// [`NodeCore::set_protected`].
+    SetProtected {
+        /// The points.
+        points: Vec<SocketAddr>,
+        /// Protected, or no longer.
+        on: bool,
+    },
+    /// [`NodeCore::set_admitted`].
+    SetAdmitted {
+        /// The points.
+        points: Vec<SocketAddr>,
+        /// Admitted, or no longer.
+        on: bool,
+    },
     /// [`NodeCore::add_own_point`].
     AddOwnPoint {
         /// Our point.
@@ -76,10 +90,13 @@ pub enum Input {
         /// The points.
         points: Vec<SocketAddr>,
     },
-    /// [`NodeCore::handle_source_points`].
+    /// [`NodeCore::handle_source_points_of`].
     SourcePoints {
         /// The points.
         points: Vec<SocketAddr>,
+        /// The kind the source reported (absent: external).
+        #[serde(default = "external", skip_serializing_if = "is_external")]
+        kind: Source,
     },
     /// [`NodeCore::handle_points_asked`].
     PointsAsked {
@@ -221,6 +238,12 @@ impl NodeCore {
                 self.add_points(&points, source, at);
             }
             Input::AddOwnPoint { point } => self.add_own_point(point),
+            Input::SetProtected { points, on } => {
+                self.set_protected(&points, on);
+            }
+            Input::SetAdmitted { points, on } => {
+                self.set_admitted(&points, on);
+            }
             Input::Start => self.start(at),
             Input::Maintain => return Reply::Ticket(self.maintain(at)),
             Input::SetTrigger { kind, enabled } => self.set_trigger(kind, enabled),
@@ -235,7 +258,7 @@ impl NodeCore {
                 return Reply::Verdict(self.handle_dial_result(point, result, at))
             }
             Input::Points { conn, points } => self.handle_points(conn, &points, at),
-            Input::SourcePoints { points } => self.handle_source_points(&points, at),
+            Input::SourcePoints { points, kind } => self.handle_source_points_of(kind, &points, at),
             Input::PointsAsked { conn } => self.handle_points_asked(conn, at),
             Input::Closed { conn } => self.handle_closed(conn, at),
             Input::Dropped { conn, reason } => self.handle_dropped(conn, reason, at),
@@ -246,4 +269,12 @@ impl NodeCore {
         }
         Reply::None
     }
+}
+
+fn external() -> Source {
+    Source::External
+}
+
+fn is_external(k: &Source) -> bool {
+    *k == Source::External
 }

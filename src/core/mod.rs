@@ -71,7 +71,7 @@ use crate::config::{Bounds, Config, Policy};
 use crate::discovery::DiscoveryState;
 use crate::maintenance::octez::{octez_config, octez_trigger, OctezModel, OCTEZ_SWAP_LINGER};
 use crate::maintenance::{
-    self, trim_where, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
+    self, trim_for, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
 };
 use crate::pool::{
     Added, CloseReason, ConnId, Direction, PeerId, PointInfo, PointState, Pool, Refused, Source,
@@ -782,7 +782,7 @@ impl NodeCore {
             self.stats.admission.refused_greylisted += 1;
             return refuse(RefuseReason::Greylisted);
         }
-        if self.config.private_mode && !self.pool.is_trusted(&point) {
+        if self.config.private_mode && !self.pool.is_admitted(&point) {
             self.stats.admission.refused_private += 1;
             return refuse(RefuseReason::PrivateMode);
         }
@@ -808,7 +808,14 @@ impl NodeCore {
         let full = match self.config.policy {
             // octez's older rule: one random extra slot; the too-many trigger trims back.
             Policy::Octez => active >= self.config.max_connections + self.rng.gen_range(0..2),
-            Policy::Peerkeeper => active >= self.config.max_connections && !self.make_room(now),
+            // The inbound budget keeps the outbound room free: a stranger past it gets a
+            // place only by taking another inbound one's (protected peers are let in
+            // beyond it).
+            Policy::Peerkeeper => {
+                let over_inbound = !self.pool.is_protected(&point)
+                    && self.pool.inbound_count() >= self.config.inbound_budget();
+                (active >= self.config.max_connections || over_inbound) && !self.make_room(now)
+            }
         };
         if full {
             self.stats.admission.refused_full += 1;
@@ -1056,17 +1063,58 @@ impl NodeCore {
             }
             meta.last_unsolicited = Some(now);
         }
+        if self.config.private_mode {
+            // A private node learns nothing from the network.
+            return;
+        }
         let sender = meta.point;
         self.intake(points, Source::PeerSharing, Some(sender), now);
         self.settle(now);
     }
 
-    /// Points from one of the node's own sources ([`Action::PollSources`]).
+    /// Points from one of the node's own sources ([`Action::PollSources`]), of kind
+    /// [`Source::External`].
     pub fn handle_source_points(&mut self, points: &[SocketAddr], now: Time) {
+        self.handle_source_points_of(Source::External, points, now);
+    }
+
+    /// Points from one of the node's own sources, of the kind the source reports
+    /// ([`PointSource::kind`](crate::node::PointSource::kind)): external for a ledger or
+    /// DNS seeds, trusted for a local-roots file, bootstrap for a seed list. Trusted and
+    /// bootstrap points are the operator's (see [`add_points`](Self::add_points)); a source
+    /// cannot claim [`Source::Incoming`] (taken as external).
+    pub fn handle_source_points_of(&mut self, kind: Source, points: &[SocketAddr], now: Time) {
         if self.stopped {
             return;
         }
-        self.add_points(points, Source::External, now);
+        let kind = match kind {
+            Source::Incoming => Source::External,
+            k => k,
+        };
+        self.add_points(points, kind, now);
+    }
+
+    // ----- hooks for peer sets -----------------------------------------------------------
+
+    /// Protects (or stops protecting) these points: a protected connection is never
+    /// trimmed, never closed to make room, and a protected peer is admitted inbound beyond
+    /// `max_inbound` ([`Pool::protect`]). The hook a peer-set module feeds with its
+    /// primaries. Returns how many points could not be protected (the set is bounded).
+    pub fn set_protected(&mut self, points: &[SocketAddr], on: bool) -> usize {
+        points
+            .iter()
+            .filter(|p| !self.pool.protect(canonical(**p), on))
+            .count()
+    }
+
+    /// Admits (or stops admitting) these points in private mode besides the trusted ones
+    /// ([`Pool::admit`]): the hook a peer-set module feeds with its tracked peers. Returns
+    /// how many could not be admitted (the set is bounded).
+    pub fn set_admitted(&mut self, points: &[SocketAddr], on: bool) -> usize {
+        points
+            .iter()
+            .filter(|p| !self.pool.admit(canonical(**p), on))
+            .count()
     }
 
     /// A peer asks for points: answered with a sample (see the module docs) filtered by
@@ -1394,8 +1442,11 @@ impl NodeCore {
             return false;
         }
         let grace = self.config.newcomer_grace;
-        let victim = trim_where(
+        // Only an inbound connection, never a protected one (trim_for skips those): an
+        // inbound newcomer never takes the place of a peer we chose.
+        let victim = trim_for(
             &self.pool,
+            &self.config,
             1,
             now - grace,
             |_, c| c.direction == Direction::Inbound && c.since + grace <= now,

@@ -618,6 +618,20 @@ impl Replay {
                 list(points)
             ),
             Input::AddOwnPoint { point } => format!("our own point is {point}"),
+            Input::SetProtected { points, on } => format!(
+                "{} {} point{}: {}",
+                if *on { "protect" } else { "stop protecting" },
+                points.len(),
+                plural(points.len()),
+                list(points)
+            ),
+            Input::SetAdmitted { points, on } => format!(
+                "{} {} point{} in private mode: {}",
+                if *on { "admit" } else { "stop admitting" },
+                points.len(),
+                plural(points.len()),
+                list(points)
+            ),
             Input::Start => "start".into(),
             Input::Maintain => "maintain() called".into(),
             Input::SetTrigger { kind, enabled } => {
@@ -652,7 +666,7 @@ impl Replay {
                 if points.is_empty() { "" } else { ": " },
                 list(points)
             ),
-            Input::SourcePoints { points } => format!(
+            Input::SourcePoints { points, .. } => format!(
                 "the point sources gave {} point{}",
                 points.len(),
                 plural(points.len())
@@ -748,6 +762,11 @@ impl Replay {
                 match a {
                     Admission::Accept => {
                         let why = match made_room {
+                            Some(c) if s.connections_before < config.max_connections => format!(
+                                "at max_inbound {}: made room by closing {}",
+                                config.inbound_budget(),
+                                self.conn_text(c)
+                            ),
                             Some(c) => format!(
                                 "at max_connections {}: made room by closing {}",
                                 config.max_connections,
@@ -783,7 +802,7 @@ impl Replay {
                                         .filter(|(a, c)| {
                                             c.direction == Direction::Inbound
                                                 && c.since + grace <= at
-                                                && !core.pool().is_trusted(a)
+                                                && !core.pool().is_protected(a)
                                         })
                                         .count();
                                     let no_room = match (config.make_room_interval, self.last_room) {
@@ -799,10 +818,19 @@ impl Replay {
                                         ),
                                         _ => "none to close".into(),
                                     };
+                                    let at_cap = if s.connections_before >= config.max_connections {
+                                        format!(
+                                            "{} connections = max_connections {}",
+                                            s.connections_before, config.max_connections
+                                        )
+                                    } else {
+                                        format!(
+                                            "inbound connections at max_inbound {}",
+                                            config.inbound_budget()
+                                        )
+                                    };
                                     format!(
-                                        "Full: {} connections = max_connections {}, and no room made ({no_room}); sent {} point{} to try instead",
-                                        s.connections_before,
-                                        config.max_connections,
+                                        "Full: {at_cap}, and no room made ({no_room}); sent {} point{} to try instead",
                                         points.len(),
                                         plural(points.len())
                                     )
@@ -1392,7 +1420,7 @@ fn cycle_text(r: &CycleReport) -> String {
 fn input_points(input: &Input, conns: &BTreeMap<ConnId, ConnInfo>) -> Vec<SocketAddr> {
     let of = |c: &ConnId| conns.get(c).map(|i| i.point);
     match input {
-        Input::AddPoints { points, .. } | Input::SourcePoints { points } => points.clone(),
+        Input::AddPoints { points, .. } | Input::SourcePoints { points, .. } => points.clone(),
         Input::AddOwnPoint { point } => vec![*point],
         Input::Inbound { remote, hello, .. } => vec![
             *remote,

@@ -15,7 +15,9 @@
 //!    `min_target` connections are open or no candidate is left.
 //! 3. No candidate left while short: ask for points (the driver wakes discovery) and wait
 //!    up to `time_between_looking_for_peers` for new points, dialing them as they come.
-//! 4. Otherwise (in range) nothing: the cycle ends at once, with its report.
+//! 4. Otherwise (in range) nothing: the cycle ends at once, with its report; unless a
+//!    kind is below its floor ([`crate::config::KindTargets`]) and has a candidate: then
+//!    a top-up for the floor.
 //!
 //! A `maintain()` hint, too-many or idle wake that arrives during a cycle is remembered and
 //! starts another cycle right after, so a caller always gets a cycle that began after its
@@ -24,7 +26,9 @@
 //! a new cycle; discovery keeps asking, on its own backoff, until the range is reached.
 
 use crate::config::{Config, RangeStatus};
-use crate::maintenance::plan::{plan, top_up_dials};
+use crate::maintenance::plan::{
+    floor_evictions, floors_dialable, floors_unmet, plan, top_up_dials,
+};
 use crate::pool::{CloseReason, ConnId, Pool};
 use crate::Time;
 use rand::Rng;
@@ -276,6 +280,8 @@ pub struct Maintenance {
     idle_timer: bool,
     wanting_points: bool,
     starving: bool,
+    /// A kind was below its floor when the last cycle ended (per-kind targets).
+    floor_hungry: bool,
     ask_until: Option<Time>,
 }
 
@@ -291,6 +297,7 @@ impl Maintenance {
             idle_timer: true,
             wanting_points: false,
             starving: false,
+            floor_hungry: false,
             ask_until: None,
         }
     }
@@ -336,7 +343,9 @@ impl Maintenance {
             Phase::TopUp(_) => None,
             Phase::Idle => {
                 let idle = self.idle_deadline.filter(|_| self.idle_timer);
-                let backoff = pool.next_ready_time().filter(|_| self.starving);
+                let backoff = pool
+                    .next_ready_time()
+                    .filter(|_| self.starving || self.floor_hungry);
                 match (idle, backoff) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -359,7 +368,9 @@ impl Maintenance {
         match self.phase {
             Phase::Idle => {
                 let starts = match reason {
-                    WakeReason::NewPoints | WakeReason::BackoffExpired => self.starving,
+                    WakeReason::NewPoints | WakeReason::BackoffExpired => {
+                        self.starving || self.floor_hungry
+                    }
                     _ => true,
                 };
                 if starts {
@@ -419,8 +430,9 @@ impl Maintenance {
         pool.advance(now);
         // A starving node dials as soon as a candidate exists again (a backoff ended). A
         // cycle that ended short left no candidate, so one now is a new one.
-        let backoff_due =
-            self.starving && pool.candidates(self.config.private_mode).next().is_some();
+        let backoff_due = (self.starving
+            && pool.candidates(self.config.private_mode).next().is_some())
+            || (self.floor_hungry && self.floor_work(pool));
         match &self.phase {
             // Dial what became dialable during the wait; end the cycle if the wait is over
             // and nothing is left.
@@ -484,6 +496,8 @@ impl Maintenance {
                 }
                 self.end_cycle(CycleOutcome::Trimmed, now, pool, rng, out);
             }
+            // In range, a kind below its floor (per-kind targets) is still dialed for.
+            RangeStatus::InRange if self.floor_work(pool) => self.step(now, pool, rng, out),
             RangeStatus::InRange => self.end_cycle(CycleOutcome::NothingToDo, now, pool, rng, out),
             RangeStatus::TooFew => self.step(now, pool, rng, out),
         }
@@ -507,8 +521,19 @@ impl Maintenance {
         let dials = if active > bounds.max_threshold {
             Vec::new()
         } else {
+            // A kind below its floor with candidates but no room: make room first.
+            let young_after = now - self.config.newcomer_grace;
+            for addr in floor_evictions(pool, &self.config, young_after, rng) {
+                if let Some(c) = pool.connection_closed(addr, now) {
+                    out.push(Action::Close(addr, c.id, CloseReason::TooManyConnections));
+                    if let Some(r) = self.report_mut() {
+                        r.closed += 1;
+                    }
+                }
+            }
             top_up_dials(pool, &self.config, now)
         };
+        let active = pool.active_count();
         for addr in &dials {
             if pool.begin_dial(*addr, now) {
                 out.push(Action::Dial(*addr));
@@ -525,8 +550,15 @@ impl Maintenance {
         if pool.dialing_count() > 0 {
             return;
         }
-        // Nothing in flight, nothing more to dial now.
-        if active >= bounds.min_target || active > bounds.max_threshold {
+        // Nothing in flight, nothing more to dial now. A cycle that began in range (a
+        // floor's top-up) ends here too: it does not ask for points.
+        let began_in_range = self
+            .report_mut()
+            .is_some_and(|r| r.connections_before >= bounds.min_threshold);
+        if active >= bounds.min_target
+            || active > bounds.max_threshold
+            || (began_in_range && active >= bounds.min_threshold)
+        {
             self.end_cycle(CycleOutcome::ToppedUp, now, pool, rng, out);
             return;
         }
@@ -549,6 +581,12 @@ impl Maintenance {
             self.set_wanting(true, out);
             self.phase = Phase::WaitingForPoints(report, until);
         }
+    }
+
+    /// Whether a kind below its floor has a candidate (dialed with room, or after making
+    /// room: see [`floor_evictions`]).
+    fn floor_work(&self, pool: &Pool) -> bool {
+        floors_dialable(pool, &self.config)
     }
 
     fn resume_top_up(&mut self) {
@@ -577,7 +615,11 @@ impl Maintenance {
         report.connections_after = active;
         report.outcome = outcome;
         self.starving = active < bounds.min_threshold;
-        self.set_wanting(self.starving && !self.config.private_mode, out);
+        self.floor_hungry = floors_unmet(pool, &self.config);
+        self.set_wanting(
+            (self.starving || self.floor_hungry) && !self.config.private_mode,
+            out,
+        );
         self.idle_deadline = self.config.maintenance_idle_time.map(|d| now + d);
         // The shells log the report (the tokio node at info, in the cycle's span).
         out.push(Action::CycleEnded(*report));

@@ -1,7 +1,9 @@
 //! The pure planner: what to dial, what to close, whether to ask for points.
+//!
+//! See the [maintenance module](crate::maintenance) for kinds, targets and budgets.
 
-use crate::config::{Config, RangeStatus};
-use crate::pool::{netgroup, Connection, Direction, Pool};
+use crate::config::{Config, KindTargets, RangeStatus};
+use crate::pool::{netgroup, Connection, Direction, Pool, Source};
 use crate::Time;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -27,7 +29,8 @@ pub struct Plan {
 ///   connection, newcomers (younger than `newcomer_grace`) last (see [`trim`]).
 /// * Below `min_threshold`: dial the best candidates (see [`top_up_dials`]); if there are
 ///   none and nothing is in flight, ask for points.
-/// * In between: nothing (hysteresis).
+/// * In between: nothing (hysteresis), unless a kind is below its floor and has a
+///   candidate: then the floor's dials (see [`floors_short`]).
 ///
 /// Pure: the same pool, config, `now` and RNG state give the same plan. Candidates reflect
 /// the pool's last [`Pool::advance`].
@@ -50,12 +53,18 @@ pub fn plan<R: Rng + ?Sized>(pool: &Pool, config: &Config, now: Time, rng: &mut 
     let active = pool.active_count();
     match bounds.classify(active) {
         RangeStatus::TooMany => Plan {
-            close: trim(
+            close: trim_for(
                 pool,
+                config,
                 active - bounds.max_target,
                 now - config.newcomer_grace,
+                |_, _| true,
                 rng,
             ),
+            ..Plan::default()
+        },
+        RangeStatus::InRange if floors_short(pool, config) => Plan {
+            dial: top_up_dials(pool, config, now),
             ..Plan::default()
         },
         RangeStatus::TooFew => {
@@ -78,26 +87,268 @@ pub fn plan<R: Rng + ?Sized>(pool: &Pool, config: &Config, now: Time, rng: &mut 
 /// rule): the room between `min_target` and `max_connections` is left for the nodes that
 /// dial us, which is what lets late joiners in (dialing up to `max_target` filled the
 /// first nodes of a network with each other). In private mode only trusted points.
+///
+/// Never more than the outbound budget ([`Config::outbound_budget`]) of outbound
+/// connections and dials. With per-kind targets ([`KindTargets`]), floors first, then
+/// shares, then spill (see the [module docs](crate::maintenance)); a kind below its floor is dialed
+/// for even at or above `min_target` (below `max_target`).
+///
+/// ```
+/// use peerkeeper::{maintenance::top_up_dials, pool::{Pool, Source}, Config, Time};
+/// let mut config = Config { min_connections: 4, expected_connections: 8, max_connections: 12,
+///                           ..Config::default() };
+/// config.targets.external.floor = 2;
+/// let mut pool = Pool::new(&config);
+/// for i in 1..=8 {
+///     pool.add_point(format!("10.0.0.{i}:1").parse().unwrap(), Source::PeerSharing, Time::ZERO);
+/// }
+/// for i in 1..=3 {
+///     pool.add_point(format!("10.0.1.{i}:1").parse().unwrap(), Source::External, Time::ZERO);
+/// }
+/// pool.advance(Time::ZERO);
+/// let dials = top_up_dials(&pool, &config, Time::ZERO);
+/// assert_eq!(dials.len(), 6); // min_target
+/// let external = dials.iter().filter(|a| pool.kind_of(a) == Source::External).count();
+/// assert!(external >= 2); // the floor first
+/// ```
 pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr> {
     let bounds = config.bounds();
     let active = pool.active_count();
     let inflight = pool.dialing_count();
-    if active >= bounds.min_target {
+    let out_room = config
+        .outbound_budget()
+        .saturating_sub(pool.outbound_count() + inflight);
+    let conc_room = config.max_concurrent_dials.saturating_sub(inflight);
+    let targets = &config.targets;
+    if targets.is_neutral() {
+        if active >= bounds.min_target {
+            return Vec::new();
+        }
+        let slots = conc_room
+            .min(bounds.min_target.saturating_sub(active + inflight))
+            .min(out_room);
+        return pool.candidates(config.private_mode).take(slots).collect();
+    }
+    let mut counts = pool.kind_counts();
+    let floor_need: usize = Source::ALL
+        .iter()
+        .map(|k| targets.get(*k).floor.saturating_sub(counts[k.index()]))
+        .sum();
+    let need = bounds.min_target.saturating_sub(active + inflight);
+    let slots = conc_room
+        .min(out_room)
+        .min(need.max(floor_need))
+        .min(bounds.max_target.saturating_sub(active + inflight));
+    if slots == 0 {
         return Vec::new();
     }
-    let slots = config
-        .max_concurrent_dials
-        .saturating_sub(inflight)
-        .min(bounds.min_target.saturating_sub(active + inflight));
-    pool.candidates(config.private_mode).take(slots).collect()
+    let cap = |k: Source| targets.get(k).cap.unwrap_or(usize::MAX);
+    let quotas = targets.quotas(bounds.min_target);
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(slots);
+    let private = config.private_mode;
+    // 1. Floors, best kind first.
+    for k in Source::BY_RANK {
+        let want = targets.get(k).floor.saturating_sub(counts[k.index()]);
+        if want == 0 || out.len() >= slots {
+            continue;
+        }
+        let room = want.min(slots - out.len());
+        let picked: Vec<SocketAddr> = pool
+            .candidates(private)
+            .filter(|a| pool.kind_of(a) == k)
+            .take(room)
+            .collect();
+        counts[k.index()] += picked.len();
+        out.extend(picked);
+    }
+    // Beyond the floors, no further than min_target.
+    let limit = need.max(out.len()).min(slots);
+    // 2. Shares (quotas already hold the floors and the caps), then 3. spill.
+    for spill in [false, true] {
+        if out.len() >= limit || (!spill && targets.weight_sum() == 0) {
+            continue;
+        }
+        for a in pool.candidates(private) {
+            if out.len() >= limit {
+                break;
+            }
+            let k = pool.kind_of(&a);
+            let limit = if spill { cap(k) } else { quotas[k.index()] };
+            if counts[k.index()] < limit && !out.contains(&a) {
+                counts[k.index()] += 1;
+                out.push(a);
+            }
+        }
+    }
+    out
 }
 
-/// Chooses `count` connections to close: never a trusted one; spread over address groups
-/// (the most represented /16 loses one first, so one operator's range cannot crowd out
-/// the rest); within a group, inbound before outbound (outbound ones we chose, inbound
-/// ones an attacker can choose for us), and among inbound ones, those opened at or before
+/// The kinds below their floor (open connections and dials in flight counted).
+fn short_kinds(pool: &Pool, config: &Config) -> Vec<Source> {
+    let targets = &config.targets;
+    if targets.floor_sum() == 0 {
+        return Vec::new();
+    }
+    let counts = pool.kind_counts();
+    Source::ALL
+        .into_iter()
+        .filter(|k| counts[k.index()] < targets.get(*k).floor)
+        .collect()
+}
+
+/// Whether a kind is below its floor ([`KindTargets`]), whether or not it has candidates:
+/// while it is, discovery keeps asking and the node's sources keep being polled.
+pub fn floors_unmet(pool: &Pool, config: &Config) -> bool {
+    !short_kinds(pool, config).is_empty()
+}
+
+/// Whether a kind is below its floor while one of its candidates could be dialed within
+/// the outbound budget (what makes a cycle dial while the count is in range).
+pub fn floors_short(pool: &Pool, config: &Config) -> bool {
+    if config.outbound_budget() <= pool.outbound_count() + pool.dialing_count()
+        || pool.active_count() + pool.dialing_count() >= config.bounds().max_target
+    {
+        return false;
+    }
+    has_floor_candidate(pool, config, &short_kinds(pool, config))
+}
+
+/// Whether a kind below its floor has a candidate, room or not.
+pub fn floors_dialable(pool: &Pool, config: &Config) -> bool {
+    has_floor_candidate(pool, config, &short_kinds(pool, config))
+}
+
+fn has_floor_candidate(pool: &Pool, config: &Config, short: &[Source]) -> bool {
+    !short.is_empty()
+        && pool
+            .candidates(config.private_mode)
+            .any(|a| short.contains(&pool.kind_of(&a)))
+}
+
+/// The connections to close so that a kind below its floor, with candidates, can be
+/// dialed although the outbound budget is spent (or the count is at `max_target`): as
+/// many as the floors lack (at most `max_concurrent_dials`), chosen by [`trim_for`] among
+/// outbound connections (among all when only the total is at its bound) of kinds that are
+/// not short, never a protected one, never a kind down below its floor; only for
+/// candidates that have not failed since they last worked. Empty with the default
+/// targets. A floor is kept, not only reached: a node whose outbound connections
+/// all came from peer sharing before its ledger answered makes room for its ledger peers.
+pub fn floor_evictions<R: Rng + ?Sized>(
+    pool: &Pool,
+    config: &Config,
+    young_after: Time,
+    rng: &mut R,
+) -> Vec<SocketAddr> {
+    let short = short_kinds(pool, config);
+    if !has_floor_candidate(pool, config, &short) {
+        return Vec::new();
+    }
+    let out_full = config.outbound_budget() <= pool.outbound_count() + pool.dialing_count();
+    let total_full = pool.active_count() + pool.dialing_count() >= config.bounds().max_target;
+    if !out_full && !total_full {
+        return Vec::new();
+    }
+    let counts = pool.kind_counts();
+    let lacking: usize = short
+        .iter()
+        .map(|k| config.targets.get(*k).floor - counts[k.index()])
+        .sum();
+    // Only as many as there are candidates of the short kinds that have not failed since
+    // they last worked: a connection is not given up for a dial likely to fail (a
+    // failing one is dialed when room comes by itself).
+    let available = pool
+        .candidates(config.private_mode)
+        .filter(|a| {
+            short.contains(&pool.kind_of(a)) && pool.get(a).is_some_and(|p| p.failures == 0)
+        })
+        .take(lacking)
+        .count();
+    if available == 0 {
+        return Vec::new();
+    }
+    let n = lacking.min(available).min(config.max_concurrent_dials);
+    trim_for(
+        pool,
+        config,
+        n,
+        young_after,
+        |a, c| {
+            (!out_full || c.direction == Direction::Outbound) && !short.contains(&pool.kind_of(a))
+        },
+        rng,
+    )
+}
+
+/// Chooses `count` connections to close among those `eligible` accepts, by the targets
+/// of `config`: with the default targets exactly [`trim_where`]; with per-kind targets,
+/// inbound connections first, then outbound ones, each one at a time from the kind
+/// furthest over its quota of `max_target` (a kind above its cap first; ties to the worse
+/// kind), never taking a kind down below its floor, and within the kind by
+/// [`trim_where`]'s rule. Never a protected connection.
+pub fn trim_for<R: Rng + ?Sized>(
+    pool: &Pool,
+    config: &Config,
+    count: usize,
+    young_after: Time,
+    eligible: impl Fn(&SocketAddr, &Connection) -> bool,
+    rng: &mut R,
+) -> Vec<SocketAddr> {
+    let targets: &KindTargets = &config.targets;
+    if targets.is_neutral() {
+        return trim_where(pool, count, young_after, eligible, rng);
+    }
+    let quotas = targets.quotas(config.bounds().max_target);
+    let mut counts = [0usize; 5];
+    for (a, _) in pool.connections() {
+        counts[pool.kind_of(&a).index()] += 1;
+    }
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(count);
+    // Inbound connections first, as in trim_where; then outbound ones.
+    for dir in [Direction::Inbound, Direction::Outbound] {
+        let mut exhausted = [false; 5];
+        while out.len() < count {
+            let pick = Source::ALL
+                .into_iter()
+                .filter(|k| {
+                    let i = k.index();
+                    !exhausted[i] && counts[i] > targets.get(*k).floor
+                })
+                .max_by_key(|k| {
+                    let i = k.index();
+                    let over_cap = targets.get(*k).cap.is_some_and(|c| counts[i] > c);
+                    (over_cap, counts[i] as i64 - quotas[i] as i64, k.rank())
+                });
+            let Some(k) = pick else { break };
+            let victim = trim_where(
+                pool,
+                1,
+                young_after,
+                |a, c| {
+                    c.direction == dir && eligible(a, c) && pool.kind_of(a) == k && !out.contains(a)
+                },
+                rng,
+            );
+            match victim.first() {
+                Some(a) => {
+                    out.push(*a);
+                    counts[k.index()] -= 1;
+                }
+                None => exhausted[k.index()] = true,
+            }
+        }
+    }
+    out
+}
+
+/// Chooses `count` connections to close: never a protected one (trusted, or marked with
+/// [`Pool::protect`]); inbound ones first (an inbound connection is one an attacker can
+/// choose for us, an outbound one we chose: inbound strangers never crowd out the peers
+/// we dialed), outbound ones only when no inbound one is left. Within a direction, spread
+/// over address groups (the most represented /16 loses one first, so one operator's
+/// range cannot crowd out the rest); among inbound ones, those opened at or before
 /// `young_after` first, then the younger ones from the oldest (a newcomer just admitted
-/// keeps its chance); the rest by the seeded RNG. Fewer than `count` if there are not enough untrusted connections.
+/// keeps its chance); the rest by the seeded RNG. Fewer than `count` if there are not
+/// enough unprotected connections.
 pub fn trim<R: Rng + ?Sized>(
     pool: &Pool,
     count: usize,
@@ -116,10 +367,36 @@ pub fn trim_where<R: Rng + ?Sized>(
     eligible: impl Fn(&SocketAddr, &Connection) -> bool,
     rng: &mut R,
 ) -> Vec<SocketAddr> {
+    let mut out = Vec::with_capacity(count);
+    for dir in [Direction::Inbound, Direction::Outbound] {
+        if out.len() >= count {
+            break;
+        }
+        cut_spread(
+            pool,
+            count,
+            young_after,
+            |a, c| c.direction == dir && eligible(a, c),
+            rng,
+            &mut out,
+        );
+    }
+    out
+}
+
+/// Cuts from the most represented address group until `out` holds `count` connections.
+fn cut_spread<R: Rng + ?Sized>(
+    pool: &Pool,
+    count: usize,
+    young_after: Time,
+    eligible: impl Fn(&SocketAddr, &Connection) -> bool,
+    rng: &mut R,
+    out: &mut Vec<SocketAddr>,
+) {
     // Per group: [outbound, young inbound, old inbound]; cut from the end.
     let mut groups: BTreeMap<u64, [Vec<SocketAddr>; 3]> = BTreeMap::new();
     for (addr, conn) in pool.connections() {
-        if pool.is_trusted(&addr) || !eligible(&addr, conn) {
+        if pool.is_protected(&addr) || !eligible(&addr, conn) {
             continue;
         }
         let g = groups.entry(netgroup(&addr)).or_default();
@@ -147,7 +424,6 @@ pub fn trim_where<R: Rng + ?Sized>(
             stack
         })
         .collect();
-    let mut out = Vec::with_capacity(count);
     while out.len() < count {
         let Some(largest) = stacks.iter().map(Vec::len).max().filter(|n| *n > 0) else {
             break;
@@ -158,5 +434,4 @@ pub fn trim_where<R: Rng + ?Sized>(
         let pick = tied[rng.gen_range(0..tied.len())];
         out.extend(stacks[pick].pop());
     }
-    out
 }

@@ -59,7 +59,7 @@ use crate::config::Bounds;
 use crate::core::{CloseStats, CoreStats, DialEnd, DialStats, Ended, Event, NodeCore};
 use crate::maintenance::{CycleReport, WakeReason, WakeReasons};
 use crate::node::{Node, NodeStatus};
-use crate::pool::{CloseReason, ConnId, Direction, PointState, PoolStats, Source, Sources};
+use crate::pool::{CloseReason, ConnId, Direction, PointState, PoolStats, Sources};
 use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -149,12 +149,14 @@ const DROP_REASONS: [&str; 7] = [
 /// [`AdmissionStats`](crate::core::AdmissionStats)).
 const REFUSE_REASONS: [&str; 5] = ["full", "greylisted", "duplicate", "myself", "private"];
 
-const BOUNDS: [&str; 5] = [
+const BOUNDS: [&str; 7] = [
     "min_threshold",
     "min_target",
     "max_target",
     "max_threshold",
     "max_connections",
+    "max_outbound",
+    "max_inbound",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -317,7 +319,7 @@ impl Metrics {
         );
         r.register(
             "connection_bounds",
-            "The node's connection bounds: below min_threshold it dials up to min_target; above max_threshold it trims down to max_target; max_connections is the hard cap",
+            "The node's connection bounds: below min_threshold it dials up to min_target; above max_threshold it trims down to max_target; max_connections is the hard cap; max_outbound and max_inbound the budgets by direction",
             m.connection_bounds.clone(),
         );
         r.register(
@@ -561,18 +563,12 @@ struct Breakdown {
     pool: PoolStats,
     bounds: Bounds,
     max_connections: usize,
+    budgets: (usize, usize),
 }
 
 fn kind_of(sources: Sources) -> usize {
-    [
-        Source::Trusted,
-        Source::Bootstrap,
-        Source::External,
-        Source::PeerSharing,
-    ]
-    .iter()
-    .position(|s| sources.contains(*s))
-    .unwrap_or(4)
+    // KINDS is in rank order.
+    usize::from(sources.kind().rank())
 }
 
 fn dir_index(d: Direction) -> usize {
@@ -594,6 +590,10 @@ fn breakdown(core: &NodeCore) -> Breakdown {
         pool: pool.stats(),
         bounds: core.bounds(),
         max_connections: core.config().max_connections,
+        budgets: (
+            core.config().outbound_budget(),
+            core.config().inbound_budget(),
+        ),
     };
     for (addr, c) in pool.connections() {
         let k = kind(&addr);
@@ -847,6 +847,8 @@ impl Follower {
             b.bounds.max_target,
             b.bounds.max_threshold,
             b.max_connections,
+            b.budgets.0,
+            b.budgets.1,
         ];
         for (bound, v) in BOUNDS.into_iter().zip(bounds) {
             m.connection_bounds

@@ -51,7 +51,7 @@ pub(crate) enum Cmd {
     /// The connection task dropped the connection on its own (keepalive, stalled writes).
     Dropped(ConnId, CloseReason),
     Violation(Offender),
-    SourcePoints(Vec<SocketAddr>),
+    SourcePoints(Vec<SocketAddr>, crate::pool::Source),
     SourcesDone,
     Maintain(oneshot::Sender<CycleReport>),
     SetTrigger(TriggerKind, bool),
@@ -247,8 +247,8 @@ impl<T: Transport> Actor<T> {
             Cmd::Violation(offender) => {
                 self.input(now, Input::Violation { offender });
             }
-            Cmd::SourcePoints(points) => {
-                self.input(now, Input::SourcePoints { points });
+            Cmd::SourcePoints(points, kind) => {
+                self.input(now, Input::SourcePoints { points, kind });
             }
             Cmd::SourcesDone => self.polling_sources = false,
             Cmd::Maintain(reply) => {
@@ -412,7 +412,7 @@ impl<T: Transport> Actor<T> {
                                 "point source polled"
                             );
                             points.truncate(crate::MAX_POINTS_PER_MESSAGE);
-                            ctx.tell(Cmd::SourcePoints(points)).await;
+                            ctx.tell(Cmd::SourcePoints(points, source.kind())).await;
                         }
                         Err(_) => tracing::debug!(source = source.name(), "point source timed out"),
                     }
@@ -431,13 +431,22 @@ impl<T: Transport> Actor<T> {
         let stats = core.stats();
         let wants = core.wants_points();
         let dropped_at_accept = self.dropped_at_accept.load(Ordering::Relaxed);
+        let outbound = core.pool().outbound_count();
+        let mut by_kind = [0; 5];
+        for (a, _) in core.pool().connections() {
+            by_kind[core.pool().kind_of(&a).index()] += 1;
+        }
         self.status.send_if_modified(|s| {
             let changed = s.connections != connections
                 || s.dialing != dialing
                 || s.known_points != known_points
                 || s.stats != stats
                 || s.wants_points != wants
-                || s.dropped_at_accept != dropped_at_accept;
+                || s.dropped_at_accept != dropped_at_accept
+                || s.outbound != outbound
+                || s.by_kind != by_kind;
+            s.outbound = outbound;
+            s.by_kind = by_kind;
             s.connections = connections;
             s.dialing = dialing;
             s.known_points = known_points;

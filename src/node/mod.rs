@@ -13,10 +13,16 @@
 //!
 //! Every task is tracked and stops when the node stops, on [`Node::shutdown`], when the
 //! node is dropped, or when the cancellation token given at start is cancelled.
+//!
+//! Points from elsewhere than peer sharing come through [`PointSource`]s, polled in every
+//! discovery round; each reports the kind of its points ([`PointSource::kind`], external
+//! by default), which per-kind targets count. [`ledger::LedgerSource`] is one: the relays
+//! of a stake distribution's largest pools.
 
 mod actor;
 mod conn;
 pub mod demo;
+pub mod ledger;
 
 use crate::config::{Bounds, Config, ConfigError};
 use crate::core::{CoreStats, Event, Input, NodeCore, TraceHeader, TraceWriter, TracedAction};
@@ -118,6 +124,13 @@ impl NetConfig {
 pub trait PointSource: Send + Sync + 'static {
     /// A short name for logs.
     fn name(&self) -> &str;
+    /// The kind of the points it gives ([`KindTargets`](crate::config::KindTargets) count
+    /// connections by kind): [`Source::External`] by default (a ledger, DNS seeds, a
+    /// file); a local-roots file may say [`Source::Trusted`], a seed list
+    /// [`Source::Bootstrap`].
+    fn kind(&self) -> crate::pool::Source {
+        crate::pool::Source::External
+    }
     /// Fetches points. At most [`MAX_POINTS_PER_MESSAGE`](crate::MAX_POINTS_PER_MESSAGE)
     /// are taken from one fetch; each passes the intake rule. Failures are the source's to
     /// log: return an empty list. A fetch longer than `discovery.request_timeout` is
@@ -163,6 +176,23 @@ pub struct NodeStatus {
     pub dropped_at_accept: u64,
     /// The last maintenance cycle's report.
     pub last_report: Option<CycleReport>,
+    /// Open connections we dialed (the rest dialed us).
+    pub outbound: usize,
+    /// Open connections by kind, in [`Source::ALL`](crate::pool::Source::ALL) order (see
+    /// [`connections_of`](Self::connections_of)).
+    pub by_kind: [usize; 5],
+}
+
+impl NodeStatus {
+    /// Open connections that dialed us.
+    pub fn inbound(&self) -> usize {
+        self.connections.saturating_sub(self.outbound)
+    }
+
+    /// Open connections of `kind` (their point's best source), either direction.
+    pub fn connections_of(&self, kind: crate::pool::Source) -> usize {
+        self.by_kind[kind.index()]
+    }
 }
 
 /// A running node. See the [module docs](self). Cheap to clone: clones are handles to

@@ -178,6 +178,10 @@ pub struct Pool {
     stats: PoolStats,
     changes: Changes,
     salt: u64,
+    /// Points a peer-set module or the embedding node vouches for (see [`Pool::protect`]).
+    protected: BTreeSet<SocketAddr>,
+    /// Points admitted in private mode besides the trusted ones (see [`Pool::admit`]).
+    admitted: BTreeSet<SocketAddr>,
 }
 
 impl Pool {
@@ -208,6 +212,8 @@ impl Pool {
             stats: PoolStats::default(),
             changes: Changes::default(),
             salt: 0,
+            protected: BTreeSet::new(),
+            admitted: BTreeSet::new(),
         }
     }
 
@@ -281,6 +287,82 @@ impl Pool {
     /// Whether `addr` is a trusted point.
     pub fn is_trusted(&self, addr: &SocketAddr) -> bool {
         self.points.get(addr).is_some_and(PointInfo::is_trusted)
+    }
+
+    /// Whether `addr` is protected: trusted, or marked with [`protect`](Self::protect).
+    /// A protected connection is never trimmed and never closed to make room for a
+    /// newcomer, and a protected peer is admitted inbound beyond `max_inbound`.
+    pub fn is_protected(&self, addr: &SocketAddr) -> bool {
+        self.is_trusted(addr) || self.protected.contains(addr)
+    }
+
+    /// Marks `addr` protected (or not): the hook by which a peer-set module keeps its
+    /// primaries (commonware's `track`) out of trims. At most `max_known_points` points
+    /// are protected; past that the call is refused (returns `false`).
+    pub fn protect(&mut self, addr: SocketAddr, on: bool) -> bool {
+        if !on {
+            self.protected.remove(&addr);
+            return true;
+        }
+        if self.protected.len() >= self.limits.max_points && !self.protected.contains(&addr) {
+            return false;
+        }
+        self.protected.insert(addr);
+        true
+    }
+
+    /// Whether `addr` is admitted in private mode: trusted, or marked with
+    /// [`admit`](Self::admit).
+    pub fn is_admitted(&self, addr: &SocketAddr) -> bool {
+        self.is_trusted(addr) || self.admitted.contains(addr)
+    }
+
+    /// Marks `addr` admitted in private mode (or not): the hook by which a peer-set module
+    /// lets its tracked peers (primaries and secondaries) in. Bounded like
+    /// [`protect`](Self::protect).
+    pub fn admit(&mut self, addr: SocketAddr, on: bool) -> bool {
+        if !on {
+            self.admitted.remove(&addr);
+            return true;
+        }
+        if self.admitted.len() >= self.limits.max_points && !self.admitted.contains(&addr) {
+            return false;
+        }
+        self.admitted.insert(addr);
+        true
+    }
+
+    /// Open connections we dialed.
+    pub fn outbound_count(&self) -> usize {
+        self.connections
+            .values()
+            .filter(|c| c.direction == Direction::Outbound)
+            .count()
+    }
+
+    /// Open connections that dialed us.
+    pub fn inbound_count(&self) -> usize {
+        self.connections.len() - self.outbound_count()
+    }
+
+    /// The kind of `addr` ([`PointInfo::kind`]); incoming for an unknown point.
+    pub fn kind_of(&self, addr: &SocketAddr) -> Source {
+        self.points
+            .get(addr)
+            .map_or(Source::Incoming, PointInfo::kind)
+    }
+
+    /// Open connections and dials in flight by kind ([`Source::index`] order).
+    pub fn kind_counts(&self) -> [usize; 5] {
+        let mut n = [0; 5];
+        let dialing = self
+            .dialing
+            .iter()
+            .filter(|a| !self.connections.contains_key(*a));
+        for a in self.connections.keys().chain(dialing) {
+            n[self.kind_of(a).index()] += 1;
+        }
+        n
     }
 
     /// Open connections, ordered by point.

@@ -16,7 +16,12 @@ impl fmt::Display for PeerId {
     }
 }
 
-/// Where a point was learned from. A point can have several sources.
+/// Where a point was learned from. A point can have several sources; its **kind** is the
+/// best of them ([`Sources::kind`], by [`Source::rank`]): trusted > bootstrap > external >
+/// peer-shared > incoming. The kind is what per-kind targets
+/// ([`KindTargets`](crate::config::KindTargets)) count: a point the operator configured
+/// stays the operator's even when peers also advertise it, and a dialer's point that a
+/// ledger also lists counts as the ledger's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Source {
@@ -42,8 +47,47 @@ impl Source {
         Source::External,
     ];
 
+    /// Every kind, best first (see [`rank`](Self::rank)).
+    pub const BY_RANK: [Source; 5] = [
+        Source::Trusted,
+        Source::Bootstrap,
+        Source::External,
+        Source::PeerSharing,
+        Source::Incoming,
+    ];
+
     fn bit(self) -> u8 {
         1 << (self as u8)
+    }
+
+    /// The position of the source in [`Source::ALL`] (for per-kind arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The kind's rank, lower is better: trusted 0 (the operator's own roots), bootstrap 1
+    /// (configured), external 2 (a source the node runs: a ledger, DNS seeds), peer-shared
+    /// 3 (hearsay from peers), incoming 4 (a dialer told us its port: anyone can).
+    pub fn rank(self) -> u8 {
+        match self {
+            Source::Trusted => 0,
+            Source::Bootstrap => 1,
+            Source::External => 2,
+            Source::PeerSharing => 3,
+            Source::Incoming => 4,
+        }
+    }
+
+    /// The kind's name, as in configs and metrics labels (`trusted`, `bootstrap`,
+    /// `external`, `peer_sharing`, `incoming`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Trusted => "trusted",
+            Source::Bootstrap => "bootstrap",
+            Source::External => "external",
+            Source::PeerSharing => "peer_sharing",
+            Source::Incoming => "incoming",
+        }
     }
 }
 
@@ -67,6 +111,23 @@ impl Sources {
     /// The sources in the set, in order.
     pub fn iter(self) -> impl Iterator<Item = Source> {
         Source::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+
+    /// The kind: the best source in the set ([`Source::rank`]); incoming for an empty set.
+    ///
+    /// ```
+    /// use peerkeeper::pool::{Source, Sources};
+    /// let mut s = Sources::only(Source::Incoming);
+    /// s.insert(Source::PeerSharing);
+    /// assert_eq!(s.kind(), Source::PeerSharing);
+    /// s.insert(Source::External);
+    /// assert_eq!(s.kind(), Source::External);
+    /// ```
+    pub fn kind(self) -> Source {
+        Source::BY_RANK
+            .into_iter()
+            .find(|s| self.contains(*s))
+            .unwrap_or(Source::Incoming)
     }
 }
 
@@ -205,6 +266,11 @@ impl PointInfo {
     /// When a connection to it last succeeded, if ever.
     pub fn last_success(&self) -> Option<Time> {
         (self.succeeded_at != Time::MAX).then_some(self.succeeded_at)
+    }
+
+    /// The point's kind: its best source ([`Sources::kind`]).
+    pub fn kind(&self) -> Source {
+        self.sources.kind()
     }
 
     /// Whether the point is trusted.
