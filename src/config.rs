@@ -185,6 +185,44 @@ impl Default for DiscoveryConfig {
     }
 }
 
+/// Peer sets by epoch: the settings of [`crate::core::peerset`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerSetConfig {
+    /// Peer sets only (a validator network): only tracked peers (and trusted points) are
+    /// admitted, inbound included; only primaries (and trusted points) are dialed; no
+    /// point is shared or taken from peers.
+    pub only: bool,
+    /// How many sets are kept (the latest ones): a peer stays tracked while it is in any
+    /// of them, so an epoch change does not drop the previous epoch's peers at once.
+    /// commonware keeps 4.
+    pub kept_sets: usize,
+    /// Most peers in one set (primaries and secondaries together); a larger set is an
+    /// error.
+    pub max_set_size: usize,
+    /// Most addresses in one `overwrite`; more is an error.
+    pub max_overwrite: usize,
+    /// Most primaries connected or being dialed at once; absent: every primary, within
+    /// `max_connections`.
+    pub primary_target: Option<usize>,
+    /// A tracked peer is admitted inbound only from the IP address of its tracked
+    /// address (commonware's allowed inbound addresses; off is its `bypass_ip_check`).
+    pub check_ip: bool,
+}
+
+impl Default for PeerSetConfig {
+    fn default() -> Self {
+        PeerSetConfig {
+            only: false,
+            kept_sets: 4,
+            max_set_size: 1024,
+            max_overwrite: 1024,
+            primary_target: None,
+            check_ip: true,
+        }
+    }
+}
+
 /// Which connection-maintenance policy a node runs. Both run inside the same node core, so
 /// the simulator's `--compare` compares policies in one program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -288,6 +326,9 @@ pub struct Config {
     pub greylist_duration: Duration,
     /// Peer sharing.
     pub discovery: DiscoveryConfig,
+    /// Peer sets by epoch (commonware's `track`/`overwrite`), and the validator mode that
+    /// admits and dials tracked peers only.
+    pub peer_sets: PeerSetConfig,
 }
 
 impl Default for Config {
@@ -313,6 +354,7 @@ impl Default for Config {
             disconnection_delay: Duration::from_secs(30),
             greylist_duration: Duration::from_secs(900),
             discovery: DiscoveryConfig::default(),
+            peer_sets: PeerSetConfig::default(),
         }
     }
 }
@@ -460,9 +502,39 @@ impl Config {
                 format!("must be <= {}", crate::MAX_POINTS_PER_MESSAGE),
             ));
         }
+        let s = &self.peer_sets;
+        if !(1..=MAX_KEPT_SETS).contains(&s.kept_sets) {
+            return Err(invalid(
+                "peer_sets.kept_sets",
+                format!("must be in 1..={MAX_KEPT_SETS}"),
+            ));
+        }
+        if !(1..=MAX_SET_SIZE).contains(&s.max_set_size) {
+            return Err(invalid(
+                "peer_sets.max_set_size",
+                format!("must be in 1..={MAX_SET_SIZE}"),
+            ));
+        }
+        if !(1..=MAX_SET_SIZE).contains(&s.max_overwrite) {
+            return Err(invalid(
+                "peer_sets.max_overwrite",
+                format!("must be in 1..={MAX_SET_SIZE}"),
+            ));
+        }
+        if s.primary_target == Some(0) {
+            return Err(invalid(
+                "peer_sets.primary_target",
+                "must be greater than 0 (leave it out to dial every primary)",
+            ));
+        }
         Ok(())
     }
 }
+
+/// The most sets [`PeerSetConfig::kept_sets`] may keep.
+pub const MAX_KEPT_SETS: usize = 64;
+/// The largest [`PeerSetConfig::max_set_size`] and [`PeerSetConfig::max_overwrite`].
+pub const MAX_SET_SIZE: usize = 65_536;
 
 fn nonzero(field: &'static str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {

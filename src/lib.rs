@@ -55,7 +55,7 @@ pub mod trigger;
 pub mod wire;
 
 pub use config::{
-    BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, Policy, RangeStatus,
+    BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, PeerSetConfig, Policy, RangeStatus,
 };
 pub use core::NodeCore;
 pub use maintenance::CycleReport;

@@ -92,7 +92,8 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
     pool.candidates(config.private_mode).take(slots).collect()
 }
 
-/// Chooses `count` connections to close: never a trusted one; spread over address groups
+/// Chooses `count` connections to close: never a trusted one nor a protected one (a
+/// primary of a tracked peer set, [`Pool::is_protected`]); spread over address groups
 /// (the most represented /16 loses one first, so one operator's range cannot crowd out
 /// the rest); within a group, inbound before outbound (outbound ones we chose, inbound
 /// ones an attacker can choose for us), and among inbound ones, those opened at or before
@@ -119,7 +120,7 @@ pub fn trim_where<R: Rng + ?Sized>(
     // Per group: [outbound, young inbound, old inbound]; cut from the end.
     let mut groups: BTreeMap<u64, [Vec<SocketAddr>; 3]> = BTreeMap::new();
     for (addr, conn) in pool.connections() {
-        if pool.is_trusted(&addr) || !eligible(&addr, conn) {
+        if pool.is_trusted(&addr) || pool.is_protected(conn) || !eligible(&addr, conn) {
             continue;
         }
         let g = groups.entry(netgroup(&addr)).or_default();

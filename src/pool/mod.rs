@@ -178,6 +178,8 @@ pub struct Pool {
     stats: PoolStats,
     changes: Changes,
     salt: u64,
+    /// Peers whose connections are never trimmed (primaries of tracked peer sets).
+    protected: BTreeSet<PeerId>,
 }
 
 impl Pool {
@@ -208,6 +210,7 @@ impl Pool {
             stats: PoolStats::default(),
             changes: Changes::default(),
             salt: 0,
+            protected: BTreeSet::new(),
         }
     }
 
@@ -276,6 +279,18 @@ impl Pool {
     /// What is known of `addr`.
     pub fn get(&self, addr: &SocketAddr) -> Option<&PointInfo> {
         self.points.get(addr)
+    }
+
+    /// Sets the peers whose connections are protected from trims (the primaries of the
+    /// kept peer sets; see [`crate::core::peerset`]), replacing the previous ones. The
+    /// caller bounds them.
+    pub fn set_protected(&mut self, peers: impl IntoIterator<Item = PeerId>) {
+        self.protected = peers.into_iter().collect();
+    }
+
+    /// Whether `conn` is protected from trims: its peer is a protected one.
+    pub fn is_protected(&self, conn: &Connection) -> bool {
+        !self.protected.is_empty() && self.protected.contains(&conn.peer)
     }
 
     /// Whether `addr` is a trusted point.
