@@ -1029,6 +1029,15 @@ impl NodeCore {
                 DialVerdict::Drop(CloseReason::Duplicate),
             );
         }
+        if self.config.peer_sets.only && !self.sets.is_tracked(peer) && !self.pool.is_trusted(&point)
+        {
+            // Peer sets only: a dial that left before its peer was untracked.
+            self.count_dial(point, DialEnd::Dropped, now);
+            return (
+                DialOutcome::Cancelled,
+                DialVerdict::Drop(CloseReason::Untracked),
+            );
+        }
         if self
             .sets
             .address_of(peer)

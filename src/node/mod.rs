@@ -19,7 +19,10 @@ mod conn;
 pub mod demo;
 
 use crate::config::{Bounds, Config, ConfigError};
-use crate::core::{CoreStats, Event, Input, NodeCore, TraceHeader, TraceWriter, TracedAction};
+use crate::core::{
+    CoreStats, Event, Input, NodeCore, PeerSetError, SetChanges, TraceHeader, TraceWriter,
+    TracedAction,
+};
 use crate::maintenance::CycleReport;
 use crate::pool::{PeerId, Source};
 use crate::transport::Transport;
@@ -135,6 +138,10 @@ pub enum NodeError {
     /// A setting breaks a rule.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A `track` or `overwrite` was refused (a stale id, a bound broken): nothing
+    /// changed.
+    #[error(transparent)]
+    PeerSet(PeerSetError),
     /// The trace could not be started.
     #[error("cannot write the trace: {source}")]
     Trace {
@@ -492,6 +499,82 @@ impl Node {
         source: Source,
     ) -> Result<(), NodeError> {
         self.tell(Cmd::AddPoints(points, source)).await
+    }
+
+    /// Tracks a peer set under `id` (commonware's `track`; the rules are in
+    /// [`crate::core::peerset`]): ids strictly increase and the highest is the active
+    /// set; the last `peer_sets.kept_sets` sets are kept; primaries are dialed and never
+    /// trimmed, secondaries admitted but not dialed; a peer that left every kept set is
+    /// disconnected ([`CloseReason::Untracked`](crate::pool::CloseReason::Untracked)).
+    /// Returns what changed.
+    ///
+    /// ```no_run
+    /// # async fn f(node: peerkeeper::Node) -> Result<(), peerkeeper::NodeError> {
+    /// use peerkeeper::PeerId;
+    /// let v1 = "10.0.0.1:9000".parse().unwrap();
+    /// let v2 = "10.0.0.2:9000".parse().unwrap();
+    /// // Epoch 7's validators; the node dials them and keeps them.
+    /// node.track(7, vec![(PeerId(1), v1), (PeerId(2), v2)], vec![]).await?;
+    /// // Validator 2 moved: its connection on the old address is severed, the new one dialed.
+    /// node.overwrite(vec![(PeerId(2), "10.0.0.22:9000".parse().unwrap())]).await?;
+    /// // Epoch 7 again: refused, nothing changes.
+    /// assert!(node.track(7, vec![], vec![]).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe in the usual sense: once the command is queued, dropping the
+    /// future loses only the answer; the set may or may not have been tracked (read
+    /// [`PeerSets::latest_id`](crate::core::PeerSets::latest_id) through
+    /// [`inspect`](Self::inspect) to know).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::PeerSet`] for a refused set (a stale id, too many peers, a peer given
+    /// two addresses); [`NodeError::Stopped`] if the node has stopped.
+    pub async fn track(
+        &self,
+        id: u64,
+        primary: Vec<(PeerId, SocketAddr)>,
+        secondary: Vec<(PeerId, SocketAddr)>,
+    ) -> Result<SetChanges, NodeError> {
+        let input = Input::Track {
+            id,
+            primary,
+            secondary,
+        };
+        self.peer_sets(input).await
+    }
+
+    /// Changes the addresses of tracked peers without a new set (commonware's
+    /// `overwrite`): a connection on an old address is severed
+    /// ([`CloseReason::AddressChanged`](crate::pool::CloseReason::AddressChanged)), the
+    /// peer is admitted inbound from its new address's IP only (peer-sets-only and
+    /// private mode), and a primary is dialed at its new address. Addresses of untracked
+    /// peers are ignored. Returns what changed. See [`track`](Self::track) for an example.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`track`](Self::track): dropping the future loses only the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::PeerSet`] for more than `peer_sets.max_overwrite` addresses or a peer
+    /// given two; [`NodeError::Stopped`] if the node has stopped.
+    pub async fn overwrite(
+        &self,
+        addresses: Vec<(PeerId, SocketAddr)>,
+    ) -> Result<SetChanges, NodeError> {
+        self.peer_sets(Input::Overwrite { addresses }).await
+    }
+
+    async fn peer_sets(&self, input: Input) -> Result<SetChanges, NodeError> {
+        match self.ask(|tx| Cmd::PeerSets(input, tx)).await? {
+            Ok(changes) => Ok(changes),
+            Err(PeerSetError::Stopped) => Err(NodeError::Stopped),
+            Err(e) => Err(NodeError::PeerSet(e)),
+        }
     }
 
     /// Runs `f` on the core, in the actor, between two inputs: a consistent read of
