@@ -8,8 +8,8 @@
 //! sequences of sets, overwrites, connections and closes.
 
 use peerkeeper::core::{
-    Action, Admission, DialResult, DialVerdict, Hello, Input, NodeCore, PeerSetError,
-    RefuseReason, Reply,
+    Action, Admission, DialResult, DialVerdict, Hello, Input, NodeCore, PeerSetError, RefuseReason,
+    Reply,
 };
 use peerkeeper::pool::{CloseReason, ConnId, PeerId};
 use peerkeeper::{Config, PeerSetConfig, Time};
@@ -115,7 +115,11 @@ fn primaries_are_dialed_secondaries_are_not_and_ourselves_never() {
     assert_eq!(changes.added, vec![pid(0), pid(1), pid(2), pid(3)]);
     let mut d = dials(&drain(&mut c));
     d.sort();
-    assert_eq!(d, vec![v(1), v(2)], "the primaries but us, not the secondary");
+    assert_eq!(
+        d,
+        vec![v(1), v(2)],
+        "the primaries but us, not the secondary"
+    );
     assert_eq!(connect(&mut c, 1, 1, ms(20)), DialVerdict::Keep);
     // The secondary is admitted inbound.
     assert_eq!(inbound(&mut c, 3, 2, ms(30)), Admission::Accept);
@@ -145,7 +149,10 @@ fn ids_strictly_increase_and_a_stale_id_changes_nothing() {
             }))
         );
     }
-    assert!(dials(&drain(&mut c)).is_empty(), "nothing tracked, nothing dialed");
+    assert!(
+        dials(&drain(&mut c)).is_empty(),
+        "nothing tracked, nothing dialed"
+    );
     assert!(!c.peer_sets().is_tracked(pid(2)));
     assert_eq!(c.peer_sets().active().map(|s| s.id), Some(5));
     c.handle_track(6, vec![val(2)], vec![], ms(2)).unwrap();
@@ -203,7 +210,10 @@ fn overwrite_severs_the_old_connection_and_dials_the_new_address() {
         vec![(ConnId(1), CloseReason::AddressChanged)]
     );
     assert_eq!(dials(&actions), vec![moved]);
-    assert!(c.pool().get(&v(1)).is_none(), "the old address is forgotten");
+    assert!(
+        c.pool().get(&v(1)).is_none(),
+        "the old address is forgotten"
+    );
     // The allowed inbound address followed: from the old IP it is refused.
     assert!(matches!(
         inbound(&mut c, 1, 2, ms(110)),
@@ -244,7 +254,8 @@ fn a_stale_dial_to_an_old_address_is_dropped() {
 #[test]
 fn peer_sets_only_refuses_strangers_and_other_ips() {
     let mut c = core(validators(Config::default()));
-    c.handle_track(1, vec![val(1)], vec![val(2)], ms(0)).unwrap();
+    c.handle_track(1, vec![val(1)], vec![val(2)], ms(0))
+        .unwrap();
     drain(&mut c);
     // A stranger.
     assert!(matches!(

@@ -1029,7 +1029,9 @@ impl NodeCore {
                 DialVerdict::Drop(CloseReason::Duplicate),
             );
         }
-        if self.config.peer_sets.only && !self.sets.is_tracked(peer) && !self.pool.is_trusted(&point)
+        if self.config.peer_sets.only
+            && !self.sets.is_tracked(peer)
+            && !self.pool.is_trusted(&point)
         {
             // Peer sets only: a dial that left before its peer was untracked.
             self.count_dial(point, DialEnd::Dropped, now);
@@ -1459,7 +1461,8 @@ impl NodeCore {
             }
             self.primary_dials.remove(peer);
         }
-        self.pool.set_protected(self.sets.primaries().map(|(p, _)| p));
+        self.pool
+            .set_protected(self.sets.primaries().map(|(p, _)| p));
     }
 
     // ----- internals -----------------------------------------------------------------
@@ -1506,8 +1509,7 @@ impl NodeCore {
                 busy += 1;
                 continue;
             }
-            if addr.port() == 0 || scope(addr.ip()).is_none() || self.own_points.contains(&addr)
-            {
+            if addr.port() == 0 || scope(addr.ip()).is_none() || self.own_points.contains(&addr) {
                 continue;
             }
             let recently = self
@@ -1576,9 +1578,7 @@ impl NodeCore {
         let clock = self.clock;
         self.sets
             .primaries()
-            .filter(|(peer, _)| {
-                *peer != self.me && self.pool.connected_point_of(*peer).is_none()
-            })
+            .filter(|(peer, _)| *peer != self.me && self.pool.connected_point_of(*peer).is_none())
             .filter_map(|(peer, addr)| {
                 let point = self.pool.get(&addr);
                 if point.is_some_and(|p| p.dialing) {

@@ -419,7 +419,11 @@ impl PeerSets {
         }
         assert_eq!(last, self.sets.back().map(|s| s.id));
         assert!(self.sets.is_empty() || self.latest == last);
-        assert_eq!(counts.len(), self.peers.len(), "tracked peers and sets disagree");
+        assert_eq!(
+            counts.len(),
+            self.peers.len(),
+            "tracked peers and sets disagree"
+        );
         for (p, (prim, sec)) in counts {
             let t = self.peers.get(&p).expect("a peer of a set is tracked");
             assert_eq!((t.primary_sets, t.secondary_sets), (prim, sec), "{p}");

@@ -61,10 +61,7 @@ pub(crate) enum Cmd {
     Nudge,
     Inspect(Box<dyn FnOnce(&NodeCore) + Send>),
     /// `track` or `overwrite` (an [`Input::Track`] or [`Input::Overwrite`]), answered.
-    PeerSets(
-        Input,
-        oneshot::Sender<Result<SetChanges, PeerSetError>>,
-    ),
+    PeerSets(Input, oneshot::Sender<Result<SetChanges, PeerSetError>>),
 }
 
 /// What the actor sends a connection task.
