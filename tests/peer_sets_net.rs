@@ -91,6 +91,10 @@ async fn every_primary_connects_and_a_secondary_is_admitted_but_not_dialed() {
         s.connections == 6
     })
     .await;
+    eprintln!(
+        "full mesh of 6 validators and a follower at {:?} (virtual)",
+        lab.now()
+    );
     for (i, n) in nodes.iter().enumerate() {
         let mut peers = connected_peers(n).await;
         peers.sort();
@@ -178,6 +182,7 @@ async fn a_dropped_validator_is_disconnected_once_it_leaves_every_kept_set() {
     )
     .await;
     // Epoch 3: epoch 1 goes, and validator 4 with it.
+    let t3 = lab.now();
     let changes = nodes[0].track(3, set(1..=3), vec![]).await.unwrap();
     assert_eq!(changes.untracked, set([4]));
     for n in &nodes[1..3] {
@@ -194,6 +199,10 @@ async fn a_dropped_validator_is_disconnected_once_it_leaves_every_kept_set() {
         s.connections == 0
     })
     .await;
+    eprintln!(
+        "validator 4 disconnected everywhere {:?} after epoch 3 (virtual)",
+        lab.now().as_duration() - t3.as_duration()
+    );
     let ended = loop {
         match events.recv().await.unwrap() {
             // (A duplicate of the first simultaneous dials may end first.)
@@ -238,6 +247,7 @@ async fn overwrite_severs_the_old_connection_and_reconnects_at_the_new_address()
     })
     .await;
     let mut events = a.subscribe();
+    let t0 = lab.now();
     let changes = a.overwrite(vec![(pid(2), moved)]).await.unwrap();
     assert_eq!(changes.readdressed.len(), 1);
     wait_status(&old, VIRTUAL_DEADLINE, "severed", |s| s.connections == 0).await;
@@ -259,6 +269,10 @@ async fn overwrite_severs_the_old_connection_and_reconnects_at_the_new_address()
         move |c| c.pool().connected_point_of(PeerId(2)) == Some(moved),
     )
     .await;
+    eprintln!(
+        "reconnected at the new address {:?} after the overwrite (virtual)",
+        lab.now().as_duration() - t0.as_duration()
+    );
     assert_eq!(query(&a, |c| c.stats().closed.address_changed).await, 1);
     for n in [&a, &old, &new] {
         n.shutdown().await;
