@@ -293,7 +293,8 @@ pub struct Config {
     /// A dial (connect plus handshake) taking longer than this fails.
     #[serde(with = "humantime_serde")]
     pub dial_timeout: Duration,
-    /// Only dial and accept trusted points, and never share points.
+    /// Only dial and accept trusted points (and accept the tracked peers of the peer
+    /// sets, from their tracked IP address), and never share points.
     pub private_mode: bool,
     /// Points that are always kept: never trimmed, never garbage-collected, dialed first.
     pub trusted_points: Vec<SocketAddr>,

@@ -292,6 +292,27 @@ fn without_peer_sets_only_a_stranger_is_admitted() {
 }
 
 #[test]
+fn private_mode_admits_trusted_points_and_tracked_peers_only() {
+    let mut config = validators(Config::default());
+    config.peer_sets.only = false;
+    config.private_mode = true;
+    config.trusted_points = vec![v(8)];
+    let mut c = core(config);
+    c.handle_track(1, vec![], vec![val(2)], ms(0)).unwrap();
+    drain(&mut c);
+    assert!(matches!(
+        inbound(&mut c, 7, 1, ms(10)),
+        Admission::Refuse {
+            reason: RefuseReason::PrivateMode,
+            ..
+        }
+    ));
+    assert_eq!(inbound(&mut c, 2, 2, ms(20)), Admission::Accept);
+    assert_eq!(inbound(&mut c, 8, 3, ms(30)), Admission::Accept);
+    assert_eq!(c.stats().admission.refused_private, 1);
+}
+
+#[test]
 fn primaries_are_never_trimmed_and_get_in_when_full() {
     // Mixed mode, max 4: a primary arriving at max closes a stranger; a trim spares it.
     let config = Config {
@@ -321,11 +342,51 @@ fn primaries_are_never_trimmed_and_get_in_when_full() {
     assert_eq!(c.connection_count(), 4);
     assert_eq!(inbound(&mut c, 2, 2, ms(20_001)), Admission::Accept);
     drain(&mut c);
-    // A maintenance trim (to max_target 2... by the bounds) never closes a primary.
-    c.maintain(ms(30_000));
-    drain(&mut c);
     assert!(c.pool().connected_point_of(pid(1)).is_some());
     assert!(c.pool().connected_point_of(pid(2)).is_some());
+    c.check_invariants();
+}
+
+#[test]
+fn a_trim_never_closes_a_primary() {
+    // 1 / 1 / 7: max_threshold 5, max_target 3.
+    let config = Config {
+        min_connections: 1,
+        expected_connections: 1,
+        max_connections: 7,
+        maintenance_idle_time: None,
+        ..Config::default()
+    };
+    let mut c = core(config);
+    c.handle_track(1, vec![val(1), val(2), val(3)], vec![], ms(0))
+        .unwrap();
+    drain(&mut c);
+    // The primaries dial in first: old inbound connections, the first a trim would cut.
+    for i in 1..=3 {
+        assert_eq!(inbound(&mut c, i, u64::from(i), ms(10)), Admission::Accept);
+        // Our dial to it meets the connection it made.
+        c.handle_dial_result(
+            v(i),
+            DialResult::Refused {
+                reason: RefuseReason::AlreadyConnected,
+                points: vec![],
+            },
+            ms(11),
+        );
+    }
+    drain(&mut c);
+    let mut closed = Vec::new();
+    for i in 10..13 {
+        inbound(&mut c, i, u64::from(i), ms(20_000));
+        closed.extend(closes(&drain(&mut c)));
+    }
+    // Six connections, above max_threshold: trimmed to max_target, strangers only.
+    assert_eq!(c.connection_count(), 3, "{closed:?}");
+    assert_eq!(closed.len(), 3);
+    assert!(closed.iter().all(|(k, _)| k.0 >= 10), "{closed:?}");
+    for i in 1..=3 {
+        assert!(c.pool().connected_point_of(pid(i)).is_some());
+    }
     c.check_invariants();
 }
 
