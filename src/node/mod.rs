@@ -508,18 +508,33 @@ impl Node {
     /// disconnected ([`CloseReason::Untracked`](crate::pool::CloseReason::Untracked)).
     /// Returns what changed.
     ///
-    /// ```no_run
-    /// # async fn f(node: peerkeeper::Node) -> Result<(), peerkeeper::NodeError> {
-    /// use peerkeeper::PeerId;
-    /// let v1 = "10.0.0.1:9000".parse().unwrap();
-    /// let v2 = "10.0.0.2:9000".parse().unwrap();
-    /// // Epoch 7's validators; the node dials them and keeps them.
-    /// node.track(7, vec![(PeerId(1), v1), (PeerId(2), v2)], vec![]).await?;
-    /// // Validator 2 moved: its connection on the old address is severed, the new one dialed.
-    /// node.overwrite(vec![(PeerId(2), "10.0.0.22:9000".parse().unwrap())]).await?;
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use peerkeeper::{transport::memory::MemoryNetwork, Config, Node, NodeError, PeerId};
+    /// use peerkeeper::{core::PeerSetError, PeerSetConfig};
+    /// // Two validators: peer sets only, the default config otherwise.
+    /// let config = Config { peer_sets: PeerSetConfig { only: true, ..PeerSetConfig::default() },
+    ///                       ..Config::default() };
+    /// let net = MemoryNetwork::new();
+    /// let (a, b) = ("10.0.0.1:9732".parse().unwrap(), "10.0.0.2:9732".parse().unwrap());
+    /// let v1 = Node::builder(config.clone(), net.bind(a).unwrap()).peer_id(PeerId(1)).start().unwrap();
+    /// let v2 = Node::builder(config, net.bind(b).unwrap()).peer_id(PeerId(2)).start().unwrap();
+    /// // Epoch 7's validators: each dials the other (a primary) and keeps it.
+    /// let epoch = vec![(PeerId(1), a), (PeerId(2), b)];
+    /// v1.track(7, epoch.clone(), vec![]).await.unwrap();
+    /// v2.track(7, epoch, vec![]).await.unwrap();
+    /// v1.status_watch().wait_for(|s| s.connections == 1).await.unwrap();
     /// // Epoch 7 again: refused, nothing changes.
-    /// assert!(node.track(7, vec![], vec![]).await.is_err());
-    /// # Ok(()) }
+    /// assert!(matches!(v1.track(7, vec![], vec![]).await,
+    ///                  Err(NodeError::PeerSet(PeerSetError::StaleId { id: 7, latest: 7 }))));
+    /// // Validator 2 moved (an address in another set of IPs): the connection on its old
+    /// // address is severed, the new one dialed.
+    /// let moved = "10.0.1.2:9732".parse().unwrap();
+    /// let changes = v1.overwrite(vec![(PeerId(2), moved)]).await.unwrap();
+    /// assert_eq!(changes.readdressed.len(), 1);
+    /// v1.shutdown().await;
+    /// v2.shutdown().await;
+    /// # }
     /// ```
     ///
     /// # Cancel safety
