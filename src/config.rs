@@ -433,6 +433,44 @@ fn kind_field(kind: crate::pool::Source, what: &str) -> &'static str {
     }
 }
 
+/// Peer sets by epoch: the settings of [`crate::core::peerset`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerSetConfig {
+    /// Peer sets only (a validator network): only tracked peers (and trusted points) are
+    /// admitted, inbound included; only primaries (and trusted points) are dialed; no
+    /// point is shared or taken from peers.
+    pub only: bool,
+    /// How many sets are kept (the latest ones): a peer stays tracked while it is in any
+    /// of them, so an epoch change does not drop the previous epoch's peers at once.
+    /// commonware keeps 4.
+    pub kept_sets: usize,
+    /// Most peers in one set (primaries and secondaries together); a larger set is an
+    /// error.
+    pub max_set_size: usize,
+    /// Most addresses in one `overwrite`; more is an error.
+    pub max_overwrite: usize,
+    /// Most primaries connected or being dialed at once; absent: every primary, within
+    /// `max_connections`.
+    pub primary_target: Option<usize>,
+    /// A tracked peer is admitted inbound only from the IP address of its tracked
+    /// address (commonware's allowed inbound addresses; off is its `bypass_ip_check`).
+    pub check_ip: bool,
+}
+
+impl Default for PeerSetConfig {
+    fn default() -> Self {
+        PeerSetConfig {
+            only: false,
+            kept_sets: 4,
+            max_set_size: 1024,
+            max_overwrite: 1024,
+            primary_target: None,
+            check_ip: true,
+        }
+    }
+}
+
 /// Which connection-maintenance policy a node runs. Both run inside the same node core, so
 /// the simulator's `--compare` compares policies in one program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -503,7 +541,8 @@ pub struct Config {
     /// A dial (connect plus handshake) taking longer than this fails.
     #[serde(with = "humantime_serde")]
     pub dial_timeout: Duration,
-    /// Only dial and accept trusted points, and never share points.
+    /// Only dial and accept trusted points (and accept the tracked peers of the peer
+    /// sets, from their tracked IP address), and never share points.
     pub private_mode: bool,
     /// Points that are always kept: never trimmed, never garbage-collected, dialed first.
     pub trusted_points: Vec<SocketAddr>,
@@ -552,6 +591,9 @@ pub struct Config {
     /// [`Config::inbound_budget`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_inbound: Option<usize>,
+    /// Peer sets by epoch (commonware's `track`/`overwrite`), and the validator mode that
+    /// admits and dials tracked peers only.
+    pub peer_sets: PeerSetConfig,
 }
 
 impl Default for Config {
@@ -580,6 +622,7 @@ impl Default for Config {
             targets: KindTargets::default(),
             max_outbound: None,
             max_inbound: None,
+            peer_sets: PeerSetConfig::default(),
         }
     }
 }
@@ -795,9 +838,39 @@ impl Config {
             }
         }
         self.targets.validate(self)?;
+        let s = &self.peer_sets;
+        if !(1..=MAX_KEPT_SETS).contains(&s.kept_sets) {
+            return Err(invalid(
+                "peer_sets.kept_sets",
+                format!("must be in 1..={MAX_KEPT_SETS}"),
+            ));
+        }
+        if !(1..=MAX_SET_SIZE).contains(&s.max_set_size) {
+            return Err(invalid(
+                "peer_sets.max_set_size",
+                format!("must be in 1..={MAX_SET_SIZE}"),
+            ));
+        }
+        if !(1..=MAX_SET_SIZE).contains(&s.max_overwrite) {
+            return Err(invalid(
+                "peer_sets.max_overwrite",
+                format!("must be in 1..={MAX_SET_SIZE}"),
+            ));
+        }
+        if s.primary_target == Some(0) {
+            return Err(invalid(
+                "peer_sets.primary_target",
+                "must be greater than 0 (leave it out to dial every primary)",
+            ));
+        }
         Ok(())
     }
 }
+
+/// The most sets [`PeerSetConfig::kept_sets`] may keep.
+pub const MAX_KEPT_SETS: usize = 64;
+/// The largest [`PeerSetConfig::max_set_size`] and [`PeerSetConfig::max_overwrite`].
+pub const MAX_SET_SIZE: usize = 65_536;
 
 fn nonzero(field: &'static str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {

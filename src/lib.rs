@@ -55,8 +55,8 @@ pub mod trigger;
 pub mod wire;
 
 pub use config::{
-    BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, KindTarget, KindTargets, Policy,
-    RangeStatus,
+    BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, KindTarget, KindTargets,
+    PeerSetConfig, Policy, RangeStatus,
 };
 pub use core::NodeCore;
 pub use maintenance::CycleReport;

@@ -77,6 +77,9 @@ pub enum CloseCode {
     Timeout,
     /// Anything else.
     Other,
+    /// The receiver left every peer set the sender keeps (appended: older peers decode
+    /// the codes before it unchanged).
+    Untracked,
 }
 
 /// A protocol message.

@@ -493,7 +493,7 @@ proptest! {
                 SeqOp::BeginDial(a) => {
                     let was_candidate = pool.get(&op_addr(a)).is_some_and(|p| {
                         p.state == PointState::Disconnected && !p.dialing && p.next_dial <= now
-                    });
+                    }) && !pool.is_ip_greylisted(op_addr(a).ip(), now);
                     let inflight = pool.dialing_count();
                     prop_assert_eq!(pool.begin_dial(op_addr(a), now), was_candidate);
                     prop_assert_eq!(pool.dialing_count(), inflight + usize::from(was_candidate));

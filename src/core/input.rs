@@ -5,7 +5,9 @@
 //! core built from the header gives the same actions, in the same order, at the same
 //! times: the core is deterministic, and these are all it ever reads.
 
-use super::{Admission, DialResult, DialVerdict, Hello, NodeCore, Offender};
+use super::{
+    Admission, DialResult, DialVerdict, Hello, NodeCore, Offender, PeerSetError, SetChanges,
+};
 use crate::config::Config;
 use crate::pool::{CloseReason, ConnId, PeerId, Source};
 use crate::trigger::TriggerKind;
@@ -136,6 +138,20 @@ pub enum Input {
     },
     /// [`NodeCore::handle_timeout`].
     Timeout,
+    /// [`NodeCore::handle_track`].
+    Track {
+        /// The set's id (epoch).
+        id: u64,
+        /// Its primaries and their addresses.
+        primary: Vec<(PeerId, SocketAddr)>,
+        /// Its secondaries and their addresses.
+        secondary: Vec<(PeerId, SocketAddr)>,
+    },
+    /// [`NodeCore::handle_overwrite`].
+    Overwrite {
+        /// New addresses of tracked peers.
+        addresses: Vec<(PeerId, SocketAddr)>,
+    },
 }
 
 /// What an input answered at once, when it answers (the two a handshake waits for).
@@ -150,6 +166,8 @@ pub enum Reply {
     Verdict(DialVerdict),
     /// [`NodeCore::maintain`]'s ticket.
     Ticket(u64),
+    /// [`NodeCore::handle_track`]'s or [`NodeCore::handle_overwrite`]'s answer.
+    PeerSets(Result<SetChanges, PeerSetError>),
 }
 
 /// An input with its time: one line of a trace.
@@ -266,6 +284,14 @@ impl NodeCore {
             Input::SwapRequest { conn, point } => self.handle_swap_request(conn, point, at),
             Input::SwapAck { conn, point } => self.handle_swap_ack(conn, point, at),
             Input::Timeout => self.handle_timeout(at),
+            Input::Track {
+                id,
+                primary,
+                secondary,
+            } => return Reply::PeerSets(self.handle_track(id, primary, secondary, at)),
+            Input::Overwrite { addresses } => {
+                return Reply::PeerSets(self.handle_overwrite(addresses, at))
+            }
         }
         Reply::None
     }

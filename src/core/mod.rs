@@ -55,6 +55,7 @@
 mod event;
 mod input;
 pub mod intake;
+pub mod peerset;
 mod replay;
 mod stats;
 
@@ -65,6 +66,7 @@ pub use replay::{
     TraceReader, TraceWriter,
 };
 
+pub use peerset::{PeerSetError, PeerSets, Readdressed, SetChanges};
 pub use stats::{AdmissionStats, CloseStats, CoreStats, DialStats, PointStats, SharingStats};
 
 use crate::config::{Bounds, Config, Policy};
@@ -92,6 +94,10 @@ pub const RECENT_DIALERS: usize = 16;
 pub const MAX_OWN_POINTS: usize = 16;
 /// Most points a refusal carries.
 pub const MAX_REFUSAL_POINTS: usize = 50;
+/// A primary of a tracked peer set is not redialed at one address more often than this
+/// (over the pool's backoff after failures): a dial that ends without a verdict on the
+/// point (refused as already connected, dropped) cannot loop.
+pub const PRIMARY_DIAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a peer says of itself in the handshake, once the shell has checked the network
 /// name and the protocol version.
@@ -116,7 +122,8 @@ pub enum RefuseReason {
     AlreadyConnected,
     /// The dialer's address is greylisted.
     Greylisted,
-    /// Private mode: only trusted points are admitted.
+    /// Private mode: only trusted points (and tracked peers) are admitted; or peer sets
+    /// only: only tracked peers (and trusted points), from their tracked IP address.
     PrivateMode,
     /// Another network name.
     WrongNetwork,
@@ -399,6 +406,9 @@ pub struct NodeCore {
     stopped: bool,
     events: Option<VecDeque<Event>>,
     events_dropped: u64,
+    sets: PeerSets,
+    /// When each primary was last dialed (bounded by the tracked peers).
+    primary_dials: BTreeMap<PeerId, Time>,
 }
 
 impl NodeCore {
@@ -425,13 +435,24 @@ impl NodeCore {
             Policy::Octez => 0,
         });
         pool.take_changes();
+        // Peer sets only: maintenance and discovery work as in private mode (trusted points
+        // only, no sharing); the primaries are dialed by the core itself.
+        let brain_config = if config.peer_sets.only && !config.private_mode {
+            Arc::new(Config {
+                private_mode: true,
+                ..(*config).clone()
+            })
+        } else {
+            config.clone()
+        };
         let brain = match config.policy {
             Policy::Peerkeeper => Brain::Peerkeeper {
-                m: Maintenance::new(config.clone()),
-                d: DiscoveryState::new(&config),
+                m: Maintenance::new(brain_config.clone()),
+                d: DiscoveryState::new(&brain_config),
             },
-            Policy::Octez => Brain::Octez(OctezModel::new(config.clone())),
+            Policy::Octez => Brain::Octez(OctezModel::new(brain_config)),
         };
+        let sets = PeerSets::new(&config.peer_sets);
         NodeCore {
             bounds: config.bounds(),
             config,
@@ -454,6 +475,8 @@ impl NodeCore {
             stopped: false,
             events: None,
             events_dropped: 0,
+            sets,
+            primary_dials: BTreeMap::new(),
         }
     }
 
@@ -477,6 +500,11 @@ impl NodeCore {
     /// The pool (points, peers, connections).
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The tracked peer sets ([`peerset`]).
+    pub fn peer_sets(&self) -> &PeerSets {
+        &self.sets
     }
 
     /// Counters.
@@ -631,10 +659,7 @@ impl NodeCore {
             Brain::Peerkeeper { m, d } => (m.next_deadline(&self.pool), d.next_deadline()),
             Brain::Octez(o) => (o.next_deadline(&self.pool), None),
         };
-        match (m, d) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [m, d, self.primary_deadline()].into_iter().flatten().min()
     }
 
     // ----- inputs from the embedding node ---------------------------------------------
@@ -782,7 +807,14 @@ impl NodeCore {
             self.stats.admission.refused_greylisted += 1;
             return refuse(RefuseReason::Greylisted);
         }
-        if self.config.private_mode && !self.pool.is_admitted(&point) {
+        let tracked = self
+            .sets
+            .acceptable(hello.peer, ip, self.config.peer_sets.check_ip);
+        if self.config.peer_sets.only && !tracked && !self.pool.is_admitted(&point) {
+            self.stats.admission.refused_untracked += 1;
+            return refuse(RefuseReason::PrivateMode);
+        }
+        if self.config.private_mode && !tracked && !self.pool.is_admitted(&point) {
             self.stats.admission.refused_private += 1;
             return refuse(RefuseReason::PrivateMode);
         }
@@ -817,6 +849,8 @@ impl NodeCore {
                 (active >= self.config.max_connections || over_inbound) && !self.make_room(now)
             }
         };
+        // A primary of a tracked set gets in by closing an unprotected connection.
+        let full = full && !(self.sets.is_primary(hello.peer) && self.evict_for_primary(now));
         if full {
             self.stats.admission.refused_full += 1;
             let points = self.sample_for(point, self.refusal_size());
@@ -887,7 +921,7 @@ impl NodeCore {
                 self.dial_connected(point, conn, peer, now)
             }
             DialResult::Refused { reason, points } => {
-                if !points.is_empty() && !self.config.private_mode {
+                if !points.is_empty() && !self.closed_network() {
                     let n = points.len().min(MAX_REFUSAL_POINTS);
                     self.intake(&points[..n], Source::PeerSharing, Some(point), now);
                 }
@@ -1002,7 +1036,35 @@ impl NodeCore {
                 DialVerdict::Drop(CloseReason::Duplicate),
             );
         }
-        if self.pool.active_count() >= self.config.max_connections {
+        if self.config.peer_sets.only
+            && !self.sets.is_tracked(peer)
+            && !self.pool.is_trusted(&point)
+        {
+            // Peer sets only: a dial that left before its peer was untracked.
+            self.count_dial(point, DialEnd::Dropped, now);
+            return (
+                DialOutcome::Cancelled,
+                DialVerdict::Drop(CloseReason::Untracked),
+            );
+        }
+        if self
+            .sets
+            .address_of(peer)
+            .is_some_and(|tracked| tracked != point)
+        {
+            // A stale dial: the peer's tracked address changed meanwhile (an overwrite).
+            self.count_dial(point, DialEnd::Dropped, now);
+            if !self.pool.is_trusted(&point) {
+                self.pool.forget(point);
+            }
+            return (
+                DialOutcome::Cancelled,
+                DialVerdict::Drop(CloseReason::AddressChanged),
+            );
+        }
+        if self.pool.active_count() >= self.config.max_connections
+            && !(self.sets.is_primary(peer) && self.evict_for_primary(now))
+        {
             // Inbound connections filled us while we dialed.
             self.count_dial(point, DialEnd::Dropped, now);
             return (
@@ -1126,7 +1188,7 @@ impl NodeCore {
         }
         self.tick(now);
         let gap = self.config.discovery.peer_ask_interval / 4;
-        let private = self.config.private_mode;
+        let private = self.closed_network();
         let Some(meta) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -1329,6 +1391,121 @@ impl NodeCore {
         self.settle(now);
     }
 
+    // ----- peer sets ------------------------------------------------------------------
+
+    /// Tracks a peer set under `id` ([`peerset`], commonware's `track`): the set becomes
+    /// the active one, the oldest past `peer_sets.kept_sets` is dropped. Then:
+    ///
+    /// * primaries (of any kept set) are dialed at their tracked address, up to
+    ///   `peer_sets.primary_target` (by default all, within `max_connections`), and
+    ///   their connections are protected from trims; at `max_connections` a primary gets
+    ///   in by closing an unprotected connection;
+    /// * a peer that left every kept set has its connection closed
+    ///   ([`CloseReason::Untracked`]);
+    /// * a peer given a new address has its connection on the old one closed
+    ///   ([`CloseReason::AddressChanged`]) and, if a primary, is dialed at the new one.
+    ///
+    /// Addresses are taken as the operator's (like trusted points); our own entry in a
+    /// set (our peer id) is never dialed.
+    ///
+    /// # Errors
+    ///
+    /// As [`PeerSets::track`] (a stale id, a set too large, a peer given two addresses):
+    /// nothing changed. [`PeerSetError::Stopped`] after [`shutdown`](Self::shutdown).
+    ///
+    /// ```
+    /// use peerkeeper::core::{Action, NodeCore, PeerSetError};
+    /// use peerkeeper::{Config, PeerId, Time};
+    /// let mut core = NodeCore::new(Config::default(), PeerId(1), 7);
+    /// core.start(Time::ZERO);
+    /// while core.poll_action().is_some() {}
+    /// let b = "10.0.0.2:9000".parse().unwrap();
+    /// let c = "10.0.0.3:9000".parse().unwrap();
+    /// core.handle_track(1, vec![(PeerId(2), b)], vec![(PeerId(3), c)], Time::ZERO).unwrap();
+    /// let dials: Vec<_> = std::iter::from_fn(|| core.poll_action())
+    ///     .filter_map(|a| if let Action::Dial(p) = a { Some(p) } else { None })
+    ///     .collect();
+    /// assert_eq!(dials, vec![b]); // the primary, not the secondary
+    /// assert!(matches!(core.handle_track(1, vec![], vec![], Time::ZERO),
+    ///                  Err(PeerSetError::StaleId { .. })));
+    /// ```
+    pub fn handle_track(
+        &mut self,
+        id: u64,
+        primary: Vec<(PeerId, SocketAddr)>,
+        secondary: Vec<(PeerId, SocketAddr)>,
+        now: Time,
+    ) -> Result<SetChanges, PeerSetError> {
+        if self.stopped {
+            return Err(PeerSetError::Stopped);
+        }
+        self.tick(now);
+        let changes = self
+            .sets
+            .track(id, canonical_all(primary), canonical_all(secondary))?;
+        self.apply_set_changes(&changes, now);
+        self.settle(now);
+        Ok(changes)
+    }
+
+    /// Changes the addresses of tracked peers without a new set ([`peerset`],
+    /// commonware's `overwrite`): a connection on an old address is closed
+    /// ([`CloseReason::AddressChanged`]), inbound connections are admitted from the new
+    /// address's IP only (in peer-sets-only and private mode), and primaries are dialed at
+    /// the new address. Addresses of peers not tracked are ignored
+    /// ([`SetChanges::ignored`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`PeerSets::overwrite`] (too many addresses, a peer given two): nothing
+    /// changed. [`PeerSetError::Stopped`] after [`shutdown`](Self::shutdown).
+    pub fn handle_overwrite(
+        &mut self,
+        addresses: Vec<(PeerId, SocketAddr)>,
+        now: Time,
+    ) -> Result<SetChanges, PeerSetError> {
+        if self.stopped {
+            return Err(PeerSetError::Stopped);
+        }
+        self.tick(now);
+        let changes = self.sets.overwrite(canonical_all(addresses))?;
+        self.apply_set_changes(&changes, now);
+        self.settle(now);
+        Ok(changes)
+    }
+
+    fn apply_set_changes(&mut self, changes: &SetChanges, now: Time) {
+        for r in &changes.readdressed {
+            if let Some(at) = self.pool.connected_point_of(r.peer) {
+                if at != r.new {
+                    if let Some(conn) = self.conn_at(&at) {
+                        self.stats.closed.address_changed += 1;
+                        self.close(conn, CloseReason::AddressChanged, now);
+                    }
+                }
+            }
+            // The old address is stale: never dialed again (unless the operator trusts
+            // it, or a dial to it is in flight: its result is dropped).
+            if !self.pool.is_trusted(&r.old) && r.old != r.new {
+                self.pool.forget(r.old);
+            }
+            self.primary_dials.remove(&r.peer);
+        }
+        for (peer, _) in &changes.untracked {
+            if let Some(conn) = self
+                .pool
+                .connected_point_of(*peer)
+                .and_then(|at| self.conn_at(&at))
+            {
+                self.stats.closed.untracked += 1;
+                self.close(conn, CloseReason::Untracked, now);
+            }
+            self.primary_dials.remove(peer);
+        }
+        self.pool
+            .set_protected_peers(self.sets.primaries().map(|(p, _)| p));
+    }
+
     // ----- internals -----------------------------------------------------------------
 
     fn tick(&mut self, now: Time) {
@@ -1350,6 +1527,134 @@ impl NodeCore {
             Policy::Peerkeeper => self.config.discovery.answer_size,
             Policy::Octez => 50,
         }
+    }
+
+    /// Whether the node is closed to strangers: private mode, or peer sets only. It then
+    /// never shares points nor takes them from refusals.
+    fn closed_network(&self) -> bool {
+        self.config.private_mode || self.config.peer_sets.only
+    }
+
+    /// The primaries to dial now: not ourselves, not connected, not being dialed, their
+    /// address dialable (not backed off, not dialed within [`PRIMARY_DIAL_INTERVAL`]).
+    /// `busy` counts the primaries connected or being dialed.
+    fn primary_candidates(&self, now: Time) -> (usize, Vec<(PeerId, SocketAddr)>) {
+        let mut busy = 0;
+        let mut todo = Vec::new();
+        for (peer, addr) in self.sets.primaries() {
+            if peer == self.me || self.pool.connected_point_of(peer).is_some() {
+                busy += usize::from(peer != self.me);
+                continue;
+            }
+            if self.pool.get(&addr).is_some_and(|p| p.dialing) {
+                busy += 1;
+                continue;
+            }
+            if addr.port() == 0 || scope(addr.ip()).is_none() || self.own_points.contains(&addr) {
+                continue;
+            }
+            let recently = self
+                .primary_dials
+                .get(&peer)
+                .is_some_and(|t| now < *t + PRIMARY_DIAL_INTERVAL);
+            if !recently {
+                todo.push((peer, addr));
+            }
+        }
+        (busy, todo)
+    }
+
+    /// Dials primaries of the tracked peer sets, up to `peer_sets.primary_target` (all,
+    /// within `max_connections`) connected or being dialed, within `max_concurrent_dials`.
+    /// Dials nothing when `max_connections` is reached and every connection is protected.
+    fn dial_primaries(&mut self, now: Time) {
+        if self.stopped || self.sets.is_empty() {
+            return;
+        }
+        let (busy, todo) = self.primary_candidates(now);
+        if todo.is_empty() {
+            return;
+        }
+        let max = self.config.max_connections;
+        let target = self.config.peer_sets.primary_target.unwrap_or(max).min(max);
+        let room = target.saturating_sub(busy);
+        let mut slots = self
+            .config
+            .max_concurrent_dials
+            .saturating_sub(self.pool.dialing_count())
+            .min(room);
+        if self.pool.active_count() >= max
+            && self
+                .pool
+                .connections()
+                .all(|(a, _)| self.pool.is_protected(&a))
+        {
+            return;
+        }
+        for (peer, addr) in todo {
+            if slots == 0 {
+                break;
+            }
+            if self.pool.get(&addr).is_none()
+                && self.pool.add_point(addr, Source::External, now) != Added::New
+            {
+                continue;
+            }
+            if self.pool.begin_dial(addr, now) {
+                self.primary_dials.insert(peer, now);
+                self.stats.dials.attempted += 1;
+                self.stats.dials.in_flight += 1;
+                self.actions.push_back(Action::Dial(addr));
+                slots -= 1;
+            }
+        }
+    }
+
+    /// When a primary not dialed now becomes dialable (its backoff or the dial interval
+    /// ends), if later than now.
+    fn primary_deadline(&self) -> Option<Time> {
+        if self.stopped || self.sets.is_empty() {
+            return None;
+        }
+        let clock = self.clock;
+        self.sets
+            .primaries()
+            .filter(|(peer, _)| *peer != self.me && self.pool.connected_point_of(*peer).is_none())
+            .filter_map(|(peer, addr)| {
+                let point = self.pool.get(&addr);
+                if point.is_some_and(|p| p.dialing) {
+                    return None;
+                }
+                let ready = point.map_or(Time::ZERO, |p| p.next_dial);
+                let interval = self
+                    .primary_dials
+                    .get(&peer)
+                    .map_or(Time::ZERO, |t| *t + PRIMARY_DIAL_INTERVAL);
+                Some(ready.max(interval))
+            })
+            .filter(|t| *t > clock)
+            .min()
+    }
+
+    /// At `max_connections`, a primary gets in: one unprotected, untrusted connection is
+    /// closed (sent points first), chosen as a trim chooses. Returns whether room was made.
+    fn evict_for_primary(&mut self, now: Time) -> bool {
+        let grace = self.config.newcomer_grace;
+        let victim = trim_for(
+            &self.pool,
+            &self.config,
+            1,
+            now - grace,
+            |_, _| true,
+            &mut self.rng,
+        );
+        let Some(conn) = victim.first().and_then(|p| self.conn_at(p)) else {
+            return false;
+        };
+        let point = victim[0];
+        self.stats.closed.trimmed += 1;
+        self.farewell_and_close(conn, point, now);
+        true
     }
 
     fn note_dialer(&mut self, point: SocketAddr, now: Time) {
@@ -1376,7 +1681,7 @@ impl NodeCore {
     /// The one sample a node tells a peer at `requester` (answer, refusal, farewell):
     /// only points the requester accepts from us, never itself or us.
     fn sample_for(&mut self, requester: SocketAddr, n: usize) -> Vec<SocketAddr> {
-        if self.config.private_mode || n == 0 {
+        if self.closed_network() || n == 0 {
             return Vec::new();
         }
         let allow = self.config.discovery.allow_private_addresses;
@@ -1642,6 +1947,11 @@ impl NodeCore {
     /// connection (asked for points at once while points are wanted). Repeats while the
     /// reactions change the pool, a bounded number of times.
     fn settle(&mut self, now: Time) {
+        self.settle_triggers(now);
+        self.dial_primaries(now);
+    }
+
+    fn settle_triggers(&mut self, now: Time) {
         for _ in 0..8 {
             let c = self.pool.take_changes();
             self.stats.max_connections_seen =
@@ -1724,10 +2034,24 @@ impl NodeCore {
         assert!(self.pool.active_count() <= self.config.max_connections + 1);
         assert!(self.recent_dialers.len() <= RECENT_DIALERS);
         assert!(self.own_points.len() <= MAX_OWN_POINTS);
+        self.sets.check_invariants();
+        for (_, c) in self.pool.connections() {
+            assert_eq!(
+                self.pool.is_protected_peer(c.peer),
+                self.sets.is_primary(c.peer),
+                "protection of {} disagrees with the peer sets",
+                c.peer
+            );
+        }
+        assert!(self.primary_dials.keys().all(|p| self.sets.is_tracked(*p)));
     }
 }
 
 /// `p` with an IPv4-mapped IPv6 address written as the IPv4 address it is.
 fn canonical(p: SocketAddr) -> SocketAddr {
     SocketAddr::new(canonical_ip(p.ip()), p.port())
+}
+
+fn canonical_all(v: Vec<(PeerId, SocketAddr)>) -> Vec<(PeerId, SocketAddr)> {
+    v.into_iter().map(|(p, a)| (p, canonical(a))).collect()
 }

@@ -688,6 +688,22 @@ impl Replay {
                 format!("{} accepts our swap: {point}", self.conn_text(*conn))
             }
             Input::Timeout => "timer".into(),
+            Input::Track {
+                id,
+                primary,
+                secondary,
+            } => format!(
+                "track peer set {id}: {} primar{}, {} secondar{}",
+                primary.len(),
+                if primary.len() == 1 { "y" } else { "ies" },
+                secondary.len(),
+                if secondary.len() == 1 { "y" } else { "ies" },
+            ),
+            Input::Overwrite { addresses } => format!(
+                "overwrite {} address{}",
+                addresses.len(),
+                if addresses.len() == 1 { "" } else { "es" }
+            ),
         }
     }
 
@@ -1244,6 +1260,10 @@ impl Replay {
                         CloseReason::Shutdown => "the node shuts down".into(),
                         CloseReason::Swapped => {
                             "octez swap: replaced by the connection just made".into()
+                        }
+                        CloseReason::Untracked => "the peer left every kept peer set".into(),
+                        CloseReason::AddressChanged => {
+                            "the peer's tracked address changed (overwrite or track)".into()
                         }
                         _ => String::new(),
                     };

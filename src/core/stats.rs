@@ -101,6 +101,8 @@ pub struct AdmissionStats {
     pub refused_myself: u64,
     /// Refused: private mode and not trusted.
     pub refused_private: u64,
+    /// Refused: peer sets only, and not a tracked peer (or not from its tracked IP).
+    pub refused_untracked: u64,
     /// Admitted at `max_connections` by closing another inbound connection.
     pub made_room: u64,
 }
@@ -149,6 +151,10 @@ pub struct CloseStats {
     pub lost: u64,
     /// Dropped by the shell: no keepalive in time, or a peer that stopped reading.
     pub dropped: u64,
+    /// The peer left every kept peer set.
+    pub untracked: u64,
+    /// The peer's tracked address changed (the connection was on the old one).
+    pub address_changed: u64,
 }
 
 /// Every counter of a node core.

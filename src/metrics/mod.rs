@@ -109,7 +109,7 @@ const UNKNOWN: &str = "unknown";
 
 /// Close reasons (`peerkeeper_connections_closed_total{reason}`): ours
 /// ([`CloseReason`]), then `by_peer` (the peer closed it, or the network lost it).
-const CLOSE_REASONS: [&str; 9] = [
+const CLOSE_REASONS: [&str; 10] = [
     "too_many_connections",
     "protocol_violation",
     "duplicate",
@@ -118,9 +118,10 @@ const CLOSE_REASONS: [&str; 9] = [
     "swapped",
     "timeout",
     "lost",
+    "untracked",
     "by_peer",
 ];
-const BY_PEER: usize = 8;
+const BY_PEER: usize = 9;
 
 type CloseCount = fn(&CloseStats) -> u64;
 
@@ -906,6 +907,7 @@ fn close_reason(ended: Ended) -> usize {
             CloseReason::Swapped => 5,
             CloseReason::Timeout => 6,
             CloseReason::Lost => 7,
+            CloseReason::Untracked => 8,
         },
     }
 }

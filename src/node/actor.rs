@@ -8,8 +8,8 @@
 use super::conn::{self, Ctx};
 use super::{NodeStatus, PointSource};
 use crate::core::{
-    Action, Admission, DialResult, DialVerdict, Event, Hello, Input, NodeCore, Offender, Reply,
-    TraceWriter, TracedAction,
+    Action, Admission, DialResult, DialVerdict, Event, Hello, Input, NodeCore, Offender,
+    PeerSetError, Reply, SetChanges, TraceWriter, TracedAction,
 };
 use crate::maintenance::CycleReport;
 use crate::pool::{CloseReason, ConnId, Source};
@@ -60,6 +60,8 @@ pub(crate) enum Cmd {
     /// Something outside the actor changed a counter the status shows: publish it.
     Nudge,
     Inspect(Box<dyn FnOnce(&NodeCore) + Send>),
+    /// `track` or `overwrite` (an [`Input::Track`] or [`Input::Overwrite`]), answered.
+    PeerSets(Input, oneshot::Sender<Result<SetChanges, PeerSetError>>),
 }
 
 /// What the actor sends a connection task.
@@ -290,6 +292,13 @@ impl<T: Transport> Actor<T> {
                 self.input(now, Input::AddPoints { points, source });
             }
             Cmd::Inspect(f) => f(&self.core),
+            Cmd::PeerSets(input, reply) => {
+                let answer = match self.input(now, input) {
+                    Reply::PeerSets(r) => r,
+                    other => unreachable!("track and overwrite answer, not with {other:?}"),
+                };
+                let _ = reply.send(answer);
+            }
         }
     }
 

@@ -95,6 +95,7 @@ pub(crate) fn close_code(r: CloseReason) -> CloseCode {
         CloseReason::Swapped => CloseCode::Swapped,
         CloseReason::Timeout => CloseCode::Timeout,
         CloseReason::Lost => CloseCode::Other,
+        CloseReason::Untracked => CloseCode::Untracked,
     }
 }
 

@@ -25,7 +25,10 @@ pub mod demo;
 pub mod ledger;
 
 use crate::config::{Bounds, Config, ConfigError};
-use crate::core::{CoreStats, Event, Input, NodeCore, TraceHeader, TraceWriter, TracedAction};
+use crate::core::{
+    CoreStats, Event, Input, NodeCore, PeerSetError, SetChanges, TraceHeader, TraceWriter,
+    TracedAction,
+};
 use crate::maintenance::CycleReport;
 use crate::pool::{PeerId, Source};
 use crate::transport::Transport;
@@ -148,6 +151,10 @@ pub enum NodeError {
     /// A setting breaks a rule.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A `track` or `overwrite` was refused (a stale id, a bound broken): nothing
+    /// changed.
+    #[error(transparent)]
+    PeerSet(PeerSetError),
     /// The trace could not be started.
     #[error("cannot write the trace: {source}")]
     Trace {
@@ -522,6 +529,97 @@ impl Node {
         source: Source,
     ) -> Result<(), NodeError> {
         self.tell(Cmd::AddPoints(points, source)).await
+    }
+
+    /// Tracks a peer set under `id` (commonware's `track`; the rules are in
+    /// [`crate::core::peerset`]): ids strictly increase and the highest is the active
+    /// set; the last `peer_sets.kept_sets` sets are kept; primaries are dialed and never
+    /// trimmed, secondaries admitted but not dialed; a peer that left every kept set is
+    /// disconnected ([`CloseReason::Untracked`](crate::pool::CloseReason::Untracked)).
+    /// Returns what changed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use peerkeeper::{transport::memory::MemoryNetwork, Config, Node, NodeError, PeerId};
+    /// use peerkeeper::{core::PeerSetError, PeerSetConfig};
+    /// // Two validators: peer sets only, the default config otherwise.
+    /// let config = Config { peer_sets: PeerSetConfig { only: true, ..PeerSetConfig::default() },
+    ///                       ..Config::default() };
+    /// let net = MemoryNetwork::new();
+    /// let (a, b) = ("10.0.0.1:9732".parse().unwrap(), "10.0.0.2:9732".parse().unwrap());
+    /// let v1 = Node::builder(config.clone(), net.bind(a).unwrap()).peer_id(PeerId(1)).start().unwrap();
+    /// let v2 = Node::builder(config, net.bind(b).unwrap()).peer_id(PeerId(2)).start().unwrap();
+    /// // Epoch 7's validators: each dials the other (a primary) and keeps it.
+    /// let epoch = vec![(PeerId(1), a), (PeerId(2), b)];
+    /// v1.track(7, epoch.clone(), vec![]).await.unwrap();
+    /// v2.track(7, epoch, vec![]).await.unwrap();
+    /// v1.status_watch().wait_for(|s| s.connections == 1).await.unwrap();
+    /// // Epoch 7 again: refused, nothing changes.
+    /// assert!(matches!(v1.track(7, vec![], vec![]).await,
+    ///                  Err(NodeError::PeerSet(PeerSetError::StaleId { id: 7, latest: 7 }))));
+    /// // Validator 2 moved (an address in another set of IPs): the connection on its old
+    /// // address is severed, the new one dialed.
+    /// let moved = "10.0.1.2:9732".parse().unwrap();
+    /// let changes = v1.overwrite(vec![(PeerId(2), moved)]).await.unwrap();
+    /// assert_eq!(changes.readdressed.len(), 1);
+    /// v1.shutdown().await;
+    /// v2.shutdown().await;
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe in the usual sense: once the command is queued, dropping the
+    /// future loses only the answer; the set may or may not have been tracked (read
+    /// [`PeerSets::latest_id`](crate::core::PeerSets::latest_id) through
+    /// [`inspect`](Self::inspect) to know).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::PeerSet`] for a refused set (a stale id, too many peers, a peer given
+    /// two addresses); [`NodeError::Stopped`] if the node has stopped.
+    pub async fn track(
+        &self,
+        id: u64,
+        primary: Vec<(PeerId, SocketAddr)>,
+        secondary: Vec<(PeerId, SocketAddr)>,
+    ) -> Result<SetChanges, NodeError> {
+        let input = Input::Track {
+            id,
+            primary,
+            secondary,
+        };
+        self.peer_sets(input).await
+    }
+
+    /// Changes the addresses of tracked peers without a new set (commonware's
+    /// `overwrite`): a connection on an old address is severed
+    /// ([`CloseReason::AddressChanged`](crate::pool::CloseReason::AddressChanged)), the
+    /// peer is admitted inbound from its new address's IP only (peer-sets-only and
+    /// private mode), and a primary is dialed at its new address. Addresses of untracked
+    /// peers are ignored. Returns what changed. See [`track`](Self::track) for an example.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`track`](Self::track): dropping the future loses only the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::PeerSet`] for more than `peer_sets.max_overwrite` addresses or a peer
+    /// given two; [`NodeError::Stopped`] if the node has stopped.
+    pub async fn overwrite(
+        &self,
+        addresses: Vec<(PeerId, SocketAddr)>,
+    ) -> Result<SetChanges, NodeError> {
+        self.peer_sets(Input::Overwrite { addresses }).await
+    }
+
+    async fn peer_sets(&self, input: Input) -> Result<SetChanges, NodeError> {
+        match self.ask(|tx| Cmd::PeerSets(input, tx)).await? {
+            Ok(changes) => Ok(changes),
+            Err(PeerSetError::Stopped) => Err(NodeError::Stopped),
+            Err(e) => Err(NodeError::PeerSet(e)),
+        }
     }
 
     /// Runs `f` on the core, in the actor, between two inputs: a consistent read of

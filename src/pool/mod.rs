@@ -182,6 +182,9 @@ pub struct Pool {
     protected: BTreeSet<SocketAddr>,
     /// Points admitted in private mode besides the trusted ones (see [`Pool::admit`]).
     admitted: BTreeSet<SocketAddr>,
+    /// Peers whose connections are never trimmed (primaries of tracked peer sets, see
+    /// [`Pool::set_protected_peers`]).
+    protected_peers: BTreeSet<PeerId>,
 }
 
 impl Pool {
@@ -214,6 +217,7 @@ impl Pool {
             salt: 0,
             protected: BTreeSet::new(),
             admitted: BTreeSet::new(),
+            protected_peers: BTreeSet::new(),
         }
     }
 
@@ -284,16 +288,34 @@ impl Pool {
         self.points.get(addr)
     }
 
+    /// Sets the peers whose connections are protected from trims (the primaries of the
+    /// kept peer sets; see [`crate::core::peerset`]), replacing the previous ones. The
+    /// caller bounds them.
+    pub fn set_protected_peers(&mut self, peers: impl IntoIterator<Item = PeerId>) {
+        self.protected_peers = peers.into_iter().collect();
+    }
+
+    /// Whether `peer` is protected (a primary of a kept peer set).
+    pub fn is_protected_peer(&self, peer: PeerId) -> bool {
+        !self.protected_peers.is_empty() && self.protected_peers.contains(&peer)
+    }
+
     /// Whether `addr` is a trusted point.
     pub fn is_trusted(&self, addr: &SocketAddr) -> bool {
         self.points.get(addr).is_some_and(PointInfo::is_trusted)
     }
 
-    /// Whether `addr` is protected: trusted, or marked with [`protect`](Self::protect).
+    /// Whether `addr` is protected: trusted, marked with [`protect`](Self::protect), or
+    /// connected to a protected peer ([`set_protected_peers`](Self::set_protected_peers)).
     /// A protected connection is never trimmed and never closed to make room for a
     /// newcomer, and a protected peer is admitted inbound beyond `max_inbound`.
     pub fn is_protected(&self, addr: &SocketAddr) -> bool {
-        self.is_trusted(addr) || self.protected.contains(addr)
+        self.is_trusted(addr)
+            || self.protected.contains(addr)
+            || self
+                .connections
+                .get(addr)
+                .is_some_and(|c| self.is_protected_peer(c.peer))
     }
 
     /// Marks `addr` protected (or not): the hook by which a peer-set module keeps its

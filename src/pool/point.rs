@@ -177,11 +177,13 @@ pub enum CloseReason {
     Timeout,
     /// The connection failed (reset, closed without a word).
     Lost,
+    /// The peer left every kept peer set ([`crate::core::peerset`]).
+    Untracked,
 }
 
 impl CloseReason {
     /// Every reason.
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 9] = [
         CloseReason::TooManyConnections,
         CloseReason::ProtocolViolation,
         CloseReason::Duplicate,
@@ -190,6 +192,7 @@ impl CloseReason {
         CloseReason::Swapped,
         CloseReason::Timeout,
         CloseReason::Lost,
+        CloseReason::Untracked,
     ];
 
     /// The reason's name, as in metrics labels (`too_many_connections`, ...).
@@ -203,6 +206,7 @@ impl CloseReason {
             CloseReason::Swapped => "swapped",
             CloseReason::Timeout => "timeout",
             CloseReason::Lost => "lost",
+            CloseReason::Untracked => "untracked",
         }
     }
 }
