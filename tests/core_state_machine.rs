@@ -6,7 +6,8 @@
 //! points learned from every source, inbound handshakes (some claiming a connected peer's
 //! id), outcomes for the dials the core asked for (connected, refused with points, every
 //! failure), connections closed and dropped, points received and asked for, violations,
-//! swap requests, `maintain()`, trigger switches, timers, time passing, and shutdown.
+//! swap requests, peer sets tracked (stale ids included) and overwritten, points
+//! protected, `maintain()`, trigger switches, timers, time passing, and shutdown.
 //! After every step it checks what a user relies on:
 //!
 //! * never more connections than `max_connections` (the octez model: one more, its
@@ -16,7 +17,8 @@
 //!   kept whatever the bound);
 //! * no dial to a point that is connected, greylisted (banned), on a greylisted address,
 //!   backed off, or already being dialed;
-//! * a trusted peer never closed to trim (ours: the octez model trims at random);
+//! * a trusted peer never closed to trim (ours: the octez model trims at random), nor a
+//!   primary of a tracked peer set;
 //! * the core's tables agree with each other and with the pool, dial outcomes add up
 //!   (`NodeCore::check_invariants`).
 //!
@@ -56,6 +58,18 @@ fn peer(i: u8) -> PeerId {
 
 #[derive(Clone, Debug)]
 enum Op {
+    Track {
+        id_step: u8,
+        primary: Vec<u8>,
+        secondary: Vec<u8>,
+    },
+    Overwrite {
+        peers: Vec<(u8, u8)>,
+    },
+    Protect {
+        points: Vec<u8>,
+        on: bool,
+    },
     Learn {
         points: Vec<u8>,
         source: u8,
@@ -118,6 +132,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u16>().prop_map(|which| Op::PointsAsked { which }),
         1 => (any::<u16>(), any::<bool>()).prop_map(|(which, by_ip)| Op::Violation { which, by_ip }),
         1 => (any::<u16>(), any::<u8>()).prop_map(|(which, point)| Op::Swap { which, point }),
+        1 => (0u8..3, prop::collection::vec(any::<u8>(), 0..5), prop::collection::vec(any::<u8>(), 0..5))
+            .prop_map(|(id_step, primary, secondary)| Op::Track { id_step, primary, secondary }),
+        1 => prop::collection::vec((any::<u8>(), any::<u8>()), 0..3).prop_map(|peers| Op::Overwrite { peers }),
+        1 => (prop::collection::vec(any::<u8>(), 0..3), any::<bool>()).prop_map(|(points, on)| Op::Protect { points, on }),
         1 => Just(Op::Maintain),
         1 => (0u8..2, any::<bool>()).prop_map(|(kind, on)| Op::Trigger { kind, on }),
         1 => any::<bool>().prop_map(|on| Op::IdleTimer { on }),
@@ -167,9 +185,13 @@ struct World {
     now: Time,
     /// Dials the core asked for and that have not ended.
     dials: Vec<SocketAddr>,
-    /// Open connections, by id, with their point.
-    conns: BTreeMap<ConnId, SocketAddr>,
+    /// Open connections, by id, with their point and peer.
+    conns: BTreeMap<ConnId, (SocketAddr, PeerId)>,
     next_conn: u64,
+    /// The last peer-set id given (a step of 0 repeats it: a stale id).
+    set_id: u64,
+    /// The last id a `track` accepted.
+    accepted_id: Option<u64>,
 }
 
 impl World {
@@ -208,7 +230,7 @@ impl World {
                 };
                 let remote = SocketAddr::new(p.ip(), 40_000 + u16::from(*i));
                 if self.core.handle_inbound(id, remote, hello, now) == Admission::Accept {
-                    self.conns.insert(id, p);
+                    self.conns.insert(id, (p, hello.peer));
                 }
             }
             Op::DialEnds {
@@ -244,10 +266,13 @@ impl World {
                     6 => DialResult::Failed(DialFailure::Io),
                     _ => DialResult::Failed(DialFailure::Protocol),
                 };
-                let connected = matches!(result, DialResult::Connected { .. });
+                let connected = match result {
+                    DialResult::Connected { peer, .. } => Some(peer),
+                    _ => None,
+                };
                 let verdict = self.core.handle_dial_result(p, result, now);
-                if connected && verdict == DialVerdict::Keep {
-                    self.conns.insert(conn, p);
+                if let (Some(q), DialVerdict::Keep) = (connected, verdict) {
+                    self.conns.insert(conn, (p, q));
                 }
             }
             Op::Closed { which } => {
@@ -276,7 +301,7 @@ impl World {
             Op::Violation { which, by_ip } => {
                 if let Some(c) = self.conn(*which) {
                     let who = if *by_ip {
-                        Offender::Ip(self.conns[&c].ip())
+                        Offender::Ip(self.conns[&c].0.ip())
                     } else {
                         Offender::Conn(c)
                     };
@@ -287,6 +312,33 @@ impl World {
                 if let Some(c) = self.conn(*which) {
                     self.core.handle_swap_request(c, point(*i), now);
                 }
+            }
+            Op::Track {
+                id_step,
+                primary,
+                secondary,
+            } => {
+                self.set_id += u64::from(*id_step);
+                let members = |v: &Vec<u8>| v.iter().map(|&i| (peer(i), point(i))).collect();
+                let r =
+                    self.core
+                        .handle_track(self.set_id, members(primary), members(secondary), now);
+                // A stale id is an error, never a panic.
+                if self.accepted_id.is_some_and(|a| self.set_id <= a) {
+                    assert!(r.is_err(), "stale id {} accepted", self.set_id);
+                }
+                if r.is_ok() {
+                    self.accepted_id = Some(self.set_id);
+                }
+            }
+            Op::Overwrite { peers } => {
+                let moved = peers.iter().map(|&(i, to)| (peer(i), point(to))).collect();
+                // Errors (a peer given two addresses) are fine; panics are not.
+                let _ = self.core.handle_overwrite(moved, now);
+            }
+            Op::Protect { points, on } => {
+                let points: Vec<SocketAddr> = points.iter().map(|&i| point(i)).collect();
+                self.core.set_protected(&points, *on);
             }
             Op::Maintain => {
                 self.core.maintain(now);
@@ -352,20 +404,22 @@ impl World {
                     assert!(!self.dials.contains(&p), "{p} dialed twice at once");
                     if config.private_mode {
                         assert!(
-                            pool.is_trusted(&p),
-                            "{p} dialed in private mode, not trusted"
+                            pool.is_trusted(&p)
+                                || self.core.peer_sets().primaries().any(|(_, a)| a == p),
+                            "{p} dialed in private mode, neither trusted nor a primary"
                         );
                     }
                     self.dials.push(p);
                 }
                 Action::Close { conn, reason } => {
-                    if let Some(p) = self.conns.remove(&conn) {
-                        // The octez model trims at random, trusted peers included (its
-                        // flaw, modelled); ours never trims a trusted peer.
+                    // Ours never trims a trusted peer, a protected point or a primary of a
+                    // tracked set; the octez model trims at random (its flaw, modelled).
+                    if let Some((p, q)) = self.conns.remove(&conn) {
                         if reason == CloseReason::TooManyConnections
                             && config.policy == Policy::Peerkeeper
                         {
-                            assert!(!self.core.pool().is_trusted(&p), "trusted peer {p} trimmed");
+                            assert!(!self.core.pool().is_protected(&p), "protected {p} trimmed");
+                            assert!(!self.core.peer_sets().is_primary(q), "primary {p} trimmed");
                         }
                     }
                 }
@@ -434,6 +488,8 @@ fn run(config: Config, seed: u64, ops: &[Op]) {
         dials: Vec::new(),
         conns: BTreeMap::new(),
         next_conn: 0,
+        set_id: 0,
+        accepted_id: None,
     };
     w.core
         .add_own_point(SocketAddr::from(([11, 7, 255, 1], 9732)));
