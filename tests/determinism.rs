@@ -76,7 +76,7 @@ fn scripted_core() -> Vec<(Time, Action)> {
         max_concurrent_dials: 3,
         ..Config::default()
     };
-    let mut core = NodeCore::new(config, PeerId(7), 42);
+    let mut core = NodeCore::new(config, PeerId::from_u64(7), 42);
     let points: Vec<SocketAddr> = (1..=24u8)
         .map(|i| SocketAddr::from(([10, 0, 0, i], 9732)))
         .collect();
@@ -100,7 +100,7 @@ fn scripted_core() -> Vec<(Time, Action)> {
                     conns += 1;
                     DialResult::Connected {
                         conn: peerkeeper::pool::ConnId(conns),
-                        peer: PeerId(u64::from(a.ip().octets()[3])),
+                        peer: PeerId::from_u64(u64::from(a.ip().octets()[3])),
                     }
                 }
                 _ => DialResult::Failed(DialFailure::Io),

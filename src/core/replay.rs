@@ -431,7 +431,7 @@ impl fmt::Display for Decision {
 /// use peerkeeper::{Config, PeerId, Time};
 /// let config = Config { min_connections: 1, expected_connections: 2, max_connections: 3,
 ///                       ..Config::default() };
-/// let mut w = TraceWriter::new(Vec::new(), &TraceHeader::new(config, PeerId(1), 7)).unwrap();
+/// let mut w = TraceWriter::new(Vec::new(), &TraceHeader::new(config, PeerId::from_u64(1), 7)).unwrap();
 /// let seed = "10.0.0.2:9732".parse().unwrap();
 /// w.write(Time::ZERO, &Input::AddPoints { points: vec![seed],
 ///                                         source: peerkeeper::pool::Source::Bootstrap }).unwrap();
@@ -618,6 +618,9 @@ impl Replay {
                 list(points)
             ),
             Input::AddOwnPoint { point } => format!("our own point is {point}"),
+            Input::ExpectPeer { point, peer } => {
+                format!("{point} must prove peer {peer}")
+            }
             Input::Start => "start".into(),
             Input::Maintain => "maintain() called".into(),
             Input::SetTrigger { kind, enabled } => {
