@@ -22,7 +22,8 @@ impl Spread {
     ///
     /// ```
     /// use peerkeeper::report::Spread;
-    /// assert_eq!(Spread::of(&[5, 1, 3]), Spread { min: 1, median: 3, max: 5 });
+    /// let s = Spread::of(&[5, 1, 3]);
+/// assert_eq!((s.min, s.median, s.max), (1, 3, 5));
     /// ```
     pub fn of(values: &[usize]) -> Spread {
         let mut v = values.to_vec();

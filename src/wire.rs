@@ -266,7 +266,6 @@ impl Message {
 
     /// Encodes a message as a frame payload.
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
-        self.check()?;
         let bytes = postcard::to_allocvec(self).map_err(|e| WireError::OverLimit(e.to_string()))?;
         if bytes.len() > MAX_FRAME_LEN {
             return Err(WireError::FrameTooLarge);

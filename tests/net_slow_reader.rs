@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use futures::SinkExt;
 use peerkeeper::node::demo::demo_config;
 use peerkeeper::node::{NetConfig, Node};
 use peerkeeper::transport::tcp::TcpTransport;

@@ -634,11 +634,11 @@ impl Replay {
                 hello,
             } => format!(
                 "inbound {conn} from {remote}: peer {}, listening on port {}",
-                hello.peer, hello.listen_port
+                hello.peer.short(), hello.listen_port
             ),
             Input::DialResult { point, result } => match result {
                 DialResult::Connected { conn, peer } => {
-                    format!("dial to {point}: handshake done as {conn}, peer {peer}")
+                    format!("dial to {point}: handshake done as {conn}, peer {}", peer.short())
                 }
                 DialResult::Refused { reason, points } => format!(
                     "dial to {point}: refused by the peer ({reason:?}), with {} point{}",
@@ -820,7 +820,7 @@ impl Replay {
                             },
                             RefuseReason::Myself => format!(
                                 "Myself: it is this node (peer {}); {point} is now one of our own points",
-                                hello.peer
+                                hello.peer.short()
                             ),
                             RefuseReason::AlreadyConnected => {
                                 match self.conns.iter().rev().find(|(c, i)| {
@@ -829,13 +829,13 @@ impl Replay {
                                 }) {
                                     Some((c, i)) if i.peer == hello.peer => format!(
                                         "AlreadyConnected: peer {} is connected on {} ({:?}), which wins: of two connections, both sides keep the one dialed by the smaller peer id",
-                                        hello.peer,
+                                        hello.peer.short(),
                                         c,
                                         i.direction
                                     ),
                                     Some((c, i)) => format!(
                                         "AlreadyConnected: {point} is held by {c} (peer {})",
-                                        i.peer
+                                        i.peer.short()
                                     ),
                                     None => "AlreadyConnected".into(),
                                 }
@@ -879,8 +879,8 @@ impl Replay {
                             Some(*peer),
                             format!("kept {conn} (peer {point})"),
                             format!(
-                                "dialed, handshake done with peer {peer}; {} -> {} connections",
-                                s.connections_before, s.connections_after
+                                "dialed, handshake done with peer {}; {} -> {} connections",
+                                peer.short(), s.connections_before, s.connections_after
                             ),
                         ));
                     }
@@ -890,13 +890,18 @@ impl Replay {
                             Some(DialEnd::Myself) => format!(
                                 "{reason:?}: it is this node; {point} is now one of our own points"
                             ),
+                            Some(DialEnd::WrongPeer) => format!(
+                                "{point} proved peer {}, not the one configured for it ({}): dropped, backed off",
+                                peer.short(),
+                                core.expected_peer(point).map_or_else(|| "?".into(), |p| p.short())
+                            ),
                             Some(DialEnd::AlreadyConnected) => {
                                 match self.conns.iter().rev().find(|(c, i)| {
                                     i.peer == *peer && core.point_of(**c) == Some(i.point)
                                 }) {
                                     Some((c, i)) => format!(
-                                        "{reason:?}: peer {peer} is connected on {c} ({:?}), which wins: of two connections, both sides keep the one dialed by the smaller peer id",
-                                        i.direction
+                                        "{reason:?}: peer {} is connected on {c} ({:?}), which wins: of two connections, both sides keep the one dialed by the smaller peer id",
+                                        peer.short(), i.direction
                                     ),
                                     None => format!(
                                         "{reason:?}: another connection holds {point}"
