@@ -43,7 +43,6 @@ fn point(k: u32) -> SocketAddr {
 
 // The tests' raw peers: the two sides of the v3 handshake.
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 /// A raw peer with an open connection to the node: its listener (kept, so its point
@@ -86,7 +85,8 @@ impl Bench {
         for _ in 0..2 {
             let listener = net.bind(point(next)).expect("a free address");
             let mut link = listener.connect(NODE).await.expect("the node listens");
-            let reply = common::dial_handshake(&mut link, u64::from(next), 9732, "peerkeeper").await;
+            let reply =
+                common::dial_handshake(&mut link, u64::from(next), 9732, "peerkeeper").await;
             assert!(matches!(reply, Message::Hello(_)));
             link.send(Message::AskForPoints).await.expect("sent");
             while !matches!(link.next().await, Some(Ok(Message::Advertise(_)))) {}

@@ -13,9 +13,9 @@
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use peerkeeper::core::{Ended, Event};
+use peerkeeper::identity::Keypair;
 use peerkeeper::node::{Node, PointSource};
 use peerkeeper::transport::tcp::TcpTransport;
-use peerkeeper::identity::Keypair;
 use peerkeeper::Config;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,7 +58,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bootstrap(bootstrap)
         .source(Arc::new(Ledger(Vec::new())))
         .start()?;
-    println!("node {} listening on {}", node.peer_id().short(), node.local_addr());
+    println!(
+        "node {} listening on {}",
+        node.peer_id().short(),
+        node.local_addr()
+    );
 
     let mut events = node.subscribe();
     let mut status = tokio::time::interval(Duration::from_secs(10));

@@ -191,7 +191,13 @@ pub struct Side {
 /// assert_ne!(transcript(Role::Dialer, "net", 3, &d, &a),
 ///            transcript(Role::Dialer, "other", 3, &d, &a));
 /// ```
-pub fn transcript(role: Role, network: &str, version: u16, dialer: &Side, acceptor: &Side) -> Vec<u8> {
+pub fn transcript(
+    role: Role,
+    network: &str,
+    version: u16,
+    dialer: &Side,
+    acceptor: &Side,
+) -> Vec<u8> {
     let mut t = Vec::with_capacity(TRANSCRIPT_LABEL.len() + 8 + network.len() + 128);
     t.extend_from_slice(TRANSCRIPT_LABEL);
     t.push(match role {

@@ -23,7 +23,7 @@ impl Spread {
     /// ```
     /// use peerkeeper::report::Spread;
     /// let s = Spread::of(&[5, 1, 3]);
-/// assert_eq!((s.min, s.median, s.max), (1, 3, 5));
+    /// assert_eq!((s.min, s.median, s.max), (1, 3, 5));
     /// ```
     pub fn of(values: &[usize]) -> Spread {
         let mut v = values.to_vec();

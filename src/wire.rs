@@ -254,7 +254,10 @@ impl Message {
         let m: Message = match postcard::take_from_bytes(bytes) {
             Ok((m, [])) => m,
             Ok((_, rest)) => {
-                return Err(WireError::Malformed(format!("{} trailing bytes", rest.len())))
+                return Err(WireError::Malformed(format!(
+                    "{} trailing bytes",
+                    rest.len()
+                )))
             }
             Err(e) => {
                 return Err(foreign_hello(bytes).unwrap_or(WireError::Malformed(e.to_string())))

@@ -5,10 +5,10 @@
 //! lived in one shell only, or the shells fed the core differently, the traces would part.
 
 use peerkeeper::core::{Action, TracedAction};
+use peerkeeper::identity::Identity;
 use peerkeeper::node::Node;
 use peerkeeper::sim::{node_addr, node_peer_id, node_seed, Joins, Latency, SimConfig, Simulation};
 use peerkeeper::transport::memory::MemoryNetwork;
-use peerkeeper::identity::Identity;
 use peerkeeper::{Config, PeerId, Policy};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

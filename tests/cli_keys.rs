@@ -30,7 +30,13 @@ struct Proc {
 impl Proc {
     fn start(args: &[&str]) -> Proc {
         let mut child = peerkeeper()
-            .args(["node", "--listen", "127.0.0.1:0", "--status-interval", "100ms"])
+            .args([
+                "node",
+                "--listen",
+                "127.0.0.1:0",
+                "--status-interval",
+                "100ms",
+            ])
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -119,7 +125,13 @@ fn a_bad_key_file_exits_2_naming_it() {
     assert!(err.contains("not a key"), "{err}");
     // A malformed KEY@ in --peer: refused by the argument parser, naming the rule.
     let out = peerkeeper()
-        .args(["node", "--listen", "127.0.0.1:0", "--peer", "abcd@127.0.0.1:9"])
+        .args([
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--peer",
+            "abcd@127.0.0.1:9",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

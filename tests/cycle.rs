@@ -42,8 +42,14 @@ fn finish_dial<R: Rng>(
     );
     match connected_to {
         Some(peer) => {
-            pool.connection_opened(ConnId(u64::from_be_bytes(peer.as_bytes()[..8].try_into().unwrap())), p, peer, Direction::Outbound, now)
-                .unwrap();
+            pool.connection_opened(
+                ConnId(u64::from_be_bytes(peer.as_bytes()[..8].try_into().unwrap())),
+                p,
+                peer,
+                Direction::Outbound,
+                now,
+            )
+            .unwrap();
             DialOutcome::Succeeded
         }
         None => DialOutcome::Failed,

@@ -44,13 +44,21 @@ fn config() -> Config {
 async fn a_and_b(lab: &Lab) -> (peerkeeper::Node, peerkeeper::Node) {
     let b = lab.node(&config(), B, 2, vec![]);
     let a = lab.node(&config(), A, 1, vec![B]);
-    wait_status(&a, VIRTUAL_DEADLINE, "A connects to B", |s| s.connections == 1).await;
+    wait_status(&a, VIRTUAL_DEADLINE, "A connects to B", |s| {
+        s.connections == 1
+    })
+    .await;
     (a, b)
 }
 
 /// Dials A as `claimed` (hello with that key) and signs with `signer`; returns the
 /// node's last answer.
-async fn dial_claiming(lab: &Lab, from: SocketAddr, claimed: &Keypair, signer: &Keypair) -> Message {
+async fn dial_claiming(
+    lab: &Lab,
+    from: SocketAddr,
+    claimed: &Keypair,
+    signer: &Keypair,
+) -> Message {
     let t = lab.bind(from);
     let mut link = t.connect(A).await.unwrap();
     let me = Side {
@@ -75,7 +83,10 @@ async fn dial_claiming(lab: &Lab, from: SocketAddr, claimed: &Keypair, signer: &
     .unwrap();
     let reply = next_message(&mut link).await.expect("an answer");
     if matches!(reply, Message::Refused { .. }) {
-        assert!(next_message(&mut link).await.is_none(), "then the node closes");
+        assert!(
+            next_message(&mut link).await.is_none(),
+            "then the node closes"
+        );
     }
     reply
 }
@@ -91,7 +102,10 @@ async fn an_impersonator_of_a_connected_peer_is_refused_and_replaces_nothing() {
     // B keeps its connection; the core never heard of the impostor's claim.
     assert!(connected(&a, B).await);
     let after = a.status().stats;
-    assert_eq!(after.admission, before.admission, "no admission decision was asked");
+    assert_eq!(
+        after.admission, before.admission,
+        "no admission decision was asked"
+    );
     let b_peer = query(&a, |c| c.pool().connected_point_of(peer_of(2))).await;
     assert_eq!(b_peer, Some(B));
     // The impostor's address is greylisted as any protocol violator's.
@@ -112,7 +126,10 @@ async fn the_real_peer_on_a_second_connection_is_a_duplicate_not_an_impostor() {
     let second = ip4(2, 2, 2);
     let reply = dial_claiming(&lab, second, &key(2), &key(2)).await;
     if peer_of(1) < peer_of(2) {
-        assert!(refused_with(&reply, RefuseCode::AlreadyConnected), "{reply:?}");
+        assert!(
+            refused_with(&reply, RefuseCode::AlreadyConnected),
+            "{reply:?}"
+        );
         assert!(connected(&a, B).await);
     } else {
         assert!(matches!(reply, Message::Auth { .. }), "{reply:?}");
@@ -151,9 +168,15 @@ async fn a_replayed_handshake_fails() {
         signature: signer.sign(&tr),
     };
     link.send(recorded_auth.clone()).await.unwrap();
-    assert!(matches!(next_message(&mut link).await, Some(Message::Auth { .. })));
+    assert!(matches!(
+        next_message(&mut link).await,
+        Some(Message::Auth { .. })
+    ));
     drop(link);
-    wait_status(&a, VIRTUAL_DEADLINE, "the peer left", |s| s.connections == 0).await;
+    wait_status(&a, VIRTUAL_DEADLINE, "the peer left", |s| {
+        s.connections == 0
+    })
+    .await;
 
     // Somebody replays both messages, byte for byte, on a new connection.
     let mut replay = lab.bind(ip4(5, 0, 2)).connect(A).await.unwrap();
@@ -168,7 +191,11 @@ async fn a_replayed_handshake_fails() {
         matches!(&reply, Some(m) if refused_with(m, RefuseCode::BadAuth)),
         "{reply:?}"
     );
-    assert_eq!(a.status().stats.admission.accepted, 1, "only the genuine one");
+    assert_eq!(
+        a.status().stats.admission.accepted,
+        1,
+        "only the genuine one"
+    );
     a.shutdown().await;
 }
 
@@ -189,8 +216,17 @@ fn a_signature_for_another_network_or_role_does_not_verify() {
     assert!(!ok(identity::transcript(Role::Dialer, "test", 3, &d, &a)));
     assert!(!ok(identity::transcript(Role::Dialer, "main", 4, &d, &a)));
     assert!(!ok(identity::transcript(Role::Acceptor, "main", 3, &d, &a)));
-    let other_nonce = Side { nonce: [3; 32], ..a };
-    assert!(!ok(identity::transcript(Role::Dialer, "main", 3, &d, &other_nonce)));
+    let other_nonce = Side {
+        nonce: [3; 32],
+        ..a
+    };
+    assert!(!ok(identity::transcript(
+        Role::Dialer,
+        "main",
+        3,
+        &d,
+        &other_nonce
+    )));
 }
 
 #[tokio::test(start_paused = true)]
@@ -213,7 +249,11 @@ async fn a_bootstrap_point_proving_another_key_is_dropped_counted_and_not_greyli
     assert_eq!(s.stats.violations, 0);
     assert!(s.stats.dials.adds_up());
     let state = point_state(&a, B).await;
-    assert_eq!(state, Some(PointState::Disconnected), "backed off, not greylisted");
+    assert_eq!(
+        state,
+        Some(PointState::Disconnected),
+        "backed off, not greylisted"
+    );
     assert_eq!(b.status().stats.violations, 0, "B did nothing wrong either");
     a.shutdown().await;
     b.shutdown().await;
@@ -227,7 +267,10 @@ async fn a_bootstrap_point_proving_another_key_is_dropped_counted_and_not_greyli
         .expect_peer(B, peer_of(2))
         .start()
         .unwrap();
-    wait_status(&a, VIRTUAL_DEADLINE, "A connects to B", |s| s.connections == 1).await;
+    wait_status(&a, VIRTUAL_DEADLINE, "A connects to B", |s| {
+        s.connections == 1
+    })
+    .await;
     assert_eq!(a.status().stats.dials.wrong_peer, 0);
     a.shutdown().await;
     b.shutdown().await;
@@ -236,7 +279,9 @@ async fn a_bootstrap_point_proving_another_key_is_dropped_counted_and_not_greyli
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_2_node_is_told_wrong_version_and_not_greylisted() {
     let node = tcp_node(&config(), 1, vec![]).await;
-    let mut s = tokio::net::TcpStream::connect(node.local_addr()).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(node.local_addr())
+        .await
+        .unwrap();
     // A version 2 hello, as bincode 1 encoded it, in a length-delimited frame.
     let mut v2 = vec![0u8, 10];
     v2.extend_from_slice(b"peerkeeper");

@@ -143,8 +143,14 @@ fn build(s: &Scenario) -> (Config, Pool, Time) {
                 } else {
                     Direction::Inbound
                 };
-                pool.connection_opened(ConnId(i as u64), a, PeerId::from_u64(i as u64), dir, opened)
-                    .unwrap();
+                pool.connection_opened(
+                    ConnId(i as u64),
+                    a,
+                    PeerId::from_u64(i as u64),
+                    dir,
+                    opened,
+                )
+                .unwrap();
             }
             7 => {
                 pool.greylist(a, now);
@@ -255,8 +261,14 @@ fn connected_pool(conns: &[(SocketAddr, Direction, bool)]) -> Pool {
     };
     let mut pool = Pool::new(&config);
     for (i, (a, d, _)) in conns.iter().enumerate() {
-        pool.connection_opened(ConnId(i as u64), *a, PeerId::from_u64(i as u64), *d, Time::ZERO)
-            .unwrap();
+        pool.connection_opened(
+            ConnId(i as u64),
+            *a,
+            PeerId::from_u64(i as u64),
+            *d,
+            Time::ZERO,
+        )
+        .unwrap();
     }
     pool
 }

@@ -35,8 +35,14 @@ fn config() -> Arc<Config> {
 
 /// Opens a connection in the pool as the node core would.
 fn open(pool: &mut Pool, k: usize, p: SocketAddr, dir: Direction, t: Time) {
-    pool.connection_opened(ConnId(k as u64 + 1), p, PeerId::from_u64(k as u64 + 1), dir, t)
-        .unwrap();
+    pool.connection_opened(
+        ConnId(k as u64 + 1),
+        p,
+        PeerId::from_u64(k as u64 + 1),
+        dir,
+        t,
+    )
+    .unwrap();
 }
 
 fn point(i: usize) -> SocketAddr {

@@ -2,8 +2,8 @@
 //! (`RUST_LOG`), prints a status line at an interval, shuts down cleanly on SIGINT or
 //! SIGTERM. A bad flag or config file exits 2 with a message naming the field.
 
-use peerkeeper::transport::tcp::TcpTransport;
 use peerkeeper::identity::{Identity, Keypair};
+use peerkeeper::transport::tcp::TcpTransport;
 use peerkeeper::{Config, NetConfig, Node, PeerId, Policy};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -634,11 +634,15 @@ impl Replay {
                 hello,
             } => format!(
                 "inbound {conn} from {remote}: peer {}, listening on port {}",
-                hello.peer.short(), hello.listen_port
+                hello.peer.short(),
+                hello.listen_port
             ),
             Input::DialResult { point, result } => match result {
                 DialResult::Connected { conn, peer } => {
-                    format!("dial to {point}: handshake done as {conn}, peer {}", peer.short())
+                    format!(
+                        "dial to {point}: handshake done as {conn}, peer {}",
+                        peer.short()
+                    )
                 }
                 DialResult::Refused { reason, points } => format!(
                     "dial to {point}: refused by the peer ({reason:?}), with {} point{}",
@@ -880,7 +884,9 @@ impl Replay {
                             format!("kept {conn} (peer {point})"),
                             format!(
                                 "dialed, handshake done with peer {}; {} -> {} connections",
-                                peer.short(), s.connections_before, s.connections_after
+                                peer.short(),
+                                s.connections_before,
+                                s.connections_after
                             ),
                         ));
                     }

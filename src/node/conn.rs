@@ -385,7 +385,11 @@ pub(crate) async fn accept<L: Link>(
         }
         match admission.await.ok()? {
             Admission::Accept => {
-                if link.send(ctx.auth(Role::Acceptor, &them, &me)).await.is_err() {
+                if link
+                    .send(ctx.auth(Role::Acceptor, &them, &me))
+                    .await
+                    .is_err()
+                {
                     ctx.tell(Cmd::Closed(conn)).await;
                     return None;
                 }

@@ -20,8 +20,8 @@ pub mod demo;
 
 use crate::config::{Bounds, Config, ConfigError};
 use crate::core::{CoreStats, Event, Input, NodeCore, TraceHeader, TraceWriter, TracedAction};
-use crate::maintenance::CycleReport;
 use crate::identity::{Identity, Keypair};
+use crate::maintenance::CycleReport;
 use crate::pool::{PeerId, Source};
 use crate::transport::Transport;
 use crate::trigger::{TriggerKind, Triggers};

@@ -38,8 +38,8 @@ mod table;
 
 pub use backoff::jittered;
 pub use point::{
-    netgroup, BadPeerId, CloseReason, ConnId, Connection, Direction, PeerId, PointInfo, PointState, Source,
-    Sources,
+    netgroup, BadPeerId, CloseReason, ConnId, Connection, Direction, PeerId, PointInfo, PointState,
+    Source, Sources,
 };
 
 use crate::config::{BackoffConfig, Config};
@@ -810,7 +810,10 @@ impl Pool {
         }
         assert_eq!(self.connected_peers.len(), self.connections.len());
         assert_eq!(
-            self.connected_tags.values().map(|n| *n as usize).sum::<usize>(),
+            self.connected_tags
+                .values()
+                .map(|n| *n as usize)
+                .sum::<usize>(),
             self.connections.len()
         );
         assert_eq!(
