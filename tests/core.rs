@@ -917,3 +917,62 @@ fn hearsay_is_not_passed_on_until_verified() {
         .expect("answered");
     assert!(answer.contains(&invented), "{answer:?}");
 }
+
+#[test]
+fn a_configured_point_proving_another_peer_id_is_a_failed_dial_not_a_violation() {
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 7);
+    let seed = lan(2);
+    assert!(core.expect_peer(seed, PeerId::from_u64(2)));
+    core.add_points(&[seed], Source::Bootstrap, ms(0));
+    core.start(ms(0));
+    let dials = drain(&mut core);
+    assert!(dials.contains(&Action::Dial(seed)), "{dials:?}");
+    let v = core.handle_dial_result(
+        seed,
+        DialResult::Connected {
+            conn: ConnId(1),
+            peer: PeerId::from_u64(3),
+        },
+        ms(100),
+    );
+    assert!(matches!(v, DialVerdict::Drop(_)), "{v:?}");
+    let s = core.stats();
+    assert_eq!((s.dials.wrong_peer, s.dials.succeeded), (1, 0));
+    assert!(s.dials.adds_up());
+    assert_eq!(s.violations, 0);
+    let p = core.pool().get(&seed).unwrap();
+    assert_eq!(p.state, PointState::Disconnected, "not greylisted");
+    assert!(p.next_dial > ms(100), "backed off as after a failed dial");
+    assert_eq!(core.connection_count(), 0);
+    core.check_invariants();
+    // The expected id: kept.
+    let t = p.next_dial;
+    core.handle_timeout(t);
+    assert!(drain(&mut core).contains(&Action::Dial(seed)));
+    let v = core.handle_dial_result(
+        seed,
+        DialResult::Connected {
+            conn: ConnId(2),
+            peer: PeerId::from_u64(2),
+        },
+        t + Duration::from_millis(100),
+    );
+    assert_eq!(v, DialVerdict::Keep);
+    assert_eq!(core.connection_count(), 1);
+}
+
+#[test]
+fn expected_peer_ids_are_bounded() {
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 7);
+    let max = peerkeeper::core::MAX_EXPECTED_PEERS;
+    for i in 0..max {
+        let p = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 9732));
+        assert!(core.expect_peer(p, PeerId::from_u64(i as u64)));
+    }
+    assert!(!core.expect_peer(lan(1), PeerId::from_u64(9)));
+    assert_eq!(core.expected_peer(&lan(1)), None);
+    // Changing one already expected is fine.
+    let first = SocketAddr::from(([10, 1, 0, 0], 9732));
+    assert!(core.expect_peer(first, PeerId::from_u64(5)));
+    assert_eq!(core.expected_peer(&first), Some(PeerId::from_u64(5)));
+}
