@@ -167,8 +167,7 @@ pub(crate) async fn dial<T: Transport>(
         }
         let them = match link.next().await {
             Some(Ok(Message::Hello(h))) => {
-                let checked = ctx.check(&h);
-                if let Err(reason) = checked {
+                if let Err(reason) = ctx.check(&h) {
                     let code = CloseCode::ProtocolViolation;
                     let _ = send_within(&mut link, Message::Close(code), ctx.net.handshake_timeout)
                         .await;
