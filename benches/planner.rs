@@ -40,7 +40,7 @@ pub fn pool_of(n: u32) -> (Pool, Config) {
         let _ = pool.connection_opened(
             ConnId(i.into()),
             point(i * 7 + 1),
-            PeerId(i.into()),
+            PeerId::from_u64(i.into()),
             Direction::Outbound,
             Time::ZERO,
         );
@@ -71,7 +71,7 @@ fn bench_trim(c: &mut Criterion) {
         pool.connection_opened(
             ConnId(i.into()),
             point(i * 977),
-            PeerId(i.into()),
+            PeerId::from_u64(i.into()),
             Direction::Inbound,
             Time::ZERO,
         )

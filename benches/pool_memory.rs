@@ -46,7 +46,7 @@ fn measure(n: u32) {
         let _ = pool.connection_opened(
             ConnId(u64::from(i)),
             addr(i),
-            PeerId(u64::from(i)),
+            PeerId::from_u64(u64::from(i)),
             Direction::Outbound,
             now,
         );

@@ -25,8 +25,8 @@ use peerkeeper::node::Node;
 use peerkeeper::pool::Source;
 use peerkeeper::transport::memory::{MemoryLink, MemoryNetwork, MemoryTransport};
 use peerkeeper::transport::Transport;
-use peerkeeper::wire::{self, Message, PROTOCOL_VERSION};
-use peerkeeper::{Config, PeerId};
+use peerkeeper::wire::Message;
+use peerkeeper::Config;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -41,14 +41,9 @@ fn point(k: u32) -> SocketAddr {
     SocketAddr::from(([10, (k >> 16) as u8, (k >> 8) as u8, k as u8], 9732))
 }
 
-fn hello(id: u64) -> Message {
-    Message::Hello(wire::Hello {
-        network: "peerkeeper".into(),
-        version: PROTOCOL_VERSION,
-        peer_id: id,
-        listen_port: 9732,
-    })
-}
+// The tests' raw peers: the two sides of the v3 handshake.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// A raw peer with an open connection to the node: its listener (kept, so its point
 /// exists) and its end of the link (held open; dropping it closes the connection).
@@ -81,7 +76,7 @@ impl Bench {
         };
         assert_eq!(config.bounds().min_threshold, 2);
         let node = Node::builder(config, net.bind(NODE).expect("a free address"))
-            .peer_id(PeerId(u64::MAX))
+            .identity(peerkeeper::identity::Keypair::from_seed(u64::MAX))
             .seed(1)
             .start()
             .expect("a valid config");
@@ -90,8 +85,9 @@ impl Bench {
         for _ in 0..2 {
             let listener = net.bind(point(next)).expect("a free address");
             let mut link = listener.connect(NODE).await.expect("the node listens");
-            link.send(hello(u64::from(next))).await.expect("sent");
-            assert!(matches!(link.next().await, Some(Ok(Message::Hello(_)))));
+            let reply =
+                common::dial_handshake(&mut link, u64::from(next), 9732, "peerkeeper").await;
+            assert!(matches!(reply, Message::Hello(_)));
             link.send(Message::AskForPoints).await.expect("sent");
             while !matches!(link.next().await, Some(Ok(Message::Advertise(_)))) {}
             peers.push_back(Peer {
@@ -142,8 +138,7 @@ impl Bench {
         let took = start.elapsed();
         // Untimed: answer the handshake; the candidate becomes a connection, whose task
         // at the node answers a request (it reads the link).
-        assert!(matches!(link.next().await, Some(Ok(Message::Hello(_)))));
-        link.send(hello(u64::from(self.next))).await.expect("sent");
+        common::accept_handshake_as(&mut link, u64::from(self.next), 9732).await;
         link.send(Message::AskForPoints).await.expect("sent");
         loop {
             match link.next().await {

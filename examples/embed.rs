@@ -13,9 +13,10 @@
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use peerkeeper::core::{Ended, Event};
+use peerkeeper::identity::Keypair;
 use peerkeeper::node::{Node, PointSource};
 use peerkeeper::transport::tcp::TcpTransport;
-use peerkeeper::{Config, PeerId};
+use peerkeeper::Config;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,16 +50,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_connections: 8,
         ..Config::default()
     };
-    // The application's identity: here derived from its port; a real node derives it
-    // from its key.
-    let id = PeerId(u64::from(listen.port()) * 0x9e37_79b9);
+    // The application's identity: here a new key at every start; a real node keeps its
+    // key (`peerkeeper::identity::load_or_generate`), or plugs in its own `Identity`.
     let node = Node::builder(config, TcpTransport::bind(listen).await?)
-        .peer_id(id)
+        .identity(Keypair::generate())
         .seed(u64::from(listen.port()))
         .bootstrap(bootstrap)
         .source(Arc::new(Ledger(Vec::new())))
         .start()?;
-    println!("node {id} listening on {}", node.local_addr());
+    println!(
+        "node {} listening on {}",
+        node.peer_id().short(),
+        node.local_addr()
+    );
 
     let mut events = node.subscribe();
     let mut status = tokio::time::interval(Duration::from_secs(10));

@@ -15,21 +15,21 @@
 //! * [`discovery`]: when and whom to ask for points;
 //! * [`trigger`]: too few, too many, new point, new peer, new connection;
 //! * [`node`]: the tokio shell; [`transport`]: TCP and in-memory links; [`wire`]: the
-//!   protocol;
+//!   protocol; [`identity`]: node keys, and what the handshake proves;
 //! * [`sim`]: one core per simulated node, in virtual time.
 //!
 //! Every decision takes an explicit [`Time`] and a seeded RNG: one seed, one outcome.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-//! use peerkeeper::{node::Node, transport::memory::MemoryNetwork, Config, PeerId};
+//! use peerkeeper::{identity::Keypair, node::Node, transport::memory::MemoryNetwork, Config};
 //! let config = Config { min_connections: 1, expected_connections: 2, max_connections: 3,
 //!                       ..Config::default() };
 //! let net = MemoryNetwork::new(); // or transport::tcp::TcpTransport::bind(addr).await
 //! let seed = Node::builder(config.clone(), net.bind("10.0.0.1:9732".parse().unwrap()).unwrap())
-//!     .peer_id(PeerId(1)).seed(1).start().unwrap();
+//!     .identity(Keypair::from_seed(1)).seed(1).start().unwrap();
 //! let node = Node::builder(config, net.bind("10.0.0.2:9732".parse().unwrap()).unwrap())
-//!     .peer_id(PeerId(2)).seed(2).bootstrap(vec![seed.local_addr()]).start().unwrap();
+//!     .identity(Keypair::from_seed(2)).seed(2).bootstrap(vec![seed.local_addr()]).start().unwrap();
 //! let report = node.maintain().await.unwrap(); // one full cycle, with what it did
 //! println!("{} -> {} connections", report.connections_before, report.connections_after);
 //! node.shutdown().await;
@@ -42,6 +42,7 @@
 pub mod config;
 pub mod core;
 pub mod discovery;
+pub mod identity;
 pub mod maintenance;
 pub mod metrics;
 pub mod node;

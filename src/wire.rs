@@ -1,24 +1,42 @@
-//! The wire protocol: length-delimited frames carrying bincode-encoded [`Message`]s.
+//! The wire protocol: length-delimited frames carrying [`postcard`]-encoded [`Message`]s.
 //!
 //! The wire has its own types ([`Hello`], [`RefuseCode`], [`CloseCode`]): nothing of the
 //! library's is serialised as is, so the library's types can change without changing
 //! the protocol; the tokio shell converts at the edge ([`crate::node`]).
 //!
 //! Every frame is untrusted. A frame longer than [`MAX_FRAME_LEN`] is refused by the
-//! length codec before any allocation; a payload is decoded with a byte limit and must be
-//! consumed exactly; then [`Message::check`] enforces the semantic caps (network name
-//! length, points per message). Any failure is a [`WireError`], which the connection turns
-//! into a dropped connection and, for a protocol violation, a greylisting.
+//! length codec before any allocation; a payload must be consumed exactly; a list's length
+//! prefix is checked against its cap before anything is allocated (so a hostile length of
+//! four billion costs nothing); then [`Message::check`] enforces the semantic caps
+//! (network name length, points per message). Any failure is a [`WireError`], which the
+//! connection turns into a dropped connection and, for a protocol violation, a
+//! greylisting.
+//!
+//! ## Versions
+//!
+//! [`PROTOCOL_VERSION`] 3. The encoding is postcard's (varint integers, length-prefixed
+//! strings and lists, an enum as its variant's index then its fields), over the types of
+//! this module only. Two rules keep versions apart cleanly, and every later version must
+//! keep them:
+//!
+//! * a [`Hello`] starts with the network name then the version, and [`Message::Hello`] is
+//!   variant 0 (as in version 2): a node decodes that much of any version's hello
+//!   ([`WireError::Foreign`]) and refuses it with [`RefuseCode::WrongVersion`] or
+//!   [`RefuseCode::WrongNetwork`] instead of calling it garbage;
+//! * [`Message::Refused`] stays variant 1 and the refusal codes keep their indexes (new
+//!   ones are added at the end), so an older peer reads why it was refused.
+//!
+//! The handshake of version 3 (hellos with keys and nonces, then signatures) is described
+//! in [`crate::identity`].
 
-use bincode::Options;
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-/// The protocol version this build speaks (2: swap messages, wire-own close and refusal
-/// codes).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// The protocol version this build speaks (3: postcard encoding, authenticated identities;
+/// 2 had swap messages and wire-own close and refusal codes, in bincode).
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest frame payload accepted or sent, bytes.
 pub const MAX_FRAME_LEN: usize = 8 * 1024;
 /// Longest network name.
@@ -26,17 +44,33 @@ pub const MAX_NETWORK_NAME: usize = 64;
 /// Most points in a refusal (octez's Nack carries up to 50).
 pub const MAX_REFUSAL_POINTS: usize = crate::core::MAX_REFUSAL_POINTS;
 
-/// The first message on a connection, from each side: who we are.
+/// The first message on a connection, from each side: who we claim to be (proven by the
+/// [`Message::Auth`] that follows).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    /// The network name; a peer of another network is refused.
+    /// The network name; a peer of another network is refused. First, in every version.
     pub network: String,
-    /// The protocol version; another version is refused.
+    /// The protocol version; another version is refused. Second, in every version.
     pub version: u16,
-    /// The sender's peer id.
-    pub peer_id: u64,
+    /// The sender's peer id (its public key, see [`crate::identity`]).
+    pub key: [u8; 32],
+    /// A fresh random value for this connection only: the other side signs it.
+    pub nonce: [u8; 32],
     /// The port the sender listens on (its point is the connection's IP and this port).
     pub listen_port: u16,
+}
+
+/// The start of any version's hello: what is read of a hello that is not ours.
+#[derive(Deserialize)]
+struct HelloPrefix {
+    network: String,
+    version: u16,
+}
+
+/// A message as far as its hello prefix.
+#[derive(Deserialize)]
+enum Prefix {
+    Hello(HelloPrefix),
 }
 
 /// Why a handshake was refused, on the wire.
@@ -56,6 +90,8 @@ pub enum RefuseCode {
     Greylisted,
     /// The node only admits trusted peers.
     PrivateMode,
+    /// The handshake's signature did not verify (v3).
+    BadAuth,
 }
 
 /// Why the sender closes the connection, on the wire.
@@ -92,12 +128,16 @@ pub enum Message {
         /// Why.
         reason: RefuseCode,
         /// Other points (only with [`RefuseCode::Full`]).
+        #[serde(deserialize_with = "bounded::<_, _, MAX_REFUSAL_POINTS>")]
         points: Vec<SocketAddr>,
     },
     /// Please send points.
     AskForPoints,
     /// Points (at most [`crate::MAX_POINTS_PER_MESSAGE`]).
-    Advertise(Vec<SocketAddr>),
+    Advertise(
+        #[serde(deserialize_with = "bounded::<_, _, { crate::MAX_POINTS_PER_MESSAGE }>")]
+        Vec<SocketAddr>,
+    ),
     /// Nothing: keeps the connection alive.
     KeepAlive,
     /// The sender closes the connection.
@@ -106,6 +146,47 @@ pub enum Message {
     SwapRequest(SocketAddr),
     /// A swap accepted: the receiver may connect to this point (the octez policy).
     SwapAck(SocketAddr),
+    /// The sender's signature of the handshake transcript (second message each way, v3;
+    /// see [`crate::identity`]): at most [`MAX_SIGNATURE_LEN`] bytes.
+    Auth {
+        /// The signature.
+        #[serde(deserialize_with = "bounded::<_, _, MAX_SIGNATURE_LEN>")]
+        signature: Vec<u8>,
+    },
+}
+
+/// Longest signature an [`Message::Auth`] carries.
+pub const MAX_SIGNATURE_LEN: usize = crate::identity::MAX_SIGNATURE_LEN;
+
+/// Deserialises a list of at most `N` items: a longer length prefix is refused before
+/// anything is allocated, and no more than `N` items are ever read.
+fn bounded<'de, D, T, const N: usize>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T, const N: usize>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>, const N: usize> serde::de::Visitor<'de> for Bounded<T, N> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a list of at most {N} items")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let len = seq.size_hint().unwrap_or(0);
+            if len > N {
+                return Err(serde::de::Error::invalid_length(len, &self));
+            }
+            let mut v = Vec::with_capacity(len);
+            while let Some(item) = seq.next_element()? {
+                if v.len() == N {
+                    return Err(serde::de::Error::invalid_length(N + 1, &self));
+                }
+                v.push(item);
+            }
+            Ok(v)
+        }
+    }
+    d.deserialize_seq(Bounded::<T, N>(std::marker::PhantomData))
 }
 
 /// What can go wrong reading or writing frames.
@@ -123,19 +204,22 @@ pub enum WireError {
     /// A message over a cap (protocol violation).
     #[error("message over a limit: {0}")]
     OverLimit(String),
+    /// A hello of another protocol version (or of ours, on another network) whose rest we
+    /// cannot read: the sender is answered with a refusal, not treated as hostile.
+    #[error("hello of network {network:?}, protocol version {version}")]
+    Foreign {
+        /// Its network name.
+        network: String,
+        /// Its protocol version.
+        version: u16,
+    },
 }
 
 impl WireError {
     /// Whether the peer broke the protocol (as opposed to a network failure).
     pub fn is_violation(&self) -> bool {
-        !matches!(self, WireError::Io(_))
+        !matches!(self, WireError::Io(_) | WireError::Foreign { .. })
     }
-}
-
-fn options() -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_limit(MAX_FRAME_LEN as u64)
-        .reject_trailing_bytes()
 }
 
 impl Message {
@@ -151,6 +235,9 @@ impl Message {
             Message::Refused { points, .. } if points.len() > MAX_REFUSAL_POINTS => Err(
                 WireError::OverLimit(format!("refusal with {} points", points.len())),
             ),
+            Message::Auth { signature } if signature.len() > MAX_SIGNATURE_LEN => Err(
+                WireError::OverLimit(format!("signature of {} bytes", signature.len())),
+            ),
             _ => Ok(()),
         }
     }
@@ -164,19 +251,45 @@ impl Message {
     /// assert!(Message::decode(&[0xff; 7]).is_err());
     /// ```
     pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
-        let m: Message = options()
-            .deserialize(bytes)
-            .map_err(|e| WireError::Malformed(e.to_string()))?;
+        if bytes.len() > MAX_FRAME_LEN {
+            return Err(WireError::FrameTooLarge);
+        }
+        let m: Message = match postcard::take_from_bytes(bytes) {
+            Ok((m, [])) => m,
+            Ok((_, rest)) => {
+                return Err(WireError::Malformed(format!(
+                    "{} trailing bytes",
+                    rest.len()
+                )))
+            }
+            Err(e) => {
+                return Err(foreign_hello(bytes).unwrap_or(WireError::Malformed(e.to_string())))
+            }
+        };
         m.check()?;
         Ok(m)
     }
 
     /// Encodes a message as a frame payload.
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
-        options()
-            .serialize(self)
-            .map_err(|e| WireError::OverLimit(e.to_string()))
+        let bytes = postcard::to_allocvec(self).map_err(|e| WireError::OverLimit(e.to_string()))?;
+        if bytes.len() > MAX_FRAME_LEN {
+            return Err(WireError::FrameTooLarge);
+        }
+        Ok(bytes)
     }
+}
+
+/// A payload that is not a message of ours but starts as a hello of another version (or
+/// network): [`WireError::Foreign`].
+fn foreign_hello(bytes: &[u8]) -> Option<WireError> {
+    let (Prefix::Hello(h), _) = postcard::take_from_bytes::<Prefix>(bytes).ok()?;
+    (h.version != PROTOCOL_VERSION && h.network.len() <= MAX_NETWORK_NAME).then_some(
+        WireError::Foreign {
+            network: h.network,
+            version: h.version,
+        },
+    )
 }
 
 /// The tokio-util codec: length-delimited frames (4-byte big-endian length) of at most

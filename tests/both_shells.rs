@@ -5,13 +5,33 @@
 //! lived in one shell only, or the shells fed the core differently, the traces would part.
 
 use peerkeeper::core::{Action, TracedAction};
+use peerkeeper::identity::Identity;
 use peerkeeper::node::Node;
 use peerkeeper::sim::{node_addr, node_peer_id, node_seed, Joins, Latency, SimConfig, Simulation};
 use peerkeeper::transport::memory::MemoryNetwork;
-use peerkeeper::{Config, Policy};
+use peerkeeper::{Config, PeerId, Policy};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// The simulator's peer ids on the tokio shell: an [`Identity`] that claims a given id and
+/// "signs" with it. Simulated nodes do no cryptography, and both shells must see the same
+/// ids (the duplicate rule orders them); this is also the smallest identity of one's own.
+/// Not secure: anybody can sign as anybody.
+#[derive(Debug)]
+struct Claimed(PeerId);
+
+impl Identity for Claimed {
+    fn peer_id(&self) -> PeerId {
+        self.0
+    }
+    fn sign(&self, _transcript: &[u8]) -> Vec<u8> {
+        self.0.as_bytes().to_vec()
+    }
+    fn verify(&self, peer: &PeerId, _transcript: &[u8], signature: &[u8]) -> bool {
+        signature == peer.as_bytes()
+    }
+}
 
 /// (nodes, seed) of the scripts run.
 const SCRIPTS: [(usize, u64); 3] = [(6, 11), (10, 3), (16, 5)];
@@ -115,7 +135,7 @@ async fn tokio_traces(policy: Policy, n: usize, seed: u64) -> BTreeMap<usize, Ve
         let transport = net.bind(node_addr(i)).unwrap();
         let bootstrap = if i == 0 { vec![] } else { vec![node_addr(0)] };
         let node = Node::builder(config(policy), transport)
-            .peer_id(node_peer_id(seed, i))
+            .identity(Claimed(node_peer_id(seed, i)))
             .seed(node_seed(seed, i, 0))
             .bootstrap(bootstrap)
             .origin(origin)

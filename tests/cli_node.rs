@@ -264,6 +264,7 @@ fn trusted_refuse_private_and_policy_take_effect_and_the_status_line_says_so() {
             "myself",
             "dropped",
             "cancelled",
+            "wrong peer",
             "in flight"
         ],
         "{status}"

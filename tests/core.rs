@@ -65,7 +65,7 @@ fn lan(i: u16) -> SocketAddr {
 
 fn hello(i: u16) -> Hello {
     Hello {
-        peer: PeerId(1000 + u64::from(i)),
+        peer: PeerId::from_u64(1000 + u64::from(i)),
         listen_port: 9000 + i,
     }
 }
@@ -91,7 +91,7 @@ fn refused_points(a: Admission) -> Vec<SocketAddr> {
 
 #[test]
 fn a_full_node_makes_room_for_a_newcomer_sending_the_leaver_points_first() {
-    let mut core = NodeCore::new(all_inbound(), PeerId(1), 7);
+    let mut core = NodeCore::new(all_inbound(), PeerId::from_u64(1), 7);
     core.start(ms(0));
     fill_inbound(&mut core, 6, ms(0));
     assert_eq!(core.connection_count(), 6);
@@ -129,7 +129,7 @@ fn a_full_node_makes_room_for_a_newcomer_sending_the_leaver_points_first() {
 
 #[test]
 fn room_is_made_at_most_once_per_interval_and_never_from_young_connections() {
-    let mut core = NodeCore::new(all_inbound(), PeerId(1), 7);
+    let mut core = NodeCore::new(all_inbound(), PeerId::from_u64(1), 7);
     core.start(ms(0));
     fill_inbound(&mut core, 6, ms(0));
     // Within the grace period every connection is young: refused, with points.
@@ -155,7 +155,7 @@ fn room_is_never_taken_from_outbound_or_trusted_peers() {
     let mut config = tight();
     config.trusted_points = vec![lan(1)];
     config.max_concurrent_dials = 6;
-    let mut core = NodeCore::new(config, PeerId(1), 7);
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 7);
     let outbound: Vec<SocketAddr> = (2..=6).map(lan).collect();
     core.add_points(&outbound, Source::PeerSharing, ms(0));
     core.start(ms(0));
@@ -214,7 +214,7 @@ fn room_is_never_taken_from_outbound_or_trusted_peers() {
 fn without_room_making_a_full_node_refuses_with_the_refused_dialers_points() {
     let mut config = all_inbound();
     config.make_room_interval = None;
-    let mut core = NodeCore::new(config, PeerId(1), 7);
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 7);
     core.start(ms(0));
     fill_inbound(&mut core, 6, ms(0));
     // Late joiners 20, 21, 22 each dial the full node: each refusal names the previous
@@ -242,7 +242,7 @@ fn private_mode_admits_only_trusted_peers_inbound() {
     let mut config = tight();
     config.private_mode = true;
     config.trusted_points = vec![lan(1)];
-    let mut core = NodeCore::new(config, PeerId(1), 7);
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 7);
     core.start(ms(0));
     drain(&mut core);
     let a = core.handle_inbound(ConnId(2), lan(2), hello(2), ms(1));
@@ -269,8 +269,8 @@ fn private_mode_admits_only_trusted_peers_inbound() {
 fn simultaneous_dials_leave_one_connection_both_sides_agree_on() {
     for (ida, idb) in [(1, 2), (2, 1)] {
         let (pa, pb) = (lan(1), lan(2));
-        let mut a = NodeCore::new(tight(), PeerId(ida), 1);
-        let mut b = NodeCore::new(tight(), PeerId(idb), 2);
+        let mut a = NodeCore::new(tight(), PeerId::from_u64(ida), 1);
+        let mut b = NodeCore::new(tight(), PeerId::from_u64(idb), 2);
         a.add_points(&[pb], Source::Bootstrap, ms(0));
         b.add_points(&[pa], Source::Bootstrap, ms(0));
         a.start(ms(0));
@@ -279,11 +279,11 @@ fn simultaneous_dials_leave_one_connection_both_sides_agree_on() {
         assert_eq!(dials(&drain(&mut b)), vec![pa]);
         // Link 10 is a's dial, link 20 is b's. Each side first admits the other's dial.
         let hello_a = Hello {
-            peer: PeerId(ida),
+            peer: PeerId::from_u64(ida),
             listen_port: pa.port(),
         };
         let hello_b = Hello {
-            peer: PeerId(idb),
+            peer: PeerId::from_u64(idb),
             listen_port: pb.port(),
         };
         assert_eq!(
@@ -298,7 +298,7 @@ fn simultaneous_dials_leave_one_connection_both_sides_agree_on() {
             pb,
             DialResult::Connected {
                 conn: ConnId(10),
-                peer: PeerId(idb),
+                peer: PeerId::from_u64(idb),
             },
             ms(10),
         );
@@ -306,7 +306,7 @@ fn simultaneous_dials_leave_one_connection_both_sides_agree_on() {
             pa,
             DialResult::Connected {
                 conn: ConnId(20),
-                peer: PeerId(ida),
+                peer: PeerId::from_u64(ida),
             },
             ms(10),
         );
@@ -355,7 +355,7 @@ fn every_dial_ends_in_exactly_one_named_outcome() {
     config.expected_connections = 30;
     config.max_connections = 40;
     config.min_connections = 20;
-    let mut core = NodeCore::new(config, PeerId(1), 3);
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 3);
     let points: Vec<SocketAddr> = (1..=8).map(lan).collect();
     core.add_points(&points, Source::PeerSharing, ms(0));
     core.start(ms(0));
@@ -417,7 +417,7 @@ fn every_dial_ends_in_exactly_one_named_outcome() {
 
 #[test]
 fn our_own_address_is_forgotten_without_a_penalty_and_never_learned_again() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 3);
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 3);
     let me_elsewhere = addr("127.0.0.1:9732");
     let healthy = lan(1);
     core.add_points(&[me_elsewhere, healthy], Source::Bootstrap, ms(0));
@@ -441,7 +441,7 @@ fn our_own_address_is_forgotten_without_a_penalty_and_never_learned_again() {
         healthy,
         DialResult::Connected {
             conn: ConnId(1),
-            peer: PeerId(9),
+            peer: PeerId::from_u64(9),
         },
         ms(6),
     );
@@ -454,7 +454,7 @@ fn our_own_address_is_forgotten_without_a_penalty_and_never_learned_again() {
         ConnId(2),
         addr("127.0.0.1:50000"),
         Hello {
-            peer: PeerId(1),
+            peer: PeerId::from_u64(1),
             listen_port: 9732,
         },
         ms(8),
@@ -474,7 +474,7 @@ fn our_own_address_is_forgotten_without_a_penalty_and_never_learned_again() {
 fn an_inbound_connection_from_a_point_being_dialed_changes_no_dial_count() {
     let mut config = tight();
     config.max_concurrent_dials = 1;
-    let mut core = NodeCore::new(config, PeerId(1), 3);
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 3);
     core.add_points(&[lan(1), lan(2)], Source::PeerSharing, ms(0));
     core.start(ms(0));
     let d = dials(&drain(&mut core));
@@ -501,7 +501,7 @@ fn an_inbound_connection_from_a_point_being_dialed_changes_no_dial_count() {
 
 #[test]
 fn peer_shared_points_follow_the_relay_rule_and_drops_are_counted() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 3);
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 3);
     core.start(ms(0));
     let lan_peer = lan(1);
     let public_peer = addr("8.8.8.8:9732");
@@ -510,7 +510,7 @@ fn peer_shared_points_follow_the_relay_rule_and_drops_are_counted() {
         Admission::Accept
     );
     let h = Hello {
-        peer: PeerId(77),
+        peer: PeerId::from_u64(77),
         listen_port: 9732,
     };
     assert_eq!(
@@ -541,7 +541,7 @@ fn peer_shared_points_follow_the_relay_rule_and_drops_are_counted() {
     // A public node that refuses private addresses drops them from anyone.
     let mut config = tight();
     config.discovery.allow_private_addresses = false;
-    let mut public = NodeCore::new(config, PeerId(2), 3);
+    let mut public = NodeCore::new(config, PeerId::from_u64(2), 3);
     public.start(ms(0));
     assert_eq!(
         public.handle_inbound(ConnId(1), lan_peer, hello(1), ms(1)),
@@ -554,7 +554,7 @@ fn peer_shared_points_follow_the_relay_rule_and_drops_are_counted() {
 
 #[test]
 fn answers_are_rate_limited_and_never_tell_a_public_peer_about_private_points() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 3);
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 3);
     core.start(ms(0));
     for i in 1..=3 {
         assert_eq!(
@@ -564,7 +564,7 @@ fn answers_are_rate_limited_and_never_tell_a_public_peer_about_private_points() 
     }
     let public_peer = addr("8.8.8.8:9732");
     let h = Hello {
-        peer: PeerId(77),
+        peer: PeerId::from_u64(77),
         listen_port: 9732,
     };
     assert_eq!(
@@ -598,7 +598,7 @@ fn answers_are_rate_limited_and_never_tell_a_public_peer_about_private_points() 
 
 #[test]
 fn unsolicited_advertisements_are_rate_limited() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 3);
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 3);
     core.start(ms(0));
     assert_eq!(
         core.handle_inbound(ConnId(1), lan(1), hello(1), ms(1)),
@@ -624,7 +624,7 @@ fn unsolicited_advertisements_are_rate_limited() {
 
 #[test]
 fn a_message_over_the_wire_cap_is_a_violation_that_greylists_the_sender() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 3);
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 3);
     core.start(ms(0));
     assert_eq!(
         core.handle_inbound(ConnId(1), lan(1), hello(1), ms(1)),
@@ -664,7 +664,7 @@ fn a_message_over_the_wire_cap_is_a_violation_that_greylists_the_sender() {
 
 #[test]
 fn a_node_with_no_connection_polls_its_sources_every_round() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 3);
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 3);
     core.start(ms(0));
     let mut polls = 0;
     let mut t = 0;
@@ -686,7 +686,7 @@ fn a_node_with_no_connection_polls_its_sources_every_round() {
 
 #[test]
 fn a_maintain_ticket_is_answered_by_a_cycle_that_began_after_it() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 3);
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 3);
     core.start(ms(0));
     drain(&mut core);
     let t1 = core.maintain(ms(10));
@@ -725,7 +725,7 @@ fn a_switched_off_trigger_wakes_nothing() {
     config.expected_connections = 3;
     config.max_connections = 6;
     let run = |on: bool| {
-        let mut core = NodeCore::new(config.clone(), PeerId(1), 3);
+        let mut core = NodeCore::new(config.clone(), PeerId::from_u64(1), 3);
         core.set_trigger(TriggerKind::TooFewConnections, on);
         core.start(ms(0));
         for i in 1..=3 {
@@ -755,7 +755,7 @@ fn the_octez_policy_admits_one_random_extra_and_trims_back() {
     config.policy = Policy::Octez;
     let mut extra = 0;
     for seed in 0..20 {
-        let mut core = NodeCore::new(config.clone(), PeerId(1), seed);
+        let mut core = NodeCore::new(config.clone(), PeerId::from_u64(1), seed);
         core.start(ms(0));
         fill_inbound(&mut core, 6, ms(0));
         let a = core.handle_inbound(ConnId(7), lan(7), hello(7), ms(1));
@@ -780,8 +780,8 @@ fn octez_swaps_exchange_one_connection_each() {
     config.policy = Policy::Octez;
     config.maintenance_idle_time = Some(Duration::from_secs(120));
     // a has peers b and c; a proposes to b a swap with c.
-    let mut a = NodeCore::new(config.clone(), PeerId(1), 1);
-    let mut b = NodeCore::new(config.clone(), PeerId(2), 2);
+    let mut a = NodeCore::new(config.clone(), PeerId::from_u64(1), 1);
+    let mut b = NodeCore::new(config.clone(), PeerId::from_u64(2), 2);
     a.start(ms(0));
     b.start(ms(0));
     assert_eq!(
@@ -789,7 +789,7 @@ fn octez_swaps_exchange_one_connection_each() {
             ConnId(1),
             lan(2),
             Hello {
-                peer: PeerId(2),
+                peer: PeerId::from_u64(2),
                 listen_port: lan(2).port()
             },
             ms(1)
@@ -801,7 +801,7 @@ fn octez_swaps_exchange_one_connection_each() {
             ConnId(2),
             lan(3),
             Hello {
-                peer: PeerId(3),
+                peer: PeerId::from_u64(3),
                 listen_port: lan(3).port()
             },
             ms(1)
@@ -813,7 +813,7 @@ fn octez_swaps_exchange_one_connection_each() {
             ConnId(3),
             lan(4),
             Hello {
-                peer: PeerId(4),
+                peer: PeerId::from_u64(4),
                 listen_port: lan(4).port()
             },
             ms(1)
@@ -833,13 +833,13 @@ fn octez_swaps_exchange_one_connection_each() {
     assert_ne!(a.point_of(to), Some(proposed));
     assert_eq!(a.stats().swaps, 1);
     // The peerkeeper policy ignores swaps.
-    let mut ours = NodeCore::new(tight(), PeerId(9), 9);
+    let mut ours = NodeCore::new(tight(), PeerId::from_u64(9), 9);
     ours.start(ms(0));
     ours.handle_inbound(
         ConnId(1),
         lan(1),
         Hello {
-            peer: PeerId(1),
+            peer: PeerId::from_u64(1),
             listen_port: lan(1).port(),
         },
         ms(1),
@@ -852,7 +852,7 @@ fn octez_swaps_exchange_one_connection_each() {
 #[test]
 fn one_seed_one_outcome() {
     let run = || {
-        let mut core = NodeCore::new(tight(), PeerId(1), 42);
+        let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 42);
         let points: Vec<SocketAddr> = (1..=30).map(lan).collect();
         core.add_points(&points, Source::PeerSharing, ms(0));
         core.start(ms(0));
@@ -865,7 +865,7 @@ fn one_seed_one_outcome() {
                     } else {
                         DialResult::Connected {
                             conn: ConnId(t),
-                            peer: PeerId(5000 + t),
+                            peer: PeerId::from_u64(5000 + t),
                         }
                     };
                     core.handle_dial_result(*p, r, ms(t * 100));
@@ -884,7 +884,7 @@ fn one_seed_one_outcome() {
 
 #[test]
 fn hearsay_is_not_passed_on_until_verified() {
-    let mut core = NodeCore::new(tight(), PeerId(1), 3);
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 3);
     core.start(ms(0));
     assert_eq!(
         core.handle_inbound(ConnId(1), lan(1), hello(1), ms(1)),
@@ -926,4 +926,63 @@ fn hearsay_is_not_passed_on_until_verified() {
         })
         .expect("answered");
     assert!(answer.contains(&invented), "{answer:?}");
+}
+
+#[test]
+fn a_configured_point_proving_another_peer_id_is_a_failed_dial_not_a_violation() {
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 7);
+    let seed = lan(2);
+    assert!(core.expect_peer(seed, PeerId::from_u64(2)));
+    core.add_points(&[seed], Source::Bootstrap, ms(0));
+    core.start(ms(0));
+    let dials = drain(&mut core);
+    assert!(dials.contains(&Action::Dial(seed)), "{dials:?}");
+    let v = core.handle_dial_result(
+        seed,
+        DialResult::Connected {
+            conn: ConnId(1),
+            peer: PeerId::from_u64(3),
+        },
+        ms(100),
+    );
+    assert!(matches!(v, DialVerdict::Drop(_)), "{v:?}");
+    let s = core.stats();
+    assert_eq!((s.dials.wrong_peer, s.dials.succeeded), (1, 0));
+    assert!(s.dials.adds_up());
+    assert_eq!(s.violations, 0);
+    let p = core.pool().get(&seed).unwrap();
+    assert_eq!(p.state, PointState::Disconnected, "not greylisted");
+    assert!(p.next_dial > ms(100), "backed off as after a failed dial");
+    assert_eq!(core.connection_count(), 0);
+    core.check_invariants();
+    // The expected id: kept.
+    let t = p.next_dial;
+    core.handle_timeout(t);
+    assert!(drain(&mut core).contains(&Action::Dial(seed)));
+    let v = core.handle_dial_result(
+        seed,
+        DialResult::Connected {
+            conn: ConnId(2),
+            peer: PeerId::from_u64(2),
+        },
+        t + Duration::from_millis(100),
+    );
+    assert_eq!(v, DialVerdict::Keep);
+    assert_eq!(core.connection_count(), 1);
+}
+
+#[test]
+fn expected_peer_ids_are_bounded() {
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 7);
+    let max = peerkeeper::core::MAX_EXPECTED_PEERS;
+    for i in 0..max {
+        let p = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 9732));
+        assert!(core.expect_peer(p, PeerId::from_u64(i as u64)));
+    }
+    assert!(!core.expect_peer(lan(1), PeerId::from_u64(9)));
+    assert_eq!(core.expected_peer(&lan(1)), None);
+    // Changing one already expected is fine.
+    let first = SocketAddr::from(([10, 1, 0, 0], 9732));
+    assert!(core.expect_peer(first, PeerId::from_u64(5)));
+    assert_eq!(core.expected_peer(&first), Some(PeerId::from_u64(5)));
 }

@@ -53,7 +53,7 @@ fn point(i: u8) -> SocketAddr {
 
 /// The peer that listens at point `i`.
 fn peer(i: u8) -> PeerId {
-    PeerId(1_000 + u64::from(i % POINTS))
+    PeerId::from_u64(1_000 + u64::from(i % POINTS))
 }
 
 #[derive(Clone, Debug)]
@@ -483,7 +483,7 @@ impl World {
 fn run(config: Config, seed: u64, ops: &[Op]) {
     config.validate().expect("the strategy draws valid configs");
     let mut w = World {
-        core: NodeCore::new(config, PeerId(1), seed),
+        core: NodeCore::new(config, PeerId::from_u64(1), seed),
         now: Time::ZERO,
         dials: Vec::new(),
         conns: BTreeMap::new(),

@@ -42,8 +42,14 @@ fn finish_dial<R: Rng>(
     );
     match connected_to {
         Some(peer) => {
-            pool.connection_opened(ConnId(peer.0), p, peer, Direction::Outbound, now)
-                .unwrap();
+            pool.connection_opened(
+                ConnId(u64::from_be_bytes(peer.as_bytes()[..8].try_into().unwrap())),
+                p,
+                peer,
+                Direction::Outbound,
+                now,
+            )
+            .unwrap();
             DialOutcome::Succeeded
         }
         None => DialOutcome::Failed,
@@ -82,7 +88,7 @@ fn drive(seed: u64) -> Vec<Action> {
             .unwrap()
             .parse::<u32>()
             .unwrap();
-        let peer = (octet % 2 == 0).then_some(PeerId(octet as u64));
+        let peer = (octet % 2 == 0).then_some(PeerId::from_u64(octet as u64));
         let outcome = finish_dial(&mut pool, p, peer, now, &mut rng);
         m.dial_finished(outcome, now, &mut pool, &mut rng, &mut out);
         assert!(pool.dialing_count() <= 8, "dial cap exceeded");
@@ -135,7 +141,7 @@ fn a_top_up_dials_no_further_than_min_target() {
         pool.connection_opened(
             ConnId(i.into()),
             addr(500 + i),
-            PeerId(i.into()),
+            PeerId::from_u64(i.into()),
             Direction::Outbound,
             Time::ZERO,
         )
@@ -190,7 +196,7 @@ fn a_too_many_wake_closes_down_to_max_target_naming_each_connection() {
         pool.connection_opened(
             ConnId(1000 + u64::from(i)),
             addr(i),
-            PeerId(i.into()),
+            PeerId::from_u64(i.into()),
             dir,
             Time::ZERO,
         )
@@ -289,7 +295,7 @@ fn between_min_and_min_threshold_the_worker_acts() {
         pool.connection_opened(
             ConnId(i.into()),
             addr(500 + i),
-            PeerId(i.into()),
+            PeerId::from_u64(i.into()),
             Direction::Outbound,
             Time::ZERO,
         )
@@ -318,7 +324,7 @@ fn new_points_do_not_wake_a_satisfied_machine() {
         pool.connection_opened(
             ConnId(i.into()),
             addr(i),
-            PeerId(i.into()),
+            PeerId::from_u64(i.into()),
             Direction::Outbound,
             Time::ZERO,
         )

@@ -39,7 +39,7 @@ fn connected_pool(config: &Config, n: u32) -> Pool {
         pool.connection_opened(
             ConnId(i.into()),
             addr(i),
-            PeerId(i.into()),
+            PeerId::from_u64(i.into()),
             Direction::Outbound,
             Time::ZERO,
         )

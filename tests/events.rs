@@ -14,7 +14,7 @@ use peerkeeper::core::{DialEnd, Ended, Event};
 use peerkeeper::node::{Node, EVENT_CAPACITY};
 use peerkeeper::pool::{CloseReason, Direction};
 use peerkeeper::wire::Message;
-use peerkeeper::{Config, PeerId};
+use peerkeeper::Config;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 /// The events read so far, to look for one in any order.
@@ -88,7 +88,7 @@ async fn a_subscriber_sees_connections_dial_outcomes_cycles_bans_and_closes() {
     let connected = ev
         .find("the outbound connection to a", |e| {
             matches!(e, Event::Connected { point, direction: Direction::Outbound, peer, .. }
-                if *point == a_at && *peer == PeerId(1))
+                if *point == a_at && *peer == peer_of(1))
         })
         .await;
     assert!(
@@ -125,7 +125,7 @@ async fn a_subscriber_sees_connections_dial_outcomes_cycles_bans_and_closes() {
     let inbound = ev
         .find("the inbound connection of p", |e| {
             matches!(e, Event::Connected { point, direction: Direction::Inbound, peer, .. }
-                if *point == p && *peer == PeerId(3))
+                if *point == p && *peer == peer_of(3))
         })
         .await;
     peer.link
@@ -140,7 +140,7 @@ async fn a_subscriber_sees_connections_dial_outcomes_cycles_bans_and_closes() {
     let dropped = ev
         .find("p dropped for its violation", |e| {
             matches!(e, Event::Disconnected { point, peer, ended: Ended::ByUs(CloseReason::ProtocolViolation), .. }
-                if *point == p && *peer == PeerId(3))
+                if *point == p && *peer == peer_of(3))
         })
         .await;
     assert!(inbound < banned && banned < dropped, "{:#?}", ev.seen);
@@ -148,7 +148,7 @@ async fn a_subscriber_sees_connections_dial_outcomes_cycles_bans_and_closes() {
     // a leaves: the peer ended it.
     a.shutdown().await;
     ev.find("a gone, ended by the peer", |e| {
-        matches!(e, Event::Disconnected { point, ended: Ended::ByPeer, peer, .. } if *point == a_at && *peer == PeerId(1))
+        matches!(e, Event::Disconnected { point, ended: Ended::ByPeer, peer, .. } if *point == a_at && *peer == peer_of(1))
     })
     .await;
     b.shutdown().await;

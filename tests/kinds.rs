@@ -55,7 +55,7 @@ fn count_kind(pool: &Pool, dials: &[SocketAddr], k: Source) -> usize {
 fn connect(pool: &mut Pool, k: Source, n: u8, dir: Direction, from: u64) {
     for i in 1..=n {
         let id = from + u64::from(i);
-        pool.connection_opened(ConnId(id), pt(k, i), PeerId(id), dir, Time::ZERO)
+        pool.connection_opened(ConnId(id), pt(k, i), PeerId::from_u64(id), dir, Time::ZERO)
             .unwrap();
     }
 }
@@ -186,7 +186,7 @@ fn a_floor_is_dialed_for_while_in_range_within_the_outbound_budget() {
         pool.connection_opened(
             ConnId(u64::from(i)),
             pt(Source::PeerSharing, i),
-            PeerId(u64::from(i)),
+            PeerId::from_u64(u64::from(i)),
             Direction::Inbound,
             ms(0),
         )
@@ -206,7 +206,7 @@ fn a_floor_is_dialed_for_while_in_range_within_the_outbound_budget() {
         full.connection_opened(
             ConnId(u64::from(i)),
             pt(Source::PeerSharing, i),
-            PeerId(u64::from(i)),
+            PeerId::from_u64(u64::from(i)),
             Direction::Outbound,
             ms(0),
         )
@@ -441,7 +441,7 @@ fn stranger(i: u16) -> (SocketAddr, Hello) {
     (
         SocketAddr::from(([172, 16, (i / 200) as u8, (i % 200) as u8 + 1], 40000)),
         Hello {
-            peer: PeerId(10_000 + u64::from(i)),
+            peer: PeerId::from_u64(10_000 + u64::from(i)),
             listen_port: 9000,
         },
     )
@@ -449,7 +449,7 @@ fn stranger(i: u16) -> (SocketAddr, Hello) {
 
 /// A node with `out` outbound connections (dialed at its start) at 10.x points.
 fn node_with_outbound(config: Config, out: u8) -> NodeCore {
-    let mut core = NodeCore::new(config, PeerId(1), 9);
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 9);
     let points: Vec<SocketAddr> = (1..=out).map(|i| pt(Source::Bootstrap, i)).collect();
     core.add_points(&points, Source::Bootstrap, ms(0));
     core.start(ms(0));
@@ -466,7 +466,7 @@ fn node_with_outbound(config: Config, out: u8) -> NodeCore {
             p,
             peerkeeper::core::DialResult::Connected {
                 conn: ConnId(i as u64 + 1),
-                peer: PeerId(500 + i as u64),
+                peer: PeerId::from_u64(500 + i as u64),
             },
             ms(10),
         );
@@ -544,7 +544,7 @@ fn a_trusted_peer_is_admitted_beyond_the_inbound_budget_and_never_evicted() {
     };
     let trusted = SocketAddr::from(([172, 31, 0, 1], 9000));
     config.trusted_points = vec![trusted];
-    let mut core = NodeCore::new(config, PeerId(1), 9);
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 9);
     core.start(ms(0));
     // Its dial to the trusted point fails (it is behind a NAT, say).
     assert!(drain(&mut core).contains(&Action::Dial(trusted)));
@@ -573,7 +573,7 @@ fn a_trusted_peer_is_admitted_beyond_the_inbound_budget_and_never_evicted() {
     ));
     // The trusted peer: admitted past the budget.
     let hello = Hello {
-        peer: PeerId(77),
+        peer: PeerId::from_u64(77),
         listen_port: 9000,
     };
     let remote = SocketAddr::from(([172, 31, 0, 1], 50_000));
@@ -630,7 +630,7 @@ fn private_core() -> (NodeCore, SocketAddr) {
         ..base()
     };
     config.validate().unwrap();
-    let mut core = NodeCore::new(config, PeerId(1), 5);
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 5);
     core.start(ms(0));
     drain(&mut core);
     (core, trusted)
@@ -645,7 +645,7 @@ fn a_private_node_refuses_strangers_and_shares_nothing() {
         (SocketAddr::from(([192, 168, 1, 1], 40001)), 9001),
     ] {
         let hello = Hello {
-            peer: PeerId(66),
+            peer: PeerId::from_u64(66),
             listen_port: port,
         };
         assert_eq!(
@@ -660,7 +660,7 @@ fn a_private_node_refuses_strangers_and_shares_nothing() {
     assert_eq!(core.stats().admission.refused_private, 2);
     // The trusted peer is admitted.
     let hello = Hello {
-        peer: PeerId(2),
+        peer: PeerId::from_u64(2),
         listen_port: 9000,
     };
     assert_eq!(
@@ -697,7 +697,7 @@ fn a_private_node_admits_the_points_a_peer_set_admits() {
     let (mut core, _) = private_core();
     let member = SocketAddr::from(([192, 168, 1, 2], 9000));
     let hello = Hello {
-        peer: PeerId(3),
+        peer: PeerId::from_u64(3),
         listen_port: 9000,
     };
     let remote = SocketAddr::from(([192, 168, 1, 2], 50000));
@@ -728,12 +728,12 @@ fn a_full_private_node_refuses_without_points() {
         make_room_interval: None,
         ..base()
     };
-    let mut core = NodeCore::new(config, PeerId(1), 5);
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 5);
     core.start(ms(0));
     drain(&mut core);
     for (i, t) in trusted.iter().enumerate().take(12) {
         let hello = Hello {
-            peer: PeerId(100 + i as u64),
+            peer: PeerId::from_u64(100 + i as u64),
             listen_port: 9000,
         };
         assert_eq!(
@@ -747,7 +747,7 @@ fn a_full_private_node_refuses_without_points() {
         );
     }
     let hello = Hello {
-        peer: PeerId(200),
+        peer: PeerId::from_u64(200),
         listen_port: 9000,
     };
     assert_eq!(
@@ -849,7 +849,7 @@ fn kinds_and_hooks_are_trace_inputs_and_old_traces_still_read() {
         old
     );
     // Replayed, the hooks act.
-    let mut core = NodeCore::new(base(), PeerId(1), 1);
+    let mut core = NodeCore::new(base(), PeerId::from_u64(1), 1);
     core.apply(
         ms(0),
         Input::SetProtected {

@@ -78,7 +78,7 @@ fn case() -> impl Strategy<Value = Case> {
                         let _ = pool.connection_opened(
                             ConnId(id),
                             pt(k, i),
-                            PeerId(id),
+                            PeerId::from_u64(id),
                             dir,
                             Time::ZERO,
                         );

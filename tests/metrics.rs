@@ -265,7 +265,25 @@ async fn a_scrape_over_tcp_matches_the_node() {
     .await;
 
     let node = m.clone();
+    // The connections by direction now (stable from here: s1 only): the scrape is taken
+    // once the gauges' breakdown has caught up with them (it is refreshed at a bounded
+    // rate, so a scrape right after a change may show the split before it).
+    let split = |c: &peerkeeper::NodeCore, d| {
+        c.pool()
+            .connections()
+            .filter(|(_, x)| x.direction == d)
+            .count() as f64
+    };
+    let (o_now, i_now) = node
+        .inspect(move |c| (split(c, Direction::Outbound), split(c, Direction::Inbound)))
+        .await
+        .unwrap();
     let s = scrape_until(&m, at, |x, st| {
+        ensure(
+            x.sum("peerkeeper_connections", &[("direction", "outbound")]) == o_now
+                && x.sum("peerkeeper_connections", &[("direction", "inbound")]) == i_now,
+            || format!("connections by direction: {o_now} out, {i_now} in"),
+        )?;
         let (outbound, inbound) = (st.stats.dials.succeeded, st.stats.admission.accepted);
         let d = &st.stats.dials;
         ensure(

@@ -115,9 +115,7 @@ fn play_quiet_peer(mut link: MemoryLink) -> tokio::task::JoinHandle<Vec<Message>
 
 /// Reads the node's handshake on `link` and answers as peer `id`.
 async fn accept_handshake(link: &mut MemoryLink, id: u64) {
-    let m = next_message(link).await;
-    assert!(matches!(m, Some(Message::Hello(_))), "{m:?}");
-    link.send(hello(id, 9732, "peerkeeper")).await.unwrap();
+    accept_handshake_as(link, id, 9732).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -13,7 +13,7 @@ use peerkeeper::node::ledger::{LedgerSource, StakePool};
 use peerkeeper::node::Node;
 use peerkeeper::pool::Source;
 use peerkeeper::transport::tcp::TcpTransport;
-use peerkeeper::{Config, PeerId};
+use peerkeeper::Config;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -131,7 +131,7 @@ async fn a_node_discovers_a_new_peer_through_a_preconfigured_one() {
     config.targets.peer_sharing.floor = 1;
     config.validate().unwrap();
     let c = Node::builder(config, TcpTransport::bind(local()).await.unwrap())
-        .peer_id(PeerId(3))
+        .identity(peerkeeper::identity::Keypair::from_seed(3))
         .seed(3)
         .bootstrap(vec![to_b])
         .start()

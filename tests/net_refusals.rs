@@ -72,12 +72,12 @@ async fn oneself_and_a_second_connection_of_a_connected_peer_are_refused() {
     let (target, friend) = target_with_a_friend(&small()).await;
     let to = target.local_addr();
 
-    let (mut c, reply) = raw_peer(to, target.peer_id().0, 40001, "peerkeeper").await;
+    let (mut c, reply) = raw_peer(to, 1, 40001, "peerkeeper").await;
     assert!(refused_with(&reply, RefuseCode::Myself), "{reply:?}");
     assert!(closed_by_node(&mut c).await);
 
     // The friend's peer id, from another port: a second connection of a connected peer.
-    let (mut c, reply) = raw_peer(to, friend.peer_id().0, 40002, "peerkeeper").await;
+    let (mut c, reply) = raw_peer(to, 100, 40002, "peerkeeper").await;
     assert!(
         refused_with(&reply, RefuseCode::AlreadyConnected),
         "{reply:?}"

@@ -7,12 +7,11 @@
 mod common;
 
 use common::*;
-use futures::SinkExt;
 use peerkeeper::node::demo::demo_config;
 use peerkeeper::node::{NetConfig, Node};
 use peerkeeper::transport::tcp::TcpTransport;
 use peerkeeper::wire::{Message, WireCodec};
-use peerkeeper::{Config, PeerId};
+use peerkeeper::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
@@ -38,7 +37,7 @@ async fn a_peer_that_never_reads_is_dropped_and_shutdown_completes() {
     };
     let transport = TcpTransport::bind(local()).await.unwrap();
     let target = Node::builder(config, transport)
-        .peer_id(PeerId(1))
+        .identity(peerkeeper::identity::Keypair::from_seed(1))
         .seed(1)
         .net(net)
         .start()
@@ -49,9 +48,8 @@ async fn a_peer_that_never_reads_is_dropped_and_shutdown_completes() {
     for i in 0..50u16 {
         let stream = TcpStream::connect(to).await.unwrap();
         let mut c = Framed::new(stream, WireCodec::default());
-        c.send(hello(1000 + u64::from(i), 42000 + i, "peerkeeper"))
-            .await
-            .unwrap();
+        let reply = dial_handshake(&mut c, 1000 + u64::from(i), 42000 + i, "peerkeeper").await;
+        assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
         let point = SocketAddr::from(([127, 0, 0, 1], 42000 + i));
         wait_core(&target, DEADLINE, "the peer is connected", move |c| {
             c.pool().connection(&point).is_some()
@@ -69,17 +67,15 @@ async fn a_peer_that_never_reads_is_dropped_and_shutdown_completes() {
     let stream = socket.connect(to).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let slow: SocketAddr = "127.0.0.1:43000".parse().unwrap();
+    // The handshake is read; after it, nothing is.
+    let mut framed = Framed::new(stream, WireCodec::default());
+    let reply = dial_handshake(&mut framed, 2000, 43000, "peerkeeper").await;
+    assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
+    let stream = framed.into_inner();
     let writer = tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
         let mut codec = WireCodec::default();
-        let mut buf = bytes::BytesMut::new();
-        codec
-            .encode(hello(2000, 43000, "peerkeeper"), &mut buf)
-            .unwrap();
         let (read_half, mut write_half) = stream.into_split();
-        if write_half.write_all(&buf).await.is_err() {
-            return;
-        }
         // Bursts of requests every millisecond, forever (this is the attacker's pacing, not
         // a synchronisation); the answers are never read.
         let mut ask = bytes::BytesMut::new();

@@ -10,7 +10,7 @@ use peerkeeper::node::demo::demo_config;
 use peerkeeper::node::{Node, PointSource};
 use peerkeeper::pool::{Direction, Source};
 use peerkeeper::transport::tcp::TcpTransport;
-use peerkeeper::{Config, PeerId};
+use peerkeeper::Config;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -43,7 +43,7 @@ async fn a_node_with_no_bootstrap_finds_a_peer_through_a_point_source() {
     let mut listed = junk.clone();
     listed.push(b.local_addr());
     let c = Node::builder(config, TcpTransport::bind(local()).await.unwrap())
-        .peer_id(PeerId(2))
+        .identity(peerkeeper::identity::Keypair::from_seed(2))
         .seed(2)
         .source(Arc::new(Static(listed)))
         .start()

@@ -19,7 +19,7 @@ use peerkeeper::transport::memory::{MemoryNetwork, MemoryTransport};
 use peerkeeper::transport::tcp::TcpTransport;
 use peerkeeper::transport::Transport;
 use peerkeeper::wire::{CloseCode, Message};
-use peerkeeper::{Config, PeerId};
+use peerkeeper::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -281,7 +281,7 @@ async fn a_dial_to_ourselves_behind_an_alias_ends_as_myself_and_harms_no_healthy
     let mut bootstrap = aliases.clone();
     bootstrap.push(friend.local_addr());
     let node = Node::builder(config, transport)
-        .peer_id(PeerId(1))
+        .identity(peerkeeper::identity::Keypair::from_seed(1))
         .seed(1)
         .bootstrap(bootstrap)
         .start()

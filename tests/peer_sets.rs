@@ -27,7 +27,7 @@ fn v(i: u8) -> SocketAddr {
 }
 
 fn pid(i: u8) -> PeerId {
-    PeerId(100 + u64::from(i))
+    PeerId::from_u64(100 + u64::from(i))
 }
 
 fn val(i: u8) -> (PeerId, SocketAddr) {
@@ -581,7 +581,7 @@ proptest! {
         let mut config = validators(Config::default());
         config.peer_sets.kept_sets = kept;
         config.max_concurrent_dials = 32;
-        let mut c = NodeCore::new(config, PeerId(99), 3);
+        let mut c = NodeCore::new(config, PeerId::from_u64(99), 3);
         let mut now = ms(0);
         c.start(now);
         let mut next_conn = 0;
@@ -601,11 +601,11 @@ proptest! {
                     let mut list = |v: Vec<(u8, u8)>| -> Vec<(PeerId, SocketAddr)> {
                         v.into_iter().map(|(p, a)| {
                             let a = *seen.entry(p).or_insert(a);
-                            (PeerId(u64::from(p)), at(p, a))
+                            (PeerId::from_u64(u64::from(p)), at(p, a))
                         }).collect()
                     };
                     let (pr, se) = (list(primary), list(secondary));
-                    let peers: BTreeSet<u8> = pr.iter().chain(&se).map(|(p, _)| p.0 as u8).collect();
+                    let peers: BTreeSet<u8> = pr.iter().chain(&se).map(|(p, _)| p.as_bytes()[7]).collect();
                     let before = c.peer_sets().tracked().count();
                     match c.handle_track(id, pr, se, now) {
                         Ok(_) => {
@@ -624,7 +624,7 @@ proptest! {
                     let mut seen = std::collections::BTreeMap::new();
                     let v = v.into_iter().map(|(p, a)| {
                         let a = *seen.entry(p).or_insert(a);
-                        (PeerId(u64::from(p)), at(p, a))
+                        (PeerId::from_u64(u64::from(p)), at(p, a))
                     }).collect();
                     c.handle_overwrite(v, now).unwrap();
                 }
@@ -633,7 +633,7 @@ proptest! {
                     let dialing: Vec<SocketAddr> = c.pool().dialing().collect();
                     if let Some(p) = dialing.get(usize::from(i) % dialing.len().max(1)) {
                         next_conn += 1;
-                        let peer = PeerId(u64::from(p.ip().to_string().rsplit('.').next().unwrap().parse::<u8>().unwrap()));
+                        let peer = PeerId::from_u64(u64::from(p.ip().to_string().rsplit('.').next().unwrap().parse::<u8>().unwrap()));
                         c.handle_dial_result(*p, DialResult::Connected { conn: ConnId(next_conn), peer }, now);
                     }
                 }
@@ -641,7 +641,7 @@ proptest! {
                     next_conn += 1;
                     let point = at(p, a);
                     c.handle_inbound(ConnId(next_conn), SocketAddr::new(point.ip(), 50_000),
-                        Hello { peer: PeerId(u64::from(p)), listen_port: 9000 }, now);
+                        Hello { peer: PeerId::from_u64(u64::from(p)), listen_port: 9000 }, now);
                 }
                 Op::Close(i) => {
                     let conns: Vec<ConnId> = c.pool().connections().map(|(_, k)| k.id).collect();
@@ -662,7 +662,7 @@ proptest! {
             prop_assert_eq!(&kept_ids, &want);
             let tracked: BTreeSet<u8> = accepted.iter().rev().take(kept)
                 .flat_map(|(_, s)| s.iter().copied()).collect();
-            let now_tracked: BTreeSet<u8> = c.peer_sets().tracked().map(|(p, _)| p.0 as u8).collect();
+            let now_tracked: BTreeSet<u8> = c.peer_sets().tracked().map(|(p, _)| p.as_bytes()[7]).collect();
             prop_assert_eq!(&now_tracked, &tracked);
             for (point, conn) in c.pool().connections() {
                 let t = c.peer_sets().get(conn.peer);

@@ -20,8 +20,9 @@ fn v(i: u8) -> SocketAddr {
     ip4(0, 1, i)
 }
 
+/// Validator `i`'s peer id: the public key it proves in the handshake.
 fn pid(i: u8) -> PeerId {
-    PeerId(u64::from(i))
+    peer_of(u64::from(i))
 }
 
 /// The default config, peer sets only (two sets kept, to see an epoch change end).
@@ -100,10 +101,11 @@ async fn every_primary_connects_and_a_secondary_is_admitted_but_not_dialed() {
         peers.sort();
         let mut want: Vec<PeerId> = (1..=6).filter(|j| *j != i as u8 + 1).map(pid).collect();
         want.push(pid(50));
+        want.sort();
         assert_eq!(peers, want);
         // The follower came in: no validator dialed it.
         let (dir, dialed) = query(n, |c| {
-            let at = c.pool().connected_point_of(PeerId(50)).unwrap();
+            let at = c.pool().connected_point_of(pid(50)).unwrap();
             (
                 c.pool().connection(&at).unwrap().direction,
                 c.pool().get(&v(50)).map_or(0, |p| p.failures),
@@ -239,7 +241,7 @@ async fn overwrite_severs_the_old_connection_and_reconnects_at_the_new_address()
     let new = lab.passive(moved, 2);
     a.track(1, set(1..=2), vec![]).await.unwrap();
     wait_core(&a, VIRTUAL_DEADLINE, "connected to peer 2", |c| {
-        c.pool().connected_point_of(PeerId(2)) == Some(v(2))
+        c.pool().connected_point_of(pid(2)) == Some(v(2))
     })
     .await;
     wait_status(&old, VIRTUAL_DEADLINE, "validator 1", |s| {
@@ -266,7 +268,7 @@ async fn overwrite_severs_the_old_connection_and_reconnects_at_the_new_address()
         &a,
         VIRTUAL_DEADLINE,
         "peer 2 at its new address",
-        move |c| c.pool().connected_point_of(PeerId(2)) == Some(moved),
+        move |c| c.pool().connected_point_of(pid(2)) == Some(moved),
     )
     .await;
     eprintln!(
@@ -293,10 +295,7 @@ async fn a_stale_id_is_an_error_and_changes_nothing() {
         }
     }
     let (latest, tracks_3) = query(&a, |c| {
-        (
-            c.peer_sets().latest_id(),
-            c.peer_sets().is_tracked(PeerId(3)),
-        )
+        (c.peer_sets().latest_id(), c.peer_sets().is_tracked(pid(3)))
     })
     .await;
     assert_eq!((latest, tracks_3), (Some(4), false));

@@ -130,7 +130,7 @@ fn build(s: &Scenario) -> (Config, Pool, Time) {
                     pool.connection_opened(
                         ConnId(i as u64),
                         a,
-                        PeerId(i as u64),
+                        PeerId::from_u64(i as u64),
                         Direction::Inbound,
                         opened,
                     )
@@ -143,8 +143,14 @@ fn build(s: &Scenario) -> (Config, Pool, Time) {
                 } else {
                     Direction::Inbound
                 };
-                pool.connection_opened(ConnId(i as u64), a, PeerId(i as u64), dir, opened)
-                    .unwrap();
+                pool.connection_opened(
+                    ConnId(i as u64),
+                    a,
+                    PeerId::from_u64(i as u64),
+                    dir,
+                    opened,
+                )
+                .unwrap();
             }
             7 => {
                 pool.greylist(a, now);
@@ -182,7 +188,6 @@ proptest! {
         prop_assert!(p.dial.is_empty() || p.close.is_empty());
 
         // Every dial is a candidate.
-        let connected_peers: BTreeSet<PeerId> = pool.connections().map(|(_, c)| c.peer).collect();
         let distinct: BTreeSet<SocketAddr> = p.dial.iter().copied().collect();
         prop_assert_eq!(distinct.len(), p.dial.len(), "a point dialed twice");
         for a in &p.dial {
@@ -192,7 +197,7 @@ proptest! {
             prop_assert!(info.next_dial <= now, "{} is backed off until {}", a, info.next_dial);
             prop_assert!(pool.connection(a).is_none());
             prop_assert!(!pool.is_ip_greylisted(a.ip(), now));
-            prop_assert!(info.peer.is_none_or(|peer| !connected_peers.contains(&peer)));
+            prop_assert!(!pool.last_peer_connected(a), "{} is the point of a connected peer", a);
             if config.private_mode {
                 prop_assert!(pool.is_trusted(a), "private mode dials untrusted {}", a);
             }
@@ -256,8 +261,14 @@ fn connected_pool(conns: &[(SocketAddr, Direction, bool)]) -> Pool {
     };
     let mut pool = Pool::new(&config);
     for (i, (a, d, _)) in conns.iter().enumerate() {
-        pool.connection_opened(ConnId(i as u64), *a, PeerId(i as u64), *d, Time::ZERO)
-            .unwrap();
+        pool.connection_opened(
+            ConnId(i as u64),
+            *a,
+            PeerId::from_u64(i as u64),
+            *d,
+            Time::ZERO,
+        )
+        .unwrap();
     }
     pool
 }
@@ -343,7 +354,7 @@ fn plan_above_max_threshold_closes_down_to_max_target() {
         pool.connection_opened(
             ConnId(i as u64),
             a,
-            PeerId(i as u64),
+            PeerId::from_u64(i as u64),
             Direction::Inbound,
             Time::ZERO,
         )
@@ -400,7 +411,7 @@ fn trim_takes_old_inbound_then_young_inbound_then_outbound_within_a_group() {
         pool.connection_opened(
             ConnId(i as u64),
             *p,
-            PeerId(i as u64),
+            PeerId::from_u64(i as u64),
             *d,
             Time::from_millis(at * 1000),
         )
@@ -504,24 +515,24 @@ proptest! {
                 Event::DialEnds(i, ok) if !dialing.is_empty() => {
                     let a = dialing[i % dialing.len()];
                     let connectable = pool.connection(&a).is_none()
-                        && pool.get(&a).unwrap().peer.is_none_or(|p| pool.connected_point_of(p).is_none());
+                        && !pool.last_peer_connected(&a);
                     prop_assert!(pool.end_dial(a, !ok, now, &mut rng));
                     in_flight.remove(&a);
                     if *ok && connectable {
                         next += 1;
-                        let _ = pool.connection_opened(ConnId(next), a, PeerId(next), Direction::Outbound, now);
+                        let _ = pool.connection_opened(ConnId(next), a, PeerId::from_u64(next), Direction::Outbound, now);
                     }
                 }
                 Event::InboundFromDialing(i) if !dialing.is_empty() => {
                     let a = dialing[i % dialing.len()];
                     next += 1;
-                    let _ = pool.connection_opened(ConnId(next), a, PeerId(next), Direction::Inbound, now);
+                    let _ = pool.connection_opened(ConnId(next), a, PeerId::from_u64(next), Direction::Inbound, now);
                     prop_assert_eq!(pool.dialing_count(), dialing.len(), "an inbound connection is not a dial");
                 }
                 Event::InboundNew => {
                     next += 1;
                     let a = SocketAddr::from(([10, 200, (next >> 8) as u8, next as u8], 1));
-                    let _ = pool.connection_opened(ConnId(next), a, PeerId(next), Direction::Inbound, now);
+                    let _ = pool.connection_opened(ConnId(next), a, PeerId::from_u64(next), Direction::Inbound, now);
                 }
                 Event::Closes(i) => {
                     let conns: Vec<SocketAddr> = pool.connections().map(|(a, _)| a).collect();

@@ -91,8 +91,13 @@ fn build(config: &Config, ops: &[Op], seed: u64) -> (Pool, Time) {
                 if !inbound {
                     pool.end_dial(addr(i), false, now, &mut rng);
                 }
-                let _ =
-                    pool.connection_opened(ConnId(i.into()), addr(i), PeerId(i.into()), dir, now);
+                let _ = pool.connection_opened(
+                    ConnId(i.into()),
+                    addr(i),
+                    PeerId::from_u64(i.into()),
+                    dir,
+                    now,
+                );
             }
             Op::Close(i) => {
                 pool.connection_closed(addr(i), now);
@@ -205,7 +210,7 @@ fn backoff_grows_caps_and_resets_after_a_success() {
     pool.advance(now);
     assert!(pool.begin_dial(a, now));
     assert!(pool.end_dial(a, false, now, &mut rng));
-    pool.connection_opened(ConnId(1), a, PeerId(5), Direction::Outbound, now)
+    pool.connection_opened(ConnId(1), a, PeerId::from_u64(5), Direction::Outbound, now)
         .unwrap();
     assert_eq!(pool.get(&a).unwrap().failures, 0);
     pool.connection_closed(a, now);
@@ -266,7 +271,7 @@ fn connected_and_dialing_points_survive_gc() {
     pool.connection_opened(
         ConnId(2),
         addr(2),
-        PeerId(2),
+        PeerId::from_u64(2),
         Direction::Outbound,
         Time::ZERO,
     )
@@ -316,8 +321,14 @@ fn a_greylisted_point_is_refused_until_the_greylist_ends() {
     let config = Config::default();
     let mut pool = Pool::new(&config);
     let a: SocketAddr = "8.8.8.8:9732".parse().unwrap();
-    pool.connection_opened(ConnId(1), a, PeerId(1), Direction::Inbound, Time::ZERO)
-        .unwrap();
+    pool.connection_opened(
+        ConnId(1),
+        a,
+        PeerId::from_u64(1),
+        Direction::Inbound,
+        Time::ZERO,
+    )
+    .unwrap();
     assert!(
         pool.greylist(a, Time::ZERO).is_some(),
         "its connection is handed back to close"
@@ -327,7 +338,13 @@ fn a_greylisted_point_is_refused_until_the_greylist_ends() {
     pool.advance(before);
     assert!(pool.candidates(false).next().is_none());
     assert!(pool
-        .connection_opened(ConnId(2), a, PeerId(1), Direction::Inbound, before)
+        .connection_opened(
+            ConnId(2),
+            a,
+            PeerId::from_u64(1),
+            Direction::Inbound,
+            before
+        )
         .is_err());
     assert!(pool.is_ip_greylisted(a.ip(), before));
     pool.advance(end);
@@ -385,7 +402,7 @@ fn a_full_pool_of_connected_points_refuses_new_untrusted_points() {
         pool.connection_opened(
             ConnId(i.into()),
             addr(i),
-            PeerId(i.into()),
+            PeerId::from_u64(i.into()),
             Direction::Inbound,
             Time::ZERO,
         )
@@ -408,11 +425,23 @@ fn a_point_whose_peer_is_connected_elsewhere_is_not_a_candidate() {
     let mut pool = Pool::new(&Config::default());
     let a = addr(1);
     let b = addr(2);
-    pool.connection_opened(ConnId(1), a, PeerId(7), Direction::Outbound, Time::ZERO)
-        .unwrap();
+    pool.connection_opened(
+        ConnId(1),
+        a,
+        PeerId::from_u64(7),
+        Direction::Outbound,
+        Time::ZERO,
+    )
+    .unwrap();
     pool.connection_closed(a, Time::ZERO);
-    pool.connection_opened(ConnId(2), b, PeerId(7), Direction::Inbound, Time::ZERO)
-        .unwrap();
+    pool.connection_opened(
+        ConnId(2),
+        b,
+        PeerId::from_u64(7),
+        Direction::Inbound,
+        Time::ZERO,
+    )
+    .unwrap();
     pool.advance(Time::from_millis(3_600_000));
     assert!(!is_candidate(&pool, a));
     pool.connection_closed(b, Time::from_millis(3_600_000));
@@ -527,7 +556,7 @@ proptest! {
                     next_conn += 1;
                     let inflight = pool.dialing_count();
                     let opened = pool
-                        .connection_opened(ConnId(next_conn), op_addr(a), PeerId(peer), dir, now)
+                        .connection_opened(ConnId(next_conn), op_addr(a), PeerId::from_u64(peer), dir, now)
                         .is_ok();
                     prop_assert_eq!(pool.dialing_count(), inflight, "a connection is not a dial");
                     if opened {
@@ -640,7 +669,13 @@ fn run_seq(
                     pool.end_dial(at(a), false, now, rng);
                     Direction::Outbound
                 };
-                let _ = pool.connection_opened(ConnId(n as u64), at(a), PeerId(peer), dir, now);
+                let _ = pool.connection_opened(
+                    ConnId(n as u64),
+                    at(a),
+                    PeerId::from_u64(peer),
+                    dir,
+                    now,
+                );
             }
             SeqOp::Closed(a) => {
                 pool.connection_closed(at(a), now);
@@ -684,7 +719,7 @@ proptest! {
         let (mut pool, mut now) = run_seq(&config, &ops, op_addr, &mut rng);
         // An IP and a peer id of its own: nothing in `ops` greylists or connects them.
         let p = SocketAddr::from(([10, 9, 9, 9], 9732));
-        let peer = PeerId(1_000);
+        let peer = PeerId::from_u64(1_000);
         prop_assume!(pool.add_point(p, Source::PeerSharing, now) != peerkeeper::pool::Added::Full);
         prop_assert!(pool.begin_dial(p, now));
         let inflight = pool.dialing_count();
@@ -817,8 +852,14 @@ fn a_greylisted_loopback_point_is_not_shared_as_good() {
     // address. One that worked (good) then broke the protocol must not be shared.
     let mut pool = Pool::new(&Config::default());
     let bad = SocketAddr::from(([127, 0, 0, 1], 9001));
-    pool.connection_opened(ConnId(1), bad, PeerId(1), Direction::Inbound, Time::ZERO)
-        .unwrap();
+    pool.connection_opened(
+        ConnId(1),
+        bad,
+        PeerId::from_u64(1),
+        Direction::Inbound,
+        Time::ZERO,
+    )
+    .unwrap();
     assert!(pool.greylist(bad, Time::ZERO).is_some());
     assert_eq!(pool.get(&bad).unwrap().state, PointState::Greylisted);
     for seed in 0..20 {

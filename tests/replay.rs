@@ -389,18 +389,18 @@ fn simulate_writes_a_trace_that_peerkeeper_replay_replays_to_the_nodes_actions()
 
 /// A small trace as a user would find it: a node whose bootstrap dial times out, which
 /// connects to the other, then gets four inbound connections at 3:11-3:12, one too many.
-const SMALL: &str = r#"{"schema":"peerkeeper-trace","version":2,"config":{"min_connections":1,"expected_connections":2,"max_connections":5},"peer_id":1,"seed":2}
+const SMALL: &str = r#"{"schema":"peerkeeper-trace","version":3,"config":{"min_connections":1,"expected_connections":2,"max_connections":5},"peer_id":"0000000000000001000000000000000000000000000000000000000000000000","seed":2}
 {"at":0,"input":"add_own_point","point":"10.0.0.1:9732"}
 {"at":0,"input":"add_points","points":["10.0.0.2:9732","10.0.0.3:9732"],"source":"Bootstrap"}
 {"at":0,"input":"start"}
 {"at":150,"input":"dial_result","point":"10.0.0.2:9732","result":{"Failed":"Timeout"}}
-{"at":320,"input":"dial_result","point":"10.0.0.3:9732","result":{"Connected":{"conn":5,"peer":3}}}
+{"at":320,"input":"dial_result","point":"10.0.0.3:9732","result":{"Connected":{"conn":5,"peer":"0000000000000003000000000000000000000000000000000000000000000000"}}}
 {"at":480,"input":"points","conn":5,"points":["10.0.0.4:9732","10.0.0.5:9732"]}
 {"at":120320,"input":"timeout"}
-{"at":191000,"input":"inbound","conn":11,"remote":"10.0.0.11:40011","hello":{"peer":11,"listen_port":9732}}
-{"at":191200,"input":"inbound","conn":12,"remote":"10.0.0.12:40012","hello":{"peer":12,"listen_port":9732}}
-{"at":191400,"input":"inbound","conn":13,"remote":"10.0.0.13:40013","hello":{"peer":13,"listen_port":9732}}
-{"at":192045,"input":"inbound","conn":17,"remote":"10.0.0.17:40017","hello":{"peer":17,"listen_port":9732}}
+{"at":191000,"input":"inbound","conn":11,"remote":"10.0.0.11:40011","hello":{"peer":"000000000000000b000000000000000000000000000000000000000000000000","listen_port":9732}}
+{"at":191200,"input":"inbound","conn":12,"remote":"10.0.0.12:40012","hello":{"peer":"000000000000000c000000000000000000000000000000000000000000000000","listen_port":9732}}
+{"at":191400,"input":"inbound","conn":13,"remote":"10.0.0.13:40013","hello":{"peer":"000000000000000d000000000000000000000000000000000000000000000000","listen_port":9732}}
+{"at":192045,"input":"inbound","conn":17,"remote":"10.0.0.17:40017","hello":{"peer":"0000000000000011000000000000000000000000000000000000000000000000","listen_port":9732}}
 {"at":200000,"input":"closed","conn":5}
 {"at":201000,"input":"shutdown"}
 "#;

@@ -35,8 +35,14 @@ fn config() -> Arc<Config> {
 
 /// Opens a connection in the pool as the node core would.
 fn open(pool: &mut Pool, k: usize, p: SocketAddr, dir: Direction, t: Time) {
-    pool.connection_opened(ConnId(k as u64 + 1), p, PeerId(k as u64 + 1), dir, t)
-        .unwrap();
+    pool.connection_opened(
+        ConnId(k as u64 + 1),
+        p,
+        PeerId::from_u64(k as u64 + 1),
+        dir,
+        t,
+    )
+    .unwrap();
 }
 
 fn point(i: usize) -> SocketAddr {
@@ -246,7 +252,7 @@ fn backoff_is_one_second_times_1_2() {
 #[test]
 fn the_policy_plugs_into_the_node_core_with_octez_timers_and_one_extra_slot() {
     // Config::policy chooses the model; the core then runs octez's timers.
-    let core = NodeCore::new(targets(), PeerId(1), 1);
+    let core = NodeCore::new(targets(), PeerId::from_u64(1), 1);
     assert_eq!(core.config().reconnection, octez_backoff());
     assert_eq!(
         core.config().time_between_looking_for_peers,
@@ -258,13 +264,13 @@ fn the_policy_plugs_into_the_node_core_with_octez_timers_and_one_extra_slot() {
     let max = targets().max_connections;
     let (mut admitted, mut refused) = (0, 0);
     for seed in 0..40 {
-        let mut core = NodeCore::new(targets(), PeerId(1), seed);
+        let mut core = NodeCore::new(targets(), PeerId::from_u64(1), seed);
         core.set_trigger(TriggerKind::TooManyConnections, false);
         core.start(Time::ZERO);
         let t = Time::from_millis(10);
         let inbound = |core: &mut NodeCore, k: usize| {
             let hello = Hello {
-                peer: PeerId(k as u64 + 100),
+                peer: PeerId::from_u64(k as u64 + 100),
                 listen_port: 9732,
             };
             core.handle_inbound(ConnId(k as u64 + 1), point(k), hello, t)

@@ -27,7 +27,7 @@ fn fired(core: &mut NodeCore) -> Vec<TriggerKind> {
 /// Accepts an inbound connection from the node at `addr(i)` (peer id `i`).
 fn dial_in(core: &mut NodeCore, i: u32, now: Time) {
     let hello = Hello {
-        peer: PeerId(i.into()),
+        peer: PeerId::from_u64(i.into()),
         listen_port: 1,
     };
     let remote = SocketAddr::new(addr(i).ip(), 50_000);
@@ -39,7 +39,7 @@ fn dial_in(core: &mut NodeCore, i: u32, now: Time) {
 }
 
 fn core(config: Config) -> NodeCore {
-    NodeCore::new(config, PeerId(u64::MAX), 1)
+    NodeCore::new(config, PeerId::from_u64(u64::MAX), 1)
 }
 
 #[test]
@@ -199,14 +199,14 @@ async fn a_node_shows_its_cores_triggers_and_switches() {
         ..Config::default()
     };
     let a = Node::builder(config.clone(), net.bind(addr(1)).unwrap())
-        .peer_id(PeerId(1))
+        .identity(peerkeeper::identity::Keypair::from_seed(1))
         .seed(1)
         .start()
         .unwrap();
     let mut conn = a.triggers().subscribe(TriggerKind::NewConnection);
     let mut peer = a.triggers().subscribe(TriggerKind::NewPeer);
     let b = Node::builder(config, net.bind(addr(2)).unwrap())
-        .peer_id(PeerId(2))
+        .identity(peerkeeper::identity::Keypair::from_seed(2))
         .seed(2)
         .bootstrap(vec![a.local_addr()])
         .start()

@@ -537,7 +537,8 @@ async fn a_new_peer_wakes_a_starving_node_unless_its_trigger_is_off() {
         .set_trigger(TriggerKind::NewPoint, false)
         .await
         .unwrap();
-    let arrives = s.lab.now() + Duration::from_millis(10); // one link latency
+    // Three link latencies: hello, hello back, the newcomer's signature; then admitted.
+    let arrives = s.lab.now() + Duration::from_millis(30);
     let (_p1, reply) = mem_peer(&s.lab, ip4(3, 0, 1), 3001, ME).await;
     assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
     let r2 = s.tap.cycle_after(r.cycle).await;

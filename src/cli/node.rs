@@ -2,6 +2,7 @@
 //! (`RUST_LOG`), prints a status line at an interval, shuts down cleanly on SIGINT or
 //! SIGTERM. A bad flag or config file exits 2 with a message naming the field.
 
+use peerkeeper::identity::{Identity, Keypair};
 use peerkeeper::transport::tcp::TcpTransport;
 use peerkeeper::{Config, NetConfig, Node, PeerId, Policy};
 use std::net::SocketAddr;
@@ -14,9 +15,15 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:9732")]
     listen: SocketAddr,
-    /// A bootstrap point: dialed at start, shared like any other (repeatable).
-    #[arg(long = "peer")]
-    peers: Vec<SocketAddr>,
+    /// A bootstrap point: dialed at start, shared like any other (repeatable). As
+    /// KEY@HOST:PORT (KEY: the peer id, 64 hex characters), the point must prove that key
+    /// in the handshake, or the connection is dropped.
+    #[arg(long = "peer", value_name = "[KEY@]HOST:PORT", value_parser = parse_peer_spec)]
+    peers: Vec<PeerSpec>,
+    /// The node's key file: loaded, or generated on first run (written with owner-only
+    /// permissions). Without it, a new key at every start: another peer id each time.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
     /// A trusted point: dialed first, never trimmed (repeatable; added to the config's).
     #[arg(long = "trusted")]
     trusted: Vec<SocketAddr>,
@@ -35,7 +42,7 @@ pub struct Args {
     /// The network name; peers of other networks are refused.
     #[arg(long, default_value = "peerkeeper")]
     network: String,
-    /// Seed of the node's random choices and of its peer id (default: from the clock).
+    /// Seed of the node's random choices (default: from the clock). Not of its key.
     #[arg(long)]
     seed: Option<u64>,
     /// Interval of the status line ("0s" switches it off).
@@ -54,6 +61,48 @@ pub struct Args {
     /// 127.0.0.1:9100 (docs/metrics.md lists them).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+}
+
+/// A `--peer`: a point, and maybe the key it must prove.
+#[derive(Clone, Debug)]
+pub struct PeerSpec {
+    /// The expected peer id, if given.
+    pub key: Option<PeerId>,
+    /// The point.
+    pub point: SocketAddr,
+}
+
+/// Parses `HOST:PORT` or `KEY@HOST:PORT`.
+pub fn parse_peer_spec(s: &str) -> Result<PeerSpec, String> {
+    let (key, point) = match s.split_once('@') {
+        Some((k, p)) => (
+            Some(
+                k.parse::<PeerId>()
+                    .map_err(|e| format!("{k:?} before '@': {e}"))?,
+            ),
+            p,
+        ),
+        None => (None, s),
+    };
+    let point = point
+        .parse()
+        .map_err(|_| format!("{point:?} is not IP:PORT"))?;
+    Ok(PeerSpec { key, point })
+}
+
+/// The node's key: from `--key FILE` (generated there on first run), or a new one.
+fn load_key(path: Option<&PathBuf>) -> Result<Keypair, String> {
+    match path {
+        None => Ok(Keypair::generate()),
+        Some(path) => {
+            let (key, created) =
+                peerkeeper::identity::load_or_generate(path).map_err(|e| e.to_string())?;
+            if created {
+                tracing::info!(file = %path.display(), peer_id = %key.peer_id(), "generated a new node key");
+            }
+            Ok(key)
+        }
+    }
 }
 
 /// Builds the config from the file and flags, validated: the error names the field.
@@ -117,7 +166,14 @@ pub fn run(args: Args) -> i32 {
             eprintln!("error: {e}");
             return 2;
         }
-        let peer_id = PeerId(seed.rotate_left(17) ^ 0x5eed_0000_0000_0001);
+        let key = match load_key(args.key.as_ref()) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        let peer_id = key.peer_id();
         let shutdown = shutdown_signal();
         // Metrics first: a bad --metrics address stops us before the node binds its port.
         let metrics = match args.metrics {
@@ -143,9 +199,14 @@ pub fn run(args: Args) -> i32 {
         };
         let mut builder = Node::builder(config.clone(), transport)
             .net(net)
-            .peer_id(peer_id)
+            .identity(key)
             .seed(seed)
-            .bootstrap(args.peers.clone());
+            .bootstrap(args.peers.iter().map(|p| p.point).collect());
+        for p in &args.peers {
+            if let Some(k) = p.key {
+                builder = builder.expect_peer(p.point, k);
+            }
+        }
         if let Some(path) = &args.trace {
             match std::fs::File::create(path) {
                 Ok(f) => builder = builder.trace(Box::new(f)),

@@ -38,11 +38,14 @@ pub enum DialEnd {
     Dropped,
     /// Abandoned (shutdown).
     Cancelled,
+    /// The handshake proved another peer id than the one configured for the point
+    /// (`KEY@HOST:PORT`).
+    WrongPeer,
 }
 
 impl DialEnd {
     /// Every outcome, in the order of [`super::DialStats`]' fields.
-    pub const ALL: [DialEnd; 9] = [
+    pub const ALL: [DialEnd; 10] = [
         DialEnd::Succeeded,
         DialEnd::Refused,
         DialEnd::TimedOut,
@@ -52,6 +55,7 @@ impl DialEnd {
         DialEnd::Myself,
         DialEnd::Dropped,
         DialEnd::Cancelled,
+        DialEnd::WrongPeer,
     ];
 
     /// The outcome's name, as in [`super::DialStats`] and the metrics' labels.
@@ -66,6 +70,7 @@ impl DialEnd {
             DialEnd::Myself => "myself",
             DialEnd::Dropped => "dropped",
             DialEnd::Cancelled => "cancelled",
+            DialEnd::WrongPeer => "wrong_peer",
         }
     }
 }

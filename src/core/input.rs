@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 /// The trace schema's name, in every header.
 pub const TRACE_SCHEMA: &str = "peerkeeper-trace";
 /// The trace schema's version: a replay refuses another.
-pub const TRACE_VERSION: u32 = 2;
+pub const TRACE_VERSION: u32 = 3;
 
 /// One input of the node core: what a trace records and a replay feeds back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,13 @@ pub enum Input {
         points: Vec<SocketAddr>,
         /// Admitted, or no longer.
         on: bool,
+    },
+    /// [`NodeCore::expect_peer`].
+    ExpectPeer {
+        /// The configured point.
+        point: SocketAddr,
+        /// The peer id it must prove.
+        peer: PeerId,
     },
     /// [`NodeCore::add_own_point`].
     AddOwnPoint {
@@ -246,7 +253,7 @@ impl NodeCore {
     /// ```
     /// use peerkeeper::core::{Input, NodeCore, Reply};
     /// use peerkeeper::{Config, PeerId, Time};
-    /// let mut core = NodeCore::new(Config::default(), PeerId(1), 7);
+    /// let mut core = NodeCore::new(Config::default(), PeerId::from_u64(1), 7);
     /// assert_eq!(core.apply(Time::ZERO, Input::Start), Reply::None);
     /// assert_eq!(core.apply(Time::from_millis(5), Input::Maintain), Reply::Ticket(1));
     /// ```
@@ -254,6 +261,9 @@ impl NodeCore {
         match input {
             Input::AddPoints { points, source } => {
                 self.add_points(&points, source, at);
+            }
+            Input::ExpectPeer { point, peer } => {
+                self.expect_peer(point, peer);
             }
             Input::AddOwnPoint { point } => self.add_own_point(point),
             Input::SetProtected { points, on } => {

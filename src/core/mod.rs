@@ -99,6 +99,9 @@ pub const MAX_REFUSAL_POINTS: usize = 50;
 /// point (refused as already connected, dropped) cannot loop.
 pub const PRIMARY_DIAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Most configured points with an expected peer id ([`NodeCore::expect_peer`]).
+pub const MAX_EXPECTED_PEERS: usize = 1024;
+
 /// What a peer says of itself in the handshake, once the shell has checked the network
 /// name and the protocol version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -129,6 +132,9 @@ pub enum RefuseReason {
     WrongNetwork,
     /// Another protocol version.
     WrongVersion,
+    /// The dialer's handshake signature did not verify (it does not hold the key of the
+    /// id it claims). The shell refuses it before the core hears of it.
+    BadAuth,
 }
 
 /// The answer to an inbound handshake.
@@ -293,6 +299,8 @@ enum Brain {
 #[derive(Clone, Copy, Debug)]
 struct ConnMeta {
     point: SocketAddr,
+    /// The proven peer id (kept here, not in the pool's compact point records).
+    peer: PeerId,
     direction: Direction,
     awaiting_answer: bool,
     last_answer: Option<Time>,
@@ -301,9 +309,10 @@ struct ConnMeta {
 }
 
 impl ConnMeta {
-    fn new(point: SocketAddr, direction: Direction) -> ConnMeta {
+    fn new(point: SocketAddr, peer: PeerId, direction: Direction) -> ConnMeta {
         ConnMeta {
             point,
+            peer,
             direction,
             awaiting_answer: false,
             last_answer: None,
@@ -334,7 +343,7 @@ pub struct TracedAction {
 /// ```
 /// use peerkeeper::core::new_connection_wins;
 /// use peerkeeper::pool::{Direction, PeerId};
-/// let (a, b) = (PeerId(1), PeerId(2));
+/// let (a, b) = (PeerId::from_u64(1), PeerId::from_u64(2));
 /// // A dialed B while B dialed A: A keeps its outbound one, B its inbound one: the same.
 /// assert!(new_connection_wins(a, b, Some(Direction::Inbound), Direction::Outbound));
 /// assert!(new_connection_wins(b, a, Some(Direction::Outbound), Direction::Inbound));
@@ -363,7 +372,7 @@ pub fn new_connection_wins(
 ///
 /// let config = Config { min_connections: 2, expected_connections: 4, max_connections: 6,
 ///                       ..Config::default() };
-/// let mut core = NodeCore::new(config, PeerId(1), 7);
+/// let mut core = NodeCore::new(config, PeerId::from_u64(1), 7);
 /// let seed = "127.0.0.1:9000".parse().unwrap();
 /// core.add_points(&[seed], Source::Bootstrap, Time::ZERO);
 /// core.start(Time::ZERO);
@@ -373,12 +382,12 @@ pub fn new_connection_wins(
 /// }
 /// assert_eq!(dials, vec![seed]);
 /// // The handshake completed: the driver names the connection, the core keeps it.
-/// let v = core.handle_dial_result(seed, DialResult::Connected { conn: ConnId(1), peer: PeerId(2) },
+/// let v = core.handle_dial_result(seed, DialResult::Connected { conn: ConnId(1), peer: PeerId::from_u64(2) },
 ///                                 Time::from_millis(20));
 /// assert_eq!(v, DialVerdict::Keep);
 /// assert_eq!(core.connection_count(), 1);
 /// // Someone dials in.
-/// let hello = Hello { peer: PeerId(3), listen_port: 9001 };
+/// let hello = Hello { peer: PeerId::from_u64(3), listen_port: 9001 };
 /// let a = core.handle_inbound(ConnId(2), "127.0.0.1:50000".parse().unwrap(), hello, Time::from_millis(30));
 /// assert_eq!(a, Admission::Accept);
 /// assert_eq!(core.connection_count(), 2);
@@ -409,6 +418,10 @@ pub struct NodeCore {
     sets: PeerSets,
     /// When each primary was last dialed (bounded by the tracked peers).
     primary_dials: BTreeMap<PeerId, Time>,
+
+    /// The peer id each configured point must prove (`KEY@HOST:PORT`): configured points
+    /// only, at most [`MAX_EXPECTED_PEERS`].
+    expected: BTreeMap<SocketAddr, PeerId>,
 }
 
 impl NodeCore {
@@ -477,6 +490,8 @@ impl NodeCore {
             events_dropped: 0,
             sets,
             primary_dials: BTreeMap::new(),
+
+            expected: BTreeMap::new(),
         }
     }
 
@@ -619,20 +634,17 @@ impl NodeCore {
             DialEnd::Myself => &mut d.myself,
             DialEnd::Dropped => &mut d.dropped,
             DialEnd::Cancelled => &mut d.cancelled,
+            DialEnd::WrongPeer => &mut d.wrong_peer,
         };
         *counter += 1;
         self.dial_ended(point, outcome, at);
     }
 
-    /// Tells observers a connection ended (its peer is the last one seen at the point).
+    /// Tells observers a connection ended.
     fn disconnected(&mut self, conn: ConnId, meta: ConnMeta, ended: Ended, at: Time) {
         if self.events.is_some() {
             let point = meta.point;
-            let peer = self
-                .pool
-                .get(&point)
-                .and_then(|p| p.peer)
-                .unwrap_or(PeerId(0));
+            let peer = meta.peer;
             self.emit(|| Event::Disconnected {
                 at,
                 conn,
@@ -663,6 +675,25 @@ impl NodeCore {
     }
 
     // ----- inputs from the embedding node ---------------------------------------------
+
+    /// The point `point` (a configured one: bootstrap or trusted) must prove the peer id
+    /// `peer` in its handshake. A dial there that reaches another key is dropped and
+    /// counted as [`DialEnd::WrongPeer`], and the point backs off as after any failed
+    /// dial (no greylisting: the key may have changed honestly). Returns `false`, and
+    /// expects nothing, when [`MAX_EXPECTED_PEERS`] points already have an expectation.
+    pub fn expect_peer(&mut self, point: SocketAddr, peer: PeerId) -> bool {
+        let point = canonical(point);
+        if self.expected.len() >= MAX_EXPECTED_PEERS && !self.expected.contains_key(&point) {
+            return false;
+        }
+        self.expected.insert(point, peer);
+        true
+    }
+
+    /// The peer id `point` must prove, if configured.
+    pub fn expected_peer(&self, point: &SocketAddr) -> Option<PeerId> {
+        self.expected.get(&canonical(*point)).copied()
+    }
 
     /// Learns points from this node's operator or own sources. Trusted and bootstrap
     /// points are the operator's: only an undialable address (port 0, not unicast) is
@@ -866,7 +897,7 @@ impl NodeCore {
         {
             Ok(_) => {
                 self.conns
-                    .insert(conn, ConnMeta::new(point, Direction::Inbound));
+                    .insert(conn, ConnMeta::new(point, hello.peer, Direction::Inbound));
                 self.stats.admission.accepted += 1;
                 let peer = hello.peer;
                 self.emit(|| Event::Connected {
@@ -916,6 +947,15 @@ impl NodeCore {
         }
         let replaces = self.swaps.remove(&point);
         let (outcome, verdict) = match result {
+            DialResult::Connected { peer, .. }
+                if self.expected.get(&point).is_some_and(|e| *e != peer) =>
+            {
+                // Not the key configured for this point: an honest address whose key
+                // changed, or somebody else there. A failed dial, nothing more.
+                self.pool.end_dial(point, true, now, &mut self.rng);
+                self.count_dial(point, DialEnd::WrongPeer, now);
+                (DialOutcome::Failed, DialVerdict::Drop(CloseReason::Lost))
+            }
             DialResult::Connected { conn, peer } => {
                 self.pool.end_dial(point, false, now, &mut self.rng);
                 self.dial_connected(point, conn, peer, now)
@@ -1078,7 +1118,7 @@ impl NodeCore {
         {
             Ok(_) => {
                 self.conns
-                    .insert(conn, ConnMeta::new(point, Direction::Outbound));
+                    .insert(conn, ConnMeta::new(point, peer, Direction::Outbound));
                 self.count_dial(point, DialEnd::Succeeded, now);
                 self.emit(|| Event::Connected {
                     at: now,
@@ -1416,12 +1456,12 @@ impl NodeCore {
     /// ```
     /// use peerkeeper::core::{Action, NodeCore, PeerSetError};
     /// use peerkeeper::{Config, PeerId, Time};
-    /// let mut core = NodeCore::new(Config::default(), PeerId(1), 7);
+    /// let mut core = NodeCore::new(Config::default(), PeerId::from_u64(1), 7);
     /// core.start(Time::ZERO);
     /// while core.poll_action().is_some() {}
     /// let b = "10.0.0.2:9000".parse().unwrap();
     /// let c = "10.0.0.3:9000".parse().unwrap();
-    /// core.handle_track(1, vec![(PeerId(2), b)], vec![(PeerId(3), c)], Time::ZERO).unwrap();
+    /// core.handle_track(1, vec![(PeerId::from_u64(2), b)], vec![(PeerId::from_u64(3), c)], Time::ZERO).unwrap();
     /// let dials: Vec<_> = std::iter::from_fn(|| core.poll_action())
     ///     .filter_map(|a| if let Action::Dial(p) = a { Some(p) } else { None })
     ///     .collect();

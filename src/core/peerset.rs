@@ -37,13 +37,13 @@
 //! use peerkeeper::{PeerId, PeerSetConfig};
 //! let a = |i: u8| std::net::SocketAddr::from(([10, 0, 0, i], 9000));
 //! let mut sets = PeerSets::new(&PeerSetConfig { kept_sets: 2, ..PeerSetConfig::default() });
-//! sets.track(1, vec![(PeerId(1), a(1)), (PeerId(2), a(2))], vec![]).unwrap();
+//! sets.track(1, vec![(PeerId::from_u64(1), a(1)), (PeerId::from_u64(2), a(2))], vec![]).unwrap();
 //! // Epoch 2 drops peer 2: still tracked, the set of epoch 1 is kept.
-//! sets.track(2, vec![(PeerId(1), a(1))], vec![(PeerId(3), a(3))]).unwrap();
-//! assert!(sets.is_tracked(PeerId(2)) && sets.is_primary(PeerId(2)));
+//! sets.track(2, vec![(PeerId::from_u64(1), a(1))], vec![(PeerId::from_u64(3), a(3))]).unwrap();
+//! assert!(sets.is_tracked(PeerId::from_u64(2)) && sets.is_primary(PeerId::from_u64(2)));
 //! // Epoch 3: the set of epoch 1 goes, and peer 2 with it.
-//! let c = sets.track(3, vec![(PeerId(1), a(1))], vec![]).unwrap();
-//! assert_eq!(c.untracked, vec![(PeerId(2), a(2))]);
+//! let c = sets.track(3, vec![(PeerId::from_u64(1), a(1))], vec![]).unwrap();
+//! assert_eq!(c.untracked, vec![(PeerId::from_u64(2), a(2))]);
 //! assert_eq!(sets.track(3, vec![], vec![]), Err(PeerSetError::StaleId { id: 3, latest: 3 }));
 //! ```
 
@@ -451,7 +451,9 @@ mod tests {
     #[test]
     fn ids_strictly_increase() {
         let mut s = sets(3);
-        assert!(s.track(5, vec![(PeerId(1), a(1))], vec![]).is_ok());
+        assert!(s
+            .track(5, vec![(PeerId::from_u64(1), a(1))], vec![])
+            .is_ok());
         assert_eq!(
             s.track(5, vec![], vec![]),
             Err(PeerSetError::StaleId { id: 5, latest: 5 })
@@ -469,21 +471,30 @@ mod tests {
     #[test]
     fn the_highest_id_is_active() {
         let mut s = sets(3);
-        s.track(1, vec![(PeerId(1), a(1))], vec![]).unwrap();
-        s.track(2, vec![(PeerId(2), a(2))], vec![(PeerId(3), a(3))])
+        s.track(1, vec![(PeerId::from_u64(1), a(1))], vec![])
             .unwrap();
+        s.track(
+            2,
+            vec![(PeerId::from_u64(2), a(2))],
+            vec![(PeerId::from_u64(3), a(3))],
+        )
+        .unwrap();
         let active = s.active().unwrap();
         assert_eq!(active.id, 2);
-        assert_eq!(active.primary, vec![PeerId(2)]);
-        assert_eq!(active.secondary, vec![PeerId(3)]);
+        assert_eq!(active.primary, vec![PeerId::from_u64(2)]);
+        assert_eq!(active.secondary, vec![PeerId::from_u64(3)]);
     }
 
     #[test]
     fn a_peer_in_both_lists_is_a_primary() {
         let mut s = sets(3);
-        s.track(1, vec![(PeerId(1), a(1))], vec![(PeerId(1), a(1))])
-            .unwrap();
-        assert!(s.is_primary(PeerId(1)));
+        s.track(
+            1,
+            vec![(PeerId::from_u64(1), a(1))],
+            vec![(PeerId::from_u64(1), a(1))],
+        )
+        .unwrap();
+        assert!(s.is_primary(PeerId::from_u64(1)));
         assert!(s.active().unwrap().secondary.is_empty());
         s.check_invariants();
     }
@@ -491,90 +502,114 @@ mod tests {
     #[test]
     fn a_primary_of_an_older_kept_set_stays_primary() {
         let mut s = sets(2);
-        s.track(1, vec![(PeerId(1), a(1))], vec![]).unwrap();
-        s.track(2, vec![], vec![(PeerId(1), a(1))]).unwrap();
-        assert!(s.is_primary(PeerId(1)));
-        let c = s.track(3, vec![], vec![(PeerId(1), a(1))]).unwrap();
+        s.track(1, vec![(PeerId::from_u64(1), a(1))], vec![])
+            .unwrap();
+        s.track(2, vec![], vec![(PeerId::from_u64(1), a(1))])
+            .unwrap();
+        assert!(s.is_primary(PeerId::from_u64(1)));
+        let c = s
+            .track(3, vec![], vec![(PeerId::from_u64(1), a(1))])
+            .unwrap();
         assert!(c.untracked.is_empty());
-        assert!(s.is_tracked(PeerId(1)) && !s.is_primary(PeerId(1)));
+        assert!(s.is_tracked(PeerId::from_u64(1)) && !s.is_primary(PeerId::from_u64(1)));
         s.check_invariants();
     }
 
     #[test]
     fn leaving_every_kept_set_untracks() {
         let mut s = sets(2);
-        s.track(1, vec![(PeerId(1), a(1)), (PeerId(2), a(2))], vec![])
+        s.track(
+            1,
+            vec![(PeerId::from_u64(1), a(1)), (PeerId::from_u64(2), a(2))],
+            vec![],
+        )
+        .unwrap();
+        let c = s
+            .track(2, vec![(PeerId::from_u64(1), a(1))], vec![])
             .unwrap();
-        let c = s.track(2, vec![(PeerId(1), a(1))], vec![]).unwrap();
         assert!(c.untracked.is_empty() && c.dropped_sets.is_empty());
-        assert!(s.is_tracked(PeerId(2)));
-        let c = s.track(3, vec![(PeerId(1), a(1))], vec![]).unwrap();
+        assert!(s.is_tracked(PeerId::from_u64(2)));
+        let c = s
+            .track(3, vec![(PeerId::from_u64(1), a(1))], vec![])
+            .unwrap();
         assert_eq!(c.dropped_sets, vec![1]);
-        assert_eq!(c.untracked, vec![(PeerId(2), a(2))]);
-        assert!(!s.is_tracked(PeerId(2)));
+        assert_eq!(c.untracked, vec![(PeerId::from_u64(2), a(2))]);
+        assert!(!s.is_tracked(PeerId::from_u64(2)));
         s.check_invariants();
     }
 
     #[test]
     fn bounds_and_conflicts_change_nothing() {
         let mut s = sets(2);
-        s.track(1, vec![(PeerId(1), a(1))], vec![]).unwrap();
-        let big: Vec<_> = (1..=9).map(|i| (PeerId(i), a(i as u8))).collect();
+        s.track(1, vec![(PeerId::from_u64(1), a(1))], vec![])
+            .unwrap();
+        let big: Vec<_> = (1..=9).map(|i| (PeerId::from_u64(i), a(i as u8))).collect();
         assert_eq!(
             s.track(2, big, vec![]),
             Err(PeerSetError::TooLarge { size: 9, max: 8 })
         );
         assert!(matches!(
-            s.track(2, vec![(PeerId(2), a(2))], vec![(PeerId(2), a(3))]),
+            s.track(
+                2,
+                vec![(PeerId::from_u64(2), a(2))],
+                vec![(PeerId::from_u64(2), a(3))]
+            ),
             Err(PeerSetError::ConflictingAddresses { .. })
         ));
         assert_eq!(s.latest_id(), Some(1));
         assert_eq!(s.len(), 1);
-        let many: Vec<_> = (1..=5).map(|i| (PeerId(i), a(i as u8))).collect();
+        let many: Vec<_> = (1..=5).map(|i| (PeerId::from_u64(i), a(i as u8))).collect();
         assert!(matches!(
             s.overwrite(many),
             Err(PeerSetError::TooManyAddresses { size: 5, max: 4 })
         ));
-        assert_eq!(s.address_of(PeerId(1)), Some(a(1)));
+        assert_eq!(s.address_of(PeerId::from_u64(1)), Some(a(1)));
         s.check_invariants();
     }
 
     #[test]
     fn overwrite_readdresses_tracked_peers_only() {
         let mut s = sets(2);
-        s.track(1, vec![(PeerId(1), a(1))], vec![(PeerId(2), a(2))])
-            .unwrap();
+        s.track(
+            1,
+            vec![(PeerId::from_u64(1), a(1))],
+            vec![(PeerId::from_u64(2), a(2))],
+        )
+        .unwrap();
         let c = s
             .overwrite(vec![
-                (PeerId(1), a(11)),
-                (PeerId(2), a(2)),
-                (PeerId(7), a(7)),
+                (PeerId::from_u64(1), a(11)),
+                (PeerId::from_u64(2), a(2)),
+                (PeerId::from_u64(7), a(7)),
             ])
             .unwrap();
         assert_eq!(
             c.readdressed,
             vec![Readdressed {
-                peer: PeerId(1),
+                peer: PeerId::from_u64(1),
                 old: a(1),
                 new: a(11)
             }]
         );
         assert_eq!(c.ignored, 1);
-        assert_eq!(s.address_of(PeerId(1)), Some(a(11)));
-        assert!(s.acceptable(PeerId(1), a(11).ip(), true));
-        assert!(!s.acceptable(PeerId(1), a(1).ip(), true));
-        assert!(s.acceptable(PeerId(1), a(1).ip(), false));
-        assert!(!s.is_tracked(PeerId(7)));
+        assert_eq!(s.address_of(PeerId::from_u64(1)), Some(a(11)));
+        assert!(s.acceptable(PeerId::from_u64(1), a(11).ip(), true));
+        assert!(!s.acceptable(PeerId::from_u64(1), a(1).ip(), true));
+        assert!(s.acceptable(PeerId::from_u64(1), a(1).ip(), false));
+        assert!(!s.is_tracked(PeerId::from_u64(7)));
         s.check_invariants();
     }
 
     #[test]
     fn track_with_a_new_address_readdresses() {
         let mut s = sets(3);
-        s.track(1, vec![(PeerId(1), a(1))], vec![]).unwrap();
-        let c = s.track(2, vec![(PeerId(1), a(9))], vec![]).unwrap();
+        s.track(1, vec![(PeerId::from_u64(1), a(1))], vec![])
+            .unwrap();
+        let c = s
+            .track(2, vec![(PeerId::from_u64(1), a(9))], vec![])
+            .unwrap();
         assert_eq!(c.readdressed.len(), 1);
         assert!(c.added.is_empty());
-        assert_eq!(s.address_of(PeerId(1)), Some(a(9)));
+        assert_eq!(s.address_of(PeerId::from_u64(1)), Some(a(9)));
     }
 }

@@ -431,7 +431,7 @@ impl fmt::Display for Decision {
 /// use peerkeeper::{Config, PeerId, Time};
 /// let config = Config { min_connections: 1, expected_connections: 2, max_connections: 3,
 ///                       ..Config::default() };
-/// let mut w = TraceWriter::new(Vec::new(), &TraceHeader::new(config, PeerId(1), 7)).unwrap();
+/// let mut w = TraceWriter::new(Vec::new(), &TraceHeader::new(config, PeerId::from_u64(1), 7)).unwrap();
 /// let seed = "10.0.0.2:9732".parse().unwrap();
 /// w.write(Time::ZERO, &Input::AddPoints { points: vec![seed],
 ///                                         source: peerkeeper::pool::Source::Bootstrap }).unwrap();
@@ -632,6 +632,9 @@ impl Replay {
                 plural(points.len()),
                 list(points)
             ),
+            Input::ExpectPeer { point, peer } => {
+                format!("{point} must prove peer {peer}")
+            }
             Input::Start => "start".into(),
             Input::Maintain => "maintain() called".into(),
             Input::SetTrigger { kind, enabled } => {
@@ -645,11 +648,15 @@ impl Replay {
                 hello,
             } => format!(
                 "inbound {conn} from {remote}: peer {}, listening on port {}",
-                hello.peer, hello.listen_port
+                hello.peer.short(),
+                hello.listen_port
             ),
             Input::DialResult { point, result } => match result {
                 DialResult::Connected { conn, peer } => {
-                    format!("dial to {point}: handshake done as {conn}, peer {peer}")
+                    format!(
+                        "dial to {point}: handshake done as {conn}, peer {}",
+                        peer.short()
+                    )
                 }
                 DialResult::Refused { reason, points } => format!(
                     "dial to {point}: refused by the peer ({reason:?}), with {} point{}",
@@ -861,7 +868,7 @@ impl Replay {
                             },
                             RefuseReason::Myself => format!(
                                 "Myself: it is this node (peer {}); {point} is now one of our own points",
-                                hello.peer
+                                hello.peer.short()
                             ),
                             RefuseReason::AlreadyConnected => {
                                 match self.conns.iter().rev().find(|(c, i)| {
@@ -870,13 +877,13 @@ impl Replay {
                                 }) {
                                     Some((c, i)) if i.peer == hello.peer => format!(
                                         "AlreadyConnected: peer {} is connected on {} ({:?}), which wins: of two connections, both sides keep the one dialed by the smaller peer id",
-                                        hello.peer,
+                                        hello.peer.short(),
                                         c,
                                         i.direction
                                     ),
                                     Some((c, i)) => format!(
                                         "AlreadyConnected: {point} is held by {c} (peer {})",
-                                        i.peer
+                                        i.peer.short()
                                     ),
                                     None => "AlreadyConnected".into(),
                                 }
@@ -920,8 +927,10 @@ impl Replay {
                             Some(*peer),
                             format!("kept {conn} (peer {point})"),
                             format!(
-                                "dialed, handshake done with peer {peer}; {} -> {} connections",
-                                s.connections_before, s.connections_after
+                                "dialed, handshake done with peer {}; {} -> {} connections",
+                                peer.short(),
+                                s.connections_before,
+                                s.connections_after
                             ),
                         ));
                     }
@@ -931,13 +940,18 @@ impl Replay {
                             Some(DialEnd::Myself) => format!(
                                 "{reason:?}: it is this node; {point} is now one of our own points"
                             ),
+                            Some(DialEnd::WrongPeer) => format!(
+                                "{point} proved peer {}, not the one configured for it ({}): dropped, backed off",
+                                peer.short(),
+                                core.expected_peer(point).map_or_else(|| "?".into(), |p| p.short())
+                            ),
                             Some(DialEnd::AlreadyConnected) => {
                                 match self.conns.iter().rev().find(|(c, i)| {
                                     i.peer == *peer && core.point_of(**c) == Some(i.point)
                                 }) {
                                     Some((c, i)) => format!(
-                                        "{reason:?}: peer {peer} is connected on {c} ({:?}), which wins: of two connections, both sides keep the one dialed by the smaller peer id",
-                                        i.direction
+                                        "{reason:?}: peer {} is connected on {c} ({:?}), which wins: of two connections, both sides keep the one dialed by the smaller peer id",
+                                        peer.short(), i.direction
                                     ),
                                     None => format!(
                                         "{reason:?}: another connection holds {point}"

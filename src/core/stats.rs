@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// How every dial ended. Each attempt ends in exactly one outcome, so
 /// `attempted == succeeded + refused + timed_out + failed + protocol + already_connected
-/// + myself + dropped + cancelled + in_flight` at every moment ([`DialStats::adds_up`]).
+/// + myself + dropped + cancelled + wrong_peer + in_flight` at every moment ([`DialStats::adds_up`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct DialStats {
@@ -31,6 +31,9 @@ pub struct DialStats {
     pub dropped: u64,
     /// Abandoned without a verdict (shutdown).
     pub cancelled: u64,
+    /// The handshake proved another peer id than the one configured for the point
+    /// (`KEY@HOST:PORT`): dropped, and the point backs off.
+    pub wrong_peer: u64,
     /// Not ended yet.
     pub in_flight: u64,
 }
@@ -48,6 +51,7 @@ impl DialStats {
                 + self.myself
                 + self.dropped
                 + self.cancelled
+                + self.wrong_peer
                 + self.in_flight
     }
 
@@ -63,13 +67,14 @@ impl DialStats {
         self.myself += o.myself;
         self.dropped += o.dropped;
         self.cancelled += o.cancelled;
+        self.wrong_peer += o.wrong_peer;
         self.in_flight += o.in_flight;
     }
 
     /// A one-line summary for status lines and tables.
     pub fn summary(&self) -> String {
         format!(
-            "{} attempted: {} ok, {} refused, {} timed out, {} failed, {} protocol, {} already connected, {} myself, {} dropped, {} cancelled, {} in flight",
+            "{} attempted: {} ok, {} refused, {} timed out, {} failed, {} protocol, {} already connected, {} myself, {} dropped, {} cancelled, {} wrong peer, {} in flight",
             self.attempted,
             self.succeeded,
             self.refused,
@@ -80,6 +85,7 @@ impl DialStats {
             self.myself,
             self.dropped,
             self.cancelled,
+            self.wrong_peer,
             self.in_flight
         )
     }

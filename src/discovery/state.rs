@@ -27,7 +27,7 @@ pub struct DiscoveryStats {
 /// let config = Config::default();
 /// let mut pool = Pool::new(&config);
 /// let peer = "8.8.8.8:9732".parse().unwrap();
-/// pool.connection_opened(ConnId(1), peer, PeerId(1), Direction::Outbound, Time::ZERO).unwrap();
+/// pool.connection_opened(ConnId(1), peer, PeerId::from_u64(1), Direction::Outbound, Time::ZERO).unwrap();
 /// let mut d = DiscoveryState::new(&config);
 /// d.set_wanted(true, Time::ZERO);
 /// let ask = d.poll_round(&pool, Time::ZERO, &mut StdRng::seed_from_u64(1));

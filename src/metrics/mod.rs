@@ -892,6 +892,7 @@ fn dial_count(d: &DialStats, outcome: DialEnd) -> u64 {
         DialEnd::Myself => d.myself,
         DialEnd::Dropped => d.dropped,
         DialEnd::Cancelled => d.cancelled,
+        DialEnd::WrongPeer => d.wrong_peer,
     }
 }
 

@@ -6,6 +6,7 @@
 use super::actor::{Cmd, ConnHandle, Out};
 use super::NetConfig;
 use crate::core::{Admission, DialFailure, DialResult, DialVerdict, Hello, Offender, RefuseReason};
+use crate::identity::{fresh_nonce, transcript, Identity, Role, Side};
 use crate::pool::{CloseReason, ConnId, PeerId};
 use crate::transport::{Link, Transport};
 use crate::wire::{self, CloseCode, Message, RefuseCode, PROTOCOL_VERSION};
@@ -21,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct Ctx {
     pub net: NetConfig,
     pub me: PeerId,
+    /// Our key: signs our side of every handshake, checks the other's.
+    pub identity: Arc<dyn Identity>,
     pub listen_port: u16,
     pub mailbox: mpsc::Sender<Cmd>,
     pub dial_timeout: Duration,
@@ -31,13 +34,42 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn hello(&self) -> Message {
-        Message::Hello(wire::Hello {
+    /// Our hello, with a fresh nonce (returned too: our side of this handshake).
+    fn hello(&self) -> (Message, Side) {
+        let me = Side {
+            peer: self.me,
+            nonce: fresh_nonce(),
+        };
+        let m = Message::Hello(wire::Hello {
             network: self.net.network.clone(),
             version: PROTOCOL_VERSION,
-            peer_id: self.me.0,
+            key: *me.peer.as_bytes(),
+            nonce: me.nonce,
             listen_port: self.listen_port,
-        })
+        });
+        (m, me)
+    }
+
+    /// The transcript `role` signs on this connection.
+    fn transcript(&self, role: Role, dialer: &Side, acceptor: &Side) -> Vec<u8> {
+        transcript(role, &self.net.network, PROTOCOL_VERSION, dialer, acceptor)
+    }
+
+    /// Our signature, as the side `role`.
+    fn auth(&self, role: Role, dialer: &Side, acceptor: &Side) -> Message {
+        Message::Auth {
+            signature: self.identity.sign(&self.transcript(role, dialer, acceptor)),
+        }
+    }
+
+    /// Whether `signature` proves the other side (`role`) holds its key.
+    fn verify(&self, role: Role, dialer: &Side, acceptor: &Side, signature: &[u8]) -> bool {
+        let signer = match role {
+            Role::Dialer => dialer.peer,
+            _ => acceptor.peer,
+        };
+        self.identity
+            .verify(&signer, &self.transcript(role, dialer, acceptor), signature)
     }
 
     /// Network and version first: a peer of another network or version is not a node of
@@ -70,6 +102,7 @@ pub(crate) fn refuse_code(r: RefuseReason) -> RefuseCode {
         RefuseReason::PrivateMode => RefuseCode::PrivateMode,
         RefuseReason::WrongNetwork => RefuseCode::WrongNetwork,
         RefuseReason::WrongVersion => RefuseCode::WrongVersion,
+        RefuseReason::BadAuth => RefuseCode::BadAuth,
     }
 }
 
@@ -82,6 +115,16 @@ fn refuse_reason(c: RefuseCode) -> RefuseReason {
         RefuseCode::PrivateMode => RefuseReason::PrivateMode,
         RefuseCode::WrongNetwork => RefuseReason::WrongNetwork,
         RefuseCode::WrongVersion => RefuseReason::WrongVersion,
+        RefuseCode::BadAuth => RefuseReason::BadAuth,
+    }
+}
+
+/// The refusal for a hello of another version or network.
+fn foreign_reason(version: u16) -> RefuseReason {
+    if version != PROTOCOL_VERSION {
+        RefuseReason::WrongVersion
+    } else {
+        RefuseReason::WrongNetwork
     }
 }
 
@@ -119,10 +162,11 @@ pub(crate) async fn dial<T: Transport>(
             .connect(point)
             .await
             .map_err(|_| DialResult::Failed(DialFailure::Io))?;
-        if !send_within(&mut link, ctx.hello(), ctx.net.handshake_timeout).await {
+        let (hello, me) = ctx.hello();
+        if !send_within(&mut link, hello, ctx.net.handshake_timeout).await {
             return Err(DialResult::Failed(DialFailure::Io));
         }
-        match link.next().await {
+        let them = match link.next().await {
             Some(Ok(Message::Hello(h))) => {
                 if let Err(reason) = ctx.check(&h) {
                     let code = CloseCode::ProtocolViolation;
@@ -133,7 +177,43 @@ pub(crate) async fn dial<T: Transport>(
                         points: Vec::new(),
                     });
                 }
-                Ok((link, PeerId(h.peer_id)))
+                Side {
+                    peer: PeerId::from_bytes(h.key),
+                    nonce: h.nonce,
+                }
+            }
+            Some(Ok(Message::Refused { reason, points })) => {
+                return Err(DialResult::Refused {
+                    reason: refuse_reason(reason),
+                    points,
+                })
+            }
+            Some(Err(wire::WireError::Foreign { version, .. })) => {
+                return Err(DialResult::Refused {
+                    reason: foreign_reason(version),
+                    points: Vec::new(),
+                })
+            }
+            Some(Err(e)) if !e.is_violation() => return Err(DialResult::Failed(DialFailure::Io)),
+            None => return Err(DialResult::Failed(DialFailure::Io)),
+            // Garbage, or anything but a handshake.
+            Some(_) => return Err(DialResult::Failed(DialFailure::Protocol)),
+        };
+        // Our proof first (the acceptor decides on proven ids only), then theirs.
+        let auth = ctx.auth(Role::Dialer, &me, &them);
+        if !send_within(&mut link, auth, ctx.net.handshake_timeout).await {
+            return Err(DialResult::Failed(DialFailure::Io));
+        }
+        match link.next().await {
+            Some(Ok(Message::Auth { signature })) => {
+                if !ctx.verify(Role::Acceptor, &me, &them, &signature) {
+                    tracing::info!(%point, peer = %them.peer.short(), "the peer's handshake signature does not verify");
+                    let code = CloseCode::ProtocolViolation;
+                    let _ = send_within(&mut link, Message::Close(code), ctx.net.handshake_timeout)
+                        .await;
+                    return Err(DialResult::Failed(DialFailure::Protocol));
+                }
+                Ok((link, them.peer))
             }
             Some(Ok(Message::Refused { reason, points })) => Err(DialResult::Refused {
                 reason: refuse_reason(reason),
@@ -141,7 +221,6 @@ pub(crate) async fn dial<T: Transport>(
             }),
             Some(Err(e)) if !e.is_violation() => Err(DialResult::Failed(DialFailure::Io)),
             None => Err(DialResult::Failed(DialFailure::Io)),
-            // Garbage, or anything but a handshake.
             Some(_) => Err(DialResult::Failed(DialFailure::Protocol)),
         }
     };
@@ -218,6 +297,16 @@ pub(crate) async fn accept<L: Link>(
     let handshake = async {
         let h = match link.next().await {
             Some(Ok(Message::Hello(h))) => h,
+            Some(Err(wire::WireError::Foreign { network, version })) => {
+                // Another version's hello: told why, nothing more.
+                tracing::debug!(%remote, %network, version, "hello of another protocol version");
+                let refusal = Message::Refused {
+                    reason: refuse_code(foreign_reason(version)),
+                    points: Vec::new(),
+                };
+                let _ = link.send(refusal).await;
+                return None;
+            }
             Some(Err(e)) if !e.is_violation() => return None,
             None => return None,
             Some(_) => {
@@ -240,11 +329,41 @@ pub(crate) async fn accept<L: Link>(
             }
             return None;
         }
+        // Our hello (a fresh nonce), then the dialer's proof over both nonces: the core
+        // only ever hears of a proven id.
+        let them = Side {
+            peer: PeerId::from_bytes(h.key),
+            nonce: h.nonce,
+        };
+        let (hello, me) = ctx.hello();
+        if link.send(hello).await.is_err() {
+            return None;
+        }
+        match link.next().await {
+            Some(Ok(Message::Auth { signature })) => {
+                if !ctx.verify(Role::Dialer, &them, &me, &signature) {
+                    tracing::info!(%remote, peer = %them.peer.short(), "handshake signature does not verify: refused");
+                    let refusal = Message::Refused {
+                        reason: RefuseCode::BadAuth,
+                        points: Vec::new(),
+                    };
+                    let _ = link.send(refusal).await;
+                    ctx.tell(Cmd::Violation(Offender::Ip(remote.ip()))).await;
+                    return None;
+                }
+            }
+            Some(Err(e)) if !e.is_violation() => return None,
+            None => return None,
+            Some(_) => {
+                ctx.tell(Cmd::Violation(Offender::Ip(remote.ip()))).await;
+                return None;
+            }
+        }
         let (tx, rx) = mpsc::channel(ctx.net.queue_len);
         let conn_cancel = cancel.child_token();
         let (reply, admission) = oneshot::channel();
         let hello = Hello {
-            peer: PeerId(h.peer_id),
+            peer: them.peer,
             listen_port: h.listen_port,
         };
         let handle = ConnHandle {
@@ -266,7 +385,11 @@ pub(crate) async fn accept<L: Link>(
         }
         match admission.await.ok()? {
             Admission::Accept => {
-                if link.send(ctx.hello()).await.is_err() {
+                if link
+                    .send(ctx.auth(Role::Acceptor, &them, &me))
+                    .await
+                    .is_err()
+                {
                     ctx.tell(Cmd::Closed(conn)).await;
                     return None;
                 }
@@ -351,7 +474,7 @@ async fn run<L: Link>(
                                 tracing::debug!(%conn, ?code, "peer closed");
                                 break None;
                             }
-                            Message::Hello(_) | Message::Refused { .. } => {
+                            Message::Hello(_) | Message::Refused { .. } | Message::Auth { .. } => {
                                 ctx.tell(Cmd::Violation(Offender::Conn(conn))).await;
                                 break None;
                             }

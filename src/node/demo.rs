@@ -5,7 +5,7 @@ use super::Node;
 use crate::config::Config;
 use crate::core::intake::PointsDropped;
 use crate::core::DialStats;
-use crate::pool::PeerId;
+use crate::identity::Keypair;
 use crate::report::{components, NetworkReport, SharingCounts, Spread};
 use crate::transport::tcp::TcpTransport;
 use std::collections::BTreeMap;
@@ -132,7 +132,7 @@ pub async fn start_nodes(opts: &DemoOptions) -> std::io::Result<Vec<Node>> {
             .map(|n| vec![n.local_addr()])
             .unwrap_or_default();
         let node = Node::builder(opts.config.clone(), transport)
-            .peer_id(PeerId(peer_id(opts.seed, i)))
+            .identity(Keypair::from_seed(peer_id(opts.seed, i)))
             .seed(opts.seed.wrapping_add(i as u64))
             .bootstrap(bootstrap)
             .start()

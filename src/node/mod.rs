@@ -29,6 +29,7 @@ use crate::core::{
     CoreStats, Event, Input, NodeCore, PeerSetError, SetChanges, TraceHeader, TraceWriter,
     TracedAction,
 };
+use crate::identity::{Identity, Keypair};
 use crate::maintenance::CycleReport;
 use crate::pool::{PeerId, Source};
 use crate::transport::Transport;
@@ -208,14 +209,14 @@ impl NodeStatus {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// use peerkeeper::{node::Node, transport::memory::MemoryNetwork, Config, PeerId};
+/// use peerkeeper::{identity::Keypair, node::Node, transport::memory::MemoryNetwork, Config};
 /// let net = MemoryNetwork::new();
 /// let config = Config { min_connections: 1, expected_connections: 2, max_connections: 3,
 ///                       ..Config::default() };
 /// let a = Node::builder(config.clone(), net.bind("10.0.0.1:1".parse().unwrap()).unwrap())
-///     .peer_id(PeerId(1)).seed(1).start().unwrap();
+///     .identity(Keypair::from_seed(1)).seed(1).start().unwrap();
 /// let b = Node::builder(config, net.bind("10.0.0.2:1".parse().unwrap()).unwrap())
-///     .peer_id(PeerId(2)).seed(2).bootstrap(vec![a.local_addr()]).start().unwrap();
+///     .identity(Keypair::from_seed(2)).seed(2).bootstrap(vec![a.local_addr()]).start().unwrap();
 /// b.status_watch().wait_for(|s| s.connections == 1).await.unwrap();
 /// let report = b.maintain().await.unwrap(); // one full cycle, with what it did
 /// assert_eq!(report.connections_after, 1);
@@ -256,7 +257,8 @@ pub struct NodeBuilder<T: Transport> {
     config: Config,
     transport: T,
     net: NetConfig,
-    peer_id: Option<PeerId>,
+    identity: Option<Arc<dyn Identity>>,
+    expected: Vec<(SocketAddr, PeerId)>,
     seed: u64,
     bootstrap: Vec<SocketAddr>,
     sources: Vec<Arc<dyn PointSource>>,
@@ -269,7 +271,7 @@ pub struct NodeBuilder<T: Transport> {
 impl<T: Transport> std::fmt::Debug for NodeBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeBuilder")
-            .field("peer_id", &self.peer_id)
+            .field("identity", &self.identity)
             .field("seed", &self.seed)
             .finish_non_exhaustive()
     }
@@ -282,9 +284,29 @@ impl<T: Transport> NodeBuilder<T> {
         self
     }
 
-    /// The node's peer id (default: derived from the seed).
-    pub fn peer_id(mut self, id: PeerId) -> Self {
-        self.peer_id = Some(id);
+    /// The node's identity: its key, which its peer id names and every handshake proves
+    /// ([`crate::identity`]). Default: a new [`Keypair`] from the operating system's random
+    /// generator, so a different peer id at every start; a node that keeps its id gives
+    /// its key here (`peerkeeper node --key FILE` loads one with
+    /// [`crate::identity::load_or_generate`]), and a node with keys of its own gives its
+    /// [`Identity`].
+    pub fn identity(mut self, identity: impl Identity) -> Self {
+        self.identity = Some(Arc::new(identity));
+        self
+    }
+
+    /// As [`identity`](Self::identity), shared.
+    pub fn shared_identity(mut self, identity: Arc<dyn Identity>) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// The point `point` (a bootstrap or trusted one) must prove `peer` in its handshake
+    /// (`--peer KEY@HOST:PORT`): a dial there reaching another key is dropped, counted
+    /// ([`crate::core::DialStats::wrong_peer`]) and backed off. At most
+    /// [`crate::core::MAX_EXPECTED_PEERS`] points.
+    pub fn expect_peer(mut self, point: SocketAddr, peer: PeerId) -> Self {
+        self.expected.push((point, peer));
         self
     }
 
@@ -348,9 +370,10 @@ impl<T: Transport> NodeBuilder<T> {
         self.config.validate()?;
         self.net.validate()?;
         let local_addr = self.transport.local_addr();
-        let peer_id = self
-            .peer_id
-            .unwrap_or(PeerId(self.seed.rotate_left(17) ^ 0x5eed));
+        let identity = self
+            .identity
+            .unwrap_or_else(|| Arc::new(Keypair::generate()));
+        let peer_id = identity.peer_id();
         let bounds = self.config.bounds();
         let max_incoming = self.config.max_incoming_connections;
         let dial_timeout = self.config.dial_timeout;
@@ -363,13 +386,18 @@ impl<T: Transport> NodeBuilder<T> {
             TraceHeader::new(self.config.clone(), peer_id, self.seed).started_at(started_unix_ms);
         let mut core = NodeCore::new(self.config, peer_id, self.seed);
         core.set_events(true);
-        let initial = vec![
+        let mut initial: Vec<Input> = self
+            .expected
+            .into_iter()
+            .map(|(point, peer)| Input::ExpectPeer { point, peer })
+            .collect();
+        initial.extend([
             Input::AddOwnPoint { point: local_addr },
             Input::AddPoints {
                 points: self.bootstrap,
                 source: Source::Bootstrap,
             },
-        ];
+        ]);
         let trace = match self.trace {
             Some(out) => Some(
                 TraceWriter::new(std::io::BufWriter::new(out), &header)
@@ -384,6 +412,7 @@ impl<T: Transport> NodeBuilder<T> {
         let ctx = Arc::new(Ctx {
             net: self.net,
             me: peer_id,
+            identity,
             listen_port: local_addr.port(),
             mailbox: tx.clone(),
             dial_timeout,
@@ -450,7 +479,8 @@ impl Node {
             config,
             transport,
             net: NetConfig::default(),
-            peer_id: None,
+            identity: None,
+            expected: Vec::new(),
             seed: 0,
             bootstrap: Vec::new(),
             sources: Vec::new(),
@@ -541,16 +571,19 @@ impl Node {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// use peerkeeper::{transport::memory::MemoryNetwork, Config, Node, NodeError, PeerId};
-    /// use peerkeeper::{core::PeerSetError, PeerSetConfig};
+    /// use peerkeeper::{core::PeerSetError, identity::{Identity, Keypair}, PeerSetConfig};
     /// // Two validators: peer sets only, the default config otherwise.
     /// let config = Config { peer_sets: PeerSetConfig { only: true, ..PeerSetConfig::default() },
     ///                       ..Config::default() };
     /// let net = MemoryNetwork::new();
     /// let (a, b) = ("10.0.0.1:9732".parse().unwrap(), "10.0.0.2:9732".parse().unwrap());
-    /// let v1 = Node::builder(config.clone(), net.bind(a).unwrap()).peer_id(PeerId(1)).start().unwrap();
-    /// let v2 = Node::builder(config, net.bind(b).unwrap()).peer_id(PeerId(2)).start().unwrap();
+    /// // Each validator's id is its public key, proven in the handshake.
+    /// let (k1, k2) = (Keypair::generate(), Keypair::generate());
+    /// let (id1, id2): (PeerId, PeerId) = (k1.peer_id(), k2.peer_id());
+    /// let v1 = Node::builder(config.clone(), net.bind(a).unwrap()).identity(k1).start().unwrap();
+    /// let v2 = Node::builder(config, net.bind(b).unwrap()).identity(k2).start().unwrap();
     /// // Epoch 7's validators: each dials the other (a primary) and keeps it.
-    /// let epoch = vec![(PeerId(1), a), (PeerId(2), b)];
+    /// let epoch = vec![(id1, a), (id2, b)];
     /// v1.track(7, epoch.clone(), vec![]).await.unwrap();
     /// v2.track(7, epoch, vec![]).await.unwrap();
     /// v1.status_watch().wait_for(|s| s.connections == 1).await.unwrap();
@@ -560,7 +593,7 @@ impl Node {
     /// // Validator 2 moved (an address in another set of IPs): the connection on its old
     /// // address is severed, the new one dialed.
     /// let moved = "10.0.1.2:9732".parse().unwrap();
-    /// let changes = v1.overwrite(vec![(PeerId(2), moved)]).await.unwrap();
+    /// let changes = v1.overwrite(vec![(id2, moved)]).await.unwrap();
     /// assert_eq!(changes.readdressed.len(), 1);
     /// v1.shutdown().await;
     /// v2.shutdown().await;

@@ -38,8 +38,8 @@ mod table;
 
 pub use backoff::jittered;
 pub use point::{
-    netgroup, CloseReason, ConnId, Connection, Direction, PeerId, PointInfo, PointState, Source,
-    Sources,
+    netgroup, BadPeerId, CloseReason, ConnId, Connection, Direction, PeerId, PointInfo, PointState,
+    Source, Sources,
 };
 
 use crate::config::{BackoffConfig, Config};
@@ -171,6 +171,8 @@ pub struct Pool {
     dialing: BTreeSet<SocketAddr>,
     connections: BTreeMap<SocketAddr, Connection>,
     connected_peers: BTreeMap<PeerId, SocketAddr>,
+    /// Connected peers by [`PeerId::tag`] (how many: tags may collide).
+    connected_tags: HashMap<u64, u32>,
     good: BTreeSet<Id>,
     peers: HashMap<PeerId, PeerEntry>,
     ip_greylist: BTreeMap<IpAddr, Time>,
@@ -208,6 +210,7 @@ impl Pool {
             dialing: BTreeSet::new(),
             connections: BTreeMap::new(),
             connected_peers: BTreeMap::new(),
+            connected_tags: HashMap::new(),
             good: BTreeSet::new(),
             peers: HashMap::new(),
             ip_greylist: BTreeMap::new(),
@@ -397,6 +400,14 @@ impl Pool {
         self.connections.get(addr)
     }
 
+    /// Whether the peer last seen at `addr` is connected now (at this point or another):
+    /// such a point is no candidate.
+    pub fn last_peer_connected(&self, addr: &SocketAddr) -> bool {
+        self.points
+            .get(addr)
+            .is_some_and(|p| p.peer_tag != 0 && self.connected_tags.contains_key(&p.peer_tag))
+    }
+
     /// The point connected to `peer`, if any.
     pub fn connected_point_of(&self, peer: PeerId) -> Option<SocketAddr> {
         self.connected_peers.get(&peer).copied()
@@ -423,8 +434,8 @@ impl Pool {
             .iter()
             .take_while(move |e| !trusted_only || e.key() >> 63 == 0)
             .filter(move |e| {
-                let peer = self.points.info(e.id()).peer;
-                peer.is_none_or(|p| !self.connected_peers.contains_key(&p))
+                let tag = self.points.info(e.id()).peer_tag;
+                tag == 0 || !self.connected_tags.contains_key(&tag)
             })
             .map(|e| self.points.addr(e.id()))
             .filter(move |a| !self.is_ip_greylisted(a.ip(), self.clock))
@@ -661,7 +672,7 @@ impl Pool {
             p.failures = 0;
             p.succeeded_at = now;
             p.last_seen = now;
-            p.peer = Some(peer);
+            p.peer_tag = peer.tag();
             if direction == Direction::Inbound {
                 p.sources.insert(Source::Incoming);
             }
@@ -676,6 +687,7 @@ impl Pool {
             },
         );
         self.connected_peers.insert(peer, addr);
+        *self.connected_tags.entry(peer.tag()).or_default() += 1;
         self.changes.new_connection = true;
         Ok(self.see_peer(peer, now))
     }
@@ -713,6 +725,12 @@ impl Pool {
     pub fn connection_closed(&mut self, addr: SocketAddr, now: Time) -> Option<Connection> {
         let conn = self.connections.remove(&addr)?;
         self.connected_peers.remove(&conn.peer);
+        if let Some(n) = self.connected_tags.get_mut(&conn.peer.tag()) {
+            *n -= 1;
+            if *n == 0 {
+                self.connected_tags.remove(&conn.peer.tag());
+            }
+        }
         let delay = self.limits.disconnection_delay;
         self.update(addr, |p| {
             if p.state == PointState::Connected {
@@ -869,7 +887,11 @@ impl Pool {
                 PointState::Connected => {
                     let c = self.connections.get(&a);
                     assert!(c.is_some(), "{a} connected without a connection");
-                    assert_eq!(c.map(|c| c.peer), p.peer, "{a} connected to another peer");
+                    assert_eq!(
+                        c.map(|c| c.peer.tag()),
+                        Some(p.peer_tag),
+                        "{a} connected to another peer"
+                    );
                 }
             }
             if p.is_good() {
@@ -893,6 +915,13 @@ impl Pool {
             assert_eq!(self.connected_peers.get(&c.peer), Some(a));
         }
         assert_eq!(self.connected_peers.len(), self.connections.len());
+        assert_eq!(
+            self.connected_tags
+                .values()
+                .map(|n| *n as usize)
+                .sum::<usize>(),
+            self.connections.len()
+        );
         assert_eq!(
             self.trusted,
             self.points

@@ -5,14 +5,105 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 
-/// A peer's identity, as carried in the handshake. Opaque to peerkeeper: a node typically
-/// derives it from its public key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PeerId(pub u64);
+/// A peer's identity: 32 opaque bytes, proven in the handshake (protocol v3).
+///
+/// With the default identity ([`crate::identity::Keypair`]) it is the peer's Ed25519
+/// public key; a node with an identity of its own ([`crate::identity::Identity`]) maps its
+/// public key to 32 bytes (the key itself, or a hash of a longer one). Ids from
+/// [`from_u64`](Self::from_u64) are for simulations and tests: nothing proves them.
+///
+/// Shown and serialised (traces, `KEY@HOST:PORT`) as 64 lowercase hex characters.
+///
+/// ```
+/// use peerkeeper::PeerId;
+/// let id = PeerId::from_u64(7);
+/// assert_eq!(id.to_string().parse::<PeerId>().unwrap(), id);
+/// assert_eq!(id.as_bytes()[7], 7);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId([u8; 32]);
+
+impl PeerId {
+    /// The id of these 32 bytes (with the default identity: an Ed25519 public key).
+    pub const fn from_bytes(bytes: [u8; 32]) -> PeerId {
+        PeerId(bytes)
+    }
+
+    /// The id's bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// An id made of a number (its big-endian bytes, then zeros), which orders as the
+    /// numbers do. For simulations and tests: not a key, so not authenticated.
+    pub fn from_u64(n: u64) -> PeerId {
+        let mut b = [0; 32];
+        b[..8].copy_from_slice(&n.to_be_bytes());
+        PeerId(b)
+    }
+
+    /// A 64-bit digest of the id, never 0: what a point record keeps of the peer last
+    /// seen there. Equal ids have equal tags; different ids almost never do (and a
+    /// collision only hides a candidate until its peer disconnects).
+    pub(crate) fn tag(&self) -> u64 {
+        let mut h = crate::rng::Fold::new(0x7065_6572_5f74_6167);
+        for w in self.0.chunks_exact(8) {
+            h = h.add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        h.finish() | 1
+    }
+
+    /// The first 8 bytes as hex (16 characters): enough to tell peers apart in a log.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+}
 
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({})", self.short())
+    }
+}
+
+/// A string that is not 64 hex characters.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a peer id is 64 hex characters (32 bytes)")]
+pub struct BadPeerId;
+
+impl std::str::FromStr for PeerId {
+    type Err = BadPeerId;
+
+    fn from_str(s: &str) -> Result<PeerId, BadPeerId> {
+        let mut b = [0; 32];
+        hex::decode_to_slice(s, &mut b).map_err(|_| BadPeerId)?;
+        Ok(PeerId(b))
+    }
+}
+
+impl Serialize for PeerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_string())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PeerId, D::Error> {
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(d).map(PeerId)
+        }
     }
 }
 
@@ -240,8 +331,10 @@ pub struct PointInfo {
     pub last_seen: Time,
     /// Not dialed before this time (backoff, disconnection delay or greylist end).
     pub next_dial: Time,
-    /// The peer last seen at this point.
-    pub peer: Option<PeerId>,
+    /// A 64-bit tag of the peer last seen at this point ([`PeerId::tag`]; 0: none). The
+    /// full 32-byte id is kept only in the connection table: a point record stays small
+    /// (the pool holds one per known point).
+    pub(crate) peer_tag: u64,
     /// A dial to this point is in flight (whatever its state: an inbound connection
     /// from it may open meanwhile).
     pub dialing: bool,
@@ -257,7 +350,7 @@ impl PointInfo {
             succeeded_at: Time::MAX,
             last_seen: now,
             next_dial: Time::ZERO,
-            peer: None,
+            peer_tag: 0,
             dialing: false,
         }
     }

@@ -7,7 +7,8 @@
 //!
 //! * A slot is the point's record and its address packed in 8 bytes: an IPv4 address and
 //!   port inline, an IPv6 one (28 bytes with its flow info and scope id) as an index into
-//!   a side table of IPv6 addresses. 64 bytes a slot, where a `SocketAddr` alone is 32.
+//!   a side table of IPv6 addresses. 56 bytes a slot, where a `SocketAddr` alone is 32 (a
+//!   peer's 32-byte id is not kept here: a 64-bit tag of it is, see [`PointInfo`]).
 //! * `index` (`hashbrown`'s `HashTable`) holds only slot ids, found by a keyed hash of the
 //!   address and confirmed against the slot: 5 bytes a bucket (a slot id and a control
 //!   byte) where a map from hash to slot takes 17. The hash key is random per table, so
@@ -399,8 +400,8 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_64_bytes_and_an_index_entry_12() {
-        assert_eq!(std::mem::size_of::<Option<Slot>>(), 64);
+    fn a_slot_is_56_bytes_and_an_index_entry_12() {
+        assert_eq!(std::mem::size_of::<Option<Slot>>(), 56);
         assert_eq!(std::mem::size_of::<Entry>(), 12);
         let mut e = [Entry::new(2, 0), Entry::new(1, 5), Entry::new(1, 3)];
         e.sort();

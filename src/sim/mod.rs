@@ -12,9 +12,10 @@
 //!   with a stagger, node `i` starts at `i * stagger`; late joiners (`late_joiners` more
 //!   nodes) all start at `late_at`, when the rest has settled.
 //! * Each link has a latency drawn once from the configured distribution, so messages on
-//!   one link stay in order. A dial is a handshake sent (one latency: the listener's core
-//!   admits or refuses it) and the answer (one more latency: the dialer's core keeps or
-//!   drops the connection), as on TCP; every other message (a request for points, points,
+//!   one link stay in order. A dial is the protocol v3 handshake: hello, hello back and
+//!   the dialer's signature (three latencies: then the listener's core admits or refuses
+//!   it), and the answer (one more latency: the dialer's core keeps or drops the
+//!   connection), as on the tokio shell; every other message (a request for points, points,
 //!   a swap, a close) takes one latency. Connections are named by link: both ends' cores
 //!   use the link number as their [`ConnId`].
 //! * Faults: a dial fails with probability `dial_failure_rate`; a peer-sharing message is
@@ -492,8 +493,11 @@ fn node_of(addr: &SocketAddr) -> Option<usize> {
 
 /// The peer id of node `i` in a run seeded `seed` (also what a node restarted after churn
 /// keeps).
+///
+/// Not a key: simulated nodes do no cryptography (a million must fit), and nothing in the
+/// simulator impersonates. [`PeerId::from_u64`] of a derived number.
 pub fn node_peer_id(seed: u64, i: usize) -> PeerId {
-    PeerId(derive(seed, i as u64))
+    PeerId::from_u64(derive(seed, i as u64))
 }
 
 /// The seed of node `i`'s core in its `epoch`-th life.
@@ -682,8 +686,13 @@ impl Simulation {
     }
 
     fn send(&mut self, from: usize, to: usize, ev: Ev) {
+        self.send_legs(from, to, 1, ev);
+    }
+
+    /// `ev` arrives after `legs` one-way trips on the link (the messages of a handshake).
+    fn send_legs(&mut self, from: usize, to: usize, legs: u32, ev: Ev) {
         self.messages += 1;
-        let t = self.now + self.latency(from, to);
+        let t = self.now + self.latency(from, to) * legs;
         self.push(t, ev);
     }
 
@@ -968,9 +977,13 @@ impl Simulation {
                         let link = self.next_link;
                         self.next_link += 1;
                         self.links.insert(link, (i as u32, j as u32));
-                        self.send(
+                        // Hello, hello back, the dialer's signature: three legs before
+                        // the listener's core hears of it.
+                        self.messages += 2;
+                        self.send_legs(
                             i,
                             j,
+                            3,
                             Ev::DialArrive {
                                 from: i,
                                 to: j,

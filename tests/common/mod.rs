@@ -16,6 +16,7 @@
 use futures::future::BoxFuture;
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use peerkeeper::core::{Action, NodeCore, TracedAction};
+use peerkeeper::identity::{self as ident, Identity, Keypair, Role, Side};
 use peerkeeper::maintenance::CycleReport;
 use peerkeeper::node::{Node, NodeBuilder, NodeStatus};
 use peerkeeper::pool::{PointState, Source};
@@ -273,7 +274,7 @@ impl Lab {
         id: u64,
     ) -> NodeBuilder<T> {
         Node::builder(config, transport)
-            .peer_id(PeerId(id))
+            .identity(key(id))
             .seed(id)
             .origin(self.origin)
     }
@@ -328,10 +329,7 @@ pub struct MemPeer {
 pub async fn mem_peer(lab: &Lab, point: SocketAddr, id: u64, to: SocketAddr) -> (MemPeer, Message) {
     let transport = lab.bind(point);
     let mut link = transport.connect(to).await.expect("the node listens");
-    link.send(hello(id, point.port(), "peerkeeper"))
-        .await
-        .unwrap();
-    let reply = next_message(&mut link).await.expect("an answer");
+    let reply = dial_handshake(&mut link, id, point.port(), "peerkeeper").await;
     (
         MemPeer {
             point,
@@ -472,14 +470,113 @@ impl<T: Transport> Transport for Counting<T> {
 
 // ----- the wire, from a raw peer ---------------------------------------------------------
 
-/// The handshake of a raw peer `id` claiming to listen on `port`.
+/// The key of test peer `id` (the same for the same id: [`Keypair::from_seed`]).
+pub fn key(id: u64) -> Keypair {
+    Keypair::from_seed(id)
+}
+
+/// The peer id of test peer `id`.
+pub fn peer_of(id: u64) -> PeerId {
+    key(id).peer_id()
+}
+
+/// A hello of raw peer `id` claiming to listen on `port` (a fixed nonce: for tests that
+/// only send a hello).
 pub fn hello(id: u64, port: u16, network: &str) -> Message {
+    hello_with(&peer_of(id), [7; 32], port, network)
+}
+
+/// A hello claiming `peer`, with `nonce`.
+pub fn hello_with(peer: &PeerId, nonce: [u8; 32], port: u16, network: &str) -> Message {
     Message::Hello(wire::Hello {
         network: network.into(),
         version: PROTOCOL_VERSION,
-        peer_id: id,
+        key: *peer.as_bytes(),
+        nonce,
         listen_port: port,
     })
+}
+
+/// The dialer's side of the v3 handshake on `link`, as raw peer `id` (listening on
+/// `port`): hello, the node's hello, our signature, the node's answer. Returns the node's
+/// hello when it admitted us (its signature checked), or else the message that ended the
+/// handshake (a refusal).
+pub async fn dial_handshake<L: Link>(link: &mut L, id: u64, port: u16, network: &str) -> Message {
+    dial_handshake_as(link, &key(id), port, network).await
+}
+
+/// As [`dial_handshake`], with `signer`'s key.
+pub async fn dial_handshake_as<L: Link>(
+    link: &mut L,
+    signer: &Keypair,
+    port: u16,
+    network: &str,
+) -> Message {
+    let me = Side {
+        peer: signer.peer_id(),
+        nonce: ident::fresh_nonce(),
+    };
+    link.send(hello_with(&me.peer, me.nonce, port, network))
+        .await
+        .unwrap();
+    let reply = next_message(link).await.expect("an answer");
+    let Message::Hello(h) = &reply else {
+        return reply;
+    };
+    let them = Side {
+        peer: PeerId::from_bytes(h.key),
+        nonce: h.nonce,
+    };
+    let t = ident::transcript(Role::Dialer, network, PROTOCOL_VERSION, &me, &them);
+    link.send(Message::Auth {
+        signature: signer.sign(&t),
+    })
+    .await
+    .unwrap();
+    match next_message(link).await.expect("an answer") {
+        Message::Auth { signature } => {
+            let t = ident::transcript(Role::Acceptor, network, PROTOCOL_VERSION, &me, &them);
+            assert!(
+                signer.verify(&them.peer, &t, &signature),
+                "the node's signature verifies"
+            );
+            reply
+        }
+        other => other,
+    }
+}
+
+/// The acceptor's side of the v3 handshake on `link` (the node dialed us), as raw peer
+/// `id` listening on `port`: the node's hello, ours, its signature (checked), ours.
+pub async fn accept_handshake_as<L: Link>(link: &mut L, id: u64, port: u16) {
+    let signer = key(id);
+    let m = next_message(link).await;
+    let Some(Message::Hello(h)) = m else {
+        panic!("expected a hello, got {m:?}");
+    };
+    let them = Side {
+        peer: PeerId::from_bytes(h.key),
+        nonce: h.nonce,
+    };
+    let me = Side {
+        peer: signer.peer_id(),
+        nonce: ident::fresh_nonce(),
+    };
+    link.send(hello_with(&me.peer, me.nonce, port, &h.network))
+        .await
+        .unwrap();
+    let m = next_message(link).await;
+    let Some(Message::Auth { signature }) = m else {
+        panic!("expected the node's signature, got {m:?}");
+    };
+    let t = ident::transcript(Role::Dialer, &h.network, PROTOCOL_VERSION, &them, &me);
+    assert!(signer.verify(&them.peer, &t, &signature));
+    let t = ident::transcript(Role::Acceptor, &h.network, PROTOCOL_VERSION, &them, &me);
+    link.send(Message::Auth {
+        signature: signer.sign(&t),
+    })
+    .await
+    .unwrap();
 }
 
 /// The next message on a link (`None` when it ends or breaks).
@@ -527,7 +624,7 @@ pub fn local() -> SocketAddr {
 pub async fn tcp_node(config: &Config, id: u64, bootstrap: Vec<SocketAddr>) -> Node {
     let transport = TcpTransport::bind(local()).await.unwrap();
     Node::builder(config.clone(), transport)
-        .peer_id(PeerId(id))
+        .identity(key(id))
         .seed(id)
         .bootstrap(bootstrap)
         .start()
@@ -539,12 +636,9 @@ pub async fn tcp_node(config: &Config, id: u64, bootstrap: Vec<SocketAddr>) -> N
 pub async fn raw_peer(to: SocketAddr, id: u64, port: u16, network: &str) -> (TcpLink, Message) {
     let stream = TcpStream::connect(to).await.unwrap();
     let mut conn = Framed::new(stream, WireCodec::default());
-    conn.send(hello(id, port, network)).await.unwrap();
-    let reply = tokio::time::timeout(DEADLINE, conn.next())
+    let reply = tokio::time::timeout(DEADLINE, dial_handshake(&mut conn, id, port, network))
         .await
-        .expect("a reply in time")
-        .expect("a frame")
-        .expect("a valid frame");
+        .expect("a reply in time");
     (conn, reply)
 }
 

@@ -20,7 +20,7 @@ pub const NETWORK_REPORT_KEYS: [&str; 12] = [
 ];
 
 /// The keys of the `dials` object: every outcome, adding up to `attempted`.
-pub const DIAL_KEYS: [&str; 11] = [
+pub const DIAL_KEYS: [&str; 12] = [
     "attempted",
     "succeeded",
     "refused",
@@ -31,6 +31,7 @@ pub const DIAL_KEYS: [&str; 11] = [
     "myself",
     "dropped",
     "cancelled",
+    "wrong_peer",
     "in_flight",
 ];
 
