@@ -972,6 +972,54 @@ fn a_configured_point_proving_another_peer_id_is_a_failed_dial_not_a_violation()
 }
 
 #[test]
+fn an_inbound_impersonator_of_a_configured_point_is_refused_even_a_trusted_one_in_private_mode() {
+    // A private node trusts one point, with its key (`--trusted KEY@HOST:PORT`).
+    let trusted = lan(2);
+    let config = Config {
+        private_mode: true,
+        trusted_points: vec![trusted],
+        ..tight()
+    };
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 7);
+    assert!(core.expect_peer(trusted, PeerId::from_u64(2)));
+    core.start(ms(0));
+    drain(&mut core);
+    // Another key, from the trusted host and claiming its port: refused.
+    let remote = SocketAddr::new(trusted.ip(), 40_000);
+    let impostor = Hello {
+        peer: PeerId::from_u64(66),
+        listen_port: trusted.port(),
+    };
+    assert_eq!(
+        core.handle_inbound(ConnId(1), remote, impostor, ms(10)),
+        Admission::Refuse {
+            reason: RefuseReason::BadAuth,
+            points: vec![]
+        }
+    );
+    assert_eq!(core.stats().admission.refused_wrong_peer, 1);
+    assert_eq!(core.connection_count(), 0);
+    // A stranger elsewhere: refused by private mode.
+    assert!(matches!(
+        core.handle_inbound(ConnId(2), lan(3), hello(3), ms(20)),
+        Admission::Refuse {
+            reason: RefuseReason::PrivateMode,
+            ..
+        }
+    ));
+    // The trusted peer itself, proving its key: admitted.
+    let real = Hello {
+        peer: PeerId::from_u64(2),
+        listen_port: trusted.port(),
+    };
+    assert_eq!(
+        core.handle_inbound(ConnId(3), remote, real, ms(30)),
+        Admission::Accept
+    );
+    core.check_invariants();
+}
+
+#[test]
 fn expected_peer_ids_are_bounded() {
     let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 7);
     let max = peerkeeper::core::MAX_EXPECTED_PEERS;

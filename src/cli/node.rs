@@ -25,8 +25,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
     /// A trusted point: dialed first, never trimmed (repeatable; added to the config's).
-    #[arg(long = "trusted")]
-    trusted: Vec<SocketAddr>,
+    /// As KEY@HOST:PORT, the point must prove that key, dialed or dialing in: another key
+    /// claiming it is refused (in private mode, the only way to admit it by its identity).
+    #[arg(long = "trusted", value_name = "[KEY@]HOST:PORT", value_parser = parse_peer_spec)]
+    trusted: Vec<PeerSpec>,
     /// Refuse loopback and private (LAN) addresses from peers, whatever the sender (for a
     /// node on the public internet). By default they are accepted under the relay rule.
     #[arg(long)]
@@ -113,8 +115,8 @@ pub fn config_of(args: &Args) -> Result<Config, peerkeeper::ConfigError> {
     };
     args.targets.apply(&mut config);
     for p in &args.trusted {
-        if !config.trusted_points.contains(p) {
-            config.trusted_points.push(*p);
+        if !config.trusted_points.contains(&p.point) {
+            config.trusted_points.push(p.point);
         }
     }
     if args.refuse_private {
@@ -202,7 +204,7 @@ pub fn run(args: Args) -> i32 {
             .identity(key)
             .seed(seed)
             .bootstrap(args.peers.iter().map(|p| p.point).collect());
-        for p in &args.peers {
+        for p in args.peers.iter().chain(&args.trusted) {
             if let Some(k) = p.key {
                 builder = builder.expect_peer(p.point, k);
             }

@@ -838,6 +838,12 @@ impl NodeCore {
             self.stats.admission.refused_greylisted += 1;
             return refuse(RefuseReason::Greylisted);
         }
+        // A configured point that must prove a key (`KEY@HOST:PORT`): another key claiming
+        // it is an impersonator, whatever else it could be admitted as.
+        if self.expected.get(&point).is_some_and(|k| *k != hello.peer) {
+            self.stats.admission.refused_wrong_peer += 1;
+            return refuse(RefuseReason::BadAuth);
+        }
         let tracked = self
             .sets
             .acceptable(hello.peer, ip, self.config.peer_sets.check_ip);

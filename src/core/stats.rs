@@ -109,6 +109,9 @@ pub struct AdmissionStats {
     pub refused_private: u64,
     /// Refused: peer sets only, and not a tracked peer (or not from its tracked IP).
     pub refused_untracked: u64,
+    /// Refused: the handshake proved another key than the one configured for the point it
+    /// claims (`KEY@HOST:PORT`).
+    pub refused_wrong_peer: u64,
     /// Admitted at `max_connections` by closing another inbound connection.
     pub made_room: u64,
 }

@@ -148,7 +148,15 @@ const DROP_REASONS: [&str; 7] = [
 
 /// Inbound handshakes refused, by reason (the fields of
 /// [`AdmissionStats`](crate::core::AdmissionStats)).
-const REFUSE_REASONS: [&str; 5] = ["full", "greylisted", "duplicate", "myself", "private"];
+const REFUSE_REASONS: [&str; 7] = [
+    "full",
+    "greylisted",
+    "duplicate",
+    "myself",
+    "private",
+    "untracked",
+    "wrong_peer",
+];
 
 const BOUNDS: [&str; 7] = [
     "min_threshold",
@@ -746,6 +754,8 @@ impl Follower {
             (na.refused_duplicate, oa.refused_duplicate),
             (na.refused_myself, oa.refused_myself),
             (na.refused_private, oa.refused_private),
+            (na.refused_untracked, oa.refused_untracked),
+            (na.refused_wrong_peer, oa.refused_wrong_peer),
         ];
         for (reason, (n, o)) in REFUSE_REASONS.into_iter().zip(refused) {
             bump(
