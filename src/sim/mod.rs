@@ -38,6 +38,9 @@
 
 #[cfg(feature = "cli")]
 mod chart;
+pub mod epochs;
+
+pub use epochs::{EpochConfig, EpochRecord, EpochReport};
 
 #[cfg(feature = "cli")]
 pub use chart::write_chart;
@@ -209,6 +212,8 @@ pub struct SimConfig {
     /// Record every input these nodes' cores get, as traces ([`SimOutcome::traces`]) that
     /// `peerkeeper replay` reads.
     pub trace_nodes: Vec<usize>,
+    /// The epoch-rotation scenario ([`epochs`]), when set.
+    pub epochs: Option<EpochConfig>,
 }
 
 impl SimConfig {
@@ -237,6 +242,7 @@ impl SimConfig {
             max_samples: 1000,
             record_actions: false,
             trace_nodes: Vec::new(),
+            epochs: None,
         }
     }
 
@@ -295,6 +301,9 @@ pub struct SimReport {
     pub late_dials_per_node_hour: f64,
     /// Heap bytes of node state per node, estimated from the pools' sizes.
     pub approx_bytes_per_node: usize,
+    /// The epoch scenario's figures, when it ran ([`SimConfig::epochs`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<EpochReport>,
 }
 
 /// A finished run: the report and the chart samples.
@@ -397,12 +406,16 @@ enum Ev {
     DialArrive {
         from: usize,
         to: usize,
+        /// The point dialed.
+        point: SocketAddr,
         link: u64,
     },
     DialResult {
         at: usize,
         epoch: u32,
         to: usize,
+        /// The point dialed.
+        point: SocketAddr,
         link: u64,
         result: DialResult,
     },
@@ -415,6 +428,19 @@ enum Ev {
     Join(usize),
     Sample,
     ChurnTick,
+    /// Epoch scenario: a new set.
+    Epoch(u64),
+    /// Epoch scenario: members move (the epoch's id).
+    Overwrite(u64),
+    /// Epoch scenario: an outsider dials a member claiming another member's id.
+    Impersonate {
+        from: usize,
+        to: usize,
+        claim: usize,
+        link: u64,
+    },
+    /// Epoch scenario: check the pending figures.
+    EpochCheck,
 }
 
 impl Ev {
@@ -443,6 +469,10 @@ impl Ev {
             Ev::Join(i) => (10, *i as u64, 0),
             Ev::Sample => (11, 0, 0),
             Ev::ChurnTick => (12, 0, 0),
+            Ev::Impersonate { from, to, .. } => (15, *from as u64, *to as u64),
+            Ev::Epoch(e) => (16, *e, 0),
+            Ev::Overwrite(e) => (17, *e, 0),
+            Ev::EpochCheck => (18, 0, 0),
         }
     }
 }
@@ -480,6 +510,7 @@ pub fn node_addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 9732))
 }
 
+/// The node listening at `addr`, by the default numbering (see `Simulation::resolve`).
 fn node_of(addr: &SocketAddr) -> Option<usize> {
     match addr {
         SocketAddr::V4(a) if a.port() == 9732 && a.ip().octets()[0] == 10 => {
@@ -543,6 +574,14 @@ pub struct Simulation {
     starts: usize,
     recorded: Vec<(usize, TracedAction)>,
     tracer: Tracer,
+    /// Per node, its address when it moved (epoch scenario's overwrite; empty otherwise).
+    moved: Vec<Option<SocketAddr>>,
+    /// Moved addresses -> their node.
+    moved_to: HashMap<SocketAddr, usize>,
+    /// The epoch scenario's state, when it runs.
+    epochs: Option<epochs::EpochState>,
+    /// The epoch scenario's own RNG (the other draws stay as without it).
+    epoch_rng: SeededRng,
 }
 
 impl Simulation {
@@ -592,7 +631,17 @@ impl Simulation {
             starts: 0,
             recorded: Vec::new(),
             tracer: Tracer::default(),
+            moved: Vec::new(),
+            moved_to: HashMap::new(),
+            epochs: None,
+            epoch_rng: seeded(derive(link_seed, 0x6570_6f63_6873)),
         };
+        if let Some(e) = sim.cfg.epochs.clone() {
+            let kept = sim.config.peer_sets.kept_sets;
+            sim.epochs = Some(epochs::EpochState::new(e, kept));
+            sim.moved = vec![None; total];
+            sim.push(Time::ZERO + epochs::FIRST_EPOCH, Ev::Epoch(1));
+        }
         for (i, nat) in nat.into_iter().enumerate() {
             let node = sim.fresh_node(i, nat, 0);
             sim.nodes.push(node);
@@ -658,6 +707,25 @@ impl Simulation {
             max_seen: 0,
             cycles_before: 0,
         }
+    }
+
+    /// The current point of node `i`: [`node_addr`], unless it moved.
+    #[inline]
+    fn addr(&self, i: usize) -> SocketAddr {
+        match self.moved.get(i) {
+            Some(Some(a)) => *a,
+            _ => node_addr(i),
+        }
+    }
+
+    /// The node that answers at `addr`: a moved node at its new address only.
+    #[inline]
+    fn resolve(&self, addr: &SocketAddr) -> Option<usize> {
+        if let Some(&j) = self.moved_to.get(addr) {
+            return Some(j);
+        }
+        node_of(addr)
+            .filter(|j| *j < self.nodes.len() && !matches!(self.moved.get(*j), Some(Some(_))))
     }
 
     fn push(&mut self, t: Time, ev: Ev) {
@@ -782,14 +850,20 @@ impl Simulation {
                 n.core.handle_timeout(now);
                 self.after(i);
             }
-            Ev::DialArrive { from, to, link } => self.dial_arrive(from, to, link),
+            Ev::DialArrive {
+                from,
+                to,
+                point,
+                link,
+            } => self.dial_arrive(from, to, point, link),
             Ev::DialResult {
                 at,
                 epoch,
                 to,
+                point,
                 link,
                 result,
-            } => self.dial_result(at, epoch, to, link, result),
+            } => self.dial_result(at, epoch, to, point, link, result),
             Ev::Msg { to, link, msg } => self.deliver(to, link, msg),
             Ev::Leave(i, comes_back) => self.leave(i, comes_back),
             Ev::Sample => {
@@ -813,6 +887,15 @@ impl Simulation {
                 let next = self.now + Duration::from_secs(60);
                 self.push(next, Ev::ChurnTick);
             }
+            Ev::Epoch(e) => self.new_epoch(e),
+            Ev::Overwrite(e) => self.overwrite(e),
+            Ev::Impersonate {
+                from,
+                to,
+                claim,
+                link,
+            } => self.impersonate(from, to, claim, link),
+            Ev::EpochCheck => self.epoch_check(),
         }
     }
 
@@ -825,31 +908,31 @@ impl Simulation {
         let now = self.now;
         let bootstrap: Vec<SocketAddr> = (0..self.cfg.bootstrap)
             .filter(|b| *b != i)
-            .map(node_addr)
+            .map(|b| self.addr(b))
             .collect();
+        let own = self.addr(i);
         let t = &mut self.tracer;
-        t.record(i, now, || Input::AddOwnPoint {
-            point: node_addr(i),
-        });
+        t.record(i, now, || Input::AddOwnPoint { point: own });
         t.record(i, now, || Input::AddPoints {
             points: bootstrap.clone(),
             source: Source::Bootstrap,
         });
         t.record(i, now, || Input::Start);
         let core = &mut self.nodes[i].core;
-        core.add_own_point(node_addr(i));
+        core.add_own_point(own);
         core.add_points(&bootstrap, Source::Bootstrap, now);
         core.start(now);
         self.after(i);
     }
 
-    fn dial_arrive(&mut self, from: usize, to: usize, link: u64) {
+    fn dial_arrive(&mut self, from: usize, to: usize, point: SocketAddr, link: u64) {
         let now = self.now;
+        let from_addr = self.addr(from);
         let fail = self.cfg.dial_failure_rate > 0.0
             && self.rng.gen_bool(self.cfg.dial_failure_rate.min(1.0));
         let hello = Hello {
             peer: self.nodes[from].peer,
-            listen_port: node_addr(from).port(),
+            listen_port: from_addr.port(),
         };
         let dialer_epoch = self.nodes[from].epoch;
         let n = &mut self.nodes[to];
@@ -858,13 +941,10 @@ impl Simulation {
         } else {
             self.tracer.record(to, now, || Input::Inbound {
                 conn: ConnId(link),
-                remote: node_addr(from),
+                remote: from_addr,
                 hello,
             });
-            match n
-                .core
-                .handle_inbound(ConnId(link), node_addr(from), hello, now)
-            {
+            match n.core.handle_inbound(ConnId(link), from_addr, hello, now) {
                 Admission::Accept => DialResult::Connected {
                     conn: ConnId(link),
                     peer: n.peer,
@@ -884,6 +964,7 @@ impl Simulation {
                 at: from,
                 epoch: dialer_epoch,
                 to,
+                point,
                 link,
                 result,
             },
@@ -891,16 +972,24 @@ impl Simulation {
         self.after(to);
     }
 
-    fn dial_result(&mut self, at: usize, epoch: u32, to: usize, link: u64, result: DialResult) {
+    fn dial_result(
+        &mut self,
+        at: usize,
+        epoch: u32,
+        to: usize,
+        point: SocketAddr,
+        link: u64,
+        result: DialResult,
+    ) {
         let now = self.now;
         let connected = matches!(result, DialResult::Connected { .. });
         let n = &mut self.nodes[at];
         let kept = if n.alive && n.epoch == epoch {
             self.tracer.record(at, now, || Input::DialResult {
-                point: node_addr(to),
+                point,
                 result: result.clone(),
             });
-            let verdict = n.core.handle_dial_result(node_addr(to), result, now);
+            let verdict = n.core.handle_dial_result(point, result, now);
             self.after(at);
             verdict == DialVerdict::Keep
         } else {
@@ -952,7 +1041,10 @@ impl Simulation {
     fn after(&mut self, i: usize) {
         while let Some(a) = self.nodes[i].core.poll_action() {
             if self.cfg.record_actions {
-                let peer = a.conn().and_then(|c| self.other(c.0, i)).map(node_addr);
+                let peer = a
+                    .conn()
+                    .and_then(|c| self.other(c.0, i))
+                    .map(|j| self.addr(j));
                 self.recorded.push((
                     i,
                     TracedAction {
@@ -963,7 +1055,7 @@ impl Simulation {
                 ));
             }
             match a {
-                Action::Dial(p) => match node_of(&p).filter(|j| *j < self.nodes.len()) {
+                Action::Dial(p) => match self.resolve(&p) {
                     Some(j) => {
                         let link = self.next_link;
                         self.next_link += 1;
@@ -974,6 +1066,7 @@ impl Simulation {
                             Ev::DialArrive {
                                 from: i,
                                 to: j,
+                                point: p,
                                 link,
                             },
                         );
@@ -1131,6 +1224,9 @@ impl Simulation {
 
     fn finish(mut self) -> SimOutcome {
         self.sample();
+        if let Some(st) = &mut self.epochs {
+            st.close_epoch();
+        }
         let mut counts = Vec::new();
         let mut edges = Vec::new();
         let mut stats = self.retired;
@@ -1161,7 +1257,7 @@ impl Simulation {
                 }
             }
             for (a, _) in n.core.pool().connections() {
-                if let Some(j) = node_of(&a) {
+                if let Some(j) = self.resolve(&a) {
                     if i < j {
                         edges.push((i, j));
                     }
@@ -1240,6 +1336,7 @@ impl Simulation {
             late_cycles_per_node_hour: per_node_hour(late_cycles),
             late_dials_per_node_hour: per_node_hour(late_dials),
             approx_bytes_per_node: approx,
+            epochs: self.epochs.as_ref().map(epochs::EpochState::report),
         };
         SimOutcome {
             report,
