@@ -85,6 +85,11 @@ pub struct Args {
     /// Impersonation attempts per epoch: an outsider claiming a validator's peer id.
     #[arg(long, value_name = "N", default_value_t = 4, requires = "validators")]
     impersonations: usize,
+    /// Relays of a simulated ledger: K nodes whose points every node gets as external
+    /// points (a stake distribution's relays); floors come from --config
+    /// (`[targets.external] floor = N`).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    ledger: usize,
     /// Peer sets each node keeps (`peer_sets.kept_sets`; default: the config's, 4).
     #[arg(long, value_name = "N", requires = "validators")]
     kept_sets: Option<usize>,
@@ -183,6 +188,10 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     cfg.nat_fraction = args.nat_fraction;
     cfg.churn_per_minute = args.churn;
     cfg.epochs = epochs;
+    if args.ledger > args.nodes as usize {
+        return Err("--ledger must be at most --nodes".into());
+    }
+    cfg.ledger = args.ledger;
     if let Some(n) = args.trace_node {
         if n >= cfg.total_nodes() {
             return Err(format!(
@@ -434,6 +443,26 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
     }
     if let Some(e) = &r.epochs {
         epoch_rows(e, &mut rows);
+    }
+    if let Some(k) = &r.kinds {
+        if k.ledger_relays > 0 {
+            rows.push(("ledger relays".into(), k.ledger_relays.to_string()));
+        }
+        for f in &k.kinds {
+            rows.push((
+                format!("{} connections", f.kind),
+                format!(
+                    "floor {}: kept by {} of {} nodes ({:.1} %); min {} / median {} / max {}",
+                    f.floor,
+                    f.nodes_at_floor,
+                    r.alive,
+                    f.fraction_at_floor * 100.0,
+                    f.connections.min,
+                    f.connections.median,
+                    f.connections.max
+                ),
+            ));
+        }
     }
     rows.push(("event log hash".into(), r.event_log_hash.clone()));
     print_rows(&rows);

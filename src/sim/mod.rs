@@ -39,8 +39,10 @@
 #[cfg(feature = "cli")]
 mod chart;
 pub mod epochs;
+pub mod kinds;
 
 pub use epochs::{EpochConfig, EpochRecord, EpochReport};
+pub use kinds::{KindFigures, KindsReport};
 
 #[cfg(feature = "cli")]
 pub use chart::write_chart;
@@ -214,6 +216,9 @@ pub struct SimConfig {
     pub trace_nodes: Vec<usize>,
     /// The epoch-rotation scenario ([`epochs`]), when set.
     pub epochs: Option<EpochConfig>,
+    /// Relays of a simulated ledger ([`kinds`]): this many nodes' points are given to
+    /// every node as external points (0: no ledger).
+    pub ledger: usize,
 }
 
 impl SimConfig {
@@ -243,6 +248,7 @@ impl SimConfig {
             record_actions: false,
             trace_nodes: Vec::new(),
             epochs: None,
+            ledger: 0,
         }
     }
 
@@ -304,6 +310,9 @@ pub struct SimReport {
     /// The epoch scenario's figures, when it ran ([`SimConfig::epochs`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<EpochReport>,
+    /// Per-kind figures, when the run has a ledger or a floor ([`kinds`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<KindsReport>,
 }
 
 /// A finished run: the report and the chart samples.
@@ -582,6 +591,8 @@ pub struct Simulation {
     epochs: Option<epochs::EpochState>,
     /// The epoch scenario's own RNG (the other draws stay as without it).
     epoch_rng: SeededRng,
+    /// The simulated ledger's relays ([`SimConfig::ledger`]).
+    ledger: Vec<usize>,
 }
 
 impl Simulation {
@@ -635,7 +646,15 @@ impl Simulation {
             moved_to: HashMap::new(),
             epochs: None,
             epoch_rng: seeded(derive(link_seed, 0x6570_6f63_6873)),
+            ledger: Vec::new(),
         };
+        if sim.cfg.ledger > 0 {
+            let mut all: Vec<usize> = (0..total).collect();
+            all.shuffle(&mut seeded(derive(link_seed, 0x6c65_6467_6572)));
+            all.truncate(sim.cfg.ledger);
+            all.sort_unstable();
+            sim.ledger = all;
+        }
         if let Some(e) = sim.cfg.epochs.clone() {
             let kept = sim.config.peer_sets.kept_sets;
             sim.epochs = Some(epochs::EpochState::new(e, kept));
@@ -917,12 +936,26 @@ impl Simulation {
             points: bootstrap.clone(),
             source: Source::Bootstrap,
         });
-        t.record(i, now, || Input::Start);
         let core = &mut self.nodes[i].core;
         core.add_own_point(own);
         core.add_points(&bootstrap, Source::Bootstrap, now);
-        core.start(now);
+        if !self.ledger.is_empty() {
+            self.feed_ledger(i);
+        }
+        self.tracer.record(i, now, || Input::Start);
+        self.nodes[i].core.start(now);
         self.after(i);
+    }
+
+    /// Node `i` gets the ledger's relays, as its ledger source would give them.
+    fn feed_ledger(&mut self, i: usize) {
+        let now = self.now;
+        let points: Vec<SocketAddr> = self.ledger.iter().map(|&j| self.addr(j)).collect();
+        self.tracer.record(i, now, || Input::SourcePoints {
+            points: points.clone(),
+            kind: Source::External,
+        });
+        self.nodes[i].core.handle_source_points(&points, now);
     }
 
     fn dial_arrive(&mut self, from: usize, to: usize, point: SocketAddr, link: u64) {
@@ -1118,11 +1151,13 @@ impl Simulation {
                         self.send_msg(i, j, conn.0, Msg::SwapAck(point));
                     }
                 }
-                // Simulated nodes have no point sources of their own; observers only.
-                Action::PollSources
-                | Action::Trigger(_)
-                | Action::CycleStarted { .. }
-                | Action::CycleEnded { .. } => {}
+                // The ledger, when there is one, is the simulated nodes' one source.
+                Action::PollSources => {
+                    if !self.ledger.is_empty() {
+                        self.feed_ledger(i);
+                    }
+                }
+                Action::Trigger(_) | Action::CycleStarted { .. } | Action::CycleEnded { .. } => {}
             }
         }
         self.account(i);
@@ -1236,6 +1271,7 @@ impl Simulation {
         let mut short_nat = 0;
         let mut late_in_range = 0;
         let mut pool_points = 0usize;
+        let mut by_kind = Vec::new();
         for (i, n) in self.nodes.iter().enumerate() {
             let s = n.core.stats();
             retire(&mut stats, &s);
@@ -1246,6 +1282,7 @@ impl Simulation {
             late_cycles += s.cycles - n.cycles_before.min(s.cycles);
             let c = n.core.connection_count();
             counts.push(c);
+            by_kind.push(kinds::open_by_kind(n.core.pool()));
             pool_points += n.core.pool().len();
             if i >= self.cfg.nodes && n.in_range {
                 late_in_range += 1;
@@ -1337,6 +1374,7 @@ impl Simulation {
             late_dials_per_node_hour: per_node_hour(late_dials),
             approx_bytes_per_node: approx,
             epochs: self.epochs.as_ref().map(epochs::EpochState::report),
+            kinds: kinds::report(&self.config, self.cfg.ledger, &by_kind),
         };
         SimOutcome {
             report,
