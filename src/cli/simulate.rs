@@ -364,7 +364,7 @@ fn epoch_rows(e: &EpochReport, rows: &mut Vec<(String, String)>) {
         rows.push((
             format!("epoch {} (t = {} s)", r.id, r.start_ms / 1000),
             format!(
-                "+{} -{}: mesh {}, dropped gone {}{}",
+                "+{} -{}: mesh {}, dropped gone {}{}{}",
                 r.joined,
                 r.dropped,
                 ms(r.mesh_ms),
@@ -377,6 +377,11 @@ fn epoch_rows(e: &EpochReport, rows: &mut Vec<(String, String)>) {
                     )
                 } else {
                     String::new()
+                },
+                if r.cut_by_end {
+                    " (cut by the end)"
+                } else {
+                    ""
                 }
             ),
         ));

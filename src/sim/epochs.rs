@@ -176,6 +176,9 @@ pub struct EpochRecord {
     pub overwritten: usize,
     /// Time from the overwrite until the mesh is whole again, ms.
     pub overwrite_ms: Option<u64>,
+    /// The run ended before this epoch's figures were all reached (not counted as
+    /// incomplete).
+    pub cut_by_end: bool,
 }
 
 /// The epoch scenario's section of [`SimReport`](super::SimReport).
@@ -198,7 +201,8 @@ pub struct EpochReport {
     pub dropped: Summary,
     /// `overwrite_ms` over the epochs with an overwrite.
     pub overwrite: Summary,
-    /// Epochs where a figure was not reached before the next epoch (or the end).
+    /// Epochs where a figure was not reached before the next epoch (an epoch cut by the
+    /// end of the run is not counted: see [`EpochRecord::cut_by_end`]).
     pub incomplete_epochs: usize,
     /// Impersonation attempts (an outsider claiming a member's id).
     pub impersonation_attempts: u64,
@@ -255,10 +259,21 @@ impl EpochState {
         self.pending = Pending::default();
     }
 
+    /// The run ends: the current epoch's pending figures are cut by the end.
+    pub fn end(&mut self) {
+        if self.pending.any() {
+            if let Some(r) = self.records.last_mut() {
+                r.cut_by_end = true;
+            }
+        }
+        self.close_epoch();
+    }
+
     pub fn report(&self) -> EpochReport {
         let incomplete = self
             .records
             .iter()
+            .filter(|r| !r.cut_by_end)
             .filter(|r| {
                 r.mesh_ms.is_none()
                     || r.dropped_ms.is_none()
@@ -380,6 +395,7 @@ impl Simulation {
             dropped_ms: dropped.is_empty().then_some(0),
             overwritten: 0,
             overwrite_ms: None,
+            cut_by_end: false,
         });
         st.pending = Pending {
             mesh: true,

@@ -1260,7 +1260,7 @@ impl Simulation {
     fn finish(mut self) -> SimOutcome {
         self.sample();
         if let Some(st) = &mut self.epochs {
-            st.close_epoch();
+            st.end();
         }
         let mut counts = Vec::new();
         let mut edges = Vec::new();
