@@ -418,6 +418,11 @@ impl Simulation {
                 let link = self.next_link;
                 self.next_link += 1;
                 self.links.insert(link, (from as u32, to as u32));
+                if self.cfg.record_actions {
+                    // The member knows the impersonator at its IP and the claimed port.
+                    let claimed = SocketAddr::new(self.addr(from).ip(), self.addr(claim).port());
+                    self.link_points.insert(link, (claimed, self.addr(to)));
+                }
                 self.messages += 1;
                 let t = at + self.latency(from, to);
                 self.push(

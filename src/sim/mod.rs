@@ -593,6 +593,9 @@ pub struct Simulation {
     epoch_rng: SeededRng,
     /// The simulated ledger's relays ([`SimConfig::ledger`]).
     ledger: Vec<usize>,
+    /// With `record_actions`: per link, the points its two ends (in `links` order) are
+    /// known at by each other, as when it opened (a node that moves later keeps them).
+    link_points: HashMap<u64, (SocketAddr, SocketAddr)>,
 }
 
 impl Simulation {
@@ -647,6 +650,7 @@ impl Simulation {
             epochs: None,
             epoch_rng: seeded(derive(link_seed, 0x6570_6f63_6873)),
             ledger: Vec::new(),
+            link_points: HashMap::new(),
         };
         if sim.cfg.ledger > 0 {
             let mut all: Vec<usize> = (0..total).collect();
@@ -786,6 +790,21 @@ impl Simulation {
             } else {
                 a as usize
             }
+        })
+    }
+
+    /// The point node `i` knows the other end of `link` at (for recorded actions).
+    fn peer_point(&self, link: u64, i: usize) -> Option<SocketAddr> {
+        let j = self.other(link, i)?;
+        Some(match self.link_points.get(&link) {
+            Some(&(a, b)) => {
+                if self.links.get(&link).is_some_and(|&(x, _)| x as usize == i) {
+                    b
+                } else {
+                    a
+                }
+            }
+            None => self.addr(j),
         })
     }
 
@@ -1074,10 +1093,7 @@ impl Simulation {
     fn after(&mut self, i: usize) {
         while let Some(a) = self.nodes[i].core.poll_action() {
             if self.cfg.record_actions {
-                let peer = a
-                    .conn()
-                    .and_then(|c| self.other(c.0, i))
-                    .map(|j| self.addr(j));
+                let peer = a.conn().and_then(|c| self.peer_point(c.0, i));
                 self.recorded.push((
                     i,
                     TracedAction {
@@ -1093,6 +1109,9 @@ impl Simulation {
                         let link = self.next_link;
                         self.next_link += 1;
                         self.links.insert(link, (i as u32, j as u32));
+                        if self.cfg.record_actions {
+                            self.link_points.insert(link, (self.addr(i), p));
+                        }
                         self.send(
                             i,
                             j,
