@@ -65,9 +65,12 @@ fn every_new_set_meshes_and_dropped_members_go_within_bounds() {
 
 #[test]
 fn impersonators_are_refused() {
-    let out = run(scenario(3, 4, 0));
+    // 6 outsiders per epoch claiming a member's id, and after each overwrite one dial per
+    // mover from its old address claiming its id: the allowed address follows the move.
+    let out = run(scenario(3, 4, 3));
     let e = epochs(&out);
-    assert_eq!(e.impersonation_attempts, 6 * 6);
+    assert_eq!(e.old_address_attempts, 6 * 3);
+    assert_eq!(e.impersonation_attempts, 6 * 6 + 6 * 3);
     assert_eq!(e.impersonations_admitted, 0);
 }
 

@@ -21,12 +21,14 @@
 //!   (`peer_sets.kept_sets`, 4 by default, as commonware): with `kept_sets = k`, the
 //!   members of epoch `e - k` in none of epochs `e - k + 1 ..= e` are dropped at epoch `e`.
 //! * **Overwrite**: half-way through each epoch, `overwrite` members move to a new address
-//!   (a new IP in 172.16/12 and a new port): the old address stops answering at once, and
+//!   (a new IP in 100.64/10 and a new port, [`moved_addr`]): the old address stops answering at once, and
 //!   every member is told `overwrite(moved)`.
 //! * **Impersonation**: a quarter of the way through each epoch, `impersonations`
 //!   outsiders each dial a member from their own IP with a hello claiming another
-//!   member's peer id (and port). `peer_sets.check_ip` must refuse them (the real node
-//!   also checks the handshake's signature, which the simulator does not model).
+//!   member's peer id (and port); and right after each overwrite, for each mover, a dial
+//!   from its old address (someone who took it over) claiming its id. `peer_sets.check_ip`
+//!   must refuse them all: the allowed inbound address follows the overwrite (the real
+//!   node also checks the handshake's signature, which the simulator does not model).
 //!
 //! # Measured, per epoch
 //!
@@ -204,8 +206,12 @@ pub struct EpochReport {
     /// Epochs where a figure was not reached before the next epoch (an epoch cut by the
     /// end of the run is not counted: see [`EpochRecord::cut_by_end`]).
     pub incomplete_epochs: usize,
-    /// Impersonation attempts (an outsider claiming a member's id).
+    /// Impersonation attempts: outsiders claiming a member's id, and (counted here too)
+    /// dials from a moved member's old address claiming its id.
     pub impersonation_attempts: u64,
+    /// Of `impersonation_attempts`, those from a moved member's old address, right after
+    /// the overwrite (someone who took the old address over).
+    pub old_address_attempts: u64,
     /// Impersonation attempts admitted (must be 0).
     pub impersonations_admitted: u64,
 }
@@ -229,6 +235,7 @@ pub(super) struct EpochState {
     pub pending: Pending,
     pub checking: bool,
     pub attempts: u64,
+    pub old_address_attempts: u64,
     pub admitted: u64,
     /// Moves so far (each move gets the next port).
     pub moves: u32,
@@ -244,6 +251,7 @@ impl EpochState {
             pending: Pending::default(),
             checking: false,
             attempts: 0,
+            old_address_attempts: 0,
             admitted: 0,
             moves: 0,
         }
@@ -296,18 +304,19 @@ impl EpochState {
             epochs: self.records.clone(),
             incomplete_epochs: incomplete,
             impersonation_attempts: self.attempts,
+            old_address_attempts: self.old_address_attempts,
             impersonations_admitted: self.admitted,
         }
     }
 }
 
-/// The address node `i` moves to on its `n`-th move (`n` from 1): an IP in 172.16/12
-/// and port `9732 + n`, so that both the IP and the port change.
-pub fn moved_addr(i: usize, n: u32) -> SocketAddr {
-    let i = i as u32;
+/// The address of the `n`-th move in a run (`n` from 1): a fresh IP in 100.64/10 per
+/// move (so that a move always changes the IP, as `check_ip` compares IPs only) and the
+/// port `9732 + n % 1000`.
+pub fn moved_addr(n: u32) -> SocketAddr {
     SocketAddr::from((
-        [172, 16 | ((i >> 16) & 0x0f) as u8, (i >> 8) as u8, i as u8],
-        9732u16.wrapping_add(n as u16),
+        [100, 64 | ((n >> 16) & 0x3f) as u8, (n >> 8) as u8, n as u8],
+        9732 + (n % 1000) as u16,
     ))
 }
 
@@ -415,25 +424,7 @@ impl Simulation {
                     .copied()
                     .collect();
                 let (to, claim) = (pair[0], pair[1]);
-                let link = self.next_link;
-                self.next_link += 1;
-                self.links.insert(link, (from as u32, to as u32));
-                if self.cfg.record_actions {
-                    // The member knows the impersonator at its IP and the claimed port.
-                    let claimed = SocketAddr::new(self.addr(from).ip(), self.addr(claim).port());
-                    self.link_points.insert(link, (claimed, self.addr(to)));
-                }
-                self.messages += 1;
-                let t = at + self.latency(from, to);
-                self.push(
-                    t,
-                    Ev::Impersonate {
-                        from,
-                        to,
-                        claim,
-                        link,
-                    },
-                );
+                self.schedule_impersonation(at, from, to, claim, self.addr(from));
             }
         }
         if st.cfg.overwrite > 0 {
@@ -442,6 +433,38 @@ impl Simulation {
         self.push(now + st.cfg.epoch, Ev::Epoch(e + 1));
         self.epochs = Some(st);
         self.ensure_check();
+    }
+
+    /// At `at` (plus the link's latency), `from` dials member `to` from `remote`,
+    /// claiming `claim`'s id and port.
+    fn schedule_impersonation(
+        &mut self,
+        at: Time,
+        from: usize,
+        to: usize,
+        claim: usize,
+        remote: SocketAddr,
+    ) {
+        let link = self.next_link;
+        self.next_link += 1;
+        self.links.insert(link, (from as u32, to as u32));
+        if self.cfg.record_actions {
+            // The member knows the impersonator at its IP and the claimed port.
+            let claimed = SocketAddr::new(remote.ip(), self.addr(claim).port());
+            self.link_points.insert(link, (claimed, self.addr(to)));
+        }
+        self.messages += 1;
+        let t = at + self.latency(from, to);
+        self.push(
+            t,
+            Ev::Impersonate {
+                from,
+                to,
+                claim,
+                link,
+                remote,
+            },
+        );
     }
 
     /// Half-way through epoch `e`: `overwrite` members move; every node is told.
@@ -466,9 +489,11 @@ impl Simulation {
             .collect();
         movers.sort_unstable();
         let now = self.now;
+        let mut old_addresses = Vec::with_capacity(movers.len());
         for &m in &movers {
             st.moves += 1;
-            let new = moved_addr(m, st.moves);
+            old_addresses.push(self.addr(m));
+            let new = moved_addr(st.moves);
             if let Some(old) = self.moved[m] {
                 self.moved_to.remove(&old);
             }
@@ -492,15 +517,29 @@ impl Simulation {
         if let Some(r) = st.records.last_mut() {
             r.overwritten = movers.len();
         }
+        // Whoever takes over a mover's old address claims its id to another member.
+        for (&m, &old) in movers.iter().zip(&old_addresses) {
+            let others: Vec<usize> = alive.iter().copied().filter(|j| *j != m).collect();
+            if let Some(&to) = others.choose(&mut self.epoch_rng) {
+                st.old_address_attempts += 1;
+                self.schedule_impersonation(now, m, to, m, old);
+            }
+        }
         st.pending.overwrite_at = Some(now);
         self.epochs = Some(st);
         self.ensure_check();
     }
 
     /// An outsider's hello claiming `claim`'s id reaches member `to`.
-    pub(super) fn impersonate(&mut self, from: usize, to: usize, claim: usize, link: u64) {
+    pub(super) fn impersonate(
+        &mut self,
+        from: usize,
+        to: usize,
+        claim: usize,
+        link: u64,
+        remote: SocketAddr,
+    ) {
         let now = self.now;
-        let remote = self.addr(from);
         let hello = Hello {
             peer: self.nodes[claim].peer,
             listen_port: self.addr(claim).port(),

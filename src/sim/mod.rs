@@ -447,6 +447,8 @@ enum Ev {
         to: usize,
         claim: usize,
         link: u64,
+        /// Where the impersonator dials from.
+        remote: SocketAddr,
     },
     /// Epoch scenario: check the pending figures.
     EpochCheck,
@@ -932,7 +934,8 @@ impl Simulation {
                 to,
                 claim,
                 link,
-            } => self.impersonate(from, to, claim, link),
+                remote,
+            } => self.impersonate(from, to, claim, link, remote),
             Ev::EpochCheck => self.epoch_check(),
         }
     }
