@@ -827,3 +827,52 @@ mod processes {
         );
     }
 }
+
+#[test]
+fn the_epoch_scenario_and_a_ledger_replay_too() {
+    // Track, overwrite, an impersonator's hello, a ledger's points: inputs like any other.
+    let mut epochs = SimConfig::new(60, 3, Duration::from_secs(100), Policy::Peerkeeper);
+    let mut e = peerkeeper::sim::EpochConfig::new(10, Duration::from_secs(30));
+    e.overwrite = 2;
+    epochs.node_config.peer_sets.kept_sets = 1;
+    e.prepare(&mut epochs.node_config);
+    epochs.epochs = Some(e);
+    let mut ledger = SimConfig::new(40, 3, Duration::from_secs(120), Policy::Peerkeeper);
+    ledger.node_config = small_config();
+    ledger.node_config.targets.external.floor = 2;
+    ledger.ledger = 10;
+    for (what, mut cfg) in [("epochs", epochs), ("ledger", ledger)] {
+        cfg.record_actions = true;
+        cfg.trace_nodes = (0..cfg.total_nodes()).collect();
+        let out = Simulation::new(cfg).run(|_| {});
+        let mut recorded: BTreeMap<usize, Vec<TracedAction>> = BTreeMap::new();
+        for (i, t) in &out.actions {
+            recorded.entry(*i).or_default().push(t.clone());
+        }
+        let mut inputs = BTreeMap::new();
+        for t in &out.traces {
+            for r in &t.inputs {
+                let name = serde_json::to_value(&r.input).unwrap()["input"].clone();
+                *inputs.entry(name.to_string()).or_insert(0) += 1;
+            }
+            let steps = replay(&written(t));
+            assert!(steps.iter().all(|s| s.warnings.is_empty()), "{what}");
+            let replayed: Vec<TracedAction> =
+                steps.iter().flat_map(|s| s.actions.clone()).collect();
+            let empty = Vec::new();
+            assert_same_actions(
+                &format!("{what}, node {}", t.node),
+                &replayed,
+                recorded.get(&t.node).unwrap_or(&empty),
+            );
+        }
+        let want: &[&str] = if what == "epochs" {
+            &["\"track\"", "\"overwrite\"", "\"inbound\""]
+        } else {
+            &["\"source_points\""]
+        };
+        for w in want {
+            assert!(inputs.contains_key(*w), "{what}: no {w} in {inputs:?}");
+        }
+    }
+}

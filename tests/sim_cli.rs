@@ -319,3 +319,75 @@ fn a_bad_config_file_exits_2_naming_the_field() {
     assert_eq!(code, 2);
     assert!(stderr.contains("/nonexistent/sim.toml"), "{stderr}");
 }
+
+#[test]
+fn the_epoch_scenario_reports_its_figures_and_a_ledger_its_floors() {
+    let args = [
+        "--nodes",
+        "60",
+        "--validators",
+        "10",
+        "--epoch",
+        "30s",
+        "--overwrite",
+        "2",
+        "--kept-sets",
+        "1",
+        "--duration",
+        "95s",
+        "--json",
+    ];
+    let (code, stdout, stderr) = simulate(&args);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let v = json(&stdout);
+    check_report(&v);
+    let e = &v["epochs"];
+    assert_eq!(e["validators"], 10);
+    assert_eq!(e["epochs"].as_array().unwrap().len(), 3, "{e}");
+    assert_eq!(e["incomplete_epochs"], 0);
+    assert_eq!(e["impersonations_admitted"], 0);
+    assert!(e["impersonation_attempts"].as_u64().unwrap() > 0);
+    for k in ["mesh", "dropped", "overwrite"] {
+        assert!(e[k]["median_ms"].is_u64(), "{k}: {e}");
+    }
+    // Text: the summary rows.
+    let (code, text, _) = simulate(&args[..args.len() - 1]);
+    assert_eq!(code, 0);
+    assert!(text.contains("new set fully connected"), "{text}");
+    assert!(text.contains("impersonations admitted      0 of"), "{text}");
+    // Runs without the scenario have no epochs key.
+    let (_, plain, _) = simulate(&["--nodes", "20", "--duration", "30s", "--json"]);
+    assert!(json(&plain).get("epochs").is_none());
+    // A ledger and a floor.
+    let config = write("ext.toml", "[targets.external]\nfloor = 2\n");
+    let (code, stdout, stderr) = simulate(&[
+        "--nodes",
+        "60",
+        "--ledger",
+        "20",
+        "--duration",
+        "2m",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let k = &json(&stdout)["kinds"];
+    assert_eq!(k["ledger_relays"], 20);
+    assert_eq!(k["kinds"][0]["kind"], "external");
+    assert_eq!(k["kinds"][0]["floor"], 2);
+    // Bad scenario flags exit 2 and say which.
+    for (bad, flag) in [
+        (&["--nodes", "20", "--validators", "30"][..], "--validators"),
+        (
+            &["--nodes", "20", "--validators", "10", "--overwrite", "11"][..],
+            "--overwrite",
+        ),
+        (&["--nodes", "20", "--epoch", "1m"][..], "--validators"),
+        (&["--nodes", "20", "--ledger", "21"][..], "--ledger"),
+    ] {
+        let (code, _, stderr) = simulate(bad);
+        assert_eq!(code, 2, "{bad:?}");
+        assert!(stderr.contains(flag), "{bad:?}: {stderr}");
+    }
+}

@@ -2,7 +2,10 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use peerkeeper::report::print_rows;
-use peerkeeper::sim::{write_chart, Joins, Latency, SimConfig, SimOutcome, SimReport, Simulation};
+use peerkeeper::sim::{
+    write_chart, EpochConfig, EpochReport, Joins, Latency, SimConfig, SimOutcome, SimReport,
+    Simulation,
+};
 use peerkeeper::{Config, Policy};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -65,6 +68,31 @@ pub struct Args {
     latency_max: Duration,
     #[command(flatten)]
     targets: super::Targets,
+    /// Epoch-rotation scenario: a validator set of N of the nodes, rotated every --epoch,
+    /// told to the nodes through `track`; the nodes run a validator network
+    /// (`peer_sets.only`). See docs/simulator.md.
+    #[arg(long, value_name = "N")]
+    validators: Option<usize>,
+    /// Epoch length (with --validators).
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration, requires = "validators")]
+    epoch: Duration,
+    /// Validators replaced each epoch (default: a fifth of the set).
+    #[arg(long, value_name = "N", requires = "validators")]
+    rotate: Option<usize>,
+    /// Validators that move to a new address half-way through each epoch (`overwrite`).
+    #[arg(long, value_name = "K", default_value_t = 0, requires = "validators")]
+    overwrite: usize,
+    /// Impersonation attempts per epoch: an outsider claiming a validator's peer id.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "validators")]
+    impersonations: usize,
+    /// Relays of a simulated ledger: K nodes whose points every node gets as external
+    /// points (a stake distribution's relays); floors come from --config
+    /// (`[targets.external] floor = N`).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    ledger: usize,
+    /// Peer sets each node keeps (`peer_sets.kept_sets`; default: the config's, 4).
+    #[arg(long, value_name = "N", requires = "validators")]
+    kept_sets: Option<usize>,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -116,6 +144,26 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
         node_config.policy = p;
     }
     args.targets.apply(&mut node_config);
+    let epochs = match args.validators {
+        Some(v) => {
+            let mut e = EpochConfig::new(v, args.epoch);
+            if let Some(r) = args.rotate {
+                e.rotate = r;
+            }
+            e.overwrite = args.overwrite;
+            e.impersonations = args.impersonations;
+            e.check(args.nodes as usize)?;
+            if let Some(k) = args.kept_sets {
+                node_config.peer_sets.kept_sets = k;
+            }
+            // A validator network, with room for every primary of the kept sets (unless
+            // --max says otherwise).
+            e.prepare(&mut node_config);
+            args.targets.apply(&mut node_config);
+            Some(e)
+        }
+        None => None,
+    };
     node_config.validate().map_err(|e| e.to_string())?;
     cfg.node_config = node_config;
     if args.bootstrap == 0 || args.bootstrap > args.nodes as usize {
@@ -139,6 +187,11 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     cfg.message_loss = args.message_loss;
     cfg.nat_fraction = args.nat_fraction;
     cfg.churn_per_minute = args.churn;
+    cfg.epochs = epochs;
+    if args.ledger > args.nodes as usize {
+        return Err("--ledger must be at most --nodes".into());
+    }
+    cfg.ledger = args.ledger;
     if let Some(n) = args.trace_node {
         if n >= cfg.total_nodes() {
             return Err(format!(
@@ -272,11 +325,80 @@ pub fn run(args: Args) -> i32 {
     } else {
         print_one(reports[0], bounds.min_threshold, bounds.max_threshold);
     }
-    if reports[0].network.converged {
-        0
-    } else {
-        1
+    match &reports[0].epochs {
+        // The scenario's nodes outside the set have no peers: its figures decide.
+        Some(e) => i32::from(e.incomplete_epochs > 0 || e.impersonations_admitted > 0),
+        None if reports[0].network.converged => 0,
+        None => 1,
     }
+}
+
+fn ms(v: Option<u64>) -> String {
+    v.map_or_else(
+        || "not reached".into(),
+        |v| format!("{:.1} s", v as f64 / 1000.0),
+    )
+}
+
+fn epoch_rows(e: &EpochReport, rows: &mut Vec<(String, String)>) {
+    let sum = |s: &peerkeeper::sim::epochs::Summary| {
+        format!(
+            "min {} / median {} / max {} ({} epochs)",
+            ms(s.min_ms),
+            ms(s.median_ms),
+            ms(s.max_ms),
+            s.count
+        )
+    };
+    rows.push((
+        "validator set".into(),
+        format!(
+            "{} nodes, epoch {} s, {} rotated per epoch, {} sets kept",
+            e.validators,
+            e.epoch_ms / 1000,
+            e.rotate,
+            e.kept_sets
+        ),
+    ));
+    for r in &e.epochs {
+        rows.push((
+            format!("epoch {} (t = {} s)", r.id, r.start_ms / 1000),
+            format!(
+                "+{} -{}: mesh {}, dropped gone {}{}{}",
+                r.joined,
+                r.dropped,
+                ms(r.mesh_ms),
+                ms(r.dropped_ms),
+                if r.overwritten > 0 {
+                    format!(
+                        ", {} moved: mesh again {}",
+                        r.overwritten,
+                        ms(r.overwrite_ms)
+                    )
+                } else {
+                    String::new()
+                },
+                if r.cut_by_end {
+                    " (cut by the end)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    rows.push(("new set fully connected".into(), sum(&e.mesh)));
+    rows.push(("dropped disconnected".into(), sum(&e.dropped)));
+    if e.overwrite.count > 0 {
+        rows.push(("after overwrite, connected".into(), sum(&e.overwrite)));
+    }
+    rows.push(("incomplete epochs".into(), e.incomplete_epochs.to_string()));
+    rows.push((
+        "impersonations admitted".into(),
+        format!(
+            "{} of {} attempts",
+            e.impersonations_admitted, e.impersonation_attempts
+        ),
+    ));
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
@@ -323,6 +445,29 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
     ));
     if let Some(why) = &r.short_reason {
         rows.push(("short".into(), why.clone()));
+    }
+    if let Some(e) = &r.epochs {
+        epoch_rows(e, &mut rows);
+    }
+    if let Some(k) = &r.kinds {
+        if k.ledger_relays > 0 {
+            rows.push(("ledger relays".into(), k.ledger_relays.to_string()));
+        }
+        for f in &k.kinds {
+            rows.push((
+                format!("{} connections", f.kind),
+                format!(
+                    "floor {}: kept by {} of {} nodes ({:.1} %); min {} / median {} / max {}",
+                    f.floor,
+                    f.nodes_at_floor,
+                    r.alive,
+                    f.fraction_at_floor * 100.0,
+                    f.connections.min,
+                    f.connections.median,
+                    f.connections.max
+                ),
+            ));
+        }
     }
     rows.push(("event log hash".into(), r.event_log_hash.clone()));
     print_rows(&rows);

@@ -39,6 +39,11 @@
 
 #[cfg(feature = "cli")]
 mod chart;
+pub mod epochs;
+pub mod kinds;
+
+pub use epochs::{EpochConfig, EpochRecord, EpochReport};
+pub use kinds::{KindFigures, KindsReport};
 
 #[cfg(feature = "cli")]
 pub use chart::write_chart;
@@ -210,6 +215,11 @@ pub struct SimConfig {
     /// Record every input these nodes' cores get, as traces ([`SimOutcome::traces`]) that
     /// `peerkeeper replay` reads.
     pub trace_nodes: Vec<usize>,
+    /// The epoch-rotation scenario ([`epochs`]), when set.
+    pub epochs: Option<EpochConfig>,
+    /// Relays of a simulated ledger ([`kinds`]): this many nodes' points are given to
+    /// every node as external points (0: no ledger).
+    pub ledger: usize,
 }
 
 impl SimConfig {
@@ -238,6 +248,8 @@ impl SimConfig {
             max_samples: 1000,
             record_actions: false,
             trace_nodes: Vec::new(),
+            epochs: None,
+            ledger: 0,
         }
     }
 
@@ -296,6 +308,12 @@ pub struct SimReport {
     pub late_dials_per_node_hour: f64,
     /// Heap bytes of node state per node, estimated from the pools' sizes.
     pub approx_bytes_per_node: usize,
+    /// The epoch scenario's figures, when it ran ([`SimConfig::epochs`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<EpochReport>,
+    /// Per-kind figures, when the run has a ledger or a floor ([`kinds`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<KindsReport>,
 }
 
 /// A finished run: the report and the chart samples.
@@ -398,12 +416,16 @@ enum Ev {
     DialArrive {
         from: usize,
         to: usize,
+        /// The point dialed.
+        point: SocketAddr,
         link: u64,
     },
     DialResult {
         at: usize,
         epoch: u32,
         to: usize,
+        /// The point dialed.
+        point: SocketAddr,
         link: u64,
         result: DialResult,
     },
@@ -416,6 +438,21 @@ enum Ev {
     Join(usize),
     Sample,
     ChurnTick,
+    /// Epoch scenario: a new set.
+    Epoch(u64),
+    /// Epoch scenario: members move (the epoch's id).
+    Overwrite(u64),
+    /// Epoch scenario: an outsider dials a member claiming another member's id.
+    Impersonate {
+        from: usize,
+        to: usize,
+        claim: usize,
+        link: u64,
+        /// Where the impersonator dials from.
+        remote: SocketAddr,
+    },
+    /// Epoch scenario: check the pending figures.
+    EpochCheck,
 }
 
 impl Ev {
@@ -444,6 +481,10 @@ impl Ev {
             Ev::Join(i) => (10, *i as u64, 0),
             Ev::Sample => (11, 0, 0),
             Ev::ChurnTick => (12, 0, 0),
+            Ev::Impersonate { from, to, .. } => (15, *from as u64, *to as u64),
+            Ev::Epoch(e) => (16, *e, 0),
+            Ev::Overwrite(e) => (17, *e, 0),
+            Ev::EpochCheck => (18, 0, 0),
         }
     }
 }
@@ -481,6 +522,7 @@ pub fn node_addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 9732))
 }
 
+/// The node listening at `addr`, by the default numbering (see `Simulation::resolve`).
 fn node_of(addr: &SocketAddr) -> Option<usize> {
     match addr {
         SocketAddr::V4(a) if a.port() == 9732 && a.ip().octets()[0] == 10 => {
@@ -547,6 +589,19 @@ pub struct Simulation {
     starts: usize,
     recorded: Vec<(usize, TracedAction)>,
     tracer: Tracer,
+    /// Per node, its address when it moved (epoch scenario's overwrite; empty otherwise).
+    moved: Vec<Option<SocketAddr>>,
+    /// Moved addresses -> their node.
+    moved_to: HashMap<SocketAddr, usize>,
+    /// The epoch scenario's state, when it runs.
+    epochs: Option<epochs::EpochState>,
+    /// The epoch scenario's own RNG (the other draws stay as without it).
+    epoch_rng: SeededRng,
+    /// The simulated ledger's relays ([`SimConfig::ledger`]).
+    ledger: Vec<usize>,
+    /// With `record_actions`: per link, the points its two ends (in `links` order) are
+    /// known at by each other, as when it opened (a node that moves later keeps them).
+    link_points: HashMap<u64, (SocketAddr, SocketAddr)>,
 }
 
 impl Simulation {
@@ -596,7 +651,26 @@ impl Simulation {
             starts: 0,
             recorded: Vec::new(),
             tracer: Tracer::default(),
+            moved: Vec::new(),
+            moved_to: HashMap::new(),
+            epochs: None,
+            epoch_rng: seeded(derive(link_seed, 0x6570_6f63_6873)),
+            ledger: Vec::new(),
+            link_points: HashMap::new(),
         };
+        if sim.cfg.ledger > 0 {
+            let mut all: Vec<usize> = (0..total).collect();
+            all.shuffle(&mut seeded(derive(link_seed, 0x6c65_6467_6572)));
+            all.truncate(sim.cfg.ledger);
+            all.sort_unstable();
+            sim.ledger = all;
+        }
+        if let Some(e) = sim.cfg.epochs.clone() {
+            let kept = sim.config.peer_sets.kept_sets;
+            sim.epochs = Some(epochs::EpochState::new(e, kept));
+            sim.moved = vec![None; total];
+            sim.push(Time::ZERO + epochs::FIRST_EPOCH, Ev::Epoch(1));
+        }
         for (i, nat) in nat.into_iter().enumerate() {
             let node = sim.fresh_node(i, nat, 0);
             sim.nodes.push(node);
@@ -664,6 +738,25 @@ impl Simulation {
         }
     }
 
+    /// The current point of node `i`: [`node_addr`], unless it moved.
+    #[inline]
+    fn addr(&self, i: usize) -> SocketAddr {
+        match self.moved.get(i) {
+            Some(Some(a)) => *a,
+            _ => node_addr(i),
+        }
+    }
+
+    /// The node that answers at `addr`: a moved node at its new address only.
+    #[inline]
+    fn resolve(&self, addr: &SocketAddr) -> Option<usize> {
+        if let Some(&j) = self.moved_to.get(addr) {
+            return Some(j);
+        }
+        node_of(addr)
+            .filter(|j| *j < self.nodes.len() && !matches!(self.moved.get(*j), Some(Some(_))))
+    }
+
     fn push(&mut self, t: Time, ev: Ev) {
         self.seq += 1;
         self.heap.push(Scheduled {
@@ -708,6 +801,21 @@ impl Simulation {
             } else {
                 a as usize
             }
+        })
+    }
+
+    /// The point node `i` knows the other end of `link` at (for recorded actions).
+    fn peer_point(&self, link: u64, i: usize) -> Option<SocketAddr> {
+        let j = self.other(link, i)?;
+        Some(match self.link_points.get(&link) {
+            Some(&(a, b)) => {
+                if self.links.get(&link).is_some_and(|&(x, _)| x as usize == i) {
+                    b
+                } else {
+                    a
+                }
+            }
+            None => self.addr(j),
         })
     }
 
@@ -791,14 +899,20 @@ impl Simulation {
                 n.core.handle_timeout(now);
                 self.after(i);
             }
-            Ev::DialArrive { from, to, link } => self.dial_arrive(from, to, link),
+            Ev::DialArrive {
+                from,
+                to,
+                point,
+                link,
+            } => self.dial_arrive(from, to, point, link),
             Ev::DialResult {
                 at,
                 epoch,
                 to,
+                point,
                 link,
                 result,
-            } => self.dial_result(at, epoch, to, link, result),
+            } => self.dial_result(at, epoch, to, point, link, result),
             Ev::Msg { to, link, msg } => self.deliver(to, link, msg),
             Ev::Leave(i, comes_back) => self.leave(i, comes_back),
             Ev::Sample => {
@@ -822,6 +936,16 @@ impl Simulation {
                 let next = self.now + Duration::from_secs(60);
                 self.push(next, Ev::ChurnTick);
             }
+            Ev::Epoch(e) => self.new_epoch(e),
+            Ev::Overwrite(e) => self.overwrite(e),
+            Ev::Impersonate {
+                from,
+                to,
+                claim,
+                link,
+                remote,
+            } => self.impersonate(from, to, claim, link, remote),
+            Ev::EpochCheck => self.epoch_check(),
         }
     }
 
@@ -834,31 +958,45 @@ impl Simulation {
         let now = self.now;
         let bootstrap: Vec<SocketAddr> = (0..self.cfg.bootstrap)
             .filter(|b| *b != i)
-            .map(node_addr)
+            .map(|b| self.addr(b))
             .collect();
+        let own = self.addr(i);
         let t = &mut self.tracer;
-        t.record(i, now, || Input::AddOwnPoint {
-            point: node_addr(i),
-        });
+        t.record(i, now, || Input::AddOwnPoint { point: own });
         t.record(i, now, || Input::AddPoints {
             points: bootstrap.clone(),
             source: Source::Bootstrap,
         });
-        t.record(i, now, || Input::Start);
         let core = &mut self.nodes[i].core;
-        core.add_own_point(node_addr(i));
+        core.add_own_point(own);
         core.add_points(&bootstrap, Source::Bootstrap, now);
-        core.start(now);
+        if !self.ledger.is_empty() {
+            self.feed_ledger(i);
+        }
+        self.tracer.record(i, now, || Input::Start);
+        self.nodes[i].core.start(now);
         self.after(i);
     }
 
-    fn dial_arrive(&mut self, from: usize, to: usize, link: u64) {
+    /// Node `i` gets the ledger's relays, as its ledger source would give them.
+    fn feed_ledger(&mut self, i: usize) {
         let now = self.now;
+        let points: Vec<SocketAddr> = self.ledger.iter().map(|&j| self.addr(j)).collect();
+        self.tracer.record(i, now, || Input::SourcePoints {
+            points: points.clone(),
+            kind: Source::External,
+        });
+        self.nodes[i].core.handle_source_points(&points, now);
+    }
+
+    fn dial_arrive(&mut self, from: usize, to: usize, point: SocketAddr, link: u64) {
+        let now = self.now;
+        let from_addr = self.addr(from);
         let fail = self.cfg.dial_failure_rate > 0.0
             && self.rng.gen_bool(self.cfg.dial_failure_rate.min(1.0));
         let hello = Hello {
             peer: self.nodes[from].peer,
-            listen_port: node_addr(from).port(),
+            listen_port: from_addr.port(),
         };
         let dialer_epoch = self.nodes[from].epoch;
         let n = &mut self.nodes[to];
@@ -867,13 +1005,10 @@ impl Simulation {
         } else {
             self.tracer.record(to, now, || Input::Inbound {
                 conn: ConnId(link),
-                remote: node_addr(from),
+                remote: from_addr,
                 hello,
             });
-            match n
-                .core
-                .handle_inbound(ConnId(link), node_addr(from), hello, now)
-            {
+            match n.core.handle_inbound(ConnId(link), from_addr, hello, now) {
                 Admission::Accept => DialResult::Connected {
                     conn: ConnId(link),
                     peer: n.peer,
@@ -893,6 +1028,7 @@ impl Simulation {
                 at: from,
                 epoch: dialer_epoch,
                 to,
+                point,
                 link,
                 result,
             },
@@ -900,16 +1036,24 @@ impl Simulation {
         self.after(to);
     }
 
-    fn dial_result(&mut self, at: usize, epoch: u32, to: usize, link: u64, result: DialResult) {
+    fn dial_result(
+        &mut self,
+        at: usize,
+        epoch: u32,
+        to: usize,
+        point: SocketAddr,
+        link: u64,
+        result: DialResult,
+    ) {
         let now = self.now;
         let connected = matches!(result, DialResult::Connected { .. });
         let n = &mut self.nodes[at];
         let kept = if n.alive && n.epoch == epoch {
             self.tracer.record(at, now, || Input::DialResult {
-                point: node_addr(to),
+                point,
                 result: result.clone(),
             });
-            let verdict = n.core.handle_dial_result(node_addr(to), result, now);
+            let verdict = n.core.handle_dial_result(point, result, now);
             self.after(at);
             verdict == DialVerdict::Keep
         } else {
@@ -961,7 +1105,7 @@ impl Simulation {
     fn after(&mut self, i: usize) {
         while let Some(a) = self.nodes[i].core.poll_action() {
             if self.cfg.record_actions {
-                let peer = a.conn().and_then(|c| self.other(c.0, i)).map(node_addr);
+                let peer = a.conn().and_then(|c| self.peer_point(c.0, i));
                 self.recorded.push((
                     i,
                     TracedAction {
@@ -972,11 +1116,14 @@ impl Simulation {
                 ));
             }
             match a {
-                Action::Dial(p) => match node_of(&p).filter(|j| *j < self.nodes.len()) {
+                Action::Dial(p) => match self.resolve(&p) {
                     Some(j) => {
                         let link = self.next_link;
                         self.next_link += 1;
                         self.links.insert(link, (i as u32, j as u32));
+                        if self.cfg.record_actions {
+                            self.link_points.insert(link, (self.addr(i), p));
+                        }
                         // Hello, hello back, the dialer's signature: three legs before
                         // the listener's core hears of it.
                         self.messages += 2;
@@ -987,6 +1134,7 @@ impl Simulation {
                             Ev::DialArrive {
                                 from: i,
                                 to: j,
+                                point: p,
                                 link,
                             },
                         );
@@ -1038,11 +1186,13 @@ impl Simulation {
                         self.send_msg(i, j, conn.0, Msg::SwapAck(point));
                     }
                 }
-                // Simulated nodes have no point sources of their own; observers only.
-                Action::PollSources
-                | Action::Trigger(_)
-                | Action::CycleStarted { .. }
-                | Action::CycleEnded { .. } => {}
+                // The ledger, when there is one, is the simulated nodes' one source.
+                Action::PollSources => {
+                    if !self.ledger.is_empty() {
+                        self.feed_ledger(i);
+                    }
+                }
+                Action::Trigger(_) | Action::CycleStarted { .. } | Action::CycleEnded { .. } => {}
             }
         }
         self.account(i);
@@ -1144,6 +1294,9 @@ impl Simulation {
 
     fn finish(mut self) -> SimOutcome {
         self.sample();
+        if let Some(st) = &mut self.epochs {
+            st.end();
+        }
         let mut counts = Vec::new();
         let mut edges = Vec::new();
         let mut stats = self.retired;
@@ -1153,6 +1306,7 @@ impl Simulation {
         let mut short_nat = 0;
         let mut late_in_range = 0;
         let mut pool_points = 0usize;
+        let mut by_kind = Vec::new();
         for (i, n) in self.nodes.iter().enumerate() {
             let s = n.core.stats();
             retire(&mut stats, &s);
@@ -1163,6 +1317,7 @@ impl Simulation {
             late_cycles += s.cycles - n.cycles_before.min(s.cycles);
             let c = n.core.connection_count();
             counts.push(c);
+            by_kind.push(kinds::open_by_kind(n.core.pool()));
             pool_points += n.core.pool().len();
             if i >= self.cfg.nodes && n.in_range {
                 late_in_range += 1;
@@ -1174,7 +1329,7 @@ impl Simulation {
                 }
             }
             for (a, _) in n.core.pool().connections() {
-                if let Some(j) = node_of(&a) {
+                if let Some(j) = self.resolve(&a) {
                     if i < j {
                         edges.push((i, j));
                     }
@@ -1253,6 +1408,8 @@ impl Simulation {
             late_cycles_per_node_hour: per_node_hour(late_cycles),
             late_dials_per_node_hour: per_node_hour(late_dials),
             approx_bytes_per_node: approx,
+            epochs: self.epochs.as_ref().map(epochs::EpochState::report),
+            kinds: kinds::report(&self.config, self.cfg.ledger, &by_kind),
         };
         SimOutcome {
             report,
