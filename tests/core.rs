@@ -1034,3 +1034,32 @@ fn expected_peer_ids_are_bounded() {
     assert!(core.expect_peer(first, PeerId::from_u64(5)));
     assert_eq!(core.expected_peer(&first), Some(PeerId::from_u64(5)));
 }
+
+#[test]
+fn an_ipv6_offender_is_greylisted_with_its_whole_slash_64() {
+    let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 7);
+    core.start(ms(0));
+    drain(&mut core);
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    core.handle_violation(Offender::Ip(ip("2001:db8:0:7::1")), ms(10));
+    let pool = core.pool();
+    // The same /64: another address of the same host or customer.
+    assert!(pool.is_ip_greylisted(ip("2001:db8:0:7::1"), ms(20)));
+    assert!(pool.is_ip_greylisted(ip("2001:db8:0:7:ffff::9"), ms(20)));
+    // Another /64, and IPv4 addresses: untouched.
+    assert!(!pool.is_ip_greylisted(ip("2001:db8:0:8::1"), ms(20)));
+    assert!(!pool.is_ip_greylisted(ip("192.0.2.1"), ms(20)));
+    // An inbound handshake from the prefix is refused.
+    let hello = Hello {
+        peer: PeerId::from_u64(9),
+        listen_port: 9732,
+    };
+    let remote: SocketAddr = "[2001:db8:0:7::abcd]:40000".parse().unwrap();
+    assert!(matches!(
+        core.handle_inbound(ConnId(1), remote, hello, ms(30)),
+        Admission::Refuse {
+            reason: RefuseReason::Greylisted,
+            ..
+        }
+    ));
+}

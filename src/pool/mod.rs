@@ -760,9 +760,12 @@ impl Pool {
         conn
     }
 
-    /// Refuses connections from `ip` until `until`. Bounded by [`MAX_GREYLISTED_IPS`]: when
+    /// Refuses connections from `ip` until `until`: an IPv4 address alone, an IPv6 address
+    /// with its whole /64 (what one host or one customer of a provider is given: per
+    /// address, an attacker would walk its prefix). Bounded by [`MAX_GREYLISTED_IPS`]: when
     /// full, the entry that expires first makes room.
     pub fn greylist_ip(&mut self, ip: IpAddr, until: Time) {
+        let ip = greylist_key(ip);
         if !self.ip_greylist.contains_key(&ip) && self.ip_greylist.len() >= MAX_GREYLISTED_IPS {
             let clock = self.clock;
             self.ip_greylist.retain(|_, t| *t > clock);
@@ -776,9 +779,13 @@ impl Pool {
         *e = (*e).max(until);
     }
 
-    /// Whether connections from `ip` are refused at `now`.
+    /// Whether connections from `ip` (an IPv6 address: from its /64) are refused at `now`.
     pub fn is_ip_greylisted(&self, ip: IpAddr, now: Time) -> bool {
-        self.ip_greylist.get(&ip).is_some_and(|t| *t > now)
+        !self.ip_greylist.is_empty()
+            && self
+                .ip_greylist
+                .get(&greylist_key(ip))
+                .is_some_and(|t| *t > now)
     }
 
     /// A sample of points to tell a peer about (an answer, a refusal, a farewell): up to
@@ -933,5 +940,19 @@ impl Pool {
         // bound; nothing from the network can.
         assert!(self.points.len() - self.trusted <= self.limits.max_points);
         assert!(self.ip_greylist.len() <= MAX_GREYLISTED_IPS);
+    }
+}
+
+/// What the IP greylist is keyed by: an IPv4 address (an IPv4-mapped IPv6 one as the IPv4
+/// address it is), or an IPv6 address's /64 prefix.
+fn greylist_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
     }
 }
