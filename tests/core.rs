@@ -1063,3 +1063,34 @@ fn an_ipv6_offender_is_greylisted_with_its_whole_slash_64() {
         }
     ));
 }
+
+#[test]
+fn dials_go_to_one_address_per_network_group_while_others_are_known() {
+    // An attacker holds 30 addresses in one /16; three honest nodes are elsewhere.
+    let config = Config {
+        min_connections: 4,
+        expected_connections: 4,
+        max_connections: 8,
+        max_concurrent_dials: 8,
+        ..tight()
+    };
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 7);
+    let attacker: Vec<SocketAddr> = (1..=30)
+        .map(|i| SocketAddr::from(([23, 1, 0, i], 9732)))
+        .collect();
+    let honest = [
+        addr("45.2.0.7:9732"),
+        addr("77.3.0.9:9732"),
+        addr("88.4.1.1:9732"),
+    ];
+    core.add_points(&attacker, Source::Bootstrap, ms(0));
+    core.add_points(&honest, Source::Bootstrap, ms(0));
+    core.start(ms(0));
+    let first = dials(&drain(&mut core));
+    assert_eq!(first.len(), 4, "{first:?}");
+    // Every honest group, and the attacker's range once.
+    for h in honest {
+        assert!(first.contains(&h), "{h} not dialed: {first:?}");
+    }
+    assert_eq!(first.iter().filter(|a| attacker.contains(a)).count(), 1);
+}

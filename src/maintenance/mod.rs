@@ -47,6 +47,6 @@ pub use cycle::{
     Action, CycleOutcome, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
 };
 pub use plan::{
-    floor_evictions, floors_dialable, floors_short, floors_unmet, plan, top_up_dials, trim,
-    trim_for, trim_where, Plan,
+    diverse, floor_evictions, floors_dialable, floors_short, floors_unmet, plan, top_up_dials,
+    trim, trim_for, trim_where, Plan,
 };

@@ -127,7 +127,7 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
         let slots = conc_room
             .min(bounds.min_target.saturating_sub(active + inflight))
             .min(out_room);
-        return pool.candidates(config.private_mode).take(slots).collect();
+        return diverse(pool, config.private_mode, slots);
     }
     let mut counts = pool.kind_counts();
     let floor_need: usize = Source::ALL
@@ -180,6 +180,69 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
             }
         }
     }
+    out
+}
+
+/// How many candidates past the `slots` wanted [`diverse`] reads at most: the planner stays
+/// `O(k + log n)`.
+const DIVERSITY_WINDOW: usize = 64;
+
+/// The best `slots` candidates, at most one per network group ([`netgroup`]: /16, /32
+/// for IPv6) among the groups our outbound connections and dials in flight do not hold
+/// yet, while enough groups are known; past that, the best of the rest (a small or
+/// single-group network still fills its slots). Trusted and protected points (peer-set
+/// primaries) are exempt: they never take or need a group's place. Reads the candidate
+/// index in rank order, at most `slots + DIVERSITY_WINDOW` entries. As Bitcoin Core's one
+/// outbound connection per network group: an attacker with many addresses in one range
+/// gets at most one of our dialed slots while others are known.
+///
+/// ```
+/// use peerkeeper::maintenance::diverse;
+/// use peerkeeper::{pool::{Pool, Source}, Config, Time};
+/// let mut pool = Pool::new(&Config::default());
+/// for i in 1..=5 {
+///     pool.add_point(format!("203.0.113.{i}:9732").parse().unwrap(), Source::PeerSharing, Time::ZERO);
+/// }
+/// pool.add_point("198.51.100.1:9732".parse().unwrap(), Source::PeerSharing, Time::ZERO);
+/// let picked = diverse(&pool, false, 2);
+/// // One from each /16 first, whatever their rank.
+/// assert!(picked.contains(&"198.51.100.1:9732".parse().unwrap()));
+/// assert_eq!(diverse(&pool, false, 4).len(), 4); // then the best of the rest
+/// ```
+pub fn diverse(pool: &Pool, private: bool, slots: usize) -> Vec<SocketAddr> {
+    if slots == 0 {
+        return Vec::new();
+    }
+    let mut used: Vec<u64> = pool
+        .connections()
+        .filter(|(a, c)| c.direction == Direction::Outbound && !pool.is_protected(a))
+        .map(|(a, _)| netgroup(&a))
+        .chain(
+            pool.dialing()
+                .filter(|a| !pool.is_protected(a))
+                .map(|a| netgroup(&a)),
+        )
+        .collect();
+    let mut out = Vec::with_capacity(slots);
+    let mut rest = Vec::new();
+    for a in pool.candidates(private).take(slots + DIVERSITY_WINDOW) {
+        if out.len() == slots {
+            break;
+        }
+        if pool.is_protected(&a) {
+            out.push(a);
+            continue;
+        }
+        let g = netgroup(&a);
+        if used.contains(&g) {
+            rest.push(a);
+        } else {
+            used.push(g);
+            out.push(a);
+        }
+    }
+    let missing = slots - out.len();
+    out.extend(rest.into_iter().take(missing));
     out
 }
 
