@@ -4,100 +4,11 @@
 //! effect, and the status line shows the dial outcomes (adding up) and the points dropped
 //! by reason.
 
+mod proc;
+
+use proc::{peerkeeper, NodeProcess as RunningNode};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-
-fn peerkeeper() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_peerkeeper"))
-}
-
-/// The most status lines awaited for a condition: a minute at `--status-interval 100ms`.
-const MAX_STATUS_LINES: usize = 600;
-
-/// A running `peerkeeper node` whose stderr lines arrive on a channel (read by a thread,
-/// so the node never blocks on a full pipe). Killed on drop if still running.
-struct RunningNode {
-    child: Child,
-    lines: Receiver<String>,
-    listen: String,
-    started: String,
-}
-
-impl RunningNode {
-    fn start(args: &[&str]) -> RunningNode {
-        let mut child = peerkeeper()
-            .args([
-                "node",
-                "--listen",
-                "127.0.0.1:0",
-                "--status-interval",
-                "100ms",
-            ])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut node = RunningNode {
-            child,
-            lines,
-            listen: String::new(),
-            started: String::new(),
-        };
-        let started = node.wait_for_line("node started", |l| l.contains("node started"));
-        node.listen = started
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("listen="))
-            .expect("the start line names the listening address")
-            .to_string();
-        node.started = started;
-        node
-    }
-
-    /// The first line that satisfies `cond`, within [`MAX_STATUS_LINES`] lines (the
-    /// process ending first fails the test).
-    fn wait_for_line(&mut self, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        for _ in 0..MAX_STATUS_LINES {
-            match self.lines.recv() {
-                Ok(l) if cond(&l) => return l,
-                Ok(_) => {}
-                Err(_) => panic!("the node ended before {what}"),
-            }
-        }
-        panic!("gave up waiting for {what}");
-    }
-
-    /// SIGTERM, then the exit code and the last lines.
-    fn stop(mut self) -> (Option<i32>, Vec<String>) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = self.child.wait().unwrap();
-        let rest: Vec<String> = self.lines.iter().collect();
-        (status.code(), rest)
-    }
-}
-
-impl Drop for RunningNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Stdio};
 
 /// The dial outcomes of a status line: `dials: N attempted: a ok, b refused, ...;`.
 fn dial_counts(status: &str) -> (u64, Vec<(String, u64)>) {
@@ -213,21 +124,20 @@ fn an_invalid_config_exits_2_naming_the_field_before_binding() {
 fn trusted_refuse_private_and_policy_take_effect_and_the_status_line_says_so() {
     let targets = ["--min", "1", "--expected", "2", "--max", "4"];
     // A runs the octez model.
-    let mut a = RunningNode::start(&[&targets[..], &["--policy", "octez", "--seed", "1"]].concat());
+    let a = RunningNode::start(&[&targets[..], &["--policy", "octez", "--seed", "1"]].concat());
     assert!(a.started.contains("policy=octez"), "{}", a.started);
     // C joins A; once A holds it, A shares C's (loopback) point.
-    let mut c =
-        RunningNode::start(&[&targets[..], &["--peer", &a.listen.clone(), "--seed", "3"]].concat());
-    a.wait_for_line("A connected to C", |l| {
+    let c = RunningNode::start(&[&targets[..], &["--peer", &a.listen(), "--seed", "3"]].concat());
+    a.wait_for("A connected to C", |l| {
         l.starts_with("status: 1 connections")
     });
-    c.wait_for_line("C connected to A", |l| {
+    c.wait_for("C connected to A", |l| {
         l.starts_with("status: 1 connections")
     });
     // B knows A as a trusted point only, refuses private and loopback points from
     // peers, and wants 2 connections: it asks A for points, and drops C's.
-    let a_listen = a.listen.clone();
-    let mut b = RunningNode::start(&[
+    let a_listen = a.listen();
+    let b = RunningNode::start(&[
         "--trusted",
         &a_listen,
         "--refuse-private",
@@ -241,7 +151,7 @@ fn trusted_refuse_private_and_policy_take_effect_and_the_status_line_says_so() {
         "2",
     ]);
     assert!(b.started.contains("policy=peerkeeper"), "{}", b.started);
-    let status = b.wait_for_line("B dropping C's point", |l| {
+    let status = b.wait_for("B dropping C's point", |l| {
         l.starts_with("status:") && l.contains("private_refused=")
     });
     assert!(status.starts_with("status: 1 connections"), "{status}");
