@@ -433,3 +433,31 @@ async fn a_node_restarted_on_its_data_dir_reconnects_without_a_bootstrap_point()
     a.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_restore_is_an_input_a_trace_records_and_a_replay_repeats() {
+    use peerkeeper::core::Input;
+    let (mut snap, _) = sample_file();
+    snap.anchors.push(peerkeeper::pool::Anchor {
+        addr: addr(3),
+        peer: PeerId::from_u64(3),
+    });
+    let input = Input::Restore {
+        snapshot: Box::new(snap),
+    };
+    let line = serde_json::to_string(&input).unwrap();
+    let back: Input = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, input);
+    let run = |input: Input| {
+        let mut core = NodeCore::new(Config::default(), PeerId::from_u64(1), 7);
+        core.apply(Time::ZERO, input);
+        core.apply(Time::ZERO, Input::Start);
+        std::iter::from_fn(|| core.poll_action()).collect::<Vec<_>>()
+    };
+    let (a, b) = (run(input), run(back));
+    assert_eq!(a, b);
+    assert_eq!(
+        a.iter().find(|x| matches!(x, Action::Dial(_))),
+        Some(&Action::Dial(addr(3)))
+    );
+}

@@ -118,14 +118,25 @@ impl<T: Transport> Actor<T> {
         for input in std::mem::take(&mut self.initial) {
             self.input(now, input);
         }
-        if let Some(snap) = self.restore.take() {
-            let (restored, anchors) = self.core.restore(&snap, now);
+        if let Some(snapshot) = self.restore.take() {
+            let saved = snapshot.points.len();
+            let anchors: Vec<std::net::SocketAddr> =
+                snapshot.anchors.iter().map(|a| a.addr).collect();
+            // Through `input`, so that a trace records it and a replay restores it too.
+            self.input(
+                now,
+                Input::Restore {
+                    snapshot: Box::new(snapshot),
+                },
+            );
             tracing::info!(
-                points = restored.points,
-                merged = restored.merged,
-                skipped = restored.skipped,
-                banned_ips = restored.banned_ips,
-                anchors,
+                points = saved,
+                known = self.core.pool().len(),
+                anchors = anchors.len(),
+                anchors_dialed = anchors
+                    .iter()
+                    .filter(|a| self.core.pool().get(a).is_some_and(|p| p.dialing))
+                    .count(),
                 "restored the saved pool; dialing its anchors first"
             );
         }
