@@ -122,6 +122,7 @@ fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
         l.contains("saved the pool") && l.contains("anchors=1")
     });
     // kill -9: no shutdown save, no goodbye; what is on disk is what the last save wrote.
+    a.wait_for("A saw B come", |l| l.starts_with("status: 1 connections"));
     b.child.kill().unwrap();
     b.child.wait().unwrap();
     a.wait_for("A saw B go", |l| l.starts_with("status: 0 connections"));
