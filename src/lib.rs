@@ -50,6 +50,7 @@ pub mod pool;
 pub mod report;
 pub mod rng;
 pub mod sim;
+pub mod store;
 mod time;
 pub mod transport;
 pub mod trigger;

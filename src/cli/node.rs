@@ -24,6 +24,15 @@ pub struct Args {
     /// permissions). Without it, a new key at every start: another peer id each time.
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
+    /// Keep the node's state in DIR (created owner-only if missing): its key
+    /// (DIR/node.key, unless --key names another file) and its pool (DIR/pool.dat: the
+    /// known points, bans and last outbound peers, saved crash-safe every
+    /// --save-interval and at shutdown, restored at start).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// How often the pool is saved to --data-dir.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    save_interval: Duration,
     /// A trusted point: dialed first, never trimmed (repeatable; added to the config's).
     /// As KEY@HOST:PORT, the point must prove that key, dialed or dialing in: another key
     /// claiming it is refused (in private mode, the only way to admit it by its identity).
@@ -168,7 +177,22 @@ pub fn run(args: Args) -> i32 {
             eprintln!("error: {e}");
             return 2;
         }
-        let key = match load_key(args.key.as_ref()) {
+        let store = match &args.data_dir {
+            Some(dir) => match peerkeeper::store::PoolStore::in_dir(dir) {
+                Ok(s) => Some(s.save_interval(args.save_interval)),
+                Err(e) => {
+                    eprintln!("error: --data-dir {}: {e}", dir.display());
+                    return 2;
+                }
+            },
+            None => None,
+        };
+        let key_file = args.key.clone().or_else(|| {
+            args.data_dir
+                .as_ref()
+                .map(|d| d.join(peerkeeper::store::KEY_FILE))
+        });
+        let key = match load_key(key_file.as_ref()) {
             Ok(k) => k,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -208,6 +232,9 @@ pub fn run(args: Args) -> i32 {
             if let Some(k) = p.key {
                 builder = builder.expect_peer(p.point, k);
             }
+        }
+        if let Some(store) = store {
+            builder = builder.persist(store);
         }
         if let Some(path) = &args.trace {
             match std::fs::File::create(path) {

@@ -58,6 +58,11 @@ pub enum Input {
         /// Our point.
         point: SocketAddr,
     },
+    /// [`NodeCore::restore`]: a saved pool, aged to now (its anchors dialed first).
+    Restore {
+        /// The snapshot.
+        snapshot: Box<crate::pool::Snapshot>,
+    },
     /// [`NodeCore::start`].
     Start,
     /// [`NodeCore::maintain`].
@@ -271,6 +276,9 @@ impl NodeCore {
             }
             Input::SetAdmitted { points, on } => {
                 self.set_admitted(&points, on);
+            }
+            Input::Restore { snapshot } => {
+                self.restore(&snapshot, at);
             }
             Input::Start => self.start(at),
             Input::Maintain => return Reply::Ticket(self.maintain(at)),

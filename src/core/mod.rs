@@ -76,7 +76,8 @@ use crate::maintenance::{
     self, trim_for, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
 };
 use crate::pool::{
-    Added, CloseReason, ConnId, Direction, PeerId, PointInfo, PointState, Pool, Refused, Source,
+    Added, CloseReason, ConnId, Direction, PeerId, PointInfo, PointState, Pool, Refused, Restored,
+    Snapshot, Source,
 };
 use crate::rng::{seeded, SeededRng};
 use crate::trigger::{count_trigger, TriggerKind};
@@ -732,6 +733,53 @@ impl NodeCore {
             }
             self.own_points.push(point);
         }
+    }
+
+    /// The pool as a [`Snapshot`] at `now` (what a restarted node should know; see
+    /// [`crate::pool::snapshot`]): points, bans, and the outbound peers as anchors. Pure:
+    /// the shell writes it ([`crate::store::PoolStore`]).
+    pub fn snapshot(&self, now: Time) -> Snapshot {
+        let mut snap = self.pool.snapshot(now.max(self.clock));
+        snap.points.retain(|p| !self.own_points.contains(&p.addr));
+        snap
+    }
+
+    /// Restores a saved pool at `now` (call it before [`start`](Self::start), with the
+    /// snapshot aged to now: [`Snapshot::aged`]), then dials its anchors at once, before
+    /// any other candidate, within `max_concurrent_dials` and `max_connections`. The
+    /// config's trusted points stay trusted whatever the snapshot says; undialable
+    /// addresses and our own points are skipped. Returns what was restored and how many
+    /// anchors are dialed.
+    pub fn restore(&mut self, snapshot: &Snapshot, now: Time) -> (Restored, usize) {
+        self.tick(now);
+        let mut snap = snapshot.clone();
+        snap.points.retain(|p| {
+            canonical(p.addr) == p.addr
+                && scope(p.addr.ip()).is_some()
+                && !self.own_points.contains(&p.addr)
+        });
+        snap.anchors.retain(|a| {
+            a.peer != self.me && canonical(a.addr) == a.addr && !self.own_points.contains(&a.addr)
+        });
+        let restored = self.pool.restore(&snap, now);
+        let mut dialed = 0;
+        for a in snap.anchors.iter().take(crate::pool::snapshot::MAX_ANCHORS) {
+            if self.stopped
+                || self.pool.dialing_count() >= self.config.max_concurrent_dials
+                || self.pool.active_count() + self.pool.dialing_count()
+                    >= self.config.max_connections
+            {
+                break;
+            }
+            if self.pool.connected_point_of(a.peer).is_none() && self.pool.begin_dial(a.addr, now) {
+                self.stats.dials.attempted += 1;
+                self.stats.dials.in_flight += 1;
+                self.actions.push_back(Action::Dial(a.addr));
+                dialed += 1;
+            }
+        }
+        self.settle(now);
+        (restored, dialed)
     }
 
     /// Activation: the first maintenance cycle runs now.

@@ -635,6 +635,15 @@ impl Replay {
             Input::ExpectPeer { point, peer } => {
                 format!("{point} must prove peer {peer}")
             }
+            Input::Restore { snapshot } => format!(
+                "restore a saved pool: {} point{}, {} banned IP{}, {} anchor{}",
+                snapshot.points.len(),
+                plural(snapshot.points.len()),
+                snapshot.banned_ips.len(),
+                plural(snapshot.banned_ips.len()),
+                snapshot.anchors.len(),
+                plural(snapshot.anchors.len())
+            ),
             Input::Start => "start".into(),
             Input::Maintain => "maintain() called".into(),
             Input::SetTrigger { kind, enabled } => {

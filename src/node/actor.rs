@@ -100,6 +100,12 @@ pub(crate) struct Actor<T: Transport> {
     pub initial: Vec<Input>,
     pub span: Option<tracing::Span>,
     pub dropped_at_accept: Arc<AtomicU64>,
+    /// The saved pool to restore before the start (anchors dialed first).
+    pub restore: Option<crate::pool::Snapshot>,
+    /// Where the pool is saved, if anywhere.
+    pub store: Option<Arc<crate::store::PoolStore>>,
+    /// The save in flight (one at a time).
+    pub saving: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl<T: Transport> Actor<T> {
@@ -112,9 +118,32 @@ impl<T: Transport> Actor<T> {
         for input in std::mem::take(&mut self.initial) {
             self.input(now, input);
         }
+        if let Some(snapshot) = self.restore.take() {
+            let saved = snapshot.points.len();
+            let anchors: Vec<std::net::SocketAddr> =
+                snapshot.anchors.iter().map(|a| a.addr).collect();
+            // Through `input`, so that a trace records it and a replay restores it too.
+            self.input(
+                now,
+                Input::Restore {
+                    snapshot: Box::new(snapshot),
+                },
+            );
+            tracing::info!(
+                points = saved,
+                known = self.core.pool().len(),
+                anchors = anchors.len(),
+                anchors_dialed = anchors
+                    .iter()
+                    .filter(|a| self.core.pool().get(a).is_some_and(|p| p.dialing))
+                    .count(),
+                "restored the saved pool; dialing its anchors first"
+            );
+        }
         self.input(now, Input::Start);
         self.drain();
         self.publish();
+        let mut next_save = self.store.as_ref().map(|s| Instant::now() + s.interval());
         loop {
             let deadline = self
                 .core
@@ -141,6 +170,10 @@ impl<T: Transport> Actor<T> {
                         self.input(now, Input::Timeout);
                     }
                 }
+                _ = sleep_or_never(next_save) => {
+                    next_save = self.store.as_ref().map(|s| Instant::now() + s.interval());
+                    self.save();
+                }
             }
             self.drain();
             self.publish();
@@ -152,8 +185,16 @@ impl<T: Transport> Actor<T> {
                 }
             }
         }
-        // Stopping: the core cancels its dials and closes every connection; tasks stop
-        // waiting on the mailbox; `maintain()` callers get an error.
+        // Stopping: the pool is saved as it stands (its outbound peers the anchors of the
+        // next start), then the core cancels its dials and closes every connection; tasks
+        // stop waiting on the mailbox; `maintain()` callers get an error.
+        if let Some(prev) = self.saving.take() {
+            let _ = prev.await;
+        }
+        self.save();
+        if let Some(last) = self.saving.take() {
+            let _ = last.await;
+        }
         let now = self.now();
         self.input(now, Input::Shutdown);
         self.drain();
@@ -164,6 +205,25 @@ impl<T: Transport> Actor<T> {
         self.cancel.cancel();
         self.rx.close();
         self.waiters.clear();
+    }
+
+    /// Takes a snapshot of the pool (here, in the actor: `O(points)`, no I/O) and writes
+    /// it from a blocking task, unless a save is still in flight.
+    fn save(&mut self) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        if self.saving.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let snapshot = self.core.snapshot(self.now());
+        self.saving = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.save(&snapshot) {
+                tracing::warn!(file = %store.path().display(), error = %e, "cannot save the pool");
+            } else {
+                tracing::info!(file = %store.path().display(), points = snapshot.points.len(), anchors = snapshot.anchors.len(), "saved the pool");
+            }
+        }));
     }
 
     /// Feeds one input to the core, recording it when a trace is on.

@@ -266,6 +266,7 @@ pub struct NodeBuilder<T: Transport> {
     origin: Option<tokio::time::Instant>,
     tap: Option<mpsc::Sender<TracedAction>>,
     trace: Option<Box<dyn std::io::Write + Send>>,
+    store: Option<crate::store::PoolStore>,
 }
 
 impl<T: Transport> std::fmt::Debug for NodeBuilder<T> {
@@ -357,6 +358,34 @@ impl<T: Transport> NodeBuilder<T> {
         self
     }
 
+    /// Keeps the pool in `store` across restarts ([`crate::store`]): at start the saved
+    /// pool is restored (a missing file is a fresh start; a corrupt one is moved aside
+    /// with a warning) and its anchors, the outbound peers of the last run, are dialed
+    /// before anything else and removed from the file at once; while the node runs the
+    /// pool is saved every [`PoolStore::save_interval`](crate::store::PoolStore::save_interval),
+    /// off the actor (in a blocking task), and once more at shutdown. The config's
+    /// trusted points stay the config's whatever the file says.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use peerkeeper::{identity::Keypair, store::PoolStore, transport::memory::MemoryNetwork, Config, Node};
+    /// let dir = std::env::temp_dir().join(format!("pk-persist-doc-{}", std::process::id()));
+    /// let net = MemoryNetwork::new();
+    /// let node = Node::builder(Config::default(), net.bind("127.0.0.1:7000".parse().unwrap()).unwrap())
+    ///     .identity(Keypair::from_seed(1))
+    ///     .persist(PoolStore::in_dir(&dir).unwrap())
+    ///     .start()
+    ///     .unwrap();
+    /// node.shutdown().await; // saved: DIR/pool.dat
+    /// assert!(dir.join("pool.dat").exists());
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub fn persist(mut self, store: crate::store::PoolStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Validates the settings and starts the node's tasks on the current tokio runtime.
     ///
     /// # Errors
@@ -384,6 +413,7 @@ impl<T: Transport> NodeBuilder<T> {
             .saturating_sub(origin.elapsed().as_millis() as u64);
         let header =
             TraceHeader::new(self.config.clone(), peer_id, self.seed).started_at(started_unix_ms);
+        let restore = self.store.as_ref().and_then(load_store);
         let mut core = NodeCore::new(self.config, peer_id, self.seed);
         core.set_events(true);
         let mut initial: Vec<Input> = self
@@ -454,6 +484,9 @@ impl<T: Transport> NodeBuilder<T> {
             initial,
             span: None,
             dropped_at_accept: dropped,
+            restore,
+            store: self.store.map(Arc::new),
+            saving: None,
         };
         tracker.spawn(actor.run());
         Ok(Node {
@@ -469,6 +502,53 @@ impl<T: Transport> NodeBuilder<T> {
                 bounds,
             }),
         })
+    }
+}
+
+/// Reads the store at start, logging what happened; writes the file back without its
+/// anchors at once (consumed: a crash loop cannot pin the node to them).
+fn load_store(store: &crate::store::PoolStore) -> Option<crate::pool::Snapshot> {
+    use crate::store::Loaded;
+    let path = store.path().display();
+    match store.load() {
+        Loaded::Missing => {
+            tracing::info!(file = %path, "no saved pool: a fresh start");
+            None
+        }
+        Loaded::Found { snapshot, age } => {
+            tracing::info!(
+                file = %path,
+                points = snapshot.points.len(),
+                banned_ips = snapshot.banned_ips.len(),
+                anchors = snapshot.anchors.len(),
+                age = %humantime::format_duration(Duration::from_secs(age.as_secs())),
+                "loaded the saved pool"
+            );
+            if !snapshot.anchors.is_empty() {
+                if let Err(e) = store.save(&snapshot.clone().without_anchors()) {
+                    tracing::warn!(file = %path, error = %e, "cannot rewrite the pool file without its anchors");
+                }
+            }
+            Some(snapshot)
+        }
+        Loaded::Corrupt {
+            error,
+            bytes,
+            moved_to,
+        } => {
+            tracing::warn!(
+                file = %path,
+                error = %error,
+                bytes,
+                moved_to = %moved_to.as_ref().map_or_else(|| "(not moved)".into(), |p| p.display().to_string()),
+                "the saved pool is unusable: its points, bans and anchors are lost; starting from the config's points (trusted ones kept)"
+            );
+            None
+        }
+        Loaded::Unreadable(e) => {
+            tracing::warn!(file = %path, error = %e, "cannot read the saved pool: starting from the config's points");
+            None
+        }
     }
 }
 
@@ -488,6 +568,7 @@ impl Node {
             origin: None,
             tap: None,
             trace: None,
+            store: None,
         }
     }
 

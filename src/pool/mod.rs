@@ -34,6 +34,7 @@
 
 mod backoff;
 mod point;
+pub mod snapshot;
 mod table;
 
 pub use backoff::jittered;
@@ -41,6 +42,7 @@ pub use point::{
     netgroup, BadPeerId, CloseReason, ConnId, Connection, Direction, PeerId, PointInfo, PointState,
     Source, Sources,
 };
+pub use snapshot::{Anchor, Restored, Snapshot, SnapshotError};
 
 use crate::config::{BackoffConfig, Config};
 use crate::Time;

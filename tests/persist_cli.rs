@@ -1,0 +1,205 @@
+//! `peerkeeper node --data-dir DIR` as a user runs it: a node killed with SIGKILL
+//! (`kill -9`) after it connected and saved, restarted without `--peer`, reconnects from
+//! what it saved (its anchor, dialed first), with the same key; a corrupted pool file
+//! gives a warning, is moved aside, and the node still starts and connects.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("persist-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running node: its stderr lines on a channel, killed (SIGKILL) on drop.
+struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    seen: std::cell::RefCell<Vec<String>>,
+}
+
+impl Proc {
+    fn start(args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_peerkeeper"))
+            .args([
+                "node",
+                "--listen",
+                "127.0.0.1:0",
+                "--status-interval",
+                "100ms",
+            ])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines,
+            seen: Default::default(),
+        }
+    }
+
+    /// The next line (from now on) that meets `cond`.
+    fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        for _ in 0..2000 {
+            match self.lines.recv() {
+                Ok(l) => {
+                    self.seen.borrow_mut().push(l.clone());
+                    if cond(&l) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("the node ended before {what}"),
+            }
+        }
+        panic!("gave up waiting for {what}");
+    }
+
+    /// A line, seen already or to come, that meets `cond` (for lines whose order with
+    /// others is not fixed).
+    fn find(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let old = self.seen.borrow().iter().find(|l| cond(l)).cloned();
+        old.unwrap_or_else(|| self.wait_for(what, cond))
+    }
+
+    /// Listen address and peer id, from the start line.
+    fn started(&self) -> (String, String) {
+        let l = self.find("node started", |l| l.contains("node started"));
+        let field = |k: &str| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .unwrap_or_else(|| panic!("no {k} in {l}"))
+                .to_string()
+        };
+        (field("listen="), field("peer_id="))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
+    let dir = scratch("kill9");
+    let d = dir.to_str().unwrap();
+    let a = Proc::start(&[]);
+    let (a_listen, _) = a.started();
+
+    let mut b = Proc::start(&[
+        "--data-dir",
+        d,
+        "--save-interval",
+        "1s",
+        "--peer",
+        &a_listen,
+    ]);
+    let (_, b_id) = b.started();
+    b.wait_for("B connected to A", |l| {
+        l.starts_with("status: 1 connections")
+    });
+    b.wait_for("a save with A as anchor", |l| {
+        l.contains("saved the pool") && l.contains("anchors=1")
+    });
+    // kill -9: no shutdown save, no goodbye; what is on disk is what the last save wrote.
+    a.wait_for("A saw B come", |l| l.starts_with("status: 1 connections"));
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    a.wait_for("A saw B go", |l| l.starts_with("status: 0 connections"));
+
+    // Restarted without --peer: only what it saved can lead it back to A.
+    let b = Proc::start(&["--data-dir", d]);
+    let restored = b.find("the pool restored", |l| {
+        l.contains("restored the saved pool")
+    });
+    assert!(restored.contains("anchors=1"), "{restored}");
+    let (_, b_id2) = b.started();
+    assert_eq!(b_id, b_id2, "the key from DIR/node.key: the same peer id");
+    b.wait_for("B reconnected to A", |l| {
+        l.starts_with("status: 1 connections")
+    });
+    // The anchors were consumed at load: the file on disk no longer names them.
+    let bytes = std::fs::read(dir.join("pool.dat")).unwrap();
+    let (snap, _) = peerkeeper::pool::Snapshot::decode(&bytes).unwrap();
+    assert!(snap.anchors.is_empty(), "{:?}", snap.anchors);
+    assert!(snap.points.iter().any(|p| p.addr.to_string() == a_listen));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        // The scratch dir existed already; a created one is 0700 (see the next test).
+        assert!(mode & 0o700 == 0o700);
+    }
+}
+
+#[test]
+fn a_corrupted_pool_file_gives_a_warning_and_the_node_still_starts() {
+    let base = scratch("corrupt");
+    let dir = base.join("data");
+    let d = dir.to_str().unwrap();
+    let a = Proc::start(&[]);
+    let (a_listen, _) = a.started();
+    // A first run makes a valid file (saved at shutdown... here at the first interval).
+    let b = Proc::start(&[
+        "--data-dir",
+        d,
+        "--save-interval",
+        "1s",
+        "--peer",
+        &a_listen,
+    ]);
+    b.started();
+    b.wait_for("a save", |l| {
+        l.contains("saved the pool") && l.contains("anchors=1")
+    });
+    drop(b);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the data dir is created owner-only");
+    }
+    // One flipped bit in the middle of the file.
+    let file = dir.join("pool.dat");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&file, &bytes).unwrap();
+
+    let b = Proc::start(&["--data-dir", d, "--peer", &a_listen]);
+    let warning = b.find("a warning", |l| l.contains("the saved pool is unusable"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("checksum"), "{warning}");
+    assert!(warning.contains("lost"), "{warning}");
+    b.started();
+    b.wait_for("connected all the same", |l| {
+        l.starts_with("status: 1 connections")
+    });
+    let aside: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pool.dat.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "moved aside for a post-mortem");
+}
