@@ -3,10 +3,10 @@
 //! what it saved (its anchor, dialed first), with the same key; a corrupted pool file
 //! gives a warning, is moved aside, and the node still starts and connects.
 
-use std::io::{BufRead, BufReader};
+mod proc;
+
+use proc::NodeProcess;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -17,96 +17,19 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// A running node: its stderr lines on a channel, killed (SIGKILL) on drop.
-struct Proc {
-    child: Child,
-    lines: Receiver<String>,
-    seen: std::cell::RefCell<Vec<String>>,
-}
-
-impl Proc {
-    fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_peerkeeper"))
-            .args([
-                "node",
-                "--listen",
-                "127.0.0.1:0",
-                "--status-interval",
-                "100ms",
-            ])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            lines,
-            seen: Default::default(),
-        }
-    }
-
-    /// The next line (from now on) that meets `cond`.
-    fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        for _ in 0..2000 {
-            match self.lines.recv() {
-                Ok(l) => {
-                    self.seen.borrow_mut().push(l.clone());
-                    if cond(&l) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!("the node ended before {what}"),
-            }
-        }
-        panic!("gave up waiting for {what}");
-    }
-
-    /// A line, seen already or to come, that meets `cond` (for lines whose order with
-    /// others is not fixed).
-    fn find(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        let old = self.seen.borrow().iter().find(|l| cond(l)).cloned();
-        old.unwrap_or_else(|| self.wait_for(what, cond))
-    }
-
-    /// Listen address and peer id, from the start line.
-    fn started(&self) -> (String, String) {
-        let l = self.find("node started", |l| l.contains("node started"));
-        let field = |k: &str| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix(k))
-                .unwrap_or_else(|| panic!("no {k} in {l}"))
-                .to_string()
-        };
-        (field("listen="), field("peer_id="))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Listen address and peer id, from the start line.
+fn started(p: &NodeProcess) -> (String, String) {
+    (p.listen(), p.field("peer_id"))
 }
 
 #[test]
 fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
     let dir = scratch("kill9");
     let d = dir.to_str().unwrap();
-    let a = Proc::start(&[]);
-    let (a_listen, _) = a.started();
+    let a = NodeProcess::start(&[]);
+    let (a_listen, _) = started(&a);
 
-    let mut b = Proc::start(&[
+    let mut b = NodeProcess::start(&[
         "--data-dir",
         d,
         "--save-interval",
@@ -114,7 +37,7 @@ fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
         "--peer",
         &a_listen,
     ]);
-    let (_, b_id) = b.started();
+    let (_, b_id) = started(&b);
     b.wait_for("B connected to A", |l| {
         l.starts_with("status: 1 connections")
     });
@@ -128,12 +51,12 @@ fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
     a.wait_for("A saw B go", |l| l.starts_with("status: 0 connections"));
 
     // Restarted without --peer: only what it saved can lead it back to A.
-    let b = Proc::start(&["--data-dir", d]);
+    let b = NodeProcess::start(&["--data-dir", d]);
     let restored = b.find("the pool restored", |l| {
         l.contains("restored the saved pool")
     });
     assert!(restored.contains("anchors=1"), "{restored}");
-    let (_, b_id2) = b.started();
+    let (_, b_id2) = started(&b);
     assert_eq!(b_id, b_id2, "the key from DIR/node.key: the same peer id");
     b.wait_for("B reconnected to A", |l| {
         l.starts_with("status: 1 connections")
@@ -157,10 +80,10 @@ fn a_corrupted_pool_file_gives_a_warning_and_the_node_still_starts() {
     let base = scratch("corrupt");
     let dir = base.join("data");
     let d = dir.to_str().unwrap();
-    let a = Proc::start(&[]);
-    let (a_listen, _) = a.started();
+    let a = NodeProcess::start(&[]);
+    let (a_listen, _) = started(&a);
     // A first run makes a valid file (saved at shutdown... here at the first interval).
-    let b = Proc::start(&[
+    let b = NodeProcess::start(&[
         "--data-dir",
         d,
         "--save-interval",
@@ -168,7 +91,7 @@ fn a_corrupted_pool_file_gives_a_warning_and_the_node_still_starts() {
         "--peer",
         &a_listen,
     ]);
-    b.started();
+    started(&b);
     b.wait_for("a save", |l| {
         l.contains("saved the pool") && l.contains("anchors=1")
     });
@@ -186,12 +109,12 @@ fn a_corrupted_pool_file_gives_a_warning_and_the_node_still_starts() {
     bytes[mid] ^= 0x10;
     std::fs::write(&file, &bytes).unwrap();
 
-    let b = Proc::start(&["--data-dir", d, "--peer", &a_listen]);
+    let b = NodeProcess::start(&["--data-dir", d, "--peer", &a_listen]);
     let warning = b.find("a warning", |l| l.contains("the saved pool is unusable"));
     assert!(warning.contains("WARN"), "{warning}");
     assert!(warning.contains("checksum"), "{warning}");
     assert!(warning.contains("lost"), "{warning}");
-    b.started();
+    started(&b);
     b.wait_for("connected all the same", |l| {
         l.starts_with("status: 1 connections")
     });

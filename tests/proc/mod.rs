@@ -20,6 +20,8 @@ pub fn peerkeeper() -> Command {
 pub struct NodeProcess {
     pub child: Child,
     lines: Receiver<String>,
+    /// Every line read so far.
+    seen: std::cell::RefCell<Vec<String>>,
     /// Its start line (`node started listen=... peer_id=...`).
     pub started: String,
 }
@@ -55,6 +57,7 @@ impl NodeProcess {
         let mut node = NodeProcess {
             child,
             lines,
+            seen: Default::default(),
             started: String::new(),
         };
         node.started = node.wait_for("node started", |l| l.contains("node started"));
@@ -81,12 +84,23 @@ impl NodeProcess {
     pub fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
         for _ in 0..MAX_LINES {
             match self.lines.recv() {
-                Ok(l) if cond(&l) => return l,
-                Ok(_) => {}
+                Ok(l) => {
+                    self.seen.borrow_mut().push(l.clone());
+                    if cond(&l) {
+                        return l;
+                    }
+                }
                 Err(_) => panic!("the node ended before {what}"),
             }
         }
         panic!("gave up waiting for {what}");
+    }
+
+    /// A line, read already or to come, that satisfies `cond` (for lines whose order with
+    /// others is not fixed, such as those a node logs before its start line).
+    pub fn find(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let old = self.seen.borrow().iter().find(|l| cond(l)).cloned();
+        old.unwrap_or_else(|| self.wait_for(what, cond))
     }
 
     /// SIGTERM, then the exit code and the last lines.
