@@ -74,7 +74,10 @@ fn an_offline_node_holds_no_failure_against_its_points_and_reconnects_at_once() 
     let mut core = node();
     let hour = Time::from_millis(3_600_000);
     let dials = run_failing(&mut core, Time::ZERO, hour, DialFailure::Io);
-    assert!(core.offline_since().is_some(), "the node counts itself offline");
+    assert!(
+        core.offline_since().is_some(),
+        "the node counts itself offline"
+    );
     // No point is penalised: the run that proved we were offline was taken back.
     assert_eq!(max_failures(&core), 0, "failures counted while offline");
     // Nothing forgotten.
@@ -88,8 +91,14 @@ fn an_offline_node_holds_no_failure_against_its_points_and_reconnects_at_once() 
     let bound = POINTS as usize
         + (3_600 / OFFLINE_RETRY.as_secs() as usize + 1) * OFFLINE_PROBES
         + OFFLINE_PROBES;
-    assert!(dials > POINTS as usize + 100, "it kept trying: {dials} dials");
-    assert!(dials <= bound, "{dials} dials in an hour offline (bound {bound})");
+    assert!(
+        dials > POINTS as usize + 100,
+        "it kept trying: {dials} dials"
+    );
+    assert!(
+        dials <= bound,
+        "{dials} dials in an hour offline (bound {bound})"
+    );
 
     // The network is back: the next dial succeeds, and every point is dialable at once.
     let mut now = hour;
@@ -134,7 +143,12 @@ fn an_offline_node_holds_no_failure_against_its_points_and_reconnects_at_once() 
 #[test]
 fn timeouts_count_as_offline_too() {
     let mut core = node();
-    run_failing(&mut core, Time::ZERO, Time::from_millis(600_000), DialFailure::Timeout);
+    run_failing(
+        &mut core,
+        Time::ZERO,
+        Time::from_millis(600_000),
+        DialFailure::Timeout,
+    );
     assert_eq!(max_failures(&core), 0);
     let s = core.stats().dials;
     assert_eq!(s.timed_out, (OFFLINE_AFTER - 1) as u64);
@@ -153,7 +167,12 @@ fn with_a_connection_open_failures_count() {
         core.handle_inbound(ConnId(1000), remote, hello, Time::ZERO),
         Admission::Accept
     );
-    run_failing(&mut core, Time::ZERO, Time::from_millis(600_000), DialFailure::Io);
+    run_failing(
+        &mut core,
+        Time::ZERO,
+        Time::from_millis(600_000),
+        DialFailure::Io,
+    );
     assert_eq!(core.offline_since(), None);
     assert_eq!(core.stats().dials.offline, 0);
     assert!(max_failures(&core) >= 2, "failed points back off as usual");
@@ -214,4 +233,28 @@ fn a_few_failures_in_a_row_are_not_offline() {
     }
     assert_eq!(core.stats().dials.offline, 0);
     assert!(max_failures(&core) >= 1);
+}
+
+#[test]
+fn the_octez_model_has_no_offline_rule() {
+    let mut core = NodeCore::new(
+        Config {
+            policy: peerkeeper::Policy::Octez,
+            ..config()
+        },
+        PeerId::from_u64(1),
+        7,
+    );
+    let points: Vec<_> = (0..POINTS).map(point).collect();
+    core.add_points(&points, Source::Bootstrap, Time::ZERO);
+    core.start(Time::ZERO);
+    run_failing(
+        &mut core,
+        Time::ZERO,
+        Time::from_millis(600_000),
+        DialFailure::Io,
+    );
+    assert_eq!(core.offline_since(), None);
+    assert_eq!(core.stats().dials.offline, 0);
+    assert!(max_failures(&core) >= 2, "octez backs off as octez does");
 }

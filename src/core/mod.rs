@@ -72,7 +72,8 @@
 //!   point that waited while offline is then dialable at once, so the node reconnects
 //!   straight away rather than after the longest backoff.
 //!
-//! A refusal or a protocol error counts against its point as before, offline or not.
+//! A refusal or a protocol error counts against its point as before, offline or not. The
+//! octez model ([`Policy::Octez`]) has no offline rule: it backs off as octez does.
 
 mod event;
 mod input;
@@ -1108,6 +1109,9 @@ impl NodeCore {
     /// node goes offline on the [`OFFLINE_AFTER`]-th such dial in a row with no connection
     /// open; the failures counted in that run are then taken back.
     fn dial_unreached(&mut self, point: SocketAddr, now: Time) -> bool {
+        if self.config.policy == Policy::Octez {
+            return false; // the octez model backs off as octez does
+        }
         if self.pool.active_count() > 0 {
             self.remember_unreached(point);
             return false;

@@ -656,9 +656,10 @@ impl Pool {
     /// because we were offline: the count drops by one and the point waits `delay` at
     /// most. Returns whether anything changed (a disconnected point with a failure).
     pub fn forgive_failure(&mut self, addr: SocketAddr, now: Time, delay: Duration) -> bool {
-        let ok = self.points.get(&addr).is_some_and(|p| {
-            p.state == PointState::Disconnected && !p.dialing && p.failures > 0
-        });
+        let ok = self
+            .points
+            .get(&addr)
+            .is_some_and(|p| p.state == PointState::Disconnected && !p.dialing && p.failures > 0);
         if ok {
             self.update(addr, |p| {
                 p.failures -= 1;

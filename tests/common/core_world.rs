@@ -436,4 +436,3 @@ pub fn run(config: Config, seed: u64, ops: &[Op]) {
         "connections left after shutdown"
     );
 }
-
