@@ -7,7 +7,7 @@
 
 #![no_main]
 
-use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use peerkeeper::identity::{transcript, verify_hello_auth, Identity, Keypair, Role, Side};
 use peerkeeper::wire::{Hello, Message, PROTOCOL_VERSION};
