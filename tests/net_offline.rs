@@ -41,9 +41,12 @@ async fn a_node_cut_off_for_half_an_hour_reconnects_at_once() {
         .bootstrap((1..=PEERS).map(addr).collect())
         .start()
         .unwrap();
-    wait_core(&node, VIRTUAL_DEADLINE, "the node counts itself offline", |c| {
-        c.offline_since().is_some()
-    })
+    wait_core(
+        &node,
+        VIRTUAL_DEADLINE,
+        "the node counts itself offline",
+        |c| c.offline_since().is_some(),
+    )
     .await;
     // Half an hour without a network: the node keeps dialing, holds nothing against
     // its points.
