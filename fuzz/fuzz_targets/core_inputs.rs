@@ -121,9 +121,7 @@ fn op(u: &mut Unstructured) -> Result<Op> {
             kind: u.int_in_range(0..=1)?,
             on: u.arbitrary()?,
         },
-        28 => Op::IdleTimer {
-            on: u.arbitrary()?,
-        },
+        28 => Op::IdleTimer { on: u.arbitrary()? },
         _ => Op::Wait {
             ms: u.int_in_range(0..=59_999)?,
         },
@@ -133,7 +131,9 @@ fn op(u: &mut Unstructured) -> Result<Op> {
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let Ok(config) = config(&mut u) else { return };
-    let Ok(seed) = u.arbitrary::<u64>() else { return };
+    let Ok(seed) = u.arbitrary::<u64>() else {
+        return;
+    };
     let mut ops = Vec::new();
     while !u.is_empty() && ops.len() < 5_000 {
         match op(&mut u) {

@@ -110,11 +110,9 @@ fuzz_target!(|msgs: Vec<Msg>| {
                 let mut signature = match sig {
                     Sig::Genuine => dialer.sign(&t(Role::Dialer, NETWORK, &me)),
                     Sig::WrongRole => dialer.sign(&t(Role::Acceptor, NETWORK, &me)),
-                    Sig::OtherNonce(n) => dialer.sign(&t(
-                        Role::Dialer,
-                        NETWORK,
-                        &Side { nonce: *n, ..me },
-                    )),
+                    Sig::OtherNonce(n) => {
+                        dialer.sign(&t(Role::Dialer, NETWORK, &Side { nonce: *n, ..me }))
+                    }
                     Sig::OtherNetwork(net) => dialer.sign(&t(Role::Dialer, net, &me)),
                     Sig::Listener => listener.sign(&t(Role::Dialer, NETWORK, &me)),
                     Sig::Raw(b) => b.clone(),

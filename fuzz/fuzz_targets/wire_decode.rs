@@ -4,9 +4,9 @@
 
 #![no_main]
 
+use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use peerkeeper::wire::{Message, WireCodec, MAX_FRAME_LEN};
-use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 fuzz_target!(|data: &[u8]| {
@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         WireCodec::default()
             .encode(m.clone(), &mut framed)
             .expect("a decoded message frames");
-        assert_eq!(WireCodec::default().decode(&mut framed).ok().flatten(), Some(m));
+        assert_eq!(
+            WireCodec::default().decode(&mut framed).ok().flatten(),
+            Some(m)
+        );
     }
     // A stream of frames, fed in two pieces (as reads split it): decode until an error
     // or the end. Every frame the codec yields is at most MAX_FRAME_LEN.
