@@ -1,6 +1,6 @@
 //! The offline rule in a running node, on the memory network with a paused clock: while
 //! every peer is unreachable the node holds no failure against its points and keeps
-//! trying; when the network comes back it reconnects within seconds, not after the
+//! trying; when the network comes back it reconnects within a minute, not after the
 //! longest backoff.
 
 mod common;
@@ -54,7 +54,8 @@ async fn a_node_cut_off_for_half_an_hour_reconnects_at_once() {
     tokio::time::sleep(Duration::from_secs(1800)).await;
     let tries = lab.net.connects() - before;
     assert!(tries >= 10, "an offline node keeps trying: {tries} dials");
-    // About OFFLINE_PROBES dials per OFFLINE_RETRY (here 8 points: each every 20 s).
+    // At most about OFFLINE_PROBES dials per OFFLINE_RETRY (the probe interval is at
+    // least that).
     let bound = 1800 / OFFLINE_RETRY.as_secs() * OFFLINE_PROBES as u64 + PEERS as u64;
     assert!(tries <= bound, "{tries} dials in half an hour offline");
     let failures = query(&node, |c| {
@@ -70,10 +71,12 @@ async fn a_node_cut_off_for_half_an_hour_reconnects_at_once() {
     for i in 1..=PEERS {
         lab.net.set_unreachable(addr(i), false);
     }
+    // Within a probe interval or two (here 20 s: twice the dial timeout), where the
+    // backoff the failures would have built would be at its 10 minute cap.
     wait_status(
         &node,
-        OFFLINE_RETRY * 3,
-        "the node reconnects within seconds of the network's return",
+        Duration::from_secs(60),
+        "the node reconnects within a minute of the network's return",
         |s| s.connections >= 2,
     )
     .await;

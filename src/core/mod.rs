@@ -64,9 +64,11 @@
 //!   by the others of that run (they failed for the same reason);
 //! * while offline, such a dial ends as [`DialEnd::Offline`]: the point's failure count
 //!   does not grow (so it is neither backed off nor garbage-collected first for it), and
-//!   it waits a fixed [`OFFLINE_RETRY`] per [`OFFLINE_PROBES`] points waiting, so that the
-//!   node keeps trying at about `OFFLINE_PROBES` dials per `OFFLINE_RETRY`, whatever the
-//!   size of its pool;
+//!   it waits one probe interval (the longer of [`OFFLINE_RETRY`] and twice
+//!   `dial_timeout`) per [`OFFLINE_PROBES`] points waiting, rounded up to a multiple of
+//!   the interval, so that the node keeps trying at about `OFFLINE_PROBES` dials per
+//!   interval whatever the size of its pool, in batches with quiet gaps between them (in
+//!   which a maintenance cycle can end: `maintain()` returns while offline too);
 //! * anything that proves the network works ends it: a dial that reaches a peer (a
 //!   handshake, a refusal, even a protocol error) or a peer's handshake reaching us. Every
 //!   point that waited while offline is then dialable at once, so the node reconnects
@@ -128,11 +130,13 @@ pub const MAX_EXPECTED_PEERS: usize = 1024;
 /// timeouts) while the node has no connection at all, the node counts itself offline
 /// and stops holding the failures against the points (see the module docs).
 pub const OFFLINE_AFTER: usize = 3;
-/// The offline rule: how long a point that failed while the node was offline waits
-/// before it is dialed again, per [`OFFLINE_PROBES`] points waiting (so that an offline
-/// node dials about `OFFLINE_PROBES` points per `OFFLINE_RETRY`, however large its pool).
+/// The offline rule: the shortest probe interval (it is at least twice `dial_timeout`).
+/// A point that failed while the node was offline waits one interval per
+/// [`OFFLINE_PROBES`] points waiting before it is dialed again (so that an offline node
+/// dials about `OFFLINE_PROBES` points per interval, however large its pool).
 pub const OFFLINE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
-/// The offline rule: about how many points an offline node dials per [`OFFLINE_RETRY`].
+/// The offline rule: about how many points an offline node dials per probe interval
+/// ([`OFFLINE_RETRY`], or twice `dial_timeout` if longer).
 pub const OFFLINE_PROBES: usize = 4;
 
 /// What a peer says of itself in the handshake, once the shell has checked the network
@@ -1052,8 +1056,8 @@ impl NodeCore {
             }
             DialResult::Failed(_) if offline => {
                 // Offline: nobody is reachable, so it says nothing against the point.
-                let delay = self.offline_delay();
-                self.pool.end_dial_offline(point, now, delay);
+                let until = self.offline_until(now);
+                self.pool.end_dial_offline(point, until);
                 if self.parked.len() < self.pool.limits().max_points {
                     self.parked.insert(point);
                 }
@@ -1122,9 +1126,9 @@ impl NodeCore {
                 return false;
             }
             self.offline_since = Some(now);
-            let delay = self.offline_delay();
+            let until = self.offline_until(now);
             for p in std::mem::take(&mut self.unreached) {
-                if self.pool.forgive_failure(p, now, delay)
+                if self.pool.forgive_failure(p, until)
                     && self.parked.len() < self.pool.limits().max_points
                 {
                     self.parked.insert(p);
@@ -1141,11 +1145,21 @@ impl NodeCore {
         self.unreached.push_back(point);
     }
 
-    /// The offline rule's retry delay: [`OFFLINE_RETRY`] per [`OFFLINE_PROBES`] points
-    /// waiting, so the rate of dials while offline stays bounded.
-    fn offline_delay(&self) -> std::time::Duration {
-        let waves = self.parked.len().div_ceil(OFFLINE_PROBES).max(1);
-        OFFLINE_RETRY.saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX))
+    /// The offline rule's retry: when a point that failed at `now` while offline may be
+    /// dialed again. It waits one probe interval (the longer of [`OFFLINE_RETRY`] and
+    /// twice `dial_timeout`) per [`OFFLINE_PROBES`] points waiting, so the rate of dials
+    /// while offline stays bounded, rounded up to a multiple of the interval: the probes
+    /// come in batches with quiet gaps between them, in which a maintenance cycle can end
+    /// (a steady trickle of redials would keep one running).
+    fn offline_until(&self, now: Time) -> Time {
+        let every = OFFLINE_RETRY.max(self.config.dial_timeout.saturating_mul(2));
+        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        let waves =
+            u64::try_from(self.parked.len().div_ceil(OFFLINE_PROBES).max(1)).unwrap_or(u64::MAX);
+        let earliest = now
+            .as_millis()
+            .saturating_add(every_ms.saturating_mul(waves));
+        Time::from_millis(earliest.div_ceil(every_ms).saturating_mul(every_ms))
     }
 
     /// The offline rule: something answered (a dial reached a peer, or a peer's handshake

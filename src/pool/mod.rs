@@ -638,24 +638,24 @@ impl Pool {
 
     /// The dial to `addr` failed while the node is offline (see the core's offline rule):
     /// no failure is counted and the point is not backed off by its failure count; it
-    /// waits `delay` (a short, fixed retry) instead. Returns whether a dial was in flight.
-    pub fn end_dial_offline(&mut self, addr: SocketAddr, now: Time, delay: Duration) -> bool {
+    /// waits until `until` (a short retry) instead. Returns whether a dial was in flight.
+    pub fn end_dial_offline(&mut self, addr: SocketAddr, until: Time) -> bool {
         if !self.points.get(&addr).is_some_and(|p| p.dialing) {
             return false;
         }
         self.update(addr, |p| {
             p.dialing = false;
             if p.state == PointState::Disconnected {
-                p.next_dial = p.next_dial.max(now + delay);
+                p.next_dial = p.next_dial.max(until);
             }
         });
         true
     }
 
     /// Takes back one failure counted against `addr` by a dial that, it turns out, failed
-    /// because we were offline: the count drops by one and the point waits `delay` at
-    /// most. Returns whether anything changed (a disconnected point with a failure).
-    pub fn forgive_failure(&mut self, addr: SocketAddr, now: Time, delay: Duration) -> bool {
+    /// because we were offline: the count drops by one and the point waits until `until`
+    /// at most. Returns whether anything changed (a disconnected point with a failure).
+    pub fn forgive_failure(&mut self, addr: SocketAddr, until: Time) -> bool {
         let ok = self
             .points
             .get(&addr)
@@ -663,7 +663,7 @@ impl Pool {
         if ok {
             self.update(addr, |p| {
                 p.failures -= 1;
-                p.next_dial = p.next_dial.min(now + delay);
+                p.next_dial = p.next_dial.min(until);
             });
         }
         ok
