@@ -214,6 +214,67 @@ pub fn transcript(
     t
 }
 
+/// Why the accepting side refuses a dialer's handshake ([`verify_hello_auth`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeRefusal {
+    /// The hello names another network.
+    WrongNetwork,
+    /// The hello is of another protocol version.
+    WrongVersion,
+    /// The signature does not prove the key the hello claims, over this connection's
+    /// transcript.
+    BadAuth,
+}
+
+/// The accepting side's verdict on a dialer's handshake, as a pure function of what it
+/// received: the dialer's `hello` must be of our `network` and of
+/// [`PROTOCOL_VERSION`](crate::wire::PROTOCOL_VERSION), and `signature` (its `Auth`) must
+/// prove the key it claims over the dialer's transcript of this connection, in which we
+/// are `me` (our key and the fresh nonce we sent). Returns the proven peer id. What the
+/// tokio shell's listener decides, and what the `handshake` fuzz target drives.
+///
+/// ```
+/// use peerkeeper::identity::{transcript, verify_hello_auth, HandshakeRefusal, Identity, Keypair, Role, Side};
+/// use peerkeeper::wire::{Hello, PROTOCOL_VERSION};
+/// let (dialer, acceptor) = (Keypair::from_seed(1), Keypair::from_seed(2));
+/// let me = Side { peer: acceptor.peer_id(), nonce: [2; 32] };
+/// let hello = Hello { network: "net".into(), version: PROTOCOL_VERSION,
+///     key: *dialer.peer_id().as_bytes(), nonce: [1; 32], listen_port: 9732 };
+/// let them = Side { peer: dialer.peer_id(), nonce: [1; 32] };
+/// let good = dialer.sign(&transcript(Role::Dialer, "net", PROTOCOL_VERSION, &them, &me));
+/// assert_eq!(verify_hello_auth(&acceptor, "net", &me, &hello, &good), Ok(dialer.peer_id()));
+/// let replayed = dialer.sign(&transcript(Role::Dialer, "net", PROTOCOL_VERSION, &them,
+///     &Side { nonce: [3; 32], ..me }));
+/// assert_eq!(verify_hello_auth(&acceptor, "net", &me, &hello, &replayed),
+///     Err(HandshakeRefusal::BadAuth));
+/// ```
+pub fn verify_hello_auth<I: Identity + ?Sized>(
+    identity: &I,
+    network: &str,
+    me: &Side,
+    hello: &crate::wire::Hello,
+    signature: &[u8],
+) -> Result<PeerId, HandshakeRefusal> {
+    let version = crate::wire::PROTOCOL_VERSION;
+    if hello.network != network {
+        return Err(HandshakeRefusal::WrongNetwork);
+    }
+    if hello.version != version {
+        return Err(HandshakeRefusal::WrongVersion);
+    }
+    let them = Side {
+        peer: PeerId::from_bytes(hello.key),
+        nonce: hello.nonce,
+    };
+    let t = transcript(Role::Dialer, network, version, &them, me);
+    if identity.verify(&them.peer, &t, signature) {
+        Ok(them.peer)
+    } else {
+        Err(HandshakeRefusal::BadAuth)
+    }
+}
+
 /// A fresh 32-byte nonce from the operating system's random generator (never the seeded
 /// generator of decisions: a nonce must not be predictable).
 pub fn fresh_nonce() -> [u8; 32] {

@@ -175,6 +175,7 @@ fn trusted_refuse_private_and_policy_take_effect_and_the_status_line_says_so() {
             "dropped",
             "cancelled",
             "wrong peer",
+            "offline",
             "in flight"
         ],
         "{status}"

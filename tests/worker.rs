@@ -469,9 +469,17 @@ async fn maintain_calls_during_a_cycle_get_one_later_cycle_together() {
         "the calls came during the first cycle"
     );
     assert_eq!(s.tap.cycle_after(1).await, first);
-    s.tap
-        .assert_no_cycle_within(2, Duration::from_secs(60), "no extra cycle follows")
-        .await;
+    // No extra cycle for the calls. Other cycles may follow: with 5 s links every dial
+    // times out, so the node counts itself offline and wakes to probe (the offline rule).
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut after = 2;
+    while let Ok(r) = tokio::time::timeout_at(until, s.tap.cycle_after(after)).await {
+        assert!(
+            !r.reasons.contains(WakeReason::Maintain),
+            "an extra cycle for the calls: {r:?}"
+        );
+        after = r.cycle;
+    }
     s.shutdown().await;
 }
 

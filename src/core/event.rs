@@ -41,11 +41,13 @@ pub enum DialEnd {
     /// The handshake proved another peer id than the one configured for the point
     /// (`KEY@HOST:PORT`).
     WrongPeer,
+    /// Reached nobody while the node was offline (the core's offline rule): no penalty.
+    Offline,
 }
 
 impl DialEnd {
     /// Every outcome, in the order of [`super::DialStats`]' fields.
-    pub const ALL: [DialEnd; 10] = [
+    pub const ALL: [DialEnd; 11] = [
         DialEnd::Succeeded,
         DialEnd::Refused,
         DialEnd::TimedOut,
@@ -56,6 +58,7 @@ impl DialEnd {
         DialEnd::Dropped,
         DialEnd::Cancelled,
         DialEnd::WrongPeer,
+        DialEnd::Offline,
     ];
 
     /// The outcome's name, as in [`super::DialStats`] and the metrics' labels.
@@ -71,6 +74,7 @@ impl DialEnd {
             DialEnd::Dropped => "dropped",
             DialEnd::Cancelled => "cancelled",
             DialEnd::WrongPeer => "wrong_peer",
+            DialEnd::Offline => "offline",
         }
     }
 }

@@ -51,6 +51,31 @@
 //!   bootstrap points, and its own point sources, polled in every discovery round;
 //! * loopback and LAN addresses are accepted under the relay rule, so local and LAN
 //!   networks form with the default config.
+//!
+//! # The offline rule
+//!
+//! A dial that reaches nobody (an I/O error or a timeout) says something against the
+//! point only if the network works. Bitcoin Core counts failures only while it has
+//! outbound connections in several network groups; the core uses a rule it can decide
+//! from its own inputs:
+//!
+//! * the node is *offline* when it has no connection open and its last [`OFFLINE_AFTER`]
+//!   dials all reached nobody; the dial that makes it so takes back the failures counted
+//!   by the others of that run (they failed for the same reason);
+//! * while offline, such a dial ends as [`DialEnd::Offline`]: the point's failure count
+//!   does not grow (so it is neither backed off nor garbage-collected first for it), and
+//!   it waits one probe interval (the longer of [`OFFLINE_RETRY`] and twice
+//!   `dial_timeout`) per [`OFFLINE_PROBES`] points waiting, rounded up to a multiple of
+//!   the interval, so that the node keeps trying at about `OFFLINE_PROBES` dials per
+//!   interval whatever the size of its pool, in batches with quiet gaps between them (in
+//!   which a maintenance cycle can end: `maintain()` returns while offline too);
+//! * anything that proves the network works ends it: a dial that reaches a peer (a
+//!   handshake, a refusal, even a protocol error) or a peer's handshake reaching us. Every
+//!   point that waited while offline is then dialable at once, so the node reconnects
+//!   straight away rather than after the longest backoff.
+//!
+//! A refusal or a protocol error counts against its point as before, offline or not. The
+//! octez model ([`Policy::Octez`]) has no offline rule: it backs off as octez does.
 
 mod event;
 mod input;
@@ -85,7 +110,7 @@ use crate::Time;
 use intake::{canonical_ip, check_point, scope, shareable, PointDropped};
 use rand::seq::IteratorRandom;
 use rand::Rng;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -102,6 +127,18 @@ pub const PRIMARY_DIAL_INTERVAL: std::time::Duration = std::time::Duration::from
 
 /// Most configured points with an expected peer id ([`NodeCore::expect_peer`]).
 pub const MAX_EXPECTED_PEERS: usize = 1024;
+/// The offline rule: after this many dials in a row that reached nobody (I/O errors and
+/// timeouts) while the node has no connection at all, the node counts itself offline
+/// and stops holding the failures against the points (see the module docs).
+pub const OFFLINE_AFTER: usize = 3;
+/// The offline rule: the shortest probe interval (it is at least twice `dial_timeout`).
+/// A point that failed while the node was offline waits one interval per
+/// [`OFFLINE_PROBES`] points waiting before it is dialed again (so that an offline node
+/// dials about `OFFLINE_PROBES` points per interval, however large its pool).
+pub const OFFLINE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+/// The offline rule: about how many points an offline node dials per probe interval
+/// ([`OFFLINE_RETRY`], or twice `dial_timeout` if longer).
+pub const OFFLINE_PROBES: usize = 4;
 
 /// What a peer says of itself in the handshake, once the shell has checked the network
 /// name and the protocol version.
@@ -423,6 +460,14 @@ pub struct NodeCore {
     /// The peer id each configured point must prove (`KEY@HOST:PORT`): configured points
     /// only, at most [`MAX_EXPECTED_PEERS`].
     expected: BTreeMap<SocketAddr, PeerId>,
+    /// The offline rule: the points whose failures were counted since the last dial or
+    /// inbound handshake that reached anyone (at most `OFFLINE_AFTER - 1`, newest last).
+    unreached: VecDeque<SocketAddr>,
+    /// The offline rule: since when the node counts itself offline.
+    offline_since: Option<Time>,
+    /// The offline rule: the points that failed, unpenalised, while offline; released
+    /// (dialable at once) when the network is back. At most the pool's `max_points`.
+    parked: BTreeSet<SocketAddr>,
 }
 
 impl NodeCore {
@@ -493,6 +538,9 @@ impl NodeCore {
             primary_dials: BTreeMap::new(),
 
             expected: BTreeMap::new(),
+            unreached: VecDeque::new(),
+            offline_since: None,
+            parked: BTreeSet::new(),
         }
     }
 
@@ -636,6 +684,7 @@ impl NodeCore {
             DialEnd::Dropped => &mut d.dropped,
             DialEnd::Cancelled => &mut d.cancelled,
             DialEnd::WrongPeer => &mut d.wrong_peer,
+            DialEnd::Offline => &mut d.offline,
         };
         *counter += 1;
         self.dial_ended(point, outcome, at);
@@ -871,6 +920,8 @@ impl NodeCore {
             }
             return refuse(RefuseReason::Myself);
         }
+        // A handshake reached us: the network works.
+        self.network_reached(now);
         if hello.listen_port == 0 {
             // An undialable point: not a node of this protocol.
             self.handle_violation(Offender::Ip(ip), now);
@@ -1000,6 +1051,16 @@ impl NodeCore {
             return DialVerdict::Drop(CloseReason::Shutdown);
         }
         let replaces = self.swaps.remove(&point);
+        if matches!(
+            result,
+            DialResult::Connected { .. } | DialResult::Refused { .. }
+        ) {
+            self.network_reached(now);
+        }
+        let offline = matches!(
+            result,
+            DialResult::Failed(DialFailure::Io | DialFailure::Timeout)
+        ) && self.dial_unreached(point, now);
         let (outcome, verdict) = match result {
             DialResult::Connected { peer, .. }
                 if self.expected.get(&point).is_some_and(|e| *e != peer) =>
@@ -1041,8 +1102,21 @@ impl NodeCore {
                 };
                 (outcome, DialVerdict::Drop(CloseReason::Lost))
             }
+            DialResult::Failed(_) if offline => {
+                // Offline: nobody is reachable, so it says nothing against the point.
+                let until = self.offline_until(now);
+                self.pool.end_dial_offline(point, until);
+                if self.parked.len() < self.pool.limits().max_points {
+                    self.parked.insert(point);
+                }
+                self.count_dial(point, DialEnd::Offline, now);
+                (DialOutcome::Failed, DialVerdict::Drop(CloseReason::Lost))
+            }
             DialResult::Failed(f) => {
                 let failed = f != DialFailure::Cancelled;
+                if f == DialFailure::Protocol {
+                    self.network_reached(now);
+                }
                 self.pool.end_dial(point, failed, now, &mut self.rng);
                 let outcome = match f {
                     DialFailure::Timeout => {
@@ -1080,6 +1154,77 @@ impl NodeCore {
         });
         self.settle(now);
         verdict
+    }
+
+    /// The offline rule, on a dial that reached nobody (an I/O error or a timeout): whether
+    /// the node is offline, so that the failure does not count against the point. The
+    /// node goes offline on the [`OFFLINE_AFTER`]-th such dial in a row with no connection
+    /// open; the failures counted in that run are then taken back.
+    fn dial_unreached(&mut self, point: SocketAddr, now: Time) -> bool {
+        if self.config.policy == Policy::Octez {
+            return false; // the octez model backs off as octez does
+        }
+        if self.pool.active_count() > 0 {
+            self.remember_unreached(point);
+            return false;
+        }
+        if self.offline_since.is_none() {
+            if self.unreached.len() + 1 < OFFLINE_AFTER {
+                self.remember_unreached(point);
+                return false;
+            }
+            self.offline_since = Some(now);
+            let until = self.offline_until(now);
+            for p in std::mem::take(&mut self.unreached) {
+                if self.pool.forgive_failure(p, until)
+                    && self.parked.len() < self.pool.limits().max_points
+                {
+                    self.parked.insert(p);
+                }
+            }
+        }
+        true
+    }
+
+    fn remember_unreached(&mut self, point: SocketAddr) {
+        if self.unreached.len() + 1 >= OFFLINE_AFTER {
+            self.unreached.pop_front();
+        }
+        self.unreached.push_back(point);
+    }
+
+    /// The offline rule's retry: when a point that failed at `now` while offline may be
+    /// dialed again. It waits one probe interval (the longer of [`OFFLINE_RETRY`] and
+    /// twice `dial_timeout`) per [`OFFLINE_PROBES`] points waiting, so the rate of dials
+    /// while offline stays bounded, rounded up to a multiple of the interval: the probes
+    /// come in batches with quiet gaps between them, in which a maintenance cycle can end
+    /// (a steady trickle of redials would keep one running).
+    fn offline_until(&self, now: Time) -> Time {
+        let every = OFFLINE_RETRY.max(self.config.dial_timeout.saturating_mul(2));
+        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        let waves =
+            u64::try_from(self.parked.len().div_ceil(OFFLINE_PROBES).max(1)).unwrap_or(u64::MAX);
+        let earliest = now
+            .as_millis()
+            .saturating_add(every_ms.saturating_mul(waves));
+        Time::from_millis(earliest.div_ceil(every_ms).saturating_mul(every_ms))
+    }
+
+    /// The offline rule: something answered (a dial reached a peer, or a peer's handshake
+    /// reached us). The node is online; the points that failed while it was offline are
+    /// dialable at once.
+    fn network_reached(&mut self, now: Time) {
+        self.unreached.clear();
+        self.offline_since = None;
+        for p in std::mem::take(&mut self.parked) {
+            self.pool.release(p, now);
+        }
+    }
+
+    /// Whether the node counts itself offline (the offline rule: no connection, and the
+    /// last [`OFFLINE_AFTER`] dials reached nobody), and since when.
+    pub fn offline_since(&self) -> Option<Time> {
+        self.offline_since
     }
 
     fn dial_connected(
@@ -2138,6 +2283,13 @@ impl NodeCore {
             );
         }
         assert!(self.primary_dials.keys().all(|p| self.sets.is_tracked(*p)));
+        assert!(self.unreached.len() < OFFLINE_AFTER.max(1));
+        assert!(self.parked.len() <= self.pool.limits().max_points);
+        if self.offline_since.is_some() {
+            assert!(self.unreached.is_empty(), "offline with unreached points");
+        } else {
+            assert!(self.parked.is_empty(), "points parked while online");
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// How every dial ended. Each attempt ends in exactly one outcome, so
 /// `attempted == succeeded + refused + timed_out + failed + protocol + already_connected
-/// + myself + dropped + cancelled + wrong_peer + in_flight` at every moment ([`DialStats::adds_up`]).
+/// + myself + dropped + cancelled + wrong_peer + offline + in_flight` at every moment ([`DialStats::adds_up`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct DialStats {
@@ -34,6 +34,10 @@ pub struct DialStats {
     /// The handshake proved another peer id than the one configured for the point
     /// (`KEY@HOST:PORT`): dropped, and the point backs off.
     pub wrong_peer: u64,
+    /// Reached nobody (an I/O error or a timeout) while the node was offline: no
+    /// connection, and the last few dials reached nobody either (the core's offline
+    /// rule). Not held against the point.
+    pub offline: u64,
     /// Not ended yet.
     pub in_flight: u64,
 }
@@ -52,6 +56,7 @@ impl DialStats {
                 + self.dropped
                 + self.cancelled
                 + self.wrong_peer
+                + self.offline
                 + self.in_flight
     }
 
@@ -68,13 +73,14 @@ impl DialStats {
         self.dropped += o.dropped;
         self.cancelled += o.cancelled;
         self.wrong_peer += o.wrong_peer;
+        self.offline += o.offline;
         self.in_flight += o.in_flight;
     }
 
     /// A one-line summary for status lines and tables.
     pub fn summary(&self) -> String {
         format!(
-            "{} attempted: {} ok, {} refused, {} timed out, {} failed, {} protocol, {} already connected, {} myself, {} dropped, {} cancelled, {} wrong peer, {} in flight",
+            "{} attempted: {} ok, {} refused, {} timed out, {} failed, {} protocol, {} already connected, {} myself, {} dropped, {} cancelled, {} wrong peer, {} offline, {} in flight",
             self.attempted,
             self.succeeded,
             self.refused,
@@ -86,6 +92,7 @@ impl DialStats {
             self.dropped,
             self.cancelled,
             self.wrong_peer,
+            self.offline,
             self.in_flight
         )
     }

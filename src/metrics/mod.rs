@@ -903,6 +903,7 @@ fn dial_count(d: &DialStats, outcome: DialEnd) -> u64 {
         DialEnd::Dropped => d.dropped,
         DialEnd::Cancelled => d.cancelled,
         DialEnd::WrongPeer => d.wrong_peer,
+        DialEnd::Offline => d.offline,
     }
 }
 

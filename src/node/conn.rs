@@ -6,7 +6,7 @@
 use super::actor::{Cmd, ConnHandle, Out};
 use super::NetConfig;
 use crate::core::{Admission, DialFailure, DialResult, DialVerdict, Hello, Offender, RefuseReason};
-use crate::identity::{fresh_nonce, transcript, Identity, Role, Side};
+use crate::identity::{fresh_nonce, transcript, verify_hello_auth, Identity, Role, Side};
 use crate::pool::{CloseReason, ConnId, PeerId};
 use crate::transport::{Link, Transport};
 use crate::wire::{self, CloseCode, Message, RefuseCode, PROTOCOL_VERSION};
@@ -341,7 +341,9 @@ pub(crate) async fn accept<L: Link>(
         }
         match link.next().await {
             Some(Ok(Message::Auth { signature })) => {
-                if !ctx.verify(Role::Dialer, &them, &me, &signature) {
+                let proven =
+                    verify_hello_auth(&*ctx.identity, &ctx.net.network, &me, &h, &signature);
+                if proven != Ok(them.peer) {
                     tracing::info!(%remote, peer = %them.peer.short(), "handshake signature does not verify: refused");
                     let refusal = Message::Refused {
                         reason: RefuseCode::BadAuth,

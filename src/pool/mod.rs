@@ -638,6 +638,52 @@ impl Pool {
         true
     }
 
+    /// The dial to `addr` failed while the node is offline (see the core's offline rule):
+    /// no failure is counted and the point is not backed off by its failure count; it
+    /// waits until `until` (a short retry) instead. Returns whether a dial was in flight.
+    pub fn end_dial_offline(&mut self, addr: SocketAddr, until: Time) -> bool {
+        if !self.points.get(&addr).is_some_and(|p| p.dialing) {
+            return false;
+        }
+        self.update(addr, |p| {
+            p.dialing = false;
+            if p.state == PointState::Disconnected {
+                p.next_dial = p.next_dial.max(until);
+            }
+        });
+        true
+    }
+
+    /// Takes back one failure counted against `addr` by a dial that, it turns out, failed
+    /// because we were offline: the count drops by one and the point waits until `until`
+    /// at most. Returns whether anything changed (a disconnected point with a failure).
+    pub fn forgive_failure(&mut self, addr: SocketAddr, until: Time) -> bool {
+        let ok = self
+            .points
+            .get(&addr)
+            .is_some_and(|p| p.state == PointState::Disconnected && !p.dialing && p.failures > 0);
+        if ok {
+            self.update(addr, |p| {
+                p.failures -= 1;
+                p.next_dial = p.next_dial.min(until);
+            });
+        }
+        ok
+    }
+
+    /// Makes `addr` dialable at `now` if it is merely waiting (disconnected, not dialing):
+    /// what the core does with the points that failed while it was offline, once the
+    /// network is back. Returns whether it was waiting.
+    pub fn release(&mut self, addr: SocketAddr, now: Time) -> bool {
+        let ok = self.points.get(&addr).is_some_and(|p| {
+            p.state == PointState::Disconnected && !p.dialing && p.next_dial > now
+        });
+        if ok {
+            self.update(addr, |p| p.next_dial = now);
+        }
+        ok
+    }
+
     /// A connection is open (dialed or accepted) to `peer` at its listening point `addr`.
     /// An inbound point unknown so far is added with source [`Source::Incoming`].
     /// Returns whether `peer` is a new peer id.

@@ -20,7 +20,7 @@ pub const NETWORK_REPORT_KEYS: [&str; 12] = [
 ];
 
 /// The keys of the `dials` object: every outcome, adding up to `attempted`.
-pub const DIAL_KEYS: [&str; 12] = [
+pub const DIAL_KEYS: [&str; 13] = [
     "attempted",
     "succeeded",
     "refused",
@@ -32,6 +32,7 @@ pub const DIAL_KEYS: [&str; 12] = [
     "dropped",
     "cancelled",
     "wrong_peer",
+    "offline",
     "in_flight",
 ];
 

@@ -1,0 +1,71 @@
+//! Inputs the fuzz targets (`fuzz/`) found, kept as regression tests.
+//!
+//! * `handshake`, first run: a hello claiming the listener's own key, with an auth the
+//!   listener's own key signed over this connection's dialer transcript, passes
+//!   `verify_hello_auth`. That is right (the signature proves the key), and not a way in:
+//!   such an auth can only come from ourselves (a dial to our own address) or be relayed
+//!   from one of our own dials, and the core refuses the connection as ourselves. The
+//!   target's oracle, which allowed only the dialer's key, was too narrow.
+
+use peerkeeper::core::{Admission, Hello, NodeCore, RefuseReason};
+use peerkeeper::identity::{transcript, verify_hello_auth, Identity, Keypair, Role, Side};
+use peerkeeper::pool::ConnId;
+use peerkeeper::wire::{self, PROTOCOL_VERSION};
+use peerkeeper::{Config, PeerId, Time};
+use std::net::SocketAddr;
+
+#[test]
+fn a_handshake_proving_our_own_key_is_proven_and_then_refused_as_ourselves() {
+    let listener = Keypair::from_seed(2);
+    let me = Side {
+        peer: listener.peer_id(),
+        nonce: [7; 32],
+    };
+    // The fuzzer's input (crash-1724ad0e...): the listener's key, an arbitrary nonce.
+    let mut nonce = [161u8; 32];
+    nonce[..9].fill(0);
+    let hello = wire::Hello {
+        network: "fuzznet".into(),
+        version: PROTOCOL_VERSION,
+        key: *listener.peer_id().as_bytes(),
+        nonce,
+        listen_port: 41377,
+    };
+    let them = Side {
+        peer: listener.peer_id(),
+        nonce,
+    };
+    let t = transcript(Role::Dialer, "fuzznet", PROTOCOL_VERSION, &them, &me);
+    let signature = listener.sign(&t);
+    let proven = verify_hello_auth(&listener, "fuzznet", &me, &hello, &signature);
+    assert_eq!(proven, Ok(listener.peer_id()));
+    // A bit flipped (every third one): refused.
+    for bit in (0..signature.len() * 8).step_by(3) {
+        let mut s = signature.clone();
+        s[bit / 8] ^= 1 << (bit % 8);
+        assert!(verify_hello_auth(&listener, "fuzznet", &me, &hello, &s).is_err());
+    }
+
+    // The core, told of a peer proven to be itself, refuses it as ourselves.
+    let mut core = NodeCore::new(Config::default(), listener.peer_id(), 1);
+    core.start(Time::ZERO);
+    let remote = SocketAddr::from(([10, 0, 0, 9], 40000));
+    let admission = core.handle_inbound(
+        ConnId(1),
+        remote,
+        Hello {
+            peer: PeerId::from_bytes(hello.key),
+            listen_port: hello.listen_port,
+        },
+        Time::ZERO,
+    );
+    assert_eq!(
+        admission,
+        Admission::Refuse {
+            reason: RefuseReason::Myself,
+            points: vec![]
+        }
+    );
+    assert_eq!(core.connection_count(), 0);
+    core.check_invariants();
+}
