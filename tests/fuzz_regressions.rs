@@ -5,7 +5,10 @@
 //!   `verify_hello_auth`. That is right (the signature proves the key), and not a way in:
 //!   such an auth can only come from ourselves (a dial to our own address) or be relayed
 //!   from one of our own dials, and the core refuses the connection as ourselves. The
-//!   target's oracle, which allowed only the dialer's key, was too narrow.
+//!   target's oracle, which allowed only the dialer's key, was too narrow. Since then our
+//!   dialer signs nothing for a listener claiming our own key (`src/node/conn.rs`: such a
+//!   dial ends as `myself`), so no relay can obtain that signature from us either
+//!   (`tests/node_lifecycle.rs`, the alias test).
 
 use peerkeeper::core::{Admission, Hello, NodeCore, RefuseReason};
 use peerkeeper::identity::{transcript, verify_hello_auth, Identity, Keypair, Role, Side};

@@ -199,6 +199,16 @@ pub(crate) async fn dial<T: Transport>(
             // Garbage, or anything but a handshake.
             Some(_) => return Err(DialResult::Failed(DialFailure::Protocol)),
         };
+        // A listener claiming our own key: we reached ourselves, or someone relays our
+        // own hello back to us to have us sign for our key. Either way we sign nothing
+        // (a relayed signature could prove "us" to our own listener): a dial to ourselves.
+        if them.peer == me.peer {
+            // The link is dropped: the listener's handshake ends without our proof.
+            return Err(DialResult::Refused {
+                reason: RefuseReason::Myself,
+                points: Vec::new(),
+            });
+        }
         // Our proof first (the acceptor decides on proven ids only), then theirs.
         let auth = ctx.auth(Role::Dialer, &me, &them);
         if !send_within(&mut link, auth, ctx.net.handshake_timeout).await {
