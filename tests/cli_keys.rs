@@ -7,27 +7,13 @@
 mod proc;
 
 use proc::{peerkeeper, NodeProcess};
-use std::path::PathBuf;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-keys-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The listening address and the peer id a node's start line names.
-fn started(p: &NodeProcess) -> (String, String) {
-    (p.listen(), p.field("peer_id"))
-}
 
 #[test]
 fn a_key_file_is_generated_owner_only_then_reused() {
-    let dir = scratch("reuse");
+    let dir = proc::scratch("cli-keys", "reuse");
     let file = dir.join("node.key");
     let f = file.to_str().unwrap();
-    let (_, first) = started(&NodeProcess::start(&["--key", f]));
+    let (_, first) = NodeProcess::start(&["--key", f]).listen_and_id();
     assert_eq!(first.len(), 64, "{first}");
     #[cfg(unix)]
     {
@@ -35,18 +21,18 @@ fn a_key_file_is_generated_owner_only_then_reused() {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "owner-only");
     }
-    let (_, second) = started(&NodeProcess::start(&["--key", f]));
+    let (_, second) = NodeProcess::start(&["--key", f]).listen_and_id();
     assert_eq!(first, second, "the same key, the same peer id");
     // Without --key: a new key at every start, even in the same directory.
-    let (_, a) = started(&NodeProcess::start(&[]));
-    let (_, b) = started(&NodeProcess::start(&[]));
+    let (_, a) = NodeProcess::start(&[]).listen_and_id();
+    let (_, b) = NodeProcess::start(&[]).listen_and_id();
     assert_ne!(a, b);
     assert_ne!(a, first);
 }
 
 #[test]
 fn a_bad_key_file_exits_2_naming_it() {
-    let dir = scratch("bad");
+    let dir = proc::scratch("cli-keys", "bad");
     let file = dir.join("broken.key");
     std::fs::write(&file, "this is not a key\n").unwrap();
     let out = peerkeeper()
@@ -76,10 +62,10 @@ fn a_bad_key_file_exits_2_naming_it() {
 
 #[test]
 fn a_peer_named_by_key_connects_only_with_that_key() {
-    let dir = scratch("expect");
+    let dir = proc::scratch("cli-keys", "expect");
     let file = dir.join("b.key");
     let b = NodeProcess::start(&["--key", file.to_str().unwrap()]);
-    let (b_listen, b_key) = started(&b);
+    let (b_listen, b_key) = b.listen_and_id();
     // The wrong key: the dial is dropped and counted, again after each backoff.
     let wrong = format!("{}@{b_listen}", "ab".repeat(32));
     let a = NodeProcess::start(&["--peer", &wrong]);

@@ -34,10 +34,9 @@
 #[path = "common/core_world.rs"]
 mod core_world;
 
-use core_world::{point, run, Op, POINTS};
-use peerkeeper::{Config, Policy};
+use core_world::{run, small_config, Op, POINTS};
+use peerkeeper::Config;
 use proptest::prelude::*;
-use std::time::Duration;
 
 fn op() -> impl Strategy<Value = Op> {
     let idxs = || prop::collection::vec(any::<u8>(), 0..8);
@@ -73,31 +72,9 @@ fn config() -> impl Strategy<Value = Config> {
         (12usize..40, any::<bool>(), any::<bool>(), any::<bool>()),
         prop::collection::vec(0u8..POINTS, 0..3),
     )
-        .prop_map(
-            |((min, e, m), dials, (pool, octez, private, room), trusted)| Config {
-                min_connections: min,
-                expected_connections: min + e,
-                max_connections: min + e + m,
-                max_concurrent_dials: dials,
-                max_known_points: pool,
-                known_points_gc_target: pool * 3 / 4,
-                max_known_peers: pool,
-                policy: if octez {
-                    Policy::Octez
-                } else {
-                    Policy::Peerkeeper
-                },
-                private_mode: private,
-                make_room_interval: room.then_some(Duration::from_secs(1)),
-                // Private mode needs a trusted point to dial.
-                trusted_points: if private && trusted.is_empty() {
-                    vec![point(0)]
-                } else {
-                    trusted.into_iter().map(point).collect()
-                },
-                ..Config::default()
-            },
-        )
+        .prop_map(|(targets, dials, (pool, octez, private, room), trusted)| {
+            small_config(targets, dials, pool, octez, private, room, &trusted)
+        })
 }
 
 proptest! {

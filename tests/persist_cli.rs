@@ -6,28 +6,13 @@
 mod proc;
 
 use proc::NodeProcess;
-use std::path::PathBuf;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("persist-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A running node: its stderr lines on a channel, killed (SIGKILL) on drop.
-/// Listen address and peer id, from the start line.
-fn started(p: &NodeProcess) -> (String, String) {
-    (p.listen(), p.field("peer_id"))
-}
 
 #[test]
 fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
-    let dir = scratch("kill9");
+    let dir = proc::scratch("persist-cli", "kill9");
     let d = dir.to_str().unwrap();
     let a = NodeProcess::start(&[]);
-    let (a_listen, _) = started(&a);
+    let (a_listen, _) = a.listen_and_id();
 
     let mut b = NodeProcess::start(&[
         "--data-dir",
@@ -37,7 +22,7 @@ fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
         "--peer",
         &a_listen,
     ]);
-    let (_, b_id) = started(&b);
+    let (_, b_id) = b.listen_and_id();
     b.wait_for("B connected to A", |l| {
         l.starts_with("status: 1 connections")
     });
@@ -56,7 +41,7 @@ fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
         l.contains("restored the saved pool")
     });
     assert!(restored.contains("anchors=1"), "{restored}");
-    let (_, b_id2) = started(&b);
+    let (_, b_id2) = b.listen_and_id();
     assert_eq!(b_id, b_id2, "the key from DIR/node.key: the same peer id");
     b.wait_for("B reconnected to A", |l| {
         l.starts_with("status: 1 connections")
@@ -77,11 +62,11 @@ fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
 
 #[test]
 fn a_corrupted_pool_file_gives_a_warning_and_the_node_still_starts() {
-    let base = scratch("corrupt");
+    let base = proc::scratch("persist-cli", "corrupt");
     let dir = base.join("data");
     let d = dir.to_str().unwrap();
     let a = NodeProcess::start(&[]);
-    let (a_listen, _) = started(&a);
+    let (a_listen, _) = a.listen_and_id();
     // A first run makes a valid file (saved at shutdown... here at the first interval).
     let b = NodeProcess::start(&[
         "--data-dir",
@@ -91,7 +76,7 @@ fn a_corrupted_pool_file_gives_a_warning_and_the_node_still_starts() {
         "--peer",
         &a_listen,
     ]);
-    started(&b);
+    b.listen_and_id();
     b.wait_for("a save", |l| {
         l.contains("saved the pool") && l.contains("anchors=1")
     });
@@ -114,7 +99,7 @@ fn a_corrupted_pool_file_gives_a_warning_and_the_node_still_starts() {
     assert!(warning.contains("WARN"), "{warning}");
     assert!(warning.contains("checksum"), "{warning}");
     assert!(warning.contains("lost"), "{warning}");
-    started(&b);
+    b.listen_and_id();
     b.wait_for("connected all the same", |l| {
         l.starts_with("status: 1 connections")
     });

@@ -9,11 +9,10 @@
 #[allow(dead_code)]
 mod core_world;
 
-use core_world::{point, run, Op, POINTS};
+use core_world::{run, small_config, Op, POINTS};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use peerkeeper::{Config, Policy};
-use std::time::Duration;
+use peerkeeper::Config;
 
 /// A configuration `validate()` accepts, as the property test draws them.
 fn config(u: &mut Unstructured) -> Result<Config> {
@@ -28,29 +27,17 @@ fn config(u: &mut Unstructured) -> Result<Config> {
     let n = u.int_in_range(0usize..=2)?;
     let mut trusted = Vec::new();
     for _ in 0..n {
-        trusted.push(point(u.int_in_range(0..=POINTS - 1)?));
+        trusted.push(u.int_in_range(0..=POINTS - 1)?);
     }
-    if private && trusted.is_empty() {
-        trusted.push(point(0));
-    }
-    Ok(Config {
-        min_connections: min,
-        expected_connections: min + e,
-        max_connections: min + e + m,
-        max_concurrent_dials: dials,
-        max_known_points: pool,
-        known_points_gc_target: pool * 3 / 4,
-        max_known_peers: pool,
-        policy: if octez {
-            Policy::Octez
-        } else {
-            Policy::Peerkeeper
-        },
-        private_mode: private,
-        make_room_interval: room.then_some(Duration::from_secs(1)),
-        trusted_points: trusted,
-        ..Config::default()
-    })
+    Ok(small_config(
+        (min, e, m),
+        dials,
+        pool,
+        octez,
+        private,
+        room,
+        &trusted,
+    ))
 }
 
 fn idxs(u: &mut Unstructured, max: usize) -> Result<Vec<u8>> {

@@ -28,6 +28,45 @@ pub fn point(i: u8) -> SocketAddr {
 }
 
 /// The peer that listens at point `i`.
+/// The small configuration the property test and the fuzz target draw: targets
+/// `min`/`min + e`/`min + e + m`, `dials` in flight, a pool of `pool` points, either policy,
+/// private mode (with a trusted point to dial), room making, and trusted points among the
+/// universe's. `validate()` accepts every one.
+#[allow(clippy::too_many_arguments)]
+pub fn small_config(
+    (min, e, m): (usize, usize, usize),
+    dials: usize,
+    pool: usize,
+    octez: bool,
+    private: bool,
+    room: bool,
+    trusted: &[u8],
+) -> Config {
+    Config {
+        min_connections: min,
+        expected_connections: min + e,
+        max_connections: min + e + m,
+        max_concurrent_dials: dials,
+        max_known_points: pool,
+        known_points_gc_target: pool * 3 / 4,
+        max_known_peers: pool,
+        policy: if octez {
+            Policy::Octez
+        } else {
+            Policy::Peerkeeper
+        },
+        private_mode: private,
+        make_room_interval: room.then_some(Duration::from_secs(1)),
+        // Private mode needs a trusted point to dial.
+        trusted_points: if private && trusted.is_empty() {
+            vec![point(0)]
+        } else {
+            trusted.iter().map(|&i| point(i)).collect()
+        },
+        ..Config::default()
+    }
+}
+
 pub fn peer(i: u8) -> PeerId {
     PeerId::from_u64(1_000 + u64::from(i % POINTS))
 }

@@ -16,6 +16,16 @@ pub fn peerkeeper() -> Command {
     Command::new(env!("CARGO_BIN_EXE_peerkeeper"))
 }
 
+/// An empty scratch directory for test `name` of file `file`, under Cargo's temporary
+/// directory (unique per process).
+pub fn scratch(file: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{file}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A running `peerkeeper node`, killed on drop if still running.
 pub struct NodeProcess {
     pub child: Child,
@@ -72,6 +82,11 @@ impl NodeProcess {
             .find_map(|w| w.strip_prefix(prefix.as_str()))
             .unwrap_or_else(|| panic!("no {key} in {}", self.started))
             .to_string()
+    }
+
+    /// The address it listens on and its peer id, from the start line.
+    pub fn listen_and_id(&self) -> (String, String) {
+        (self.listen(), self.field("peer_id"))
     }
 
     /// The address it listens on.
