@@ -471,6 +471,48 @@ impl Default for PeerSetConfig {
     }
 }
 
+/// The defences against an eclipse (one operator controlling every peer we dial), each of
+/// which can be switched off to measure what it is worth (`peerkeeper simulate
+/// --attackers`; see `docs/design.md`, "Against a hostile network").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defences {
+    /// Outbound candidates are picked across network groups (IPv4 /16, IPv6 /32): at most
+    /// one dialed connection per group while enough groups are known (Bitcoin Core's rule);
+    /// trusted and protected peers exempt. Off: the best candidates whatever their group.
+    pub diverse_dials: bool,
+    /// Points learned from the network are kept in Bitcoin Core's partitioned address
+    /// book: a *new* side whose bucket positions are keyed by the sender's group (one
+    /// source cannot fill it or push out what others taught us) and a *tried* side for
+    /// points that worked, evicted from only after a test that the occupant is dead. Off:
+    /// one flat pool, garbage-collected by failures and age.
+    pub address_buckets: bool,
+    /// At start, dial the anchors saved at the last shutdown (the last outbound peers)
+    /// first. Off: a restored pool is dialed like any other.
+    pub anchors: bool,
+}
+
+impl Default for Defences {
+    fn default() -> Self {
+        Defences {
+            diverse_dials: true,
+            address_buckets: true,
+            anchors: true,
+        }
+    }
+}
+
+impl Defences {
+    /// Every defence off (what the eclipse experiment compares against).
+    pub fn off() -> Defences {
+        Defences {
+            diverse_dials: false,
+            address_buckets: false,
+            anchors: false,
+        }
+    }
+}
+
 /// Which connection-maintenance policy a node runs. Both run inside the same node core, so
 /// the simulator's `--compare` compares policies in one program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -594,6 +636,8 @@ pub struct Config {
     /// Peer sets by epoch (commonware's `track`/`overwrite`), and the validator mode that
     /// admits and dials tracked peers only.
     pub peer_sets: PeerSetConfig,
+    /// Eclipse defences (all on by default).
+    pub defences: Defences,
 }
 
 impl Default for Config {
@@ -623,6 +667,7 @@ impl Default for Config {
             max_outbound: None,
             max_inbound: None,
             peer_sets: PeerSetConfig::default(),
+            defences: Defences::default(),
         }
     }
 }

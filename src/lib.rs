@@ -57,7 +57,7 @@ pub mod trigger;
 pub mod wire;
 
 pub use config::{
-    BackoffConfig, Bounds, Config, ConfigError, DiscoveryConfig, KindTarget, KindTargets,
+    BackoffConfig, Bounds, Config, ConfigError, Defences, DiscoveryConfig, KindTarget, KindTargets,
     PeerSetConfig, Policy, RangeStatus,
 };
 pub use core::NodeCore;

@@ -812,6 +812,9 @@ impl NodeCore {
         });
         let restored = self.pool.restore(&snap, now);
         let mut dialed = 0;
+        if !self.config.defences.anchors {
+            snap.anchors.clear();
+        }
         for a in snap.anchors.iter().take(crate::pool::snapshot::MAX_ANCHORS) {
             if self.stopped
                 || self.pool.dialing_count() >= self.config.max_concurrent_dials

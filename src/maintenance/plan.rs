@@ -127,6 +127,9 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
         let slots = conc_room
             .min(bounds.min_target.saturating_sub(active + inflight))
             .min(out_room);
+        if !config.defences.diverse_dials {
+            return pool.candidates(config.private_mode).take(slots).collect();
+        }
         return diverse(pool, config.private_mode, slots);
     }
     let mut counts = pool.kind_counts();
