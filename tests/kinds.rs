@@ -887,3 +887,53 @@ fn a_top_up_for_a_floor_dials_nothing_else_past_min_target() {
     let dials = top_up_dials(&pool, &config, ms(0));
     assert_eq!(dials.len(), 1);
 }
+
+#[test]
+fn with_targets_each_step_prefers_network_groups_not_dialed_yet() {
+    use std::collections::BTreeSet;
+    let mut config = base();
+    config.targets.external.floor = 2;
+    config.targets.peer_sharing.weight = 1;
+    config.validate().unwrap();
+    let at = |a: u8, b: u8, i: u8| SocketAddr::from(([a, b, 0, i], 9000));
+    let mut pool = Pool::new(&config);
+    // External: five in one /16, one in another. Peer-shared: twenty in one /16, one in
+    // each of three others.
+    for i in 1..=5 {
+        pool.add_point(at(44, 1, i), Source::External, ms(0));
+    }
+    pool.add_point(at(44, 2, 1), Source::External, ms(0));
+    for i in 1..=20 {
+        pool.add_point(at(45, 1, i), Source::PeerSharing, ms(0));
+    }
+    for g in 2..=4 {
+        pool.add_point(at(45, g, 1), Source::PeerSharing, ms(0));
+    }
+    pool.advance(ms(0));
+    let groups = |dials: &[SocketAddr]| -> BTreeSet<u64> {
+        dials.iter().map(peerkeeper::pool::netgroup).collect()
+    };
+    let dials = top_up_dials(&pool, &config, ms(0));
+    assert_eq!(dials.len(), 6);
+    let external: Vec<SocketAddr> = dials
+        .iter()
+        .copied()
+        .filter(|a| pool.kind_of(a) == Source::External)
+        .collect();
+    assert_eq!(external.len(), 2, "the floor");
+    assert_eq!(
+        groups(&external).len(),
+        2,
+        "the floor spread over both groups"
+    );
+    assert_eq!(
+        groups(&dials).len(),
+        6,
+        "six dials in six groups: {dials:?}"
+    );
+    // Off: the best candidates of each kind, whatever their group.
+    config.defences.diverse_dials = false;
+    let flat = top_up_dials(&pool, &config, ms(0));
+    assert_eq!(flat.len(), 6);
+    assert!(groups(&flat).len() < 6, "{flat:?}");
+}

@@ -196,11 +196,11 @@ fn every_truncation_and_every_bit_flip_is_an_error_that_names_it() {
         Snapshot::decode(&longer),
         Err(SnapshotError::BadSize(_))
     ));
-    let mut v2 = bytes;
-    v2[8] = 2;
+    let mut v3 = bytes;
+    v3[8] = 3;
     assert_eq!(
-        Snapshot::decode(&v2).unwrap_err().to_string(),
-        "unsupported version 2 (this build reads version 1)"
+        Snapshot::decode(&v3).unwrap_err().to_string(),
+        "unsupported version 3 (this build reads version 2)"
     );
 }
 

@@ -60,6 +60,10 @@ pub enum PointDropped {
     /// The pool is full of points it may not drop.
     #[error("pool full")]
     PoolFull,
+    /// Its address-book position is held by a point worth keeping
+    /// ([`crate::pool::book`]).
+    #[error("address-book position held")]
+    Collision,
 }
 
 /// Points dropped, by reason: what the status line and `demo --json` show.
@@ -80,6 +84,8 @@ pub struct PointsDropped {
     pub myself: u64,
     /// The pool was full.
     pub pool_full: u64,
+    /// Its address-book position was held.
+    pub collision: u64,
 }
 
 impl PointsDropped {
@@ -93,6 +99,7 @@ impl PointsDropped {
             PointDropped::PrivateRefused => &mut self.private_refused,
             PointDropped::Myself => &mut self.myself,
             PointDropped::PoolFull => &mut self.pool_full,
+            PointDropped::Collision => &mut self.collision,
         };
         *c += 1;
     }
@@ -106,6 +113,7 @@ impl PointsDropped {
             + self.private_refused
             + self.myself
             + self.pool_full
+            + self.collision
     }
 
     /// Adds another node's counts (for network-wide reports).
@@ -117,6 +125,7 @@ impl PointsDropped {
         self.private_refused += o.private_refused;
         self.myself += o.myself;
         self.pool_full += o.pool_full;
+        self.collision += o.collision;
     }
 
     /// The non-zero counts as `reason=count` pairs, for a status line ("none" if none).

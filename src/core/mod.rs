@@ -1909,8 +1909,10 @@ impl NodeCore {
         {
             return;
         }
-        // Octez registers a dialer's point during authentication; so do we.
-        self.pool.add_point(point, Source::Incoming, now);
+        // Octez registers a dialer's point during authentication; so do we (as its own
+        // source: a dialer reaches only its own group's place in the address book).
+        self.pool
+            .add_point_from(point, Source::Incoming, point.ip(), now);
         if let Some(i) = self.recent_dialers.iter().position(|p| *p == point) {
             self.recent_dialers.remove(i);
         }
@@ -2074,10 +2076,14 @@ impl NodeCore {
                 check_point(&p, sender, allow)
             };
             match verdict {
-                Ok(()) => match self.pool.add_point(p, source, now) {
+                Ok(()) => match match sender {
+                    Some(ip) => self.pool.add_point_from(p, source, ip, now),
+                    None => self.pool.add_point(p, source, now),
+                } {
                     Added::New => new += 1,
                     Added::Known => {}
                     Added::Full => self.stats.points.dropped.count(PointDropped::PoolFull),
+                    Added::Collision => self.stats.points.dropped.count(PointDropped::Collision),
                 },
                 Err(why) => self.stats.points.dropped.count(why),
             }
@@ -2191,6 +2197,33 @@ impl NodeCore {
     fn settle(&mut self, now: Time) {
         self.settle_triggers(now);
         self.dial_primaries(now);
+        self.test_collisions(now);
+    }
+
+    /// The address book's test-before-evict ([`crate::pool::book`]): settles the tried-side
+    /// collisions and dials one occupant due for its test, while a dial slot and a
+    /// connection slot are free and the node is online (a test failing because we are
+    /// offline would evict a good point).
+    fn test_collisions(&mut self, now: Time) {
+        if self.stopped || self.offline_since.is_some() || self.pool.collisions_pending() == 0 {
+            return;
+        }
+        let tests = self.pool.collision_tests(now);
+        let Some(&point) = tests.first() else {
+            return;
+        };
+        if self.pool.collision_test_running()
+            || self.pool.dialing_count() >= self.config.max_concurrent_dials
+            || self.pool.active_count() + self.pool.dialing_count() >= self.config.max_connections
+        {
+            return;
+        }
+        if self.pool.begin_dial(point, now) {
+            self.stats.dials.attempted += 1;
+            self.stats.dials.in_flight += 1;
+            self.stats.dials.tests += 1;
+            self.actions.push_back(Action::Dial(point));
+        }
     }
 
     fn settle_triggers(&mut self, now: Time) {

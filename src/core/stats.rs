@@ -40,6 +40,9 @@ pub struct DialStats {
     pub offline: u64,
     /// Not ended yet.
     pub in_flight: u64,
+    /// Of the attempts, tests of a tried point before its eviction (the address book's
+    /// test-before-evict, [`crate::pool::book`]).
+    pub tests: u64,
 }
 
 impl DialStats {

@@ -68,6 +68,9 @@ pub fn octez_config(config: &Config) -> Config {
     c.reconnection = octez_backoff();
     c.disconnection_delay = Duration::from_secs(60);
     c.time_between_looking_for_peers = OCTEZ_LOOKING_FOR_PEERS;
+    // octez keeps one flat table of known points, dials with no regard to groups and
+    // has no anchors.
+    c.defences = crate::config::Defences::off();
     c
 }
 

@@ -91,7 +91,9 @@ pub fn plan<R: Rng + ?Sized>(pool: &Pool, config: &Config, now: Time, rng: &mut 
 /// Never more than the outbound budget ([`Config::outbound_budget`]) of outbound
 /// connections and dials. With per-kind targets ([`KindTargets`]), floors first, then
 /// shares, then spill (see the [module docs](crate::maintenance)); a kind below its floor is dialed
-/// for even at or above `min_target` (below `max_target`).
+/// for even at or above `min_target` (below `max_target`). Within each step, with
+/// `defences.diverse_dials` on (the default), candidates in network groups our dialed
+/// connections do not hold yet come first ([`diverse`]).
 ///
 /// ```
 /// use peerkeeper::{maintenance::top_up_dials, pool::{Pool, Source}, Config, Time};
@@ -149,6 +151,8 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
     let quotas = targets.quotas(bounds.min_target);
     let mut out: Vec<SocketAddr> = Vec::with_capacity(slots);
     let private = config.private_mode;
+    // Group diversity ([`diverse`]) within each step: new groups first.
+    let mut spread = config.defences.diverse_dials.then(|| Spread::new(pool));
     // 1. Floors, best kind first.
     for k in Source::BY_RANK {
         let want = targets.get(k).floor.saturating_sub(counts[k.index()]);
@@ -156,28 +160,46 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
             continue;
         }
         let room = want.min(slots - out.len());
-        let picked: Vec<SocketAddr> = pool
-            .candidates(private)
-            .filter(|a| pool.kind_of(a) == k)
-            .take(room)
-            .collect();
+        let of_kind = pool.candidates(private).filter(|a| pool.kind_of(a) == k);
+        let picked: Vec<SocketAddr> = match &mut spread {
+            Some(s) => s.pick(pool, of_kind, room),
+            None => of_kind.take(room).collect(),
+        };
         counts[k.index()] += picked.len();
         out.extend(picked);
     }
     // Beyond the floors, no further than min_target.
     let limit = need.max(out.len()).min(slots);
-    // 2. Shares (quotas already hold the floors and the caps), then 3. spill.
+    // 2. Shares (quotas already hold the floors and the caps), then 3. spill; each in a
+    // first pass over new groups only (a window of the best candidates), then any.
     for spill in [false, true] {
         if out.len() >= limit || (!spill && targets.weight_sum() == 0) {
             continue;
         }
-        for a in pool.candidates(private) {
-            if out.len() >= limit {
-                break;
+        for fresh_only in [true, false] {
+            if fresh_only && spread.is_none() {
+                continue;
             }
-            let k = pool.kind_of(&a);
-            let limit = if spill { cap(k) } else { quotas[k.index()] };
-            if counts[k.index()] < limit && !out.contains(&a) {
+            let window = if fresh_only {
+                limit + DIVERSITY_WINDOW
+            } else {
+                usize::MAX
+            };
+            for a in pool.candidates(private).take(window) {
+                if out.len() >= limit {
+                    break;
+                }
+                let k = pool.kind_of(&a);
+                let limit = if spill { cap(k) } else { quotas[k.index()] };
+                if counts[k.index()] >= limit || out.contains(&a) {
+                    continue;
+                }
+                if let Some(s) = &mut spread {
+                    if fresh_only && !s.fresh(pool, &a) {
+                        continue;
+                    }
+                    s.take(pool, &a);
+                }
                 counts[k.index()] += 1;
                 out.push(a);
             }
@@ -216,37 +238,71 @@ pub fn diverse(pool: &Pool, private: bool, slots: usize) -> Vec<SocketAddr> {
     if slots == 0 {
         return Vec::new();
     }
-    let mut used: Vec<u64> = pool
-        .connections()
-        .filter(|(a, c)| c.direction == Direction::Outbound && !pool.is_protected(a))
-        .map(|(a, _)| netgroup(&a))
-        .chain(
-            pool.dialing()
-                .filter(|a| !pool.is_protected(a))
-                .map(|a| netgroup(&a)),
-        )
-        .collect();
-    let mut out = Vec::with_capacity(slots);
-    let mut rest = Vec::new();
-    for a in pool.candidates(private).take(slots + DIVERSITY_WINDOW) {
-        if out.len() == slots {
-            break;
-        }
-        if pool.is_protected(&a) {
-            out.push(a);
-            continue;
-        }
-        let g = netgroup(&a);
-        if used.contains(&g) {
-            rest.push(a);
-        } else {
-            used.push(g);
-            out.push(a);
+    Spread::new(pool).pick(pool, pool.candidates(private), slots)
+}
+
+/// The network groups our dialed connections hold, and the rule of [`diverse`]: one new
+/// group per pick while there are some, trusted and protected points exempt.
+struct Spread {
+    used: Vec<u64>,
+}
+
+impl Spread {
+    /// The groups of our outbound connections and dials in flight (not protected ones).
+    fn new(pool: &Pool) -> Spread {
+        let used = pool
+            .connections()
+            .filter(|(a, c)| c.direction == Direction::Outbound && !pool.is_protected(a))
+            .map(|(a, _)| netgroup(&a))
+            .chain(
+                pool.dialing()
+                    .filter(|a| !pool.is_protected(a))
+                    .map(|a| netgroup(&a)),
+            )
+            .collect();
+        Spread { used }
+    }
+
+    /// Whether `a` may be taken in the first pass (a group we do not hold yet, or exempt).
+    fn fresh(&self, pool: &Pool, a: &SocketAddr) -> bool {
+        pool.is_protected(a) || !self.used.contains(&netgroup(a))
+    }
+
+    /// Records that `a` is taken.
+    fn take(&mut self, pool: &Pool, a: &SocketAddr) {
+        if !pool.is_protected(a) {
+            self.used.push(netgroup(a));
         }
     }
-    let missing = slots - out.len();
-    out.extend(rest.into_iter().take(missing));
-    out
+
+    /// Up to `want` of `cands` (in rank order): new groups first, then the best of the
+    /// rest; reads at most `want + DIVERSITY_WINDOW` of them.
+    fn pick(
+        &mut self,
+        pool: &Pool,
+        cands: impl Iterator<Item = SocketAddr>,
+        want: usize,
+    ) -> Vec<SocketAddr> {
+        let mut out = Vec::with_capacity(want);
+        let mut rest = Vec::new();
+        for a in cands.take(want + DIVERSITY_WINDOW) {
+            if out.len() == want {
+                break;
+            }
+            if self.fresh(pool, &a) {
+                self.take(pool, &a);
+                out.push(a);
+            } else {
+                rest.push(a);
+            }
+        }
+        let missing = want - out.len();
+        for a in rest.into_iter().take(missing) {
+            self.take(pool, &a);
+            out.push(a);
+        }
+        out
+    }
 }
 
 /// The kinds below their floor (open connections and dials in flight counted).

@@ -136,7 +136,7 @@ const EXACT_CLOSES: [(usize, CloseCount); 5] = [
 
 /// Points dropped at intake, by reason (the fields of
 /// [`PointsDropped`](crate::core::intake::PointsDropped)).
-const DROP_REASONS: [&str; 7] = [
+const DROP_REASONS: [&str; 8] = [
     "port_zero",
     "not_unicast",
     "loopback_from_remote",
@@ -144,6 +144,7 @@ const DROP_REASONS: [&str; 7] = [
     "private_refused",
     "myself",
     "pool_full",
+    "collision",
 ];
 
 /// Inbound handshakes refused, by reason (the fields of
@@ -787,6 +788,7 @@ impl Follower {
             (nd.private_refused, od.private_refused),
             (nd.myself, od.myself),
             (nd.pool_full, od.pool_full),
+            (nd.collision, od.collision),
         ];
         for (reason, (n, o)) in DROP_REASONS.into_iter().zip(dropped) {
             bump(

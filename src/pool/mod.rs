@@ -33,6 +33,7 @@
 //! simulator all drive it with an explicit `now`.
 
 mod backoff;
+pub mod book;
 mod point;
 pub mod snapshot;
 mod table;
@@ -46,6 +47,7 @@ pub use snapshot::{Anchor, Restored, Snapshot, SnapshotError};
 
 use crate::config::{BackoffConfig, Config};
 use crate::Time;
+use book::{Book, NOWHERE};
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +72,9 @@ pub struct PoolLimits {
     pub disconnection_delay: Duration,
     /// How long a greylisting lasts.
     pub greylist_duration: Duration,
+    /// Points learned from the network go to the partitioned address book ([`book`]);
+    /// false: one flat pool.
+    pub buckets: bool,
 }
 
 impl From<&Config> for PoolLimits {
@@ -81,6 +86,7 @@ impl From<&Config> for PoolLimits {
             reconnection: c.reconnection.clone(),
             disconnection_delay: c.disconnection_delay,
             greylist_duration: c.greylist_duration,
+            buckets: c.defences.address_buckets,
         }
     }
 }
@@ -95,6 +101,9 @@ pub enum Added {
     Known,
     /// The pool is full of points it may not drop (trusted, dialing, connected).
     Full,
+    /// The point's position in the address book ([`book`]) is held by a point worth
+    /// keeping: the newcomer is dropped.
+    Collision,
 }
 
 /// Why the pool refused a connection.
@@ -127,6 +136,14 @@ pub struct PoolStats {
     pub points_refused: u64,
     /// Greylistings.
     pub greylistings: u64,
+    /// Points dropped because their address-book position was held ([`Added::Collision`]).
+    pub points_collided: u64,
+    /// Worthless points that gave their address-book position to a newcomer.
+    pub points_replaced: u64,
+    /// Tried points evicted after failing their test (or not answering in time).
+    pub tried_evicted: u64,
+    /// Tried points kept because they answered (or had worked recently).
+    pub tried_kept: u64,
 }
 
 /// What changed in the pool since the last [`Pool::take_changes`]: what a shell turns into
@@ -174,7 +191,7 @@ pub struct Pool {
     connections: BTreeMap<SocketAddr, Connection>,
     connected_peers: BTreeMap<PeerId, SocketAddr>,
     /// Connected peers by [`PeerId::tag`] (how many: tags may collide).
-    connected_tags: HashMap<u64, u32>,
+    connected_tags: HashMap<u32, u32>,
     good: BTreeSet<Id>,
     peers: HashMap<PeerId, PeerEntry>,
     ip_greylist: BTreeMap<IpAddr, Time>,
@@ -189,6 +206,8 @@ pub struct Pool {
     /// Peers whose connections are never trimmed (primaries of tracked peer sets, see
     /// [`Pool::set_protected_peers`]).
     protected_peers: BTreeSet<PeerId>,
+    /// The address book's positions ([`book`]).
+    book: Book,
 }
 
 impl Pool {
@@ -203,7 +222,9 @@ impl Pool {
 
     /// An empty pool with explicit limits.
     pub fn with_limits(limits: PoolLimits) -> Pool {
+        let book = Book::new(limits.max_points, limits.buckets);
         Pool {
+            book,
             limits,
             clock: Time::ZERO,
             points: PointTable::default(),
@@ -232,6 +253,7 @@ impl Pool {
     pub fn set_salt(&mut self, salt: u64) {
         let old = std::mem::take(&mut self.ready);
         self.salt = salt;
+        self.book.set_key(crate::rng::derive(salt, 0x626f_6f6b));
         for e in old {
             let id = e.id();
             let rank = self.points.info(id).rank(&self.points.addr(id), salt);
@@ -521,9 +543,48 @@ impl Pool {
         Some(out)
     }
 
-    /// Learns a point from `source` at `now`. Past `max_known_points` the pool is
-    /// garbage-collected first; if nothing can be dropped, an untrusted point is refused.
+    /// Learns a point from `source` at `now`, as the operator's or the embedding node's
+    /// word (not bucketed: see [`add_point_from`](Self::add_point_from) for points heard
+    /// from the network). Past `max_known_points` the pool is garbage-collected first; if
+    /// nothing can be dropped, an untrusted point is refused.
     pub fn add_point(&mut self, addr: SocketAddr, source: Source, now: Time) -> Added {
+        self.learn(addr, source, None, now)
+    }
+
+    /// Learns a point heard from the network: `sender` is the IP address of the peer that
+    /// told us (for a point that connected to us, its own). With the address book on
+    /// ([`book`]) a new point at a public address gets the position the sender's group
+    /// allows, or is dropped ([`Added::Collision`]) when a point worth keeping holds it;
+    /// off, or for a loopback or private address, as [`add_point`](Self::add_point).
+    ///
+    /// ```
+    /// use peerkeeper::{pool::{Added, Pool, Source}, Config, Time};
+    /// let mut pool = Pool::new(&Config::default());
+    /// let sender = "45.33.1.7".parse().unwrap();
+    /// // One sender flooding 20,000 addresses of its own range gets a small share.
+    /// let kept = (0..20_000u32)
+    ///     .map(|i| std::net::SocketAddr::from(([45, 33, (i >> 8) as u8, i as u8], 9732)))
+    ///     .filter(|a| pool.add_point_from(*a, Source::PeerSharing, sender, Time::ZERO) == Added::New)
+    ///     .count();
+    /// assert!(kept <= 2 * 64, "{kept}"); // its group's 2 buckets, not the pool's 4,000
+    /// ```
+    pub fn add_point_from(
+        &mut self,
+        addr: SocketAddr,
+        source: Source,
+        sender: IpAddr,
+        now: Time,
+    ) -> Added {
+        self.learn(addr, source, Some(sender), now)
+    }
+
+    fn learn(
+        &mut self,
+        addr: SocketAddr,
+        source: Source,
+        sender: Option<IpAddr>,
+        now: Time,
+    ) -> Added {
         if let Some(id) = self.points.id(&addr) {
             let info = self.points.info_mut(id);
             if source != Source::Trusted || info.is_trusted() {
@@ -539,6 +600,24 @@ impl Pool {
             }
             return Added::Known;
         }
+        let place = match sender {
+            Some(ip) if self.book.on && source != Source::Trusted && book::bucketed(&addr) => {
+                let place = self
+                    .book
+                    .new_place(&addr, netgroup(&SocketAddr::new(ip, 0)));
+                if let Some(held) = self.book.at(place) {
+                    if !self.worthless(held, now) {
+                        self.stats.points_collided += 1;
+                        return Added::Collision;
+                    }
+                    let old = self.points.addr(held);
+                    self.remove_point(old);
+                    self.stats.points_replaced += 1;
+                }
+                place
+            }
+            _ => NOWHERE,
+        };
         if self.points.len() >= self.limits.max_points {
             self.gc();
             if self.points.len() >= self.limits.max_points && source != Source::Trusted {
@@ -546,36 +625,75 @@ impl Pool {
                 return Added::Full;
             }
         }
-        let info = PointInfo::new(source, now);
+        let mut info = PointInfo::new(source, now);
+        info.place = place;
         if info.is_trusted() {
             self.trusted += 1;
         }
         let id = self.points.insert(addr, info.clone());
+        if place != NOWHERE {
+            self.book.put(place, id);
+        }
         self.index(id, addr, &info);
         self.changes.new_point = true;
         Added::New
     }
 
+    /// Whether the new-side point `id` may give its position to a newcomer: it failed
+    /// [`book::TERRIBLE_FAILURES`] times in a row, or was not heard of for
+    /// [`book::STALE_AFTER`] (and is neither trusted, dialing nor connected).
+    fn worthless(&self, id: Id, now: Time) -> bool {
+        let p = self.points.info(id);
+        !p.is_trusted()
+            && !p.dialing
+            && p.state != PointState::Connected
+            && (p.failures >= book::TERRIBLE_FAILURES
+                || now.saturating_since(p.last_seen) >= book::STALE_AFTER)
+    }
+
+    /// Removes a point from every table (the caller checked it may go).
+    fn remove_point(&mut self, addr: SocketAddr) -> Option<PointInfo> {
+        let (id, info) = self.points.remove(&addr)?;
+        self.unindex(id, addr, &info);
+        if info.place != NOWHERE {
+            self.book.clear(info.place, id);
+        }
+        if info.is_trusted() {
+            self.trusted -= 1;
+        }
+        Some(info)
+    }
+
     /// Drops points down to the GC target: most failed first, then longest unseen; never
-    /// trusted, dialing or connected ones. `O(n log n)`, run once per
-    /// `max - gc_target` insertions.
+    /// trusted, dialing or connected ones. With the address book on, points heard from
+    /// the network that hold no position (they connected to us while their position was
+    /// held) go first. `O(n log n)`, run once per `max - gc_target` insertions.
     pub fn gc(&mut self) {
         let excess = self.points.len().saturating_sub(self.limits.gc_target);
         if excess == 0 {
             return;
         }
         self.stats.gc_runs += 1;
-        let mut droppable: Vec<(u32, Time, SocketAddr)> = self
+        let book = self.book.on;
+        let mut droppable: Vec<(bool, u32, Time, SocketAddr)> = self
             .points
             .iter()
             .filter(|(_, _, p)| !p.is_trusted() && !p.dialing && p.state != PointState::Connected)
-            .map(|(_, a, p)| (p.failures, p.last_seen, a))
+            .map(|(_, a, p)| {
+                let loose = book && p.place == NOWHERE && p.kind() == Source::Incoming;
+                (!loose, p.failures, p.last_seen, a)
+            })
             .collect();
-        // Most failures first, then oldest last_seen, then address (for determinism).
-        droppable.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
-        for (_, _, addr) in droppable.into_iter().take(excess) {
-            if let Some((id, info)) = self.points.remove(&addr) {
-                self.unindex(id, addr, &info);
+        // Loose first, then most failures, then oldest last_seen, then address (for
+        // determinism).
+        droppable.sort_unstable_by(|x, y| {
+            x.0.cmp(&y.0)
+                .then(y.1.cmp(&x.1))
+                .then(x.2.cmp(&y.2))
+                .then(x.3.cmp(&y.3))
+        });
+        for (_, _, _, addr) in droppable.into_iter().take(excess) {
+            if self.remove_point(addr).is_some() {
                 self.stats.points_dropped += 1;
             }
         }
@@ -589,9 +707,7 @@ impl Pool {
             .get(&addr)
             .is_some_and(|p| !p.is_trusted() && !p.dialing && p.state != PointState::Connected);
         if removable {
-            if let Some((id, info)) = self.points.remove(&addr) {
-                self.unindex(id, addr, &info);
-            }
+            self.remove_point(addr);
         }
         removable
     }
@@ -706,7 +822,14 @@ impl Pool {
         }
         match self.points.get(&addr) {
             None => {
-                if self.add_point(addr, Source::Incoming, now) == Added::Full {
+                // A point that connects to us is its own source; if its position is held
+                // it is still recorded (a connection needs its point), without one.
+                let sender = (direction == Direction::Inbound).then(|| addr.ip());
+                let mut added = self.learn(addr, Source::Incoming, sender, now);
+                if added == Added::Collision {
+                    added = self.learn(addr, Source::Incoming, None, now);
+                }
+                if added == Added::Full {
                     return Err(Refused::Full);
                 }
             }
@@ -737,6 +860,9 @@ impl Pool {
         self.connected_peers.insert(peer, addr);
         *self.connected_tags.entry(peer.tag()).or_default() += 1;
         self.changes.new_connection = true;
+        if direction == Direction::Outbound {
+            self.promote(addr, now);
+        }
         Ok(self.see_peer(peer, now))
     }
 
@@ -988,6 +1114,30 @@ impl Pool {
         // bound; nothing from the network can.
         assert!(self.points.len() - self.trusted <= self.limits.max_points);
         assert!(self.ip_greylist.len() <= MAX_GREYLISTED_IPS);
+        // The address book: every placed point sits where it says, alone.
+        let mut placed = 0;
+        for (place, id) in self.book.occupied() {
+            assert_eq!(
+                self.points.info(id).place,
+                place,
+                "book position out of step"
+            );
+            placed += 1;
+        }
+        let claimed = self
+            .points
+            .iter()
+            .filter(|(_, _, p)| p.place != NOWHERE)
+            .count();
+        assert_eq!(
+            placed, claimed,
+            "a point claims a position it does not hold"
+        );
+        assert_eq!(placed, self.book.new_count + self.book.tried_count);
+        assert!(self.book.collisions.len() <= book::MAX_COLLISIONS);
+        if !self.book.on {
+            assert_eq!(placed, 0, "points placed with the book off");
+        }
     }
 }
 

@@ -42,15 +42,16 @@ impl PeerId {
         PeerId(b)
     }
 
-    /// A 64-bit digest of the id, never 0: what a point record keeps of the peer last
-    /// seen there. Equal ids have equal tags; different ids almost never do (and a
-    /// collision only hides a candidate until its peer disconnects).
-    pub(crate) fn tag(&self) -> u64 {
+    /// A 32-bit digest of the id, never 0: what a point record keeps of the peer last
+    /// seen there. Equal ids have equal tags; different ids rarely do (among a hundred
+    /// connected peers, about one chance in a million that a given point's tag matches
+    /// another's), and a collision only hides a candidate until its peer disconnects.
+    pub(crate) fn tag(&self) -> u32 {
         let mut h = crate::rng::Fold::new(0x7065_6572_5f74_6167);
         for w in self.0.chunks_exact(8) {
             h = h.add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
         }
-        h.finish() | 1
+        (h.finish() as u32) | 1
     }
 
     /// The first 8 bytes as hex (16 characters): enough to tell peers apart in a log.
@@ -331,10 +332,15 @@ pub struct PointInfo {
     pub last_seen: Time,
     /// Not dialed before this time (backoff, disconnection delay or greylist end).
     pub next_dial: Time,
-    /// A 64-bit tag of the peer last seen at this point ([`PeerId::tag`]; 0: none). The
+    /// A 32-bit tag of the peer last seen at this point ([`PeerId::tag`]; 0: none). The
     /// full 32-byte id is kept only in the connection table: a point record stays small
     /// (the pool holds one per known point).
-    pub(crate) peer_tag: u64,
+    pub(crate) peer_tag: u32,
+    /// Where the point sits in the address book ([`super::book`]): a position on the
+    /// *new* side, one on the *tried* side ([`book::TRIED`](super::book::TRIED) bit set),
+    /// or [`book::NOWHERE`](super::book::NOWHERE) (not bucketed: the operator's points,
+    /// or the book is off).
+    pub(crate) place: u32,
     /// A dial to this point is in flight (whatever its state: an inbound connection
     /// from it may open meanwhile).
     pub dialing: bool,
@@ -351,6 +357,7 @@ impl PointInfo {
             last_seen: now,
             next_dial: Time::ZERO,
             peer_tag: 0,
+            place: super::book::NOWHERE,
             dialing: false,
         }
     }
@@ -381,12 +388,15 @@ impl PointInfo {
         self.succeeded_at != Time::MAX && self.failures == 0
     }
 
-    /// The candidate rank: lower dials first. Trusted first, then never failed (in an
-    /// order scrambled by the pool's `salt`, so that nodes do not all prefer the same
-    /// addresses), then the oldest failure.
+    /// The candidate rank: lower dials first. Trusted first, then never failed (the
+    /// points that worked or that the operator gave before the points only heard of,
+    /// those on the address book's *new* side; each in an order scrambled by the pool's
+    /// `salt`, so that nodes do not all prefer the same addresses), then the oldest
+    /// failure.
     pub(crate) fn rank(&self, addr: &SocketAddr, salt: u64) -> u64 {
         const UNTRUSTED: u64 = 1 << 63;
         const FAILED: u64 = 1 << 62;
+        const UNTRIED: u64 = 1 << 61;
         let mut key = 0;
         if !self.is_trusted() {
             key |= UNTRUSTED;
@@ -397,14 +407,23 @@ impl PointInfo {
                     .last_failure()
                     .map_or(0, |t| t.as_millis().min(FAILED - 1));
         } else {
-            key |= scramble(addr, salt) >> 2;
+            if super::book::is_new(self.place) {
+                key |= UNTRIED;
+            }
+            key |= scramble(addr, salt) >> 3;
         }
         key
+    }
+
+    /// Whether the point sits on the address book's *tried* side (it worked when we
+    /// dialed it).
+    pub fn is_tried(&self) -> bool {
+        super::book::is_tried(self.place)
     }
 }
 
 /// A salted 64-bit hash of an address ([`crate::rng::Fold`] over its words).
-fn scramble(addr: &SocketAddr, salt: u64) -> u64 {
+pub(crate) fn scramble(addr: &SocketAddr, salt: u64) -> u64 {
     let h = crate::rng::Fold::new(salt);
     let h = match addr {
         SocketAddr::V4(a) => h.add(u64::from(u32::from(*a.ip()))),

@@ -16,11 +16,11 @@
 //! passed ([`Snapshot::aged`]), so a ban keeps its end and a failure its age across the
 //! restart (and a ban that ended while the node was down is gone).
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
 //! ```text
 //! magic     8 bytes   "PKPOOL\r\n"
-//! version   4 bytes   u32, little endian (1)
+//! version   4 bytes   u32, little endian (2; version 1 had no address-book positions)
 //! saved at  8 bytes   u64, little endian: Unix time of the save, in milliseconds
 //! length    8 bytes   u64, little endian: payload bytes
 //! payload   length    the snapshot, postcard-encoded
@@ -51,7 +51,7 @@ pub const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
 /// The file's first bytes.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PKPOOL\r\n";
 /// The file format's version.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 const HEADER: usize = 8 + 4 + 8 + 8;
 const CHECKSUM: usize = 32;
@@ -77,6 +77,8 @@ pub struct SavedPoint {
     pub wait: Duration,
     /// Greylisted (banned) for `wait` more.
     pub banned: bool,
+    /// Its address-book position ([`super::book`]; `u32::MAX`: none).
+    pub place: u32,
 }
 
 /// A greylisted IP address and how long its ban has left.
@@ -127,6 +129,8 @@ pub struct Snapshot {
     pub banned_ips: Vec<BannedIp>,
     /// The last outbound peers, longest-connected first.
     pub anchors: Vec<Anchor>,
+    /// The secret key of the address book's positions ([`Pool::book_key`]).
+    pub book_key: u64,
 }
 
 /// Why a snapshot file cannot be read.
@@ -327,6 +331,7 @@ impl Pool {
                         p.next_dial.saturating_since(now)
                     },
                     banned,
+                    place: p.place,
                 }
             })
             .collect();
@@ -355,6 +360,7 @@ impl Pool {
             points,
             banned_ips,
             anchors,
+            book_key: self.book.key(),
         }
     }
 
@@ -366,6 +372,10 @@ impl Pool {
     /// candidate at another point of a connected anchor is skipped as usual; dialing them
     /// is the caller's ([`crate::NodeCore::restore`]).
     pub fn restore(&mut self, snapshot: &Snapshot, now: Time) -> Restored {
+        if snapshot.book_key != 0 {
+            // Only while the book is empty (a fresh node): positions depend on the key.
+            self.book.set_key(snapshot.book_key);
+        }
         self.advance(now);
         let now = self.clock;
         let mut r = Restored::default();
@@ -400,6 +410,10 @@ impl Pool {
                 r.skipped += 1;
                 continue;
             }
+            let Some(place) = self.restore_place(s) else {
+                r.skipped += 1;
+                continue;
+            };
             let mut info = PointInfo::new(sources.kind(), now);
             info.sources = sources;
             info.failures = s.failures;
@@ -412,7 +426,11 @@ impl Pool {
             if s.banned && !s.wait.is_zero() {
                 info.state = PointState::Greylisted;
             }
+            info.place = place;
             let id = self.points.insert(s.addr, info.clone());
+            if place != super::NOWHERE {
+                self.book.put(place, id);
+            }
             self.index(id, s.addr, &info);
             self.changes.new_point = true;
             r.points += 1;
@@ -435,5 +453,29 @@ impl Pool {
             });
         }
         r
+    }
+
+    /// Where a saved point goes in the address book: its saved position when it is one
+    /// of this book's, free and (on the tried side) where the key puts the point; else,
+    /// for a point heard from the network, its new-side position as its own source;
+    /// `None` when that is held (the point is skipped). A hostile file cannot put a point
+    /// anywhere a point could not be.
+    fn restore_place(&self, s: &SavedPoint) -> Option<u32> {
+        use super::book::{is_tried, NOWHERE};
+        if !self.book.on || !super::book::bucketed(&s.addr) {
+            return Some(NOWHERE);
+        }
+        let network = (1 << Source::PeerSharing.index()) | (1 << Source::Incoming.index());
+        if s.place == NOWHERE && s.sources & !network != 0 {
+            return Some(NOWHERE); // the operator's (bootstrap, external)
+        }
+        let fits = self.book.valid(s.place)
+            && self.book.at(s.place).is_none()
+            && (!is_tried(s.place) || self.book.tried_place(&s.addr) == s.place);
+        if fits {
+            return Some(s.place);
+        }
+        let place = self.book.new_place(&s.addr, super::netgroup(&s.addr));
+        self.book.at(place).is_none().then_some(place)
     }
 }
