@@ -490,6 +490,12 @@ pub struct Defences {
     /// At start, dial the anchors saved at the last shutdown (the last outbound peers)
     /// first. Off: a restored pool is dialed like any other.
     pub anchors: bool,
+    /// An AS map file ([`crate::pool::AsMap`]: `PREFIX ASN` lines, as Bitcoin Core's
+    /// `asmap-tool decode` prints): peers are grouped by the autonomous system that
+    /// announces them instead of by /16 (/32), for dial diversity, trims and the address
+    /// book. Read by the node at start (`peerkeeper node`, [`crate::Node`]); absent: /16.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asmap: Option<std::path::PathBuf>,
 }
 
 impl Default for Defences {
@@ -498,6 +504,7 @@ impl Default for Defences {
             diverse_dials: true,
             address_buckets: true,
             anchors: true,
+            asmap: None,
         }
     }
 }
@@ -509,6 +516,7 @@ impl Defences {
             diverse_dials: false,
             address_buckets: false,
             anchors: false,
+            asmap: None,
         }
     }
 }

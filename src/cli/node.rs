@@ -147,6 +147,17 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
+    // The AS map is part of the config: read before anything is touched.
+    let asmap = match &config.defences.asmap {
+        Some(path) => match peerkeeper::pool::AsMap::load(path) {
+            Ok(m) => Some(std::sync::Arc::new(m)),
+            Err(e) => {
+                eprintln!("error: defences.asmap: {}: {e}", path.display());
+                return 2;
+            }
+        },
+        None => None,
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -235,6 +246,9 @@ pub fn run(args: Args) -> i32 {
         }
         if let Some(store) = store {
             builder = builder.persist(store);
+        }
+        if let Some(map) = asmap {
+            builder = builder.asmap(map);
         }
         if let Some(path) = &args.trace {
             match std::fs::File::create(path) {

@@ -105,6 +105,16 @@ fn replay(
     let mut reader = TraceReader::new(input).map_err(|e| Failure::Trace(e.to_string()))?;
     let header = reader.header().clone();
     let mut replay = Replay::new(&header).map_err(|e| Failure::Trace(format!("line 1: {e}")))?;
+    if let Some(path) = &header.config.defences.asmap {
+        // The recorded node grouped peers with this map: so must the replay.
+        let map = peerkeeper::pool::AsMap::load(path).map_err(|e| {
+            Failure::Trace(format!(
+                "the recorded node used defences.asmap {}: {e}",
+                path.display()
+            ))
+        })?;
+        replay.set_asmap(Some(std::sync::Arc::new(map)));
+    }
     let config = replay.core().config().clone();
     let b = replay.core().bounds();
     if !args.json {

@@ -834,6 +834,13 @@ impl NodeCore {
         (restored, dialed)
     }
 
+    /// Groups peers by autonomous system ([`crate::pool::AsMap`], see
+    /// [`crate::pool::Pool::set_asmap`]); `None`: by /16 (/32). Call it before
+    /// [`restore`](Self::restore) and [`start`](Self::start).
+    pub fn set_asmap(&mut self, map: Option<Arc<crate::pool::AsMap>>) {
+        self.pool.set_asmap(map);
+    }
+
     /// Activation: the first maintenance cycle runs now.
     pub fn start(&mut self, now: Time) {
         self.tick(now);

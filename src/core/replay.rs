@@ -479,6 +479,12 @@ impl Replay {
         })
     }
 
+    /// Groups peers by autonomous system as the recorded node did (it read
+    /// `defences.asmap` at start: give the replay the same map, before the first input).
+    pub fn set_asmap(&mut self, map: Option<std::sync::Arc<crate::pool::AsMap>>) {
+        self.core.set_asmap(map);
+    }
+
     /// The replayed core, as it stands after the inputs fed so far.
     pub fn core(&self) -> &NodeCore {
         &self.core

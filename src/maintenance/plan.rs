@@ -3,7 +3,7 @@
 //! See the [maintenance module](crate::maintenance) for kinds, targets and budgets.
 
 use crate::config::{Config, KindTargets, RangeStatus};
-use crate::pool::{netgroup, Connection, Direction, Pool, Source};
+use crate::pool::{Connection, Direction, Pool, Source};
 use crate::Time;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -212,8 +212,8 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
 /// `O(k + log n)`.
 const DIVERSITY_WINDOW: usize = 64;
 
-/// The best `slots` candidates, at most one per network group ([`netgroup`]: /16, /32
-/// for IPv6) among the groups our outbound connections and dials in flight do not hold
+/// The best `slots` candidates, at most one per network group ([`Pool::group`]: /16, /32
+/// for IPv6, or the AS when an AS map is set) among the groups our outbound connections and dials in flight do not hold
 /// yet, while enough groups are known; past that, the best of the rest (a small or
 /// single-group network still fills its slots). Trusted and protected points (peer-set
 /// primaries) are exempt: they never take or need a group's place. Reads the candidate
@@ -253,11 +253,11 @@ impl Spread {
         let used = pool
             .connections()
             .filter(|(a, c)| c.direction == Direction::Outbound && !pool.is_protected(a))
-            .map(|(a, _)| netgroup(&a))
+            .map(|(a, _)| pool.group(&a))
             .chain(
                 pool.dialing()
                     .filter(|a| !pool.is_protected(a))
-                    .map(|a| netgroup(&a)),
+                    .map(|a| pool.group(&a)),
             )
             .collect();
         Spread { used }
@@ -265,13 +265,13 @@ impl Spread {
 
     /// Whether `a` may be taken in the first pass (a group we do not hold yet, or exempt).
     fn fresh(&self, pool: &Pool, a: &SocketAddr) -> bool {
-        pool.is_protected(a) || !self.used.contains(&netgroup(a))
+        pool.is_protected(a) || !self.used.contains(&pool.group(a))
     }
 
     /// Records that `a` is taken.
     fn take(&mut self, pool: &Pool, a: &SocketAddr) {
         if !pool.is_protected(a) {
-            self.used.push(netgroup(a));
+            self.used.push(pool.group(a));
         }
     }
 
@@ -521,7 +521,7 @@ fn cut_spread<R: Rng + ?Sized>(
         if pool.is_protected(&addr) || !eligible(&addr, conn) {
             continue;
         }
-        let g = groups.entry(netgroup(&addr)).or_default();
+        let g = groups.entry(pool.group(&addr)).or_default();
         let class = match conn.direction {
             Direction::Outbound => 0,
             Direction::Inbound if conn.since > young_after => 1,

@@ -156,6 +156,15 @@ pub enum NodeError {
     /// changed.
     #[error(transparent)]
     PeerSet(PeerSetError),
+    /// The AS map (`defences.asmap`) cannot be used.
+    #[error("defences.asmap: {path}: {source}")]
+    AsMap {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: crate::pool::AsMapError,
+    },
     /// The trace could not be started.
     #[error("cannot write the trace: {source}")]
     Trace {
@@ -267,6 +276,7 @@ pub struct NodeBuilder<T: Transport> {
     tap: Option<mpsc::Sender<TracedAction>>,
     trace: Option<Box<dyn std::io::Write + Send>>,
     store: Option<crate::store::PoolStore>,
+    asmap: Option<Arc<crate::pool::AsMap>>,
 }
 
 impl<T: Transport> std::fmt::Debug for NodeBuilder<T> {
@@ -358,6 +368,14 @@ impl<T: Transport> NodeBuilder<T> {
         self
     }
 
+    /// Groups peers by autonomous system with `map` ([`crate::pool::AsMap`]) instead of
+    /// reading `defences.asmap` at start (an embedding node that has the map in memory,
+    /// or a command that read it before binding).
+    pub fn asmap(mut self, map: Arc<crate::pool::AsMap>) -> Self {
+        self.asmap = Some(map);
+        self
+    }
+
     /// Keeps the pool in `store` across restarts ([`crate::store`]): at start the saved
     /// pool is restored (a missing file is a fresh start; a corrupt one is moved aside
     /// with a warning) and its anchors, the outbound peers of the last run, are dialed
@@ -413,8 +431,19 @@ impl<T: Transport> NodeBuilder<T> {
             .saturating_sub(origin.elapsed().as_millis() as u64);
         let header =
             TraceHeader::new(self.config.clone(), peer_id, self.seed).started_at(started_unix_ms);
+        let asmap = match (self.asmap, &self.config.defences.asmap) {
+            (Some(map), _) => Some(map),
+            (None, Some(path)) => Some(Arc::new(crate::pool::AsMap::load(path).map_err(
+                |source| NodeError::AsMap {
+                    path: path.clone(),
+                    source,
+                },
+            )?)),
+            (None, None) => None,
+        };
         let restore = self.store.as_ref().and_then(load_store);
         let mut core = NodeCore::new(self.config, peer_id, self.seed);
+        core.set_asmap(asmap);
         core.set_events(true);
         let mut initial: Vec<Input> = self
             .expected
@@ -569,6 +598,7 @@ impl Node {
             tap: None,
             trace: None,
             store: None,
+            asmap: None,
         }
     }
 

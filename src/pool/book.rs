@@ -32,7 +32,7 @@
 //! new side ([`super::PointInfo`]'s rank).
 
 use super::table::Id;
-use super::{netgroup, Time};
+use super::Time;
 use crate::rng::Fold;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -153,9 +153,9 @@ impl Book {
         )
     }
 
-    /// The new-side position of `addr` heard of from a sender in `sender_group`.
-    pub(crate) fn new_place(&self, addr: &SocketAddr, sender_group: u64) -> u32 {
-        let group = netgroup(addr);
+    /// The new-side position of `addr` (in `group`) heard of from a sender in
+    /// `sender_group`.
+    pub(crate) fn new_place(&self, addr: &SocketAddr, group: u64, sender_group: u64) -> u32 {
         let per_sender = (self.new_buckets / NEW_SHARE).max(1);
         let k = Fold::new(self.key)
             .add(1)
@@ -169,16 +169,12 @@ impl Book {
         bucket as u32 * BUCKET + slot
     }
 
-    /// The tried-side position of `addr`.
-    pub(crate) fn tried_place(&self, addr: &SocketAddr) -> u32 {
+    /// The tried-side position of `addr` (in `group`).
+    pub(crate) fn tried_place(&self, addr: &SocketAddr, group: u64) -> u32 {
         let per_group = (self.tried_buckets / TRIED_SHARE).max(1);
         let k = super::point::scramble(addr, self.key ^ 4) % u64::from(per_group);
-        let bucket = Fold::new(self.key)
-            .add(5)
-            .add(netgroup(addr))
-            .add(k)
-            .finish()
-            % u64::from(self.tried_buckets);
+        let bucket =
+            Fold::new(self.key).add(5).add(group).add(k).finish() % u64::from(self.tried_buckets);
         let slot = position(self.key, 6, bucket, addr);
         TRIED | (bucket as u32 * BUCKET + slot)
     }
@@ -297,7 +293,7 @@ impl super::Pool {
         if !self.book.on || !is_new(self.points.info(id).place) {
             return;
         }
-        let place = self.book.tried_place(&addr);
+        let place = self.book.tried_place(&addr, self.group(&addr));
         match self.book.at(place) {
             None => self.move_to(addr, id, place),
             Some(held) if held == id => {}
@@ -348,7 +344,7 @@ impl super::Pool {
                 continue; // settled meanwhile (a point removed by an eviction)
             }
             let new_addr = self.points.addr(c.newcomer);
-            let place = self.book.tried_place(&new_addr);
+            let place = self.book.tried_place(&new_addr, self.group(&new_addr));
             if !is_new(self.points.info(c.newcomer).place) || self.book.at(place) != Some(held) {
                 self.book.collisions.remove(&held);
                 continue;
@@ -391,7 +387,8 @@ impl super::Pool {
     fn evict_tried(&mut self, id: Id, now: Time) {
         self.stats.tried_evicted += 1;
         let addr = self.points.addr(id);
-        let place = self.book.new_place(&addr, netgroup(&addr));
+        let group = self.group(&addr);
+        let place = self.book.new_place(&addr, group, group);
         if let Some(held) = self.book.at(place) {
             if !self.worthless(held, now) {
                 self.remove_point(addr);
@@ -412,6 +409,7 @@ fn position(key: u64, what: u64, bucket: u64, addr: &SocketAddr) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::netgroup;
 
     fn a(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -426,7 +424,8 @@ mod tests {
         let sender = netgroup(&a("203.0.113.9:1"));
         for i in 0..20_000u32 {
             let ip = std::net::Ipv4Addr::from(0x0b00_0000 + i * 4099);
-            let p = book.new_place(&SocketAddr::from((ip, 9732)), sender);
+            let a = SocketAddr::from((ip, 9732));
+            let p = book.new_place(&a, netgroup(&a), sender);
             assert!(book.valid(p) && is_new(p));
             buckets.insert(p / BUCKET);
         }
@@ -447,7 +446,7 @@ mod tests {
         let differ = (0..64u8)
             .filter(|i| {
                 let p = a(&format!("198.51.{i}.1:9732"));
-                x.tried_place(&p) != y.tried_place(&p)
+                x.tried_place(&p, netgroup(&p)) != y.tried_place(&p, netgroup(&p))
             })
             .count();
         assert!(differ > 48);
@@ -456,7 +455,7 @@ mod tests {
     #[test]
     fn put_at_clear_keep_counts() {
         let mut b = Book::new(4000, true);
-        let p = b.tried_place(&a("198.51.100.1:1"));
+        let p = b.tried_place(&a("198.51.100.1:1"), 7);
         assert!(is_tried(p) && b.valid(p));
         assert_eq!(b.at(p), None);
         b.put(p, 5);

@@ -32,12 +32,14 @@
 //! The pool is plain data, no tokio: the maintenance cycle, the discovery state and the
 //! simulator all drive it with an explicit `now`.
 
+mod asmap;
 mod backoff;
 pub mod book;
 mod point;
 pub mod snapshot;
 mod table;
 
+pub use asmap::{AsMap, AsMapError, MAX_ASMAP_BYTES, MAX_ASMAP_ENTRIES};
 pub use backoff::jittered;
 pub use point::{
     netgroup, BadPeerId, CloseReason, ConnId, Connection, Direction, PeerId, PointInfo, PointState,
@@ -208,6 +210,8 @@ pub struct Pool {
     protected_peers: BTreeSet<PeerId>,
     /// The address book's positions ([`book`]).
     book: Book,
+    /// Groups by autonomous system, when given ([`Pool::set_asmap`]).
+    asmap: Option<std::sync::Arc<AsMap>>,
 }
 
 impl Pool {
@@ -225,6 +229,7 @@ impl Pool {
         let book = Book::new(limits.max_points, limits.buckets);
         Pool {
             book,
+            asmap: None,
             limits,
             clock: Time::ZERO,
             points: PointTable::default(),
@@ -258,6 +263,23 @@ impl Pool {
             let id = e.id();
             let rank = self.points.info(id).rank(&self.points.addr(id), salt);
             self.ready.insert(Entry::new(rank, id));
+        }
+    }
+
+    /// Groups peers by the autonomous system that announces them ([`AsMap`]) instead of
+    /// by /16 (/32): for dial diversity, trims and the address book. Set it at start,
+    /// before points are learned (a point placed under one grouping stays where it is;
+    /// saved positions that no longer fit are placed again at restore).
+    pub fn set_asmap(&mut self, map: Option<std::sync::Arc<AsMap>>) {
+        self.asmap = map;
+    }
+
+    /// The network group of `addr`: its AS when an AS map is set and covers it, else its
+    /// /16 (IPv6: /32), [`netgroup`].
+    pub fn group(&self, addr: &SocketAddr) -> u64 {
+        match &self.asmap {
+            Some(m) => m.group(addr),
+            None => netgroup(addr),
         }
     }
 
@@ -602,9 +624,8 @@ impl Pool {
         }
         let place = match sender {
             Some(ip) if self.book.on && source != Source::Trusted && book::bucketed(&addr) => {
-                let place = self
-                    .book
-                    .new_place(&addr, netgroup(&SocketAddr::new(ip, 0)));
+                let sender = self.group(&SocketAddr::new(ip, 0));
+                let place = self.book.new_place(&addr, self.group(&addr), sender);
                 if let Some(held) = self.book.at(place) {
                     if !self.worthless(held, now) {
                         self.stats.points_collided += 1;

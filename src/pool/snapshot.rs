@@ -471,11 +471,13 @@ impl Pool {
         }
         let fits = self.book.valid(s.place)
             && self.book.at(s.place).is_none()
-            && (!is_tried(s.place) || self.book.tried_place(&s.addr) == s.place);
+            && (!is_tried(s.place)
+                || self.book.tried_place(&s.addr, self.group(&s.addr)) == s.place);
         if fits {
             return Some(s.place);
         }
-        let place = self.book.new_place(&s.addr, super::netgroup(&s.addr));
+        let group = self.group(&s.addr);
+        let place = self.book.new_place(&s.addr, group, group);
         self.book.at(place).is_none().then_some(place)
     }
 }
