@@ -92,7 +92,9 @@ pub use replay::{
 };
 
 pub use peerset::{PeerSetError, PeerSets, Readdressed, SetChanges};
-pub use stats::{AdmissionStats, CloseStats, CoreStats, DialStats, PointStats, SharingStats};
+pub use stats::{
+    AdmissionStats, BookStats, CloseStats, CoreStats, DialStats, PointStats, SharingStats,
+};
 
 use crate::config::{Bounds, Config, Policy};
 use crate::discovery::DiscoveryState;
@@ -574,6 +576,16 @@ impl NodeCore {
     /// Counters.
     pub fn stats(&self) -> CoreStats {
         let mut s = self.stats;
+        let (new, tried) = self.pool.book_counts();
+        let p = self.pool.stats();
+        s.book = stats::BookStats {
+            new: new as u64,
+            tried: tried as u64,
+            collided: p.points_collided,
+            replaced: p.points_replaced,
+            tried_evicted: p.tried_evicted,
+            tried_kept: p.tried_kept,
+        };
         match &self.brain {
             Brain::Peerkeeper { m, d } => {
                 s.sharing.rounds = d.stats().rounds;

@@ -78,6 +78,7 @@ impl DialStats {
         self.wrong_peer += o.wrong_peer;
         self.offline += o.offline;
         self.in_flight += o.in_flight;
+        self.tests += o.tests;
     }
 
     /// A one-line summary for status lines and tables.
@@ -176,6 +177,25 @@ pub struct CloseStats {
     pub address_changed: u64,
 }
 
+/// The address book ([`crate::pool::book`]): how full each side is, and what its rules
+/// did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BookStats {
+    /// Points on the new side now (heard of).
+    pub new: u64,
+    /// Points on the tried side now (worked when dialed).
+    pub tried: u64,
+    /// Points heard of and dropped: their position was held by a point worth keeping.
+    pub collided: u64,
+    /// Worthless points that gave their position to a newcomer.
+    pub replaced: u64,
+    /// Tried points evicted after failing their test (or not answering in time).
+    pub tried_evicted: u64,
+    /// Tried points kept: they answered their test, or had worked recently.
+    pub tried_kept: u64,
+}
+
 /// Every counter of a node core.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -201,4 +221,6 @@ pub struct CoreStats {
     pub swaps: u64,
     /// The most connections ever open at once.
     pub max_connections_seen: u64,
+    /// The address book.
+    pub book: BookStats,
 }

@@ -182,6 +182,11 @@ struct StateKind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SideLabel {
+    side: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
 }
@@ -243,6 +248,10 @@ struct Families {
     points_new: Counter,
     points_dropped: Family<ReasonLabel, Counter>,
     points_evicted: Counter,
+    book_points: Family<SideLabel, Gauge>,
+    book_tests: Counter,
+    book_tried_evicted: Counter,
+    book_tried_kept: Counter,
     answers: Counter,
     asks_ignored: Counter,
     adverts_ignored: Counter,
@@ -278,6 +287,10 @@ impl Metrics {
             points_new: Counter::default(),
             points_dropped: Family::default(),
             points_evicted: Counter::default(),
+            book_points: Family::default(),
+            book_tests: Counter::default(),
+            book_tried_evicted: Counter::default(),
+            book_tried_kept: Counter::default(),
             answers: Counter::default(),
             asks_ignored: Counter::default(),
             adverts_ignored: Counter::default(),
@@ -419,6 +432,26 @@ impl Metrics {
             "points_evicted",
             "Points dropped from a full pool by its garbage collection",
             m.points_evicted.clone(),
+        );
+        r.register(
+            "book_points",
+            "Points in the address book by side: new (heard of) and tried (worked when dialed); see pool::book",
+            m.book_points.clone(),
+        );
+        r.register(
+            "book_tests",
+            "Dials that test a tried point before evicting it (test-before-evict)",
+            m.book_tests.clone(),
+        );
+        r.register(
+            "book_tried_evicted",
+            "Tried points evicted after failing their test or not answering in time",
+            m.book_tried_evicted.clone(),
+        );
+        r.register(
+            "book_tried_kept",
+            "Tried points kept because they answered their test or had worked recently",
+            m.book_tried_kept.clone(),
         );
         r.register(
             "discovery_answers",
@@ -731,6 +764,18 @@ impl Follower {
         m.points_known.set(s.known_points as i64);
         m.dials_in_flight.set(new.dials.in_flight as i64);
         m.wants_points.set(i64::from(s.wants_points));
+        for (side, v) in [("new", new.book.new), ("tried", new.book.tried)] {
+            m.book_points
+                .get_or_create(&SideLabel { side })
+                .set(v as i64);
+        }
+        bump(&m.book_tests, new.dials.tests, old.dials.tests);
+        bump(
+            &m.book_tried_evicted,
+            new.book.tried_evicted,
+            old.book.tried_evicted,
+        );
+        bump(&m.book_tried_kept, new.book.tried_kept, old.book.tried_kept);
         bump(&m.dial_attempts, new.dials.attempted, old.dials.attempted);
         for outcome in DialEnd::ALL {
             bump(
