@@ -937,3 +937,50 @@ fn with_targets_each_step_prefers_network_groups_not_dialed_yet() {
     assert_eq!(flat.len(), 6);
     assert!(groups(&flat).len() < 6, "{flat:?}");
 }
+
+#[test]
+fn one_host_holds_at_most_a_few_inbound_slots_whatever_keys_and_ports_it_claims() {
+    use peerkeeper::core::MAX_INBOUND_PER_ADDRESS;
+    let mut config = base();
+    config.max_connections = 40;
+    config.expected_connections = 20;
+    let mut core = NodeCore::new(config, PeerId::from_u64(1), 3);
+    core.start(ms(0));
+    let hello = |i: u64, port: u16| Hello {
+        peer: PeerId::from_u64(1000 + i),
+        listen_port: port,
+    };
+    let mut admitted = |core: &mut NodeCore, remote: SocketAddr, i: u64| {
+        matches!(
+            core.handle_inbound(ConnId(i), remote, hello(i, 9000 + i as u16), ms(i)),
+            Admission::Accept
+        )
+    };
+    // Ten keys from one IPv6 /64 (ten addresses in it), then ten from one IPv4 address.
+    let v6 = (0..10u64)
+        .filter(|i| {
+            let ip: std::net::Ipv6Addr = format!("2a01:4f8:1:2::{:x}", i + 1).parse().unwrap();
+            admitted(&mut core, SocketAddr::from((ip, 40_000)), *i)
+        })
+        .count();
+    let v4 = (10..20u64)
+        .filter(|i| admitted(&mut core, SocketAddr::from(([45, 1, 2, 3], 40_000)), *i))
+        .count();
+    assert_eq!((v6, v4), (MAX_INBOUND_PER_ADDRESS, MAX_INBOUND_PER_ADDRESS));
+    assert_eq!(core.stats().admission.refused_per_address, 12);
+    // Another /64 of the same provider, another IPv4 address, and loopback: not limited.
+    assert!(admitted(
+        &mut core,
+        "[2a01:4f8:1:3::1]:1".parse().unwrap(),
+        30
+    ));
+    assert!(admitted(
+        &mut core,
+        SocketAddr::from(([45, 1, 2, 4], 1)),
+        31
+    ));
+    let local = (40..50u64)
+        .filter(|i| admitted(&mut core, SocketAddr::from(([127, 0, 0, 1], 1)), *i))
+        .count();
+    assert_eq!(local, 10, "every process of this machine shares 127.0.0.1");
+}

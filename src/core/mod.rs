@@ -152,6 +152,11 @@ pub struct Hello {
     pub listen_port: u16,
 }
 
+/// Most inbound connections from one host: an IPv4 address, or an IPv6 /64 (public
+/// addresses; loopback and private ones are exempt, as are trusted, protected and
+/// tracked peers). One machine with many keys and claimed ports takes no more.
+pub const MAX_INBOUND_PER_ADDRESS: usize = 4;
+
 /// Why a handshake is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
@@ -976,6 +981,23 @@ impl NodeCore {
             self.stats.admission.refused_private += 1;
             return refuse(RefuseReason::PrivateMode);
         }
+        // One host (an IPv4 address, an IPv6 /64: what one customer is given) holds at most
+        // a few inbound slots, whatever keys and ports it claims. Loopback and private
+        // addresses are exempt (every process of a machine, every node of a LAN shares
+        // them), and so are trusted, protected and tracked peers.
+        if self.config.policy == Policy::Peerkeeper
+            && scope(ip) == Some(intake::Scope::Public)
+            && !tracked
+            && !self.pool.is_protected(&point)
+            && self.inbound_from(ip) >= MAX_INBOUND_PER_ADDRESS
+        {
+            self.stats.admission.refused_per_address += 1;
+            let points = self.sample_for(point, self.refusal_size());
+            return Admission::Refuse {
+                reason: RefuseReason::Full,
+                points,
+            };
+        }
         // A dialer is alive and looking for peers: remember it, and tell the next one.
         self.note_dialer(point, now);
         if let Some(old_point) = self.pool.connected_point_of(hello.peer) {
@@ -1054,6 +1076,17 @@ impl NodeCore {
                 refuse(RefuseReason::AlreadyConnected)
             }
         }
+    }
+
+    /// Inbound connections from `ip`'s host (its IPv4 address, or its IPv6 /64).
+    fn inbound_from(&self, ip: IpAddr) -> usize {
+        let key = crate::pool::greylist_key(ip);
+        self.pool
+            .connections()
+            .filter(|(a, c)| {
+                c.direction == Direction::Inbound && crate::pool::greylist_key(a.ip()) == key
+            })
+            .count()
     }
 
     /// A dial started by [`Action::Dial`] ended. Every attempt ends in exactly one named

@@ -123,6 +123,9 @@ pub struct AdmissionStats {
     /// Refused: the handshake proved another key than the one configured for the point it
     /// claims (`KEY@HOST:PORT`).
     pub refused_wrong_peer: u64,
+    /// Refused: [`MAX_INBOUND_PER_ADDRESS`](crate::core::MAX_INBOUND_PER_ADDRESS) inbound
+    /// connections already come from its IPv4 address (IPv6 /64).
+    pub refused_per_address: u64,
     /// Admitted at `max_connections` by closing another inbound connection.
     pub made_room: u64,
 }

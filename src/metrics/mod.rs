@@ -149,7 +149,7 @@ const DROP_REASONS: [&str; 8] = [
 
 /// Inbound handshakes refused, by reason (the fields of
 /// [`AdmissionStats`](crate::core::AdmissionStats)).
-const REFUSE_REASONS: [&str; 7] = [
+const REFUSE_REASONS: [&str; 8] = [
     "full",
     "greylisted",
     "duplicate",
@@ -157,6 +157,7 @@ const REFUSE_REASONS: [&str; 7] = [
     "private",
     "untracked",
     "wrong_peer",
+    "per_address",
 ];
 
 const BOUNDS: [&str; 7] = [
@@ -802,6 +803,7 @@ impl Follower {
             (na.refused_private, oa.refused_private),
             (na.refused_untracked, oa.refused_untracked),
             (na.refused_wrong_peer, oa.refused_wrong_peer),
+            (na.refused_per_address, oa.refused_per_address),
         ];
         for (reason, (n, o)) in REFUSE_REASONS.into_iter().zip(refused) {
             bump(

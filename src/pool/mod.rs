@@ -1164,7 +1164,7 @@ impl Pool {
 
 /// What the IP greylist is keyed by: an IPv4 address (an IPv4-mapped IPv6 one as the IPv4
 /// address it is), or an IPv6 address's /64 prefix.
-fn greylist_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn greylist_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
