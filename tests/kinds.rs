@@ -950,7 +950,7 @@ fn one_host_holds_at_most_a_few_inbound_slots_whatever_keys_and_ports_it_claims(
         peer: PeerId::from_u64(1000 + i),
         listen_port: port,
     };
-    let mut admitted = |core: &mut NodeCore, remote: SocketAddr, i: u64| {
+    let admitted = |core: &mut NodeCore, remote: SocketAddr, i: u64| {
         matches!(
             core.handle_inbound(ConnId(i), remote, hello(i, 9000 + i as u16), ms(i)),
             Admission::Accept
