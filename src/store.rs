@@ -37,6 +37,7 @@
 
 use crate::pool::snapshot::{SnapshotError, MAX_SNAPSHOT_BYTES};
 use crate::pool::Snapshot;
+use crate::pool::{AsMap, AsMapError, MAX_ASMAP_BYTES};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -231,4 +232,23 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+impl AsMap {
+    /// Reads an AS map file (the text format: see [`AsMap`]), refusing one larger than
+    /// [`MAX_ASMAP_BYTES`] unread. (Here, with the other file code: the pool is pure.)
+    ///
+    /// # Errors
+    ///
+    /// [`AsMapError`]: the file cannot be read, or a line is bad.
+    pub fn load(path: &std::path::Path) -> Result<AsMap, AsMapError> {
+        let size = std::fs::metadata(path).map_err(AsMapError::Io)?.len();
+        if size > MAX_ASMAP_BYTES as u64 {
+            return Err(AsMapError::TooLarge(format!(
+                "{size} bytes, at most {MAX_ASMAP_BYTES}"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(AsMapError::Io)?;
+        AsMap::parse(&text)
+    }
 }

@@ -16,7 +16,8 @@
 //! wins. At most [`MAX_ASMAP_ENTRIES`] prefixes and [`MAX_ASMAP_BYTES`] bytes: a full
 //! Internet routing table is about a million prefixes.
 //!
-//! Lookups only: nothing iterates the map in hash order.
+//! Lookups only: nothing iterates the map in hash order. Pure: [`AsMap::load`], which
+//! reads the file, lives with the shell's other file code ([`crate::store`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -135,23 +136,6 @@ impl AsMap {
         let mut by_len: Vec<(u8, HashMap<u128, u32>)> = lens.into_iter().collect();
         by_len.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
         Ok(AsMap { by_len, len })
-    }
-
-    /// Reads an AS map file (the text format; see the module docs), refusing one larger
-    /// than [`MAX_ASMAP_BYTES`] unread.
-    ///
-    /// # Errors
-    ///
-    /// [`AsMapError`]: the file cannot be read, or a line is bad.
-    pub fn load(path: &std::path::Path) -> Result<AsMap, AsMapError> {
-        let size = std::fs::metadata(path).map_err(AsMapError::Io)?.len();
-        if size > MAX_ASMAP_BYTES as u64 {
-            return Err(AsMapError::TooLarge(format!(
-                "{size} bytes, at most {MAX_ASMAP_BYTES}"
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(AsMapError::Io)?;
-        AsMap::parse(&text)
     }
 
     /// The AS announcing `ip`, if the map covers it.
