@@ -8,7 +8,7 @@
 //!   [`MAX_HONEST`] nodes). Attacker address `j` (`0..A`) is [`attacker_addr`]`(j, G)`:
 //!   group `j % G` is a /16 of a disjoint public range (first octets 101 to 223, skipping
 //!   every range that is not public), with `ceil(A / G)` addresses in it. So the nodes'
-//!   group rules ([`netgroup`](crate::pool::netgroup): IPv4 /16) see `honest + G` groups.
+//!   group rules ([`crate::pool::netgroup`]: IPv4 /16) see `honest + G` groups.
 //!   Without the scenario, the simulator keeps [`node_addr`](super::node_addr) (one /16
 //!   below 65,536 nodes) and its determinism pins.
 //! * **Attackers** are simulated nodes after the honest ones (indexes `honest..honest +
@@ -464,7 +464,7 @@ impl Simulation {
         let mut addrs: Vec<SocketAddr> = (0..honest).map(honest_addr).collect();
         addrs.extend((0..a).map(|j| attacker_addr(j, g)));
         let table = addrs.iter().enumerate().map(|(i, a)| (*a, i)).collect();
-        let mut rng = seeded(derive(self.link_seed, 0x6563_6c69_7073_65));
+        let mut rng = seeded(derive(self.link_seed, 0x0065_636c_6970_7365));
         // Each node's slots in distinct groups, from a random first group.
         let per = cfg.per_node.min(g);
         let mut slots = Vec::with_capacity(honest * per);

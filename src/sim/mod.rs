@@ -23,6 +23,9 @@
 //!   incoming connection; churn makes nodes leave (closing their links) and come back
 //!   later with a fresh core; a one-off departure of a fraction of the nodes can be
 //!   scheduled.
+//! * Scenarios: epoch rotation ([`epochs`]), a ledger and per-kind floors ([`kinds`]), the
+//!   eclipse experiment ([`eclipse`]: its own address plan, scripted attackers, churn
+//!   that restores each node's saved pool).
 //!
 //! Admission, refusals with points, point intake, farewells, duplicates, the octez
 //! policy's swaps: all are the node core's decisions; the simulator only carries
