@@ -483,10 +483,11 @@ fn pct(v: f64) -> String {
 
 fn check_row(c: &EclipseCheck) -> String {
     format!(
-        "{} of {} eclipsed ({}); {} with no outbound; outbound {:.1}/node, {} to attackers ({} nodes with two in one attacker group); attacker inbound {:.1}/node; pools {:.0} points, {} attackers'",
+        "{} of {} eclipsed ({}; {} with no honest connection at all); {} with no outbound; outbound {:.1}/node, {} to attackers ({} nodes with two in one attacker group); attacker inbound {:.1}/node; pools {:.0} points, {} attackers'",
         c.eclipsed,
         c.nodes,
         pct(c.eclipsed_fraction),
+        c.fully_eclipsed,
         c.no_outbound,
         c.mean_outbound,
         pct(c.attacker_outbound_share),
@@ -553,8 +554,15 @@ fn eclipse_rows(e: &EclipseReport, rows: &mut Vec<(String, String)>) {
     rows.push((
         "floods / answers".into(),
         format!(
-            "{} / {}; unsolicited ignored {}; violations {}, bans {}; restores {}",
-            e.floods, e.answers, e.unsolicited_ignored, e.violations, e.bans, e.restores
+            "{} / {}; unsolicited ignored {}; violations {}, bans {}; restores {} ({} anchors, {} of them attackers)",
+            e.floods,
+            e.answers,
+            e.unsolicited_ignored,
+            e.violations,
+            e.bans,
+            e.restores,
+            e.anchors_restored,
+            e.anchors_to_attackers
         ),
     ));
 }

@@ -265,6 +265,9 @@ pub struct EclipseCheck {
     pub eclipsed: usize,
     /// `eclipsed` over `nodes`.
     pub eclipsed_fraction: f64,
+    /// Of the eclipsed, those whose every connection, inbound ones too, is an attacker's:
+    /// the others still hear from honest peers that dialed them.
+    pub fully_eclipsed: usize,
     /// Nodes with no outbound connection.
     pub no_outbound: usize,
     /// Mean outbound connections per node.
@@ -339,6 +342,11 @@ pub struct EclipseReport {
     /// Honest nodes that came back and restored their saved pool (churn and the restart
     /// case).
     pub restores: u64,
+    /// Anchors in the pools restored (the last outbound peers, longest-connected first).
+    pub anchors_restored: u64,
+    /// Of them, attacker addresses: an attacker never closes a connection, so its
+    /// connections tend to be the longest-lived.
+    pub anchors_to_attackers: u64,
 }
 
 /// One attacker slot: an inbound connection the attackers try to hold to one honest node.
@@ -379,6 +387,7 @@ pub(super) struct EclipseState {
     answers: u64,
     closed_by_honest: u64,
     restores: u64,
+    anchors: (u64, u64),
     /// The counters of the honest cores that were replaced (churn).
     retired: (u64, u64, u64),
 }
@@ -442,6 +451,8 @@ impl EclipseState {
             violations: totals.1,
             bans: totals.2,
             restores: self.restores,
+            anchors_restored: self.anchors.0,
+            anchors_to_attackers: self.anchors.1,
         }
     }
 
@@ -504,6 +515,7 @@ impl Simulation {
             answers: 0,
             closed_by_honest: 0,
             restores: 0,
+            anchors: (0, 0),
             retired: (0, 0, 0),
             cfg,
         });
@@ -527,6 +539,12 @@ impl Simulation {
             return;
         };
         e.restores += 1;
+        e.anchors.0 += snap.anchors.len() as u64;
+        e.anchors.1 += snap
+            .anchors
+            .iter()
+            .filter(|a| e.is_attacker(&a.addr))
+            .count() as u64;
         let snap = snap.aged(now.saturating_since(saved_at));
         self.tracer.record(i, now, || Input::Restore {
             snapshot: Box::new(snap.clone()),
@@ -726,6 +744,7 @@ impl Simulation {
         let e = self.eclipse.as_ref().expect("the scenario runs");
         let now = self.now;
         let (mut nodes, mut eclipsed, mut no_out, mut doubled) = (0usize, 0usize, 0usize, 0usize);
+        let mut fully = 0usize;
         let (mut out_total, mut share_sum, mut with_out) = (0usize, 0f64, 0usize);
         let (mut inbound_bad, mut pollution_sum, mut with_pool, mut pool_total) =
             (0usize, 0f64, 0usize, 0usize);
@@ -761,6 +780,9 @@ impl Simulation {
                 share_sum += bad as f64 / out as f64;
                 if bad == out {
                     eclipsed += 1;
+                    if n.core.pool().connections().all(|(a, _)| e.is_attacker(&a)) {
+                        fully += 1;
+                    }
                 }
             }
             let snap = n.core.snapshot(now);
@@ -782,6 +804,7 @@ impl Simulation {
             nodes,
             eclipsed,
             eclipsed_fraction: mean(eclipsed as f64, nodes),
+            fully_eclipsed: fully,
             no_outbound: no_out,
             mean_outbound: mean(out_total as f64, nodes),
             attacker_outbound_share: mean(share_sum, with_out),
