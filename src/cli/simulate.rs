@@ -1,10 +1,11 @@
 //! `peerkeeper simulate`: the deterministic simulator, one policy or both side by side.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use peerkeeper::config::Defences;
 use peerkeeper::report::print_rows;
 use peerkeeper::sim::{
-    write_chart, EpochConfig, EpochReport, Joins, Latency, SimConfig, SimOutcome, SimReport,
-    Simulation,
+    eclipse, write_chart, EclipseCheck, EclipseConfig, EclipseReport, EpochConfig, EpochReport,
+    Joins, Latency, SimConfig, SimOutcome, SimReport, Simulation,
 };
 use peerkeeper::{Config, Policy};
 use std::path::PathBuf;
@@ -19,9 +20,10 @@ pub struct Args {
     /// Seed of everything.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Virtual duration (e.g. "10m").
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    duration: Duration,
+    /// Virtual duration (e.g. "10m"; default 10m, or with --attackers what the
+    /// experiment's checkpoints and restart case need: 24h21m by default).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
     /// The maintenance policy (peerkeeper or octez); overrides the config file's.
     #[arg(long)]
     policy: Option<Policy>,
@@ -53,9 +55,11 @@ pub struct Args {
     /// Fraction of nodes that accept no incoming connection.
     #[arg(long, default_value_t = 0.0)]
     nat_fraction: f64,
-    /// Fraction of nodes leaving (and coming back) per virtual minute.
-    #[arg(long, visible_alias = "churn-rate", default_value_t = 0.0)]
-    churn: f64,
+    /// Fraction of nodes leaving (and coming back) per virtual minute (default 0, or with
+    /// --attackers 1/360: each node restarts about every 6 hours, restoring its saved
+    /// pool).
+    #[arg(long, visible_alias = "churn-rate")]
+    churn: Option<f64>,
     /// Latency distribution of the links: uniform in [min, max], or min plus an
     /// exponential tail (mean (max - min) / 3) capped at max.
     #[arg(long, value_enum, default_value_t = LatencyDist::Uniform)]
@@ -93,6 +97,32 @@ pub struct Args {
     /// Peer sets each node keeps (`peer_sets.kept_sets`; default: the config's, 4).
     #[arg(long, value_name = "N", requires = "validators")]
     kept_sets: Option<usize>,
+    /// Eclipse experiment: A attacker addresses (scripted nodes that accept every
+    /// connection, answer requests for points and flood advertisements with their own
+    /// addresses only, and hold inbound connections to every node). See
+    /// docs/simulator.md.
+    #[arg(long, value_name = "A", conflicts_with = "validators")]
+    attackers: Option<usize>,
+    /// The attackers' network groups (/16s): address j is in group j % G (1..=A).
+    #[arg(long, value_name = "G", requires = "attackers")]
+    attacker_groups: Option<usize>,
+    /// When the attack starts (the honest network converges first).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = humantime::parse_duration, requires = "attackers")]
+    attack_start: Duration,
+    /// The restart case (Heilman et al.): when a sample of the nodes restarts at once
+    /// from its saved pool (default: 24h after the attack starts).
+    #[arg(long, value_name = "D", value_parser = humantime::parse_duration, requires = "attackers")]
+    restart_at: Option<Duration>,
+    /// The restart case: the fraction of the nodes that restarts (0: no restart case).
+    #[arg(long, value_name = "F", default_value_t = 0.1, requires = "attackers")]
+    restart_fraction: f64,
+    /// How often attackers flood each connection they hold.
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = humantime::parse_duration, requires = "attackers")]
+    flood_interval: Duration,
+    /// Switch every eclipse defence off (`[defences]`: diverse_dials, address_buckets,
+    /// anchors), as `Defences::off()`.
+    #[arg(long)]
+    no_defences: bool,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -129,13 +159,19 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     check_rate("dial-failure-rate", args.dial_failure_rate)?;
     check_rate("message-loss", args.message_loss)?;
     check_rate("nat-fraction", args.nat_fraction)?;
-    check_rate("churn", args.churn)?;
-    let mut cfg = SimConfig::new(
-        args.nodes as usize,
-        args.seed,
-        args.duration,
-        Policy::default(),
-    );
+    let eclipse = eclipse_config(args)?;
+    let churn = args.churn.unwrap_or(if eclipse.is_some() {
+        eclipse::DEFAULT_CHURN_PER_MINUTE
+    } else {
+        0.0
+    });
+    check_rate("churn", churn)?;
+    let duration = args.duration.unwrap_or_else(|| {
+        eclipse
+            .as_ref()
+            .map_or(Duration::from_secs(600), EclipseConfig::duration)
+    });
+    let mut cfg = SimConfig::new(args.nodes as usize, args.seed, duration, Policy::default());
     let mut node_config = match &args.config {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::default(),
@@ -144,6 +180,9 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
         node_config.policy = p;
     }
     args.targets.apply(&mut node_config);
+    if args.no_defences {
+        node_config.defences = Defences::off();
+    }
     let epochs = match args.validators {
         Some(v) => {
             let mut e = EpochConfig::new(v, args.epoch);
@@ -186,8 +225,12 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     cfg.dial_failure_rate = args.dial_failure_rate;
     cfg.message_loss = args.message_loss;
     cfg.nat_fraction = args.nat_fraction;
-    cfg.churn_per_minute = args.churn;
+    cfg.churn_per_minute = churn;
     cfg.epochs = epochs;
+    if let Some(e) = &eclipse {
+        e.check(cfg.total_nodes())?;
+    }
+    cfg.eclipse = eclipse;
     if args.ledger > args.nodes as usize {
         return Err("--ledger must be at most --nodes".into());
     }
@@ -202,6 +245,26 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
         cfg.trace_nodes = vec![n];
     }
     Ok(cfg)
+}
+
+/// The eclipse experiment of the flags, if `--attackers` is given.
+fn eclipse_config(args: &Args) -> Result<Option<EclipseConfig>, String> {
+    let Some(a) = args.attackers else {
+        return Ok(None);
+    };
+    let Some(g) = args.attacker_groups else {
+        return Err("--attacker-groups G is required with --attackers".into());
+    };
+    let mut e = EclipseConfig::new(a, g);
+    e.attack_start = args.attack_start;
+    e.flood_interval = args.flood_interval;
+    e.restart_fraction = args.restart_fraction;
+    e.restart_at = if args.restart_fraction > 0.0 {
+        Some(args.restart_at.unwrap_or_else(|| e.default_restart_at()))
+    } else {
+        None
+    };
+    Ok(Some(e))
 }
 
 /// Writes the traces of the --trace-node: its first life to `path`, later ones to
@@ -322,8 +385,21 @@ pub fn run(args: Args) -> i32 {
         }
     } else if args.compare {
         print_compare(reports[0], reports[1]);
+        for r in &reports {
+            if let Some(e) = &r.eclipse {
+                println!("eclipse, policy {}:", r.policy);
+                let mut rows = Vec::new();
+                eclipse_rows(e, &mut rows);
+                print_rows(&rows);
+            }
+        }
     } else {
         print_one(reports[0], bounds.min_threshold, bounds.max_threshold);
+    }
+    if reports[0].eclipse.is_some() {
+        // An experiment: its figures are the output (churn leaves some nodes climbing at
+        // the end, so "converged" says little).
+        return 0;
     }
     match &reports[0].epochs {
         // The scenario's nodes outside the set have no peers: its figures decide.
@@ -401,6 +477,96 @@ fn epoch_rows(e: &EpochReport, rows: &mut Vec<(String, String)>) {
     ));
 }
 
+fn pct(v: f64) -> String {
+    format!("{:.1} %", v * 100.0)
+}
+
+fn check_row(c: &EclipseCheck) -> String {
+    format!(
+        "{} of {} eclipsed ({}; {} with no honest connection at all); {} with no outbound; outbound {:.1}/node, {} to attackers ({} nodes with two in one attacker group); attacker inbound {:.1}/node; pools {:.0} points, {} attackers'",
+        c.eclipsed,
+        c.nodes,
+        pct(c.eclipsed_fraction),
+        c.fully_eclipsed,
+        c.no_outbound,
+        c.mean_outbound,
+        pct(c.attacker_outbound_share),
+        c.doubled_in_attacker_group,
+        c.mean_attacker_inbound,
+        c.mean_pool,
+        pct(c.pool_pollution)
+    )
+}
+
+fn eclipse_rows(e: &EclipseReport, rows: &mut Vec<(String, String)>) {
+    let d = &e.defences;
+    let on = |b: bool| if b { "on" } else { "off" };
+    rows.push((
+        "attackers".into(),
+        format!(
+            "{} addresses in {} groups against {} nodes, from t = {} s; defences: diverse_dials {}, address_buckets {}, anchors {}",
+            e.attackers,
+            e.groups,
+            e.honest,
+            e.attack_start_ms / 1000,
+            on(d.diverse_dials),
+            on(d.address_buckets),
+            on(d.anchors)
+        ),
+    ));
+    for asked in &e.checks_asked_ms {
+        let label = format!(
+            "eclipse after {}",
+            humantime::format_duration(Duration::from_millis(*asked))
+        );
+        match e.checks.iter().find(|c| c.after_attack_ms == *asked) {
+            Some(c) => rows.push((label, check_row(c))),
+            None => rows.push((label, "not reached (the run ended first)".into())),
+        }
+    }
+    if let Some(r) = &e.restart {
+        let label = format!("restart case (t = {} s)", r.at_ms / 1000);
+        match &r.check {
+            Some(c) => rows.push((
+                label,
+                format!("{} restarted: {}", r.restarted, check_row(c)),
+            )),
+            None => rows.push((
+                label,
+                format!(
+                    "{} restarted, not measured (the run ended first)",
+                    r.restarted
+                ),
+            )),
+        }
+    }
+    rows.push((
+        "attacker dials".into(),
+        format!(
+            "{} ({} admitted, {} refused); honest dials to attackers {}; closed by honest nodes {}",
+            e.attacker_dials,
+            e.attacker_dials_admitted,
+            e.attacker_dials_refused,
+            e.honest_dials_to_attackers,
+            e.closed_by_honest
+        ),
+    ));
+    rows.push((
+        "floods / answers".into(),
+        format!(
+            "{} / {}; unsolicited ignored {}; violations {}, bans {}; restores {} ({} anchors, {} of them attackers)",
+            e.floods,
+            e.answers,
+            e.unsolicited_ignored,
+            e.violations,
+            e.bans,
+            e.restores,
+            e.anchors_restored,
+            e.anchors_to_attackers
+        ),
+    ));
+}
+
 fn ratio(a: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| a / b)
 }
@@ -448,6 +614,9 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
     }
     if let Some(e) = &r.epochs {
         epoch_rows(e, &mut rows);
+    }
+    if let Some(e) = &r.eclipse {
+        eclipse_rows(e, &mut rows);
     }
     if let Some(k) = &r.kinds {
         if k.ledger_relays > 0 {

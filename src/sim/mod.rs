@@ -23,6 +23,9 @@
 //!   incoming connection; churn makes nodes leave (closing their links) and come back
 //!   later with a fresh core; a one-off departure of a fraction of the nodes can be
 //!   scheduled.
+//! * Scenarios: epoch rotation ([`epochs`]), a ledger and per-kind floors ([`kinds`]), the
+//!   eclipse experiment ([`eclipse`]: its own address plan, scripted attackers, churn
+//!   that restores each node's saved pool).
 //!
 //! Admission, refusals with points, point intake, farewells, duplicates, the octez
 //! policy's swaps: all are the node core's decisions; the simulator only carries
@@ -39,9 +42,11 @@
 
 #[cfg(feature = "cli")]
 mod chart;
+pub mod eclipse;
 pub mod epochs;
 pub mod kinds;
 
+pub use eclipse::{EclipseCheck, EclipseConfig, EclipseReport, RestartFigures};
 pub use epochs::{EpochConfig, EpochRecord, EpochReport};
 pub use kinds::{KindFigures, KindsReport};
 
@@ -220,6 +225,9 @@ pub struct SimConfig {
     /// Relays of a simulated ledger ([`kinds`]): this many nodes' points are given to
     /// every node as external points (0: no ledger).
     pub ledger: usize,
+    /// The eclipse experiment ([`eclipse`]), when set: a spread address plan, scripted
+    /// attackers, churn that restores each node's saved pool, and the restart case.
+    pub eclipse: Option<EclipseConfig>,
 }
 
 impl SimConfig {
@@ -250,6 +258,7 @@ impl SimConfig {
             trace_nodes: Vec::new(),
             epochs: None,
             ledger: 0,
+            eclipse: None,
         }
     }
 
@@ -314,6 +323,9 @@ pub struct SimReport {
     /// Per-kind figures, when the run has a ledger or a floor ([`kinds`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kinds: Option<KindsReport>,
+    /// The eclipse experiment's figures, when it ran ([`SimConfig::eclipse`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eclipse: Option<EclipseReport>,
 }
 
 /// A finished run: the report and the chart samples.
@@ -387,6 +399,17 @@ impl Tracer {
     }
 }
 
+/// When a departing node comes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Back {
+    /// It does not.
+    Never,
+    /// 1 to 5 minutes later, drawn (churn).
+    Drawn,
+    /// After exactly this long (the eclipse scenario's restart case).
+    After(Duration),
+}
+
 struct SimNode {
     peer: PeerId,
     alive: bool,
@@ -453,6 +476,25 @@ enum Ev {
     },
     /// Epoch scenario: check the pending figures.
     EpochCheck,
+    /// Eclipse scenario: the attackers start dialing and flooding.
+    AttackStart,
+    /// Eclipse scenario: an attacker dials for this slot (honest node, group).
+    AttackDial(usize),
+    /// Eclipse scenario: an attacker's handshake reaches an honest node.
+    AttackArrive {
+        from: usize,
+        to: usize,
+        link: u64,
+        slot: usize,
+    },
+    /// Eclipse scenario: every attacker floods every connection it holds.
+    Flood,
+    /// Eclipse scenario: the `k`-th checkpoint.
+    EclipseCheck(usize),
+    /// Eclipse scenario: the restart case's sample restarts.
+    Restart,
+    /// Eclipse scenario: the restart case's measurement.
+    RestartCheck,
 }
 
 impl Ev {
@@ -485,6 +527,13 @@ impl Ev {
             Ev::Epoch(e) => (16, *e, 0),
             Ev::Overwrite(e) => (17, *e, 0),
             Ev::EpochCheck => (18, 0, 0),
+            Ev::AttackStart => (19, 0, 0),
+            Ev::AttackDial(slot) => (20, *slot as u64, 0),
+            Ev::AttackArrive { from, to, .. } => (21, *from as u64, *to as u64),
+            Ev::Flood => (22, 0, 0),
+            Ev::EclipseCheck(k) => (23, *k as u64, 0),
+            Ev::Restart => (24, 0, 0),
+            Ev::RestartCheck => (25, 0, 0),
         }
     }
 }
@@ -597,6 +646,8 @@ pub struct Simulation {
     epochs: Option<epochs::EpochState>,
     /// The epoch scenario's own RNG (the other draws stay as without it).
     epoch_rng: SeededRng,
+    /// The eclipse scenario's state, when it runs (its own RNG inside).
+    eclipse: Option<eclipse::EclipseState>,
     /// The simulated ledger's relays ([`SimConfig::ledger`]).
     ledger: Vec<usize>,
     /// With `record_actions`: per link, the points its two ends (in `links` order) are
@@ -655,6 +706,7 @@ impl Simulation {
             moved_to: HashMap::new(),
             epochs: None,
             epoch_rng: seeded(derive(link_seed, 0x6570_6f63_6873)),
+            eclipse: None,
             ledger: Vec::new(),
             link_points: HashMap::new(),
         };
@@ -670,6 +722,9 @@ impl Simulation {
             sim.epochs = Some(epochs::EpochState::new(e, kept));
             sim.moved = vec![None; total];
             sim.push(Time::ZERO + epochs::FIRST_EPOCH, Ev::Epoch(1));
+        }
+        if let Some(e) = sim.cfg.eclipse.clone() {
+            sim.setup_eclipse(e, total);
         }
         for (i, nat) in nat.into_iter().enumerate() {
             let node = sim.fresh_node(i, nat, 0);
@@ -738,9 +793,13 @@ impl Simulation {
         }
     }
 
-    /// The current point of node `i`: [`node_addr`], unless it moved.
+    /// The current point of node `i`: [`node_addr`], unless it moved (or the eclipse
+    /// scenario's address plan).
     #[inline]
     fn addr(&self, i: usize) -> SocketAddr {
+        if let Some(e) = &self.eclipse {
+            return e.addrs[i];
+        }
         match self.moved.get(i) {
             Some(Some(a)) => *a,
             _ => node_addr(i),
@@ -750,6 +809,9 @@ impl Simulation {
     /// The node that answers at `addr`: a moved node at its new address only.
     #[inline]
     fn resolve(&self, addr: &SocketAddr) -> Option<usize> {
+        if let Some(e) = &self.eclipse {
+            return e.table.get(addr).copied();
+        }
         if let Some(&j) = self.moved_to.get(addr) {
             return Some(j);
         }
@@ -885,6 +947,9 @@ impl Simulation {
                 let fresh = self.fresh_node(i, nat, epoch);
                 let old = std::mem::replace(&mut self.nodes[i], fresh);
                 retire(&mut self.retired, &old.core.stats());
+                if let Some(e) = self.eclipse.as_mut() {
+                    e.retire(&old.core.stats());
+                }
                 self.nodes[i].max_seen = old.max_seen;
                 self.start_node(i);
             }
@@ -914,14 +979,21 @@ impl Simulation {
                 result,
             } => self.dial_result(at, epoch, to, point, link, result),
             Ev::Msg { to, link, msg } => self.deliver(to, link, msg),
-            Ev::Leave(i, comes_back) => self.leave(i, comes_back),
+            Ev::Leave(i, comes_back) => {
+                self.leave(i, if comes_back { Back::Drawn } else { Back::Never })
+            }
             Ev::Sample => {
                 self.sample();
                 let next = self.now + self.sample_every;
                 self.push(next, Ev::Sample);
             }
             Ev::ChurnTick => {
-                let n = (self.cfg.churn_per_minute * self.cfg.nodes as f64).round() as usize;
+                let expected = self.cfg.churn_per_minute * self.cfg.nodes as f64;
+                let n = match self.eclipse.as_mut() {
+                    // Small rates in small networks: carried over from minute to minute.
+                    Some(e) => e.churn_count(expected),
+                    None => expected.round() as usize,
+                };
                 let alive: Vec<usize> = (self.cfg.bootstrap..self.nodes.len())
                     .filter(|i| self.nodes[*i].alive)
                     .collect();
@@ -946,6 +1018,18 @@ impl Simulation {
                 remote,
             } => self.impersonate(from, to, claim, link, remote),
             Ev::EpochCheck => self.epoch_check(),
+            Ev::AttackStart => self.attack_start(),
+            Ev::AttackDial(slot) => self.attack_dial(slot),
+            Ev::AttackArrive {
+                from,
+                to,
+                link,
+                slot,
+            } => self.attack_arrive(from, to, link, slot),
+            Ev::Flood => self.flood(),
+            Ev::EclipseCheck(k) => self.eclipse_check(k),
+            Ev::Restart => self.eclipse_restart(),
+            Ev::RestartCheck => self.restart_check(),
         }
     }
 
@@ -973,6 +1057,10 @@ impl Simulation {
         if !self.ledger.is_empty() {
             self.feed_ledger(i);
         }
+        if self.eclipse.is_some() {
+            // As `peerkeeper node --data-dir` after a restart: the saved pool, aged.
+            self.restore_saved(i);
+        }
         self.tracer.record(i, now, || Input::Start);
         self.nodes[i].core.start(now);
         self.after(i);
@@ -990,6 +1078,11 @@ impl Simulation {
     }
 
     fn dial_arrive(&mut self, from: usize, to: usize, point: SocketAddr, link: u64) {
+        if to >= self.nodes.len() {
+            // An attacker: scripted, it accepts every connection.
+            self.attacker_accepts(from, to, point, link);
+            return;
+        }
         let now = self.now;
         let from_addr = self.addr(from);
         let fail = self.cfg.dial_failure_rate > 0.0
@@ -1071,6 +1164,10 @@ impl Simulation {
             // The link is gone once both ends know: until then the other end may still
             // send on it (and the closer ignores what comes), as on TCP.
             self.links.remove(&link);
+        }
+        if to >= self.nodes.len() {
+            self.attacker_gets(to, link, msg);
+            return;
         }
         let n = &mut self.nodes[to];
         if !n.alive {
@@ -1236,11 +1333,17 @@ impl Simulation {
         }
     }
 
-    fn leave(&mut self, i: usize, comes_back: bool) {
+    fn leave(&mut self, i: usize, back: Back) {
         if !self.nodes[i].alive {
             return;
         }
         let now = self.now;
+        if back != Back::Never {
+            if let Some(e) = self.eclipse.as_mut() {
+                // As `peerkeeper node --data-dir` at shutdown: the pool is saved.
+                e.save(i, self.nodes[i].core.snapshot(now), now);
+            }
+        }
         self.tracer.record(i, now, || Input::Shutdown);
         let n = &mut self.nodes[i];
         n.core.shutdown(now);
@@ -1264,10 +1367,12 @@ impl Simulation {
             n.in_range = false;
             self.in_range -= 1;
         }
-        if comes_back {
-            let back = self.now + Duration::from_millis(self.rng.gen_range(60_000..300_000));
-            self.push(back, Ev::Join(i));
-        }
+        let back = match back {
+            Back::Never => return,
+            Back::Drawn => self.now + Duration::from_millis(self.rng.gen_range(60_000..300_000)),
+            Back::After(d) => self.now + d,
+        };
+        self.push(back, Ev::Join(i));
     }
 
     fn sample(&mut self) {
@@ -1330,7 +1435,8 @@ impl Simulation {
             }
             for (a, _) in n.core.pool().connections() {
                 if let Some(j) = self.resolve(&a) {
-                    if i < j {
+                    // (Attackers, after the simulated nodes, are not in the overlay.)
+                    if i < j && j < self.nodes.len() {
                         edges.push((i, j));
                     }
                 }
@@ -1410,6 +1516,10 @@ impl Simulation {
             approx_bytes_per_node: approx,
             epochs: self.epochs.as_ref().map(epochs::EpochState::report),
             kinds: kinds::report(&self.config, self.cfg.ledger, &by_kind),
+            eclipse: self
+                .eclipse
+                .as_ref()
+                .map(|e| e.report(self.nodes.iter().map(|n| n.core.stats()))),
         };
         SimOutcome {
             report,
