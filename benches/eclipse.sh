@@ -9,15 +9,16 @@
 #     diverse dials; its pool is restored on restart like ours),
 # and prints a markdown table: eclipsed fraction 1 h and 24 h after the attack starts and
 # after the restart case, and at 24 h the mean share of outbound connections to attackers
-# and of attacker addresses in the pools; then the wall time and peak RSS of each run.
+# and of attacker addresses in the pools; then the wall time and peak RSS of each run
+# (BENCHMARKS.md, "Eclipse experiment (issue 10)": 7 s to 6 min a run at the defaults).
 #
 # Usage: benches/eclipse.sh (from anywhere; builds the release binary first).
-# Environment: NODES (1000), SEED (1), FLOOD (the attackers' --flood-interval, 5m: at 30 s
-# a botnet run of 1,000 nodes takes about 40 minutes here; see BENCHMARKS.md), EXTRA (more
-# flags for every run).
+# Environment: NODES (300: a botnet run of 1,000 nodes takes 12 minutes or more here),
+# SEED (1), FLOOD (the attackers' --flood-interval, 5m: at their default 30 s a botnet run
+# of 1,000 nodes takes about 40 minutes), EXTRA (more flags for every run).
 set -euo pipefail
 
-NODES=${NODES:-1000}
+NODES=${NODES:-300}
 SEED=${SEED:-1}
 FLOOD=${FLOOD:-5m}
 EXTRA=${EXTRA:-}
@@ -55,7 +56,7 @@ for a in "${attackers[@]}"; do
         nodes=$(j '.eclipse.checks[1].nodes // "-"')
         restarted=$(j '.eclipse.restart.restarted // "-"')
         echo "| $A in $G groups | ${names[$k]} | $c1 | $c24 | $cr (of $restarted) | $share | $poll | $(cat "$f.time") |"
-        echo "  ${names[$k]}, $A in $G: $(j -c '.eclipse | {checks, restart, attacker_dials, attacker_dials_admitted, attacker_dials_refused, honest_dials_to_attackers, floods, answers, closed_by_honest, unsolicited_ignored, violations, bans, restores}') hash $(j -r .event_log_hash), $nodes nodes alive at 24 h" >&2
+        echo "  ${names[$k]}, $A in $G: $(j -c '.eclipse | {checks, restart, attacker_dials, attacker_dials_admitted, attacker_dials_refused, honest_dials_to_attackers, floods, answers, closed_by_honest, unsolicited_ignored, violations, bans, restores, anchors_restored, anchors_to_attackers}') hash $(j -r .event_log_hash), $nodes nodes alive at 24 h" >&2
     done
 done
 echo
