@@ -490,6 +490,12 @@ pub struct Defences {
     /// At start, dial the anchors saved at the last shutdown (the last outbound peers)
     /// first. Off: a restored pool is dialed like any other.
     pub anchors: bool,
+    /// Unsolicited advertisements of points are taken from a per-connection budget:
+    /// `discovery.answer_size` points at first, then
+    /// [`ADVERT_POINTS_PER_MINUTE`](crate::core::ADVERT_POINTS_PER_MINUTE) a minute
+    /// (Bitcoin Core's address rate limit); answers to our requests are not limited. Off:
+    /// one advertisement per `peer_ask_interval / 4`, whole.
+    pub limit_adverts: bool,
     /// An AS map file ([`crate::pool::AsMap`]: `PREFIX ASN` lines, as Bitcoin Core's
     /// `asmap-tool decode` prints): peers are grouped by the autonomous system that
     /// announces them instead of by /16 (/32), for dial diversity, trims and the address
@@ -504,6 +510,7 @@ impl Default for Defences {
             diverse_dials: true,
             address_buckets: true,
             anchors: true,
+            limit_adverts: true,
             asmap: None,
         }
     }
@@ -516,6 +523,7 @@ impl Defences {
             diverse_dials: false,
             address_buckets: false,
             anchors: false,
+            limit_adverts: false,
             asmap: None,
         }
     }

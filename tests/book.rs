@@ -1,7 +1,8 @@
 //! The partitioned address book (`pool::book`, issue 10): one source cannot fill the pool
 //! or push out what others taught us; a point that worked moves to the tried side and is
 //! evicted from there only after a test that it is dead; tried points are dialed first;
-//! positions survive a restart.
+//! positions survive a restart. And the advertisement budget: unsolicited points per
+//! connection are rate-limited.
 
 use peerkeeper::core::{Action, DialResult, Input};
 use peerkeeper::pool::{Added, ConnId, Direction, PeerId, Pool, Source};
@@ -401,4 +402,49 @@ fn the_core_evicts_an_occupant_that_fails_its_test() {
     assert!(core.pool().get(&newcomer).unwrap().is_tried());
     assert!(core.pool().get(&occupant).is_none_or(|o| !o.is_tried()));
     core.check_invariants();
+}
+
+/// Unsolicited advertisements on one connection at `times` (seconds), 100 points each:
+/// how many points the core took from each.
+fn adverts_taken(limit: bool, times: &[u64]) -> Vec<u64> {
+    let c = Config {
+        defences: Defences {
+            limit_adverts: limit,
+            ..Defences::default()
+        },
+        ..Config::default()
+    };
+    let mut core = NodeCore::new(c, PeerId::from_u64(1), 5);
+    core.apply(Time::ZERO, Input::Start);
+    let hello = peerkeeper::core::Hello {
+        peer: PeerId::from_u64(9),
+        listen_port: 9732,
+    };
+    let remote = SocketAddr::from(([45, 9, 9, 9], 40_000));
+    assert_eq!(
+        core.handle_inbound(ConnId(1), remote, hello, Time::ZERO),
+        peerkeeper::core::Admission::Accept
+    );
+    let mut out = Vec::new();
+    for (k, t) in times.iter().enumerate() {
+        let points: Vec<SocketAddr> = (0..100u32)
+            .map(|i| attacker(k as u32 * 100 + i, 1000))
+            .collect();
+        let before = core.stats().points.received;
+        core.handle_points(ConnId(1), &points, Time::ZERO + Duration::from_secs(*t));
+        out.push(core.stats().points.received - before);
+    }
+    out
+}
+
+#[test]
+fn unsolicited_advertisements_draw_on_a_per_connection_budget() {
+    let answer = Config::default().discovery.answer_size as u64;
+    // The node, alone, asked the newcomer for points: the first message is its answer,
+    // taken whole. Then a first advertisement takes a full answer's worth; 10 s later,
+    // one point (six a minute); 10 min later, a full answer again (the budget is capped).
+    let limited = adverts_taken(true, &[1, 11, 21, 621]);
+    assert_eq!(limited, vec![100, answer, 1, answer]);
+    // Without the limit every advertisement past the one-per-7.5 s rule is taken whole.
+    assert_eq!(adverts_taken(false, &[1, 11, 21, 621]), vec![100; 4]);
 }

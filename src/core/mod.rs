@@ -152,6 +152,10 @@ pub struct Hello {
     pub listen_port: u16,
 }
 
+/// Unsolicited points a connection may send per minute, past its first
+/// `discovery.answer_size` (`defences.limit_adverts`): Bitcoin Core's 0.1 address per second.
+pub const ADVERT_POINTS_PER_MINUTE: u64 = 6;
+
 /// Most inbound connections from one host: an IPv4 address, or an IPv6 /64 (public
 /// addresses; loopback and private ones are exempt, as are trusted, protected and
 /// tracked peers). One machine with many keys and claimed ports takes no more.
@@ -350,6 +354,9 @@ struct ConnMeta {
     awaiting_answer: bool,
     last_answer: Option<Time>,
     last_unsolicited: Option<Time>,
+    /// Unsolicited points this connection may still send, in thousandths
+    /// (`defences.limit_adverts`; see [`ADVERT_POINTS_PER_MINUTE`]).
+    advert_tokens: u64,
     swap_sent: Option<SocketAddr>,
 }
 
@@ -362,6 +369,7 @@ impl ConnMeta {
             awaiting_answer: false,
             last_answer: None,
             last_unsolicited: None,
+            advert_tokens: u64::MAX,
             swap_sent: None,
         }
     }
@@ -1395,10 +1403,14 @@ impl NodeCore {
 
     /// Points arrived on a connection (an answer to our request, or an advertisement).
     /// One answer per request of ours is welcome, and at most one unsolicited
-    /// advertisement per `peer_ask_interval / 4`; the rest are ignored and counted. A
-    /// message over [`MAX_POINTS_PER_MESSAGE`](crate::MAX_POINTS_PER_MESSAGE) is a
-    /// violation. Each point passes the [`intake`] rule, with the connection's address as
-    /// the sender.
+    /// advertisement per `peer_ask_interval / 4`; the rest are ignored and counted. With
+    /// `defences.limit_adverts` (the default) an advertisement's points are also taken
+    /// from a per-connection budget (a token bucket, as Bitcoin Core's address rate
+    /// limit): `discovery.answer_size` at first, refilled at [`ADVERT_POINTS_PER_MINUTE`]
+    /// up to `answer_size`; the points past it are ignored (counted in
+    /// `unsolicited_ignored` once per advertisement cut). A message over
+    /// [`MAX_POINTS_PER_MESSAGE`](crate::MAX_POINTS_PER_MESSAGE) is a violation. Each
+    /// point passes the [`intake`] rule, with the connection's address as the sender.
     pub fn handle_points(&mut self, conn: ConnId, points: &[SocketAddr], now: Time) {
         if self.stopped {
             return;
@@ -1412,10 +1424,24 @@ impl NodeCore {
         let Some(meta) = self.conns.get_mut(&conn) else {
             return;
         };
+        let mut points = points;
         if !std::mem::take(&mut meta.awaiting_answer) {
             if meta.last_unsolicited.is_some_and(|t| now < t + gap) {
                 self.stats.points.unsolicited_ignored += 1;
                 return;
+            }
+            if self.config.defences.limit_adverts {
+                let cap = 1000 * self.config.discovery.answer_size as u64;
+                let refill = meta.last_unsolicited.map_or(cap, |t| {
+                    now.saturating_since(t).as_millis() as u64 * ADVERT_POINTS_PER_MINUTE / 60
+                });
+                meta.advert_tokens = meta.advert_tokens.min(cap).saturating_add(refill).min(cap);
+                let take = points.len().min((meta.advert_tokens / 1000) as usize);
+                meta.advert_tokens -= 1000 * take as u64;
+                if take < points.len() {
+                    self.stats.points.unsolicited_ignored += 1;
+                }
+                points = &points[..take];
             }
             meta.last_unsolicited = Some(now);
         }
