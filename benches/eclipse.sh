@@ -32,21 +32,27 @@ trap 'rm -rf "$OUT"' EXIT
 attackers=("300 3" "4600 1000")
 names=("defaults" "no-defences" "octez")
 flags=("" "--no-defences" "--policy octez --no-defences")
+# The node's config: its defaults (min 10 / expected 50 / max 100: about 22 outbound
+# connections each), and Bitcoin Core's count of about 8 outbound (min 8 / expected 12 /
+# max 40), where an eclipse needs far fewer connections.
+cfgs=("node defaults" "8 outbound")
+cfgflags=("" "--min 8 --expected 12 --max 40")
 
 pct() { jq -r "if ($1) == null then \"-\" else (($1) * 1000 | round / 10 | tostring) + \" %\" end"; }
 
-echo "| attacker | nodes run | eclipsed at 1 h | at 24 h | after the restart | attacker share of outbound (24 h) | pool pollution (24 h) | wall, peak RSS |"
-echo "|---|---|---:|---:|---:|---:|---:|---|"
+echo "| attacker | config | nodes run | eclipsed at 1 h | at 24 h | after the restart | attacker share of outbound (24 h) | pool pollution (24 h) | wall, peak RSS |"
+echo "|---|---|---|---:|---:|---:|---:|---:|---|"
 for a in "${attackers[@]}"; do
     set -- $a
     A=$1
     G=$2
+    for c in "${!cfgs[@]}"; do
     for k in "${!names[@]}"; do
-        f="$OUT/$A-${names[$k]}"
+        f="$OUT/$A-$c-${names[$k]}"
         # shellcheck disable=SC2086
         /usr/bin/time -o "$f.time" -f "%e s, %M KB" "$BIN" simulate --nodes "$NODES" --seed "$SEED" \
-            --attackers "$A" --attacker-groups "$G" --flood-interval "$FLOOD" ${flags[$k]} $EXTRA \
-            --json >"$f.json" 2>/dev/null
+            --attackers "$A" --attacker-groups "$G" --flood-interval "$FLOOD" ${flags[$k]} \
+            ${cfgflags[$c]} $EXTRA --json >"$f.json" 2>/dev/null
         j() { jq "$@" "$f.json"; }
         c1=$(pct '.eclipse.checks[0].eclipsed_fraction' <"$f.json")
         c24=$(pct '.eclipse.checks[1].eclipsed_fraction' <"$f.json")
@@ -55,8 +61,9 @@ for a in "${attackers[@]}"; do
         poll=$(pct '.eclipse.checks[1].pool_pollution' <"$f.json")
         nodes=$(j '.eclipse.checks[1].nodes // "-"')
         restarted=$(j '.eclipse.restart.restarted // "-"')
-        echo "| $A in $G groups | ${names[$k]} | $c1 | $c24 | $cr (of $restarted) | $share | $poll | $(cat "$f.time") |"
-        echo "  ${names[$k]}, $A in $G: $(j -c '.eclipse | {checks, restart, attacker_dials, attacker_dials_admitted, attacker_dials_refused, honest_dials_to_attackers, floods, answers, closed_by_honest, unsolicited_ignored, violations, bans, restores, anchors_restored, anchors_to_attackers}') hash $(j -r .event_log_hash), $nodes nodes alive at 24 h" >&2
+        echo "| $A in $G groups | ${cfgs[$c]} | ${names[$k]} | $c1 | $c24 | $cr (of $restarted) | $share | $poll | $(cat "$f.time") |"
+        echo "  ${cfgs[$c]}, ${names[$k]}, $A in $G: $(j -c '.eclipse | {checks, restart, attacker_dials, attacker_dials_admitted, attacker_dials_refused, honest_dials_to_attackers, floods, answers, closed_by_honest, unsolicited_ignored, violations, bans, restores, anchors_restored, anchors_to_attackers}') hash $(j -r .event_log_hash), $nodes nodes alive at 24 h" >&2
+    done
     done
 done
 echo
