@@ -4,7 +4,11 @@
 //! positions survive a restart. And the advertisement budget: unsolicited points per
 //! connection are rate-limited.
 
-use peerkeeper::core::{Action, DialResult, Input};
+#[path = "common/actions.rs"]
+mod actions;
+
+use actions::{dials, drain};
+use peerkeeper::core::{DialResult, Input};
 use peerkeeper::pool::{Added, ConnId, Direction, PeerId, Pool, Source};
 use peerkeeper::{Config, Defences, NodeCore, Time};
 use rand::rngs::StdRng;
@@ -331,7 +335,7 @@ fn core_with_collision() -> (NodeCore, SocketAddr, SocketAddr, Time) {
     assert!(!core.pool().get(&newcomer).unwrap().is_tried());
     core.apply(t0, Input::Start);
     assert_eq!(
-        dials(&mut core),
+        dials(&drain(&mut core)),
         vec![newcomer],
         "only the newcomer is dialable"
     );
@@ -347,20 +351,10 @@ fn core_with_collision() -> (NodeCore, SocketAddr, SocketAddr, Time) {
     );
     assert_eq!(core.pool().collisions_pending(), 1);
     assert!(
-        dials(&mut core).is_empty(),
+        dials(&drain(&mut core)).is_empty(),
         "the occupant is backed off: no test yet"
     );
     (core, newcomer, occupant, t0)
-}
-
-fn dials(core: &mut NodeCore) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
-    while let Some(a) = core.poll_action() {
-        if let Action::Dial(p) = a {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -368,7 +362,7 @@ fn the_core_tests_an_occupant_once_it_may_be_dialed_and_keeps_it_when_it_answers
     let (mut core, newcomer, occupant, t0) = core_with_collision();
     let t = t0 + Duration::from_secs(11 * 60);
     core.apply(t, Input::Timeout);
-    assert_eq!(dials(&mut core), vec![occupant], "the test dial");
+    assert_eq!(dials(&drain(&mut core)), vec![occupant], "the test dial");
     assert_eq!(core.stats().dials.tests, 1);
     core.apply(
         t,
@@ -391,7 +385,7 @@ fn the_core_evicts_an_occupant_that_fails_its_test() {
     let (mut core, newcomer, occupant, t0) = core_with_collision();
     let t = t0 + Duration::from_secs(11 * 60);
     core.apply(t, Input::Timeout);
-    assert_eq!(dials(&mut core), vec![occupant]);
+    assert_eq!(dials(&drain(&mut core)), vec![occupant]);
     core.apply(
         t,
         Input::DialResult {

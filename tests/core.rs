@@ -3,6 +3,10 @@
 //! outcome accounting, the farewell, rate limits, shutdown, triggers, tickets, the octez
 //! policy's admission and swap, and determinism.
 
+#[path = "common/actions.rs"]
+mod actions;
+
+use actions::{dials, drain};
 use peerkeeper::core::{
     Action, Admission, DialFailure, DialResult, DialVerdict, Hello, NodeCore, Offender,
     RefuseReason,
@@ -42,20 +46,6 @@ fn all_inbound() -> Config {
         max_inbound: Some(6),
         ..tight()
     }
-}
-
-fn drain(core: &mut NodeCore) -> Vec<Action> {
-    std::iter::from_fn(|| core.poll_action()).collect()
-}
-
-fn dials(actions: &[Action]) -> Vec<SocketAddr> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Dial(p) => Some(*p),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Node `i`'s point on a LAN.

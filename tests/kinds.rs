@@ -5,6 +5,10 @@
 //! up, an inbound flood never takes the place of the peers we dialed, and a private node
 //! admits only trusted (or admitted) peers and shares nothing.
 
+#[path = "common/actions.rs"]
+mod actions;
+
+use actions::drain;
 use peerkeeper::config::{KindTarget, KindTargets};
 use peerkeeper::core::{Action, Admission, Hello, NodeCore, RefuseReason};
 use peerkeeper::maintenance::{floors_short, plan, top_up_dials, trim_for};
@@ -432,10 +436,6 @@ fn targets_and_budgets_load_from_toml_and_survive_a_round_trip() {
 }
 
 // ----- budgets in the core ---------------------------------------------------------------
-
-fn drain(core: &mut NodeCore) -> Vec<Action> {
-    std::iter::from_fn(|| core.poll_action()).collect()
-}
 
 fn stranger(i: u16) -> (SocketAddr, Hello) {
     (

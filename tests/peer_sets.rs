@@ -7,6 +7,10 @@
 //! are never trimmed and get in at `max_connections`; and a property test over random
 //! sequences of sets, overwrites, connections and closes.
 
+#[path = "common/actions.rs"]
+mod actions;
+
+use actions::{dials, drain};
 use peerkeeper::core::{
     Action, Admission, DialResult, DialVerdict, Hello, Input, NodeCore, PeerSetError, RefuseReason,
     Reply,
@@ -54,20 +58,6 @@ fn core(config: Config) -> NodeCore {
     c.start(ms(0));
     drain(&mut c);
     c
-}
-
-fn drain(core: &mut NodeCore) -> Vec<Action> {
-    std::iter::from_fn(|| core.poll_action()).collect()
-}
-
-fn dials(actions: &[Action]) -> Vec<SocketAddr> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Dial(p) => Some(*p),
-            _ => None,
-        })
-        .collect()
 }
 
 fn closes(actions: &[Action]) -> Vec<(ConnId, CloseReason)> {
