@@ -369,7 +369,7 @@ impl ConnMeta {
             awaiting_answer: false,
             last_answer: None,
             last_unsolicited: None,
-            advert_tokens: u64::MAX,
+            advert_tokens: 0,
             swap_sent: None,
         }
     }
@@ -848,10 +848,7 @@ impl NodeCore {
             {
                 break;
             }
-            if self.pool.connected_point_of(a.peer).is_none() && self.pool.begin_dial(a.addr, now) {
-                self.stats.dials.attempted += 1;
-                self.stats.dials.in_flight += 1;
-                self.actions.push_back(Action::Dial(a.addr));
+            if self.pool.connected_point_of(a.peer).is_none() && self.try_dial(a.addr, now) {
                 dialed += 1;
             }
         }
@@ -1435,7 +1432,8 @@ impl NodeCore {
                 let refill = meta.last_unsolicited.map_or(cap, |t| {
                     now.saturating_since(t).as_millis() as u64 * ADVERT_POINTS_PER_MINUTE / 60
                 });
-                meta.advert_tokens = meta.advert_tokens.min(cap).saturating_add(refill).min(cap);
+                // A first advertisement finds the bucket full.
+                meta.advert_tokens = meta.advert_tokens.saturating_add(refill).min(cap);
                 let take = points.len().min((meta.advert_tokens / 1000) as usize);
                 meta.advert_tokens -= 1000 * take as u64;
                 if take < points.len() {
@@ -1920,11 +1918,8 @@ impl NodeCore {
             {
                 continue;
             }
-            if self.pool.begin_dial(addr, now) {
+            if self.try_dial(addr, now) {
                 self.primary_dials.insert(peer, now);
-                self.stats.dials.attempted += 1;
-                self.stats.dials.in_flight += 1;
-                self.actions.push_back(Action::Dial(addr));
                 slots -= 1;
             }
         }
@@ -2154,10 +2149,7 @@ impl NodeCore {
                 check_point(&p, sender, allow)
             };
             match verdict {
-                Ok(()) => match match sender {
-                    Some(ip) => self.pool.add_point_from(p, source, ip, now),
-                    None => self.pool.add_point(p, source, now),
-                } {
+                Ok(()) => match self.pool.learn(p, source, sender, now) {
                     Added::New => new += 1,
                     Added::Known => {}
                     Added::Full => self.stats.points.dropped.count(PointDropped::PoolFull),
@@ -2201,12 +2193,26 @@ impl NodeCore {
     }
 
     fn swap_dial(&mut self, point: SocketAddr, replaces: SocketAddr, now: Time) {
-        if self.pool.begin_dial(point, now) {
+        if self.try_dial(point, now) {
             self.swaps.insert(point, replaces);
-            self.stats.dials.attempted += 1;
-            self.stats.dials.in_flight += 1;
-            self.actions.push_back(Action::Dial(point));
         }
+    }
+
+    /// Starts a dial to `point` if the pool's one gate lets it through
+    /// ([`Pool::begin_dial`]); returns whether it did.
+    fn try_dial(&mut self, point: SocketAddr, now: Time) -> bool {
+        let ok = self.pool.begin_dial(point, now);
+        if ok {
+            self.dial_started(point);
+        }
+        ok
+    }
+
+    /// A dial the pool has let through: counted, and handed to the shell.
+    fn dial_started(&mut self, point: SocketAddr) {
+        self.stats.dials.attempted += 1;
+        self.stats.dials.in_flight += 1;
+        self.actions.push_back(Action::Dial(point));
     }
 
     fn run_brain(
@@ -2218,11 +2224,8 @@ impl NodeCore {
         f(&mut self.brain, &mut self.pool, &mut self.rng, &mut out);
         for a in out {
             match a {
-                maintenance::Action::Dial(p) => {
-                    self.stats.dials.attempted += 1;
-                    self.stats.dials.in_flight += 1;
-                    self.actions.push_back(Action::Dial(p));
-                }
+                // The planner passed it through the pool's gate already.
+                maintenance::Action::Dial(p) => self.dial_started(p),
                 maintenance::Action::Close(point, conn, reason) => {
                     // The machine already removed it from the pool.
                     self.stats.closed.trimmed += 1;
@@ -2296,11 +2299,8 @@ impl NodeCore {
         {
             return;
         }
-        if self.pool.begin_dial(point, now) {
-            self.stats.dials.attempted += 1;
-            self.stats.dials.in_flight += 1;
+        if self.try_dial(point, now) {
             self.stats.dials.tests += 1;
-            self.actions.push_back(Action::Dial(point));
         }
     }
 

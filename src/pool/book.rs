@@ -109,11 +109,12 @@ const EMPTY: Id = Id::MAX;
 impl Book {
     /// A book for a pool of `max_points` points; `on` false keeps it empty.
     pub(crate) fn new(max_points: usize, on: bool) -> Book {
+        // Positions must stay below the TRIED bit on each side.
+        const MAX_BUCKETS: usize = (TRIED / BUCKET) as usize / 2;
         let buckets = |share: usize| {
-            let n = (max_points / share).div_ceil(BUCKET as usize).max(1);
-            u32::try_from(n)
-                .unwrap_or(u32::MAX / BUCKET / 4)
-                .min(u32::MAX / BUCKET / 4)
+            (max_points / share)
+                .div_ceil(BUCKET as usize)
+                .clamp(1, MAX_BUCKETS) as u32
         };
         Book {
             on,

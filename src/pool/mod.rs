@@ -600,7 +600,9 @@ impl Pool {
         self.learn(addr, source, Some(sender), now)
     }
 
-    fn learn(
+    /// [`add_point_from`](Self::add_point_from) with `Some(sender)`,
+    /// [`add_point`](Self::add_point) with `None`.
+    pub(crate) fn learn(
         &mut self,
         addr: SocketAddr,
         source: Source,
