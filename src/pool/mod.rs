@@ -703,7 +703,10 @@ impl Pool {
             .iter()
             .filter(|(_, _, p)| !p.is_trusted() && !p.dialing && p.state != PointState::Connected)
             .map(|(_, a, p)| {
-                let loose = book && p.place == NOWHERE && p.kind() == Source::Incoming;
+                let loose = book
+                    && p.place == NOWHERE
+                    && p.kind() == Source::Incoming
+                    && book::bucketed(&a);
                 (!loose, p.failures, p.last_seen, a)
             })
             .collect();
