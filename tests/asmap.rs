@@ -53,13 +53,13 @@ fn with_an_as_map_one_operator_in_many_ranges_gets_one_dialed_slot_per_as() {
     assert_eq!(b.len(), 4);
     assert_eq!(attackers(&b), 1, "one AS, one slot: {b:?}");
     // By /16 alone the operator's twenty ranges look like twenty operators.
-    assert!(attackers(&a) >= 1, "{a:?}");
+    assert!(attackers(&a) > 1, "{a:?}");
     let many = diverse(&by_range, false, 20);
     let few = diverse(&by_as, false, 20);
     assert_eq!(few.len(), 20, "a top-up still fills its slots");
     assert_eq!(attackers(&few), 17, "every honest point is in: {few:?}");
     assert_eq!(attackers(&few[..4]), 1, "and they come first");
-    assert!(attackers(&many) >= 17);
+    assert!(attackers(&many) > 17, "by /16 an honest point is left out: {many:?}");
 }
 
 #[test]
