@@ -59,7 +59,10 @@ fn with_an_as_map_one_operator_in_many_ranges_gets_one_dialed_slot_per_as() {
     assert_eq!(few.len(), 20, "a top-up still fills its slots");
     assert_eq!(attackers(&few), 17, "every honest point is in: {few:?}");
     assert_eq!(attackers(&few[..4]), 1, "and they come first");
-    assert!(attackers(&many) > 17, "by /16 an honest point is left out: {many:?}");
+    assert!(
+        attackers(&many) > 17,
+        "by /16 an honest point is left out: {many:?}"
+    );
 }
 
 #[test]
