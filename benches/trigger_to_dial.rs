@@ -86,7 +86,7 @@ impl Bench {
             let listener = net.bind(point(next)).expect("a free address");
             let mut link = listener.connect(NODE).await.expect("the node listens");
             let reply =
-                common::dial_handshake(&mut link, u64::from(next), 9732, "peerkeeper").await;
+                common::dial_handshake(&mut link, NODE, u64::from(next), 9732, "peerkeeper").await;
             assert!(matches!(reply, Message::Hello(_)));
             link.send(Message::AskForPoints).await.expect("sent");
             while !matches!(link.next().await, Some(Ok(Message::Advertise(_)))) {}

@@ -1,32 +1,13 @@
 //! Node identities: a peer id is a public key, proven in the handshake.
 //!
 //! Every node has a key pair. Its [`PeerId`] is 32 bytes naming the public key (with the
-//! default [`Keypair`], the Ed25519 public key itself). The protocol v3 handshake
-//! ([`crate::wire`], run by the tokio shell) goes:
-//!
-//! ```text
-//!  dialer                                       acceptor
-//!    Hello { network, version, key_d, nonce_d, port } ->
-//!                 <- Hello { network, version, key_a, nonce_a, port }   (or Refused)
-//!    Auth { sign_d(transcript(Dialer)) }              ->
-//!                 <- Auth { sign_a(transcript(Acceptor)) }              (or Refused)
-//! ```
-//!
-//! Each side draws a fresh 32-byte nonce from the operating system's generator for every
-//! connection ([`fresh_nonce`]), and signs a [`transcript`] that binds a domain label,
-//! the signer's role, the network name, the protocol version, both public keys and both
-//! nonces. So:
-//!
-//! * **proven**: the peer holds the secret key of the id it claims (the core only ever
-//!   sees proven ids: duplicates, refusals and the expected key of a `KEY@HOST:PORT`
-//!   point are decided on them); a signature made for one connection verifies for no
-//!   other (the other side's nonce is fresh), nor for another network or protocol version,
-//!   nor in the other role; a recorded handshake replayed to a node fails;
-//! * **not proven, not provided**: the connection is **not encrypted** and its later
-//!   messages are **not authenticated**: someone on the path can read them, and can cut
-//!   in after the handshake. Run peerkeeper over a secure transport (TLS, Noise, a
-//!   VPN) where that matters. Nor does a proven id say anything about the peer's
-//!   honesty: one operator can make any number of keys.
+//! default [`Keypair`], the Ed25519 public key itself). The handshake
+//! ([`crate::handshake`], run by the tokio shell) proves it: each side signs both hellos of
+//! the connection, its fresh ephemeral key-exchange key among them, so the peer holds the
+//! secret key of the id it claims, the signature is good for this connection only, and
+//! the session keys that seal every later frame ([`crate::secure`]) are bound to both
+//! ids. A proven id says nothing of the peer's honesty: one operator can make any number
+//! of keys.
 //!
 //! A node with an identity of its own (a secp256k1 or BLS key, ...) implements
 //! [`Identity`] and hands it to [`crate::node::NodeBuilder::identity`]; the library never
@@ -68,8 +49,6 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The domain-separation label every handshake transcript starts with.
-pub const TRANSCRIPT_LABEL: &[u8] = b"peerkeeper handshake v3\0";
 /// Longest signature (or key and signature, see the module docs) an `Auth` message may
 /// carry.
 pub const MAX_SIGNATURE_LEN: usize = 256;
@@ -154,124 +133,6 @@ impl Identity for Keypair {
         };
         // Strict: no malleable signatures, no small-order keys.
         key.verify_strict(transcript, &sig).is_ok()
-    }
-}
-
-/// Which side of a connection signs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Role {
-    /// The side that dialed.
-    Dialer,
-    /// The side that accepted.
-    Acceptor,
-}
-
-/// One side's part of a handshake: its proven-to-be id and its fresh nonce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Side {
-    /// The id it claims (proven by its signature).
-    pub peer: PeerId,
-    /// Its fresh nonce for this connection.
-    pub nonce: [u8; 32],
-}
-
-/// The bytes a side signs: [`TRANSCRIPT_LABEL`], the signer's role, the protocol
-/// version, the network name (length first), then the dialer's key and nonce and the
-/// acceptor's key and nonce. Every field has a fixed size or a length, so two different
-/// handshakes never give the same bytes.
-///
-/// ```
-/// use peerkeeper::identity::{transcript, Role, Side};
-/// use peerkeeper::PeerId;
-/// let d = Side { peer: PeerId::from_u64(1), nonce: [1; 32] };
-/// let a = Side { peer: PeerId::from_u64(2), nonce: [2; 32] };
-/// assert_ne!(transcript(Role::Dialer, "net", 3, &d, &a),
-///            transcript(Role::Acceptor, "net", 3, &d, &a));
-/// assert_ne!(transcript(Role::Dialer, "net", 3, &d, &a),
-///            transcript(Role::Dialer, "other", 3, &d, &a));
-/// ```
-pub fn transcript(
-    role: Role,
-    network: &str,
-    version: u16,
-    dialer: &Side,
-    acceptor: &Side,
-) -> Vec<u8> {
-    let mut t = Vec::with_capacity(TRANSCRIPT_LABEL.len() + 8 + network.len() + 128);
-    t.extend_from_slice(TRANSCRIPT_LABEL);
-    t.push(match role {
-        Role::Dialer => b'D',
-        Role::Acceptor => b'A',
-    });
-    t.extend_from_slice(&version.to_be_bytes());
-    t.extend_from_slice(&(network.len() as u32).to_be_bytes());
-    t.extend_from_slice(network.as_bytes());
-    for side in [dialer, acceptor] {
-        t.extend_from_slice(side.peer.as_bytes());
-        t.extend_from_slice(&side.nonce);
-    }
-    t
-}
-
-/// Why the accepting side refuses a dialer's handshake ([`verify_hello_auth`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HandshakeRefusal {
-    /// The hello names another network.
-    WrongNetwork,
-    /// The hello is of another protocol version.
-    WrongVersion,
-    /// The signature does not prove the key the hello claims, over this connection's
-    /// transcript.
-    BadAuth,
-}
-
-/// The accepting side's verdict on a dialer's handshake, as a pure function of what it
-/// received: the dialer's `hello` must be of our `network` and of
-/// [`PROTOCOL_VERSION`](crate::wire::PROTOCOL_VERSION), and `signature` (its `Auth`) must
-/// prove the key it claims over the dialer's transcript of this connection, in which we
-/// are `me` (our key and the fresh nonce we sent). Returns the proven peer id. What the
-/// tokio shell's listener decides, and what the `handshake` fuzz target drives.
-///
-/// ```
-/// use peerkeeper::identity::{transcript, verify_hello_auth, HandshakeRefusal, Identity, Keypair, Role, Side};
-/// use peerkeeper::wire::{Hello, PROTOCOL_VERSION};
-/// let (dialer, acceptor) = (Keypair::from_seed(1), Keypair::from_seed(2));
-/// let me = Side { peer: acceptor.peer_id(), nonce: [2; 32] };
-/// let hello = Hello { network: "net".into(), version: PROTOCOL_VERSION,
-///     key: *dialer.peer_id().as_bytes(), nonce: [1; 32], listen_port: 9732 };
-/// let them = Side { peer: dialer.peer_id(), nonce: [1; 32] };
-/// let good = dialer.sign(&transcript(Role::Dialer, "net", PROTOCOL_VERSION, &them, &me));
-/// assert_eq!(verify_hello_auth(&acceptor, "net", &me, &hello, &good), Ok(dialer.peer_id()));
-/// let replayed = dialer.sign(&transcript(Role::Dialer, "net", PROTOCOL_VERSION, &them,
-///     &Side { nonce: [3; 32], ..me }));
-/// assert_eq!(verify_hello_auth(&acceptor, "net", &me, &hello, &replayed),
-///     Err(HandshakeRefusal::BadAuth));
-/// ```
-pub fn verify_hello_auth<I: Identity + ?Sized>(
-    identity: &I,
-    network: &str,
-    me: &Side,
-    hello: &crate::wire::Hello,
-    signature: &[u8],
-) -> Result<PeerId, HandshakeRefusal> {
-    let version = crate::wire::PROTOCOL_VERSION;
-    if hello.network != network {
-        return Err(HandshakeRefusal::WrongNetwork);
-    }
-    if hello.version != version {
-        return Err(HandshakeRefusal::WrongVersion);
-    }
-    let them = Side {
-        peer: PeerId::from_bytes(hello.key),
-        nonce: hello.nonce,
-    };
-    let t = transcript(Role::Dialer, network, version, &them, me);
-    if identity.verify(&them.peer, &t, signature) {
-        Ok(them.peer)
-    } else {
-        Err(HandshakeRefusal::BadAuth)
     }
 }
 

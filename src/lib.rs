@@ -42,6 +42,7 @@
 pub mod config;
 pub mod core;
 pub mod discovery;
+pub mod handshake;
 pub mod identity;
 pub mod maintenance;
 pub mod metrics;
@@ -49,6 +50,7 @@ pub mod node;
 pub mod pool;
 pub mod report;
 pub mod rng;
+pub mod secure;
 pub mod sim;
 pub mod store;
 mod time;

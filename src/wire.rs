@@ -1,11 +1,14 @@
-//! The wire protocol: length-delimited frames carrying [`postcard`]-encoded [`Message`]s.
+//! The wire protocol: length-delimited frames carrying [`postcard`]-encoded [`Message`]s,
+//! sealed with ChaCha20-Poly1305 from the first frame after the hellos
+//! ([`crate::secure`], [`WireCodec::secure`]).
 //!
 //! The wire has its own types ([`Hello`], [`RefuseCode`], [`CloseCode`]): nothing of the
 //! library's is serialised as is, so the library's types can change without changing
 //! the protocol; the tokio shell converts at the edge ([`crate::node`]).
 //!
-//! Every frame is untrusted. A frame longer than [`MAX_FRAME_LEN`] is refused by the
-//! length codec before any allocation; a payload must be consumed exactly; a list's length
+//! Every frame is untrusted. A frame longer than [`MAX_HANDSHAKE_FRAME`] before the link is
+//! secured, or [`MAX_FRAME_LEN`] after, is refused by the length codec before any
+//! allocation; a sealed frame that does not open is refused before it is decoded; a payload must be consumed exactly; a list's length
 //! prefix is checked against its cap before anything is allocated (so a hostile length of
 //! four billion costs nothing); then [`Message::check`] enforces the semantic caps
 //! (network name length, points per message). Any failure is a [`WireError`], which the
@@ -14,7 +17,7 @@
 //!
 //! ## Versions
 //!
-//! [`PROTOCOL_VERSION`] 3. The encoding is postcard's (varint integers, length-prefixed
+//! [`PROTOCOL_VERSION`] 4 (3 had no key exchange: its links were in clear text). The encoding is postcard's (varint integers, length-prefixed
 //! strings and lists, an enum as its variant's index then its fields), over the types of
 //! this module only. Two rules keep versions apart cleanly, and every later version must
 //! keep them:
@@ -26,26 +29,34 @@
 //! * [`Message::Refused`] stays variant 1 and the refusal codes keep their indexes (new
 //!   ones are added at the end), so an older peer reads why it was refused.
 //!
-//! The handshake of version 3 (hellos with keys and nonces, then signatures) is described
-//! in [`crate::identity`].
+//! The handshake of version 4 (hellos with identity and ephemeral keys, then signatures of
+//! both hellos, sealed) is described in [`crate::handshake`].
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-/// The protocol version this build speaks (3: postcard encoding, authenticated identities;
-/// 2 had swap messages and wire-own close and refusal codes, in bincode).
-pub const PROTOCOL_VERSION: u16 = 3;
-/// Largest frame payload accepted or sent, bytes.
-pub const MAX_FRAME_LEN: usize = 8 * 1024;
+/// The protocol version this build speaks (4: an ephemeral key exchange signed with both
+/// identity keys, then every frame sealed; 3 had authenticated identities over clear text;
+/// 2 was bincode).
+pub const PROTOCOL_VERSION: u16 = 4;
+/// Largest frame payload accepted or sent before the link is secured (the hellos and a
+/// refusal): every byte before a peer has proven its key is an attacker's, so little.
+pub const MAX_HANDSHAKE_FRAME: usize = 8 * 1024;
+/// Largest application message ([`Message::App`]) a channel may carry, bytes.
+pub const MAX_APP_MESSAGE: usize = 1024 * 1024;
+/// Largest frame payload accepted or sent once the link is secured: an application
+/// message with its header and tag.
+pub const MAX_FRAME_LEN: usize = MAX_APP_MESSAGE + 64;
 /// Longest network name.
 pub const MAX_NETWORK_NAME: usize = 64;
 /// Most points in a refusal (octez's Nack carries up to 50).
 pub const MAX_REFUSAL_POINTS: usize = crate::core::MAX_REFUSAL_POINTS;
 
-/// The first message on a connection, from each side: who we claim to be (proven by the
-/// [`Message::Auth`] that follows).
+/// The first message on a connection, from each side, in clear text: who we claim to be
+/// and our half of the key exchange. Every field is signed by its sender in the
+/// [`Message::Auth`] that follows (over both hellos), so none can be altered on the path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// The network name; a peer of another network is refused. First, in every version.
@@ -54,10 +65,16 @@ pub struct Hello {
     pub version: u16,
     /// The sender's peer id (its public key, see [`crate::identity`]).
     pub key: [u8; 32],
-    /// A fresh random value for this connection only: the other side signs it.
-    pub nonce: [u8; 32],
+    /// The sender's ephemeral X25519 public key, fresh for this connection
+    /// ([`crate::secure::Ephemeral`]).
+    pub ephemeral: [u8; 32],
     /// The port the sender listens on (its point is the connection's IP and this port).
     pub listen_port: u16,
+    /// From the dialer: the address it dialed. The acceptor refuses a hello that did not
+    /// dial one of its own addresses ([`RefuseCode::WrongAddress`]), so a relay cannot
+    /// splice two nodes and have either accept the other at the relay's address. `None`
+    /// from the acceptor.
+    pub dialed: Option<SocketAddr>,
 }
 
 /// The start of any version's hello: what is read of a hello that is not ours.
@@ -92,6 +109,9 @@ pub enum RefuseCode {
     PrivateMode,
     /// The handshake's signature did not verify (v3).
     BadAuth,
+    /// The dialer dialed an address that is not the acceptor's (v4): a relay, or a node
+    /// behind a port mapping it was not told of.
+    WrongAddress,
 }
 
 /// Why the sender closes the connection, on the wire.
@@ -152,6 +172,19 @@ pub enum Message {
         /// The signature.
         #[serde(deserialize_with = "bounded::<_, _, MAX_SIGNATURE_LEN>")]
         signature: Vec<u8>,
+    },
+    /// A keepalive that asks for a [`Message::Pong`] with the same number: the round-trip
+    /// time of the answer is the connection's latency (v4).
+    Ping(u64),
+    /// The answer to a [`Message::Ping`] (v4).
+    Pong(u64),
+    /// An application message on a channel ([`crate::node::Node::channel`]), at most
+    /// [`MAX_APP_MESSAGE`] bytes (v4).
+    App {
+        /// The channel.
+        channel: u16,
+        /// The message.
+        payload: Bytes,
     },
 }
 
@@ -238,6 +271,9 @@ impl Message {
             Message::Auth { signature } if signature.len() > MAX_SIGNATURE_LEN => Err(
                 WireError::OverLimit(format!("signature of {} bytes", signature.len())),
             ),
+            Message::App { payload, .. } if payload.len() > MAX_APP_MESSAGE => Err(
+                WireError::OverLimit(format!("application message of {} bytes", payload.len())),
+            ),
             _ => Ok(()),
         }
     }
@@ -270,7 +306,8 @@ impl Message {
         Ok(m)
     }
 
-    /// Encodes a message as a frame payload.
+    /// Encodes a message as a frame payload. The semantic caps are the receiver's to
+    /// check ([`Message::check`]); the frame limit is enforced here.
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
         let bytes = postcard::to_allocvec(self).map_err(|e| WireError::OverLimit(e.to_string()))?;
         if bytes.len() > MAX_FRAME_LEN {
@@ -292,20 +329,40 @@ fn foreign_hello(bytes: &[u8]) -> Option<WireError> {
     )
 }
 
-/// The tokio-util codec: length-delimited frames (4-byte big-endian length) of at most
-/// [`MAX_FRAME_LEN`] bytes, each one [`Message`].
+/// The tokio-util codec: length-delimited frames (4-byte big-endian length), each one
+/// [`Message`]. Frames are at most [`MAX_HANDSHAKE_FRAME`] bytes and in clear text until
+/// [`WireCodec::secure`]; then every frame is sealed ([`crate::secure::Cipher`]) and may
+/// be up to [`MAX_FRAME_LEN`] bytes.
 #[derive(Debug)]
 pub struct WireCodec {
     frames: LengthDelimitedCodec,
+    keys: Option<crate::secure::SessionKeys>,
 }
 
 impl Default for WireCodec {
     fn default() -> Self {
         WireCodec {
             frames: LengthDelimitedCodec::builder()
-                .max_frame_length(MAX_FRAME_LEN)
+                .max_frame_length(MAX_HANDSHAKE_FRAME)
                 .new_codec(),
+            keys: None,
         }
+    }
+}
+
+impl WireCodec {
+    /// Seals every frame from now on, both ways, with `keys`; frames may then be up to
+    /// [`MAX_FRAME_LEN`] bytes. Bytes already received and not yet decoded are opened with
+    /// the keys too: the peer switched at the same message.
+    pub fn secure(&mut self, keys: crate::secure::SessionKeys) {
+        self.keys = Some(keys);
+        self.frames
+            .set_max_frame_length(MAX_FRAME_LEN + crate::secure::TAG_LEN);
+    }
+
+    /// Whether frames are sealed.
+    pub fn is_secure(&self) -> bool {
+        self.keys.is_some()
     }
 }
 
@@ -315,7 +372,16 @@ impl Decoder for WireCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, WireError> {
         match self.frames.decode(src) {
-            Ok(Some(frame)) => Message::decode(&frame).map(Some),
+            Ok(Some(mut frame)) => match &mut self.keys {
+                None => Message::decode(&frame).map(Some),
+                Some(keys) => {
+                    let n = keys
+                        .recv
+                        .open_in_place(&mut frame)
+                        .map_err(|e| WireError::Malformed(e.to_string()))?;
+                    Message::decode(&frame[..n]).map(Some)
+                }
+            },
             Ok(None) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(WireError::FrameTooLarge),
             Err(e) => Err(WireError::Io(e)),
@@ -327,7 +393,19 @@ impl Encoder<Message> for WireCodec {
     type Error = WireError;
 
     fn encode(&mut self, item: Message, dst: &mut BytesMut) -> Result<(), WireError> {
-        let bytes = item.encode()?;
+        let mut bytes = item.encode()?;
+        let limit = match &mut self.keys {
+            None => MAX_HANDSHAKE_FRAME,
+            Some(keys) => {
+                keys.send
+                    .seal(&mut bytes)
+                    .map_err(|e| WireError::OverLimit(e.to_string()))?;
+                MAX_FRAME_LEN + crate::secure::TAG_LEN
+            }
+        };
+        if bytes.len() > limit {
+            return Err(WireError::FrameTooLarge);
+        }
         self.frames
             .encode(Bytes::from(bytes), dst)
             .map_err(|_| WireError::FrameTooLarge)

@@ -11,42 +11,42 @@
 //!   (`tests/node_lifecycle.rs`, the alias test).
 
 use peerkeeper::core::{Admission, Hello, NodeCore, RefuseReason};
-use peerkeeper::identity::{transcript, verify_hello_auth, Identity, Keypair, Role, Side};
+use peerkeeper::handshake::{accept_hello, DialerHandshake, Role};
+use peerkeeper::identity::{Identity, Keypair};
 use peerkeeper::pool::ConnId;
-use peerkeeper::wire::{self, PROTOCOL_VERSION};
 use peerkeeper::{Config, PeerId, Time};
 use std::net::SocketAddr;
 
 #[test]
 fn a_handshake_proving_our_own_key_is_proven_and_then_refused_as_ourselves() {
     let listener = Keypair::from_seed(2);
-    let me = Side {
-        peer: listener.peer_id(),
-        nonce: [7; 32],
-    };
-    // The fuzzer's input (crash-1724ad0e...): the listener's key, an arbitrary nonce.
-    let mut nonce = [161u8; 32];
-    nonce[..9].fill(0);
-    let hello = wire::Hello {
-        network: "fuzznet".into(),
-        version: PROTOCOL_VERSION,
-        key: *listener.peer_id().as_bytes(),
-        nonce,
-        listen_port: 41377,
-    };
-    let them = Side {
-        peer: listener.peer_id(),
-        nonce,
-    };
-    let t = transcript(Role::Dialer, "fuzznet", PROTOCOL_VERSION, &them, &me);
-    let signature = listener.sign(&t);
-    let proven = verify_hello_auth(&listener, "fuzznet", &me, &hello, &signature);
+    let at = SocketAddr::from(([10, 0, 0, 2], 9732));
+    // (Found on v3; kept in v4's terms.) A hello claiming the listener's own key, with a
+    // proof the listener's own key made over this connection's dialer transcript.
+    let hs = DialerHandshake::new(listener.peer_id(), "fuzznet", 41377, at);
+    let hello = hs.hello().clone();
+    let (_, agreed) = accept_hello(
+        listener.peer_id(),
+        "fuzznet",
+        9732,
+        hello.clone(),
+        Some(at),
+        &[],
+    )
+    .unwrap();
+    let signature = agreed.transcript.sign(&listener, Role::Dialer);
+    let proven = agreed
+        .transcript
+        .verify(&listener, Role::Dialer, &signature);
     assert_eq!(proven, Ok(listener.peer_id()));
     // A bit flipped (every third one): refused.
     for bit in (0..signature.len() * 8).step_by(3) {
         let mut s = signature.clone();
         s[bit / 8] ^= 1 << (bit % 8);
-        assert!(verify_hello_auth(&listener, "fuzznet", &me, &hello, &s).is_err());
+        assert!(agreed
+            .transcript
+            .verify(&listener, Role::Dialer, &s)
+            .is_err());
     }
 
     // The core, told of a peer proven to be itself, refuses it as ourselves.

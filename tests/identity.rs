@@ -13,10 +13,12 @@ mod common;
 
 use common::*;
 use futures::SinkExt;
-use peerkeeper::identity::{self, Identity, Keypair, Role, Side};
+use peerkeeper::handshake::{accept_hello, DialerHandshake, HandshakeRefusal, Role};
+use peerkeeper::identity::{Identity, Keypair};
 use peerkeeper::pool::PointState;
+use peerkeeper::transport::Link;
 use peerkeeper::transport::Transport;
-use peerkeeper::wire::{Message, RefuseCode, PROTOCOL_VERSION};
+use peerkeeper::wire::{Message, RefuseCode};
 use peerkeeper::Config;
 use std::net::SocketAddr;
 
@@ -61,23 +63,15 @@ async fn dial_claiming(
 ) -> Message {
     let t = lab.bind(from);
     let mut link = t.connect(A).await.unwrap();
-    let me = Side {
-        peer: claimed.peer_id(),
-        nonce: identity::fresh_nonce(),
-    };
-    link.send(hello_with(&me.peer, me.nonce, from.port(), "peerkeeper"))
-        .await
-        .unwrap();
+    let hs = DialerHandshake::new(claimed.peer_id(), "peerkeeper", from.port(), A);
+    link.send(Message::Hello(hs.hello().clone())).await.unwrap();
     let Some(Message::Hello(h)) = next_message(&mut link).await else {
         panic!("the node answers with its hello first");
     };
-    let them = Side {
-        peer: peerkeeper::PeerId::from_bytes(h.key),
-        nonce: h.nonce,
-    };
-    let tr = identity::transcript(Role::Dialer, "peerkeeper", PROTOCOL_VERSION, &me, &them);
+    let agreed = hs.on_hello(h).unwrap();
+    link.secure(agreed.keys);
     link.send(Message::Auth {
-        signature: signer.sign(&tr),
+        signature: agreed.transcript.sign(signer, Role::Dialer),
     })
     .await
     .unwrap();
@@ -150,22 +144,15 @@ async fn a_replayed_handshake_fails() {
     let t = lab.bind(p);
     let mut link = t.connect(A).await.unwrap();
     let signer = key(5);
-    let me = Side {
-        peer: signer.peer_id(),
-        nonce: identity::fresh_nonce(),
-    };
-    let recorded_hello = hello_with(&me.peer, me.nonce, p.port(), "peerkeeper");
+    let hs = DialerHandshake::new(signer.peer_id(), "peerkeeper", p.port(), A);
+    let recorded_hello = Message::Hello(hs.hello().clone());
     link.send(recorded_hello.clone()).await.unwrap();
     let Some(Message::Hello(h)) = next_message(&mut link).await else {
         panic!("a hello");
     };
-    let them = Side {
-        peer: peerkeeper::PeerId::from_bytes(h.key),
-        nonce: h.nonce,
-    };
-    let tr = identity::transcript(Role::Dialer, "peerkeeper", PROTOCOL_VERSION, &me, &them);
+    let agreed = hs.on_hello(h.clone()).unwrap();
     let recorded_auth = Message::Auth {
-        signature: signer.sign(&tr),
+        signature: agreed.transcript.sign(&signer, Role::Dialer),
     };
     link.send(recorded_auth.clone()).await.unwrap();
     assert!(matches!(
@@ -184,7 +171,10 @@ async fn a_replayed_handshake_fails() {
     let Some(Message::Hello(h2)) = next_message(&mut replay).await else {
         panic!("a hello");
     };
-    assert_ne!(h2.nonce, h.nonce, "a fresh nonce for every connection");
+    assert_ne!(
+        h2.ephemeral, h.ephemeral,
+        "a fresh key exchange for every connection"
+    );
     replay.send(recorded_auth).await.unwrap();
     let reply = next_message(&mut replay).await;
     assert!(
@@ -200,33 +190,35 @@ async fn a_replayed_handshake_fails() {
 }
 
 #[test]
-fn a_signature_for_another_network_or_role_does_not_verify() {
-    let k = key(1);
-    let d = Side {
-        peer: k.peer_id(),
-        nonce: [1; 32],
+fn a_signature_for_another_role_or_connection_does_not_verify_and_another_network_is_refused() {
+    let (d, a) = (key(1), key(2));
+    let to = B;
+    let handshake = || {
+        let hs = DialerHandshake::new(d.peer_id(), "main", 9000, to);
+        let (ours, acceptor) =
+            accept_hello(a.peer_id(), "main", 9732, hs.hello().clone(), Some(to), &[]).unwrap();
+        (hs.on_hello(ours).unwrap(), acceptor)
     };
-    let a = Side {
-        peer: peer_of(2),
-        nonce: [2; 32],
-    };
-    let sig = k.sign(&identity::transcript(Role::Dialer, "main", 3, &d, &a));
-    let ok = |t: Vec<u8>| k.verify(&k.peer_id(), &t, &sig);
-    assert!(ok(identity::transcript(Role::Dialer, "main", 3, &d, &a)));
-    assert!(!ok(identity::transcript(Role::Dialer, "test", 3, &d, &a)));
-    assert!(!ok(identity::transcript(Role::Dialer, "main", 4, &d, &a)));
-    assert!(!ok(identity::transcript(Role::Acceptor, "main", 3, &d, &a)));
-    let other_nonce = Side {
-        nonce: [3; 32],
-        ..a
-    };
-    assert!(!ok(identity::transcript(
-        Role::Dialer,
-        "main",
-        3,
-        &d,
-        &other_nonce
-    )));
+    let (dialer, acceptor) = handshake();
+    let proof = dialer.transcript.sign(&d, Role::Dialer);
+    assert_eq!(
+        acceptor.transcript.verify(&a, Role::Dialer, &proof),
+        Ok(d.peer_id())
+    );
+    // The other role: a reflected proof.
+    assert!(acceptor
+        .transcript
+        .verify(&a, Role::Acceptor, &proof)
+        .is_err());
+    // Another connection (fresh ephemeral keys): a replayed proof.
+    let (_, other) = handshake();
+    assert!(other.transcript.verify(&a, Role::Dialer, &proof).is_err());
+    // Another network: refused at the hello, before anything is signed.
+    let hs = DialerHandshake::new(d.peer_id(), "test", 9000, to);
+    assert_eq!(
+        accept_hello(a.peer_id(), "main", 9732, hs.hello().clone(), Some(to), &[]).unwrap_err(),
+        HandshakeRefusal::WrongNetwork
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -299,5 +291,33 @@ async fn a_version_2_node_is_told_wrong_version_and_not_greylisted() {
     assert!(raw_closed(&mut s).await);
     let st = node.status().stats;
     assert_eq!(st.violations, 0, "not hostile, just old");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_node_is_told_wrong_version_and_not_greylisted() {
+    let node = tcp_node(&config(), 1, vec![]).await;
+    let mut s = tokio::net::TcpStream::connect(node.local_addr())
+        .await
+        .unwrap();
+    // A version 3 hello (postcard: variant 0, network, version 3, key, nonce, port).
+    let mut v3 = vec![0u8, 10];
+    v3.extend_from_slice(b"peerkeeper");
+    v3.push(3);
+    v3.extend_from_slice(&[7; 32]);
+    v3.extend_from_slice(&[9; 32]);
+    v3.extend_from_slice(&[0xc4, 0xb8, 0x02]); // port 40004
+    let mut frame = (v3.len() as u32).to_be_bytes().to_vec();
+    frame.extend(v3);
+    s.write_all(&frame).await.unwrap();
+    let mut reply = [0u8; 7];
+    tokio::time::timeout(DEADLINE, s.read_exact(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    // Refused (1), WrongVersion (1), no points, in clear text: a version 3 node reads why.
+    assert_eq!(reply, [0, 0, 0, 3, 1, 1, 0]);
+    assert!(raw_closed(&mut s).await);
+    assert_eq!(node.status().stats.violations, 0, "not hostile, just old");
     node.shutdown().await;
 }

@@ -99,7 +99,7 @@ fn play_quiet_peer(mut link: MemoryLink) -> tokio::task::JoinHandle<Vec<Message>
         loop {
             tokio::select! {
                 m = next_message(&mut link) => match m {
-                    Some(Message::KeepAlive) => {}
+                    Some(Message::KeepAlive | Message::Ping(_) | Message::Pong(_)) => {}
                     Some(m) => seen.push(m),
                     None => return seen,
                 },

@@ -153,7 +153,8 @@ async fn hostile_peers_are_dropped_and_the_node_keeps_its_friends() {
     s.write_all(&[0u8; 4096]).await.unwrap_or(());
     assert!(raw_closed(&mut s).await, "oversized frame: dropped");
 
-    // A wrong network name: refused with the reason.
+    // A wrong network name: refused with the reason (not a violation: nothing in a
+    // hello is proven).
     let (mut c, reply) = raw_peer(to, 7, 40007, "othernet").await;
     assert_eq!(
         reply,
@@ -199,7 +200,7 @@ async fn hostile_peers_are_dropped_and_the_node_keeps_its_friends() {
     drop(flood);
 
     let s = target.status();
-    assert!(s.stats.violations >= 5, "{:?}", s.stats);
+    assert!(s.stats.violations >= 4, "{:?}", s.stats);
     assert!(
         connected(&target, pf).await,
         "the friend is still connected"

@@ -48,7 +48,7 @@ async fn a_peer_that_never_reads_is_dropped_and_shutdown_completes() {
     for i in 0..50u16 {
         let stream = TcpStream::connect(to).await.unwrap();
         let mut c = Framed::new(stream, WireCodec::default());
-        let reply = dial_handshake(&mut c, 1000 + u64::from(i), 42000 + i, "peerkeeper").await;
+        let reply = dial_handshake(&mut c, to, 1000 + u64::from(i), 42000 + i, "peerkeeper").await;
         assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
         let point = SocketAddr::from(([127, 0, 0, 1], 42000 + i));
         wait_core(&target, DEADLINE, "the peer is connected", move |c| {
@@ -69,22 +69,23 @@ async fn a_peer_that_never_reads_is_dropped_and_shutdown_completes() {
     let slow: SocketAddr = "127.0.0.1:43000".parse().unwrap();
     // The handshake is read; after it, nothing is.
     let mut framed = Framed::new(stream, WireCodec::default());
-    let reply = dial_handshake(&mut framed, 2000, 43000, "peerkeeper").await;
+    let reply = dial_handshake(&mut framed, to, 2000, 43000, "peerkeeper").await;
     assert!(matches!(reply, Message::Hello(_)), "{reply:?}");
-    let stream = framed.into_inner();
+    // The link is sealed now: the requests are sealed with the handshake's keys.
+    let parts = framed.into_parts();
+    let (stream, mut codec) = (parts.io, parts.codec);
     let writer = tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
-        let mut codec = WireCodec::default();
         let (read_half, mut write_half) = stream.into_split();
         // Bursts of requests every millisecond, forever (this is the attacker's pacing, not
         // a synchronisation); the answers are never read.
-        let mut ask = bytes::BytesMut::new();
-        for _ in 0..32 {
-            codec.encode(Message::AskForPoints, &mut ask).unwrap();
-        }
         let mut pace = tokio::time::interval(Duration::from_millis(1));
         loop {
             pace.tick().await;
+            let mut ask = bytes::BytesMut::new();
+            for _ in 0..32 {
+                codec.encode(Message::AskForPoints, &mut ask).unwrap();
+            }
             if write_half.write_all(&ask).await.is_err() {
                 break;
             }

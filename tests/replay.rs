@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{hello, ip4, next_message, tap, Lab};
+use common::{ip4, next_message, tap, Lab};
 use futures::SinkExt;
 use peerkeeper::core::{
     DecisionKind, Input, Replay, Step, TraceReader, TracedAction, TRACE_VERSION,
@@ -25,6 +25,7 @@ use peerkeeper::pool::Source;
 use peerkeeper::sim::{NodeTrace, SimConfig, Simulation};
 use peerkeeper::transport::Transport;
 use peerkeeper::trigger::TriggerKind;
+use peerkeeper::wire::Message;
 use peerkeeper::{Config, Policy};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -152,10 +153,10 @@ async fn a_recorded_tokio_node_replays_to_exactly_the_actions_it_took() {
         .await
         .unwrap();
     node.set_idle_timer(false).await.unwrap();
-    // A node of another network dials it: refused, then greylisted.
+    // A stranger breaks the protocol (no hello first): dropped, then greylisted.
     let stranger = lab.bind(ip4(0, 0, 77));
     let mut link = stranger.connect(ip4(0, 0, 2)).await.unwrap();
-    link.send(hello(77, 9732, "othernet")).await.unwrap();
+    link.send(Message::AskForPoints).await.unwrap();
     let _ = next_message(&mut link).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     // The rest of the network goes away: the traced node loses its peers and dials in vain.

@@ -1,22 +1,23 @@
-//! Arbitrary hello/auth message sequences against the listener's verdict
-//! (`identity::verify_hello_auth`, what the tokio shell's `accept` decides): the
-//! listener reads a hello, checks it, sends its own (a fixed key and nonce here), reads
-//! an auth and verifies it. Never a panic; never an accepted handshake whose signature is
-//! not the claimed key's over this very connection's transcript; and a genuine one is
-//! always accepted.
+//! Arbitrary hello/auth message sequences against the listener's side of the v4
+//! handshake (`handshake::accept_hello`, then `Transcript::verify`, what the tokio shell's
+//! `accept` decides): the listener reads a hello, checks it (network, version, the
+//! address dialed, the ephemeral key), sends its own, reads an auth and verifies it.
+//! Never a panic; never an accepted handshake whose signature is not the claimed key's
+//! over this very connection's transcript; a genuine one is always accepted; a hello that
+//! did not dial the listener's address is always refused.
 //!
-//! Found in the first run (an oracle that was too narrow, not a bug of the verdict): a
-//! hello claiming the listener's own key with the listener's own signature passes, as it
-//! must (the core then refuses the connection as ourselves); see
-//! `tests/fuzz_regressions.rs`.
+//! Found on v3 (an oracle that was too narrow, not a bug of the verdict): a hello
+//! claiming the listener's own key with the listener's own signature passes, as it must
+//! (the core then refuses the connection as ourselves); see `tests/fuzz_regressions.rs`.
 
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use peerkeeper::identity::{transcript, verify_hello_auth, Identity, Keypair, Role, Side};
+use peerkeeper::handshake::{accept_hello, DialerHandshake, HandshakeRefusal, Role};
+use peerkeeper::identity::{Identity, Keypair};
 use peerkeeper::wire::{Hello, Message, PROTOCOL_VERSION};
-use peerkeeper::PeerId;
+use std::net::SocketAddr;
 
 const NETWORK: &str = "fuzznet";
 
@@ -33,15 +34,33 @@ enum Key {
 }
 
 #[derive(Arbitrary, Debug)]
+enum Ephemeral {
+    /// A real ephemeral key.
+    Fresh,
+    /// All zeros (a low-order point: no key exchange).
+    Zero,
+    /// Any 32 bytes.
+    Raw([u8; 32]),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Dialed {
+    /// The listener's own address.
+    Listener,
+    /// Nothing said.
+    Nothing,
+    /// Another address (a relay's).
+    Other(u32, u16),
+}
+
+#[derive(Arbitrary, Debug)]
 enum Sig {
     /// The dialer signs the right transcript.
     Genuine,
-    /// The dialer signs the acceptor's transcript (the wrong role).
+    /// The dialer signs as the acceptor (the wrong role).
     WrongRole,
-    /// The dialer signs for another listener nonce (a replay from another connection).
-    OtherNonce([u8; 32]),
-    /// The dialer signs for another network.
-    OtherNetwork(String),
+    /// The dialer signs another connection's transcript (a replay).
+    OtherConnection,
     /// The listener's own signature of the transcript (a reflection).
     Listener,
     /// Any bytes.
@@ -55,8 +74,9 @@ enum Msg {
         other_network: Option<String>,
         version: Option<u16>,
         key: Key,
-        nonce: [u8; 32],
+        ephemeral: Ephemeral,
         listen_port: u16,
+        dialed: Dialed,
     },
     /// An auth built from parts, maybe with one bit flipped.
     Auth { sig: Sig, flip: Option<u16> },
@@ -67,10 +87,7 @@ enum Msg {
 fuzz_target!(|msgs: Vec<Msg>| {
     let dialer = Keypair::from_seed(1);
     let listener = Keypair::from_seed(2);
-    let me = Side {
-        peer: listener.peer_id(),
-        nonce: [7; 32],
-    };
+    let here: SocketAddr = "192.0.2.2:9732".parse().unwrap();
     let key = |k: &Key| match k {
         Key::Dialer => *dialer.peer_id().as_bytes(),
         Key::Listener => *listener.peer_id().as_bytes(),
@@ -82,39 +99,54 @@ fuzz_target!(|msgs: Vec<Msg>| {
         Key::Raw(b) => *b,
     };
     // The listener: the first message must be a hello, the second an auth.
-    let mut hello: Option<Hello> = None;
+    let mut agreed = None;
     for m in msgs.iter().take(4) {
         let message = match m {
             Msg::Hello {
                 other_network,
                 version,
                 key: k,
-                nonce,
+                ephemeral,
                 listen_port,
+                dialed,
             } => Message::Hello(Hello {
                 network: other_network.clone().unwrap_or_else(|| NETWORK.into()),
                 version: version.unwrap_or(PROTOCOL_VERSION),
                 key: key(k),
-                nonce: *nonce,
+                ephemeral: match ephemeral {
+                    Ephemeral::Fresh => peerkeeper::secure::Ephemeral::generate().public(),
+                    Ephemeral::Zero => [0; 32],
+                    Ephemeral::Raw(b) => *b,
+                },
                 listen_port: *listen_port,
+                dialed: match dialed {
+                    Dialed::Listener => Some(here),
+                    Dialed::Nothing => None,
+                    Dialed::Other(ip, port) => {
+                        Some(SocketAddr::from((std::net::Ipv4Addr::from(*ip), *port)))
+                    }
+                },
             }),
             Msg::Auth { sig, flip } => {
-                let Some(h) = &hello else { return };
-                let them = Side {
-                    peer: PeerId::from_bytes(h.key),
-                    nonce: h.nonce,
-                };
-                let t = |role, network: &str, acceptor: &Side| {
-                    transcript(role, network, PROTOCOL_VERSION, &them, acceptor)
-                };
+                let Some(a) = &agreed else { return };
+                let a: &peerkeeper::handshake::Agreed = a;
                 let mut signature = match sig {
-                    Sig::Genuine => dialer.sign(&t(Role::Dialer, NETWORK, &me)),
-                    Sig::WrongRole => dialer.sign(&t(Role::Acceptor, NETWORK, &me)),
-                    Sig::OtherNonce(n) => {
-                        dialer.sign(&t(Role::Dialer, NETWORK, &Side { nonce: *n, ..me }))
+                    Sig::Genuine => a.transcript.sign(&dialer, Role::Dialer),
+                    Sig::WrongRole => a.transcript.sign(&dialer, Role::Acceptor),
+                    Sig::OtherConnection => {
+                        let hs = DialerHandshake::new(dialer.peer_id(), NETWORK, 1, here);
+                        let (_, other) = accept_hello(
+                            listener.peer_id(),
+                            NETWORK,
+                            9732,
+                            hs.hello().clone(),
+                            Some(here),
+                            &[],
+                        )
+                        .expect("a genuine hello is accepted");
+                        other.transcript.sign(&dialer, Role::Dialer)
                     }
-                    Sig::OtherNetwork(net) => dialer.sign(&t(Role::Dialer, net, &me)),
-                    Sig::Listener => listener.sign(&t(Role::Dialer, NETWORK, &me)),
+                    Sig::Listener => a.transcript.sign(&listener, Role::Dialer),
                     Sig::Raw(b) => b.clone(),
                 };
                 if let Some(bit) = flip {
@@ -134,33 +166,36 @@ fuzz_target!(|msgs: Vec<Msg>| {
         if message.check().is_err() {
             return;
         }
-        match (message, &hello) {
+        match (message, &agreed) {
             (Message::Hello(h), None) => {
-                if h.network != NETWORK || h.version != PROTOCOL_VERSION {
-                    return; // refused before our hello
+                let wrong_place = h.dialed != Some(here);
+                let foreign = h.network != NETWORK || h.version != PROTOCOL_VERSION;
+                match accept_hello(listener.peer_id(), NETWORK, 9732, h, Some(here), &[]) {
+                    Ok((_, a)) => {
+                        assert!(!wrong_place && !foreign, "accepted a hello it must refuse");
+                        agreed = Some(a);
+                    }
+                    Err(HandshakeRefusal::WrongAddress) => assert!(wrong_place && !foreign),
+                    Err(_) => return, // refused before our hello
                 }
-                hello = Some(h);
             }
-            (Message::Auth { signature }, Some(h)) => {
-                let verdict = verify_hello_auth(&listener, NETWORK, &me, h, &signature);
-                let them = Side {
-                    peer: PeerId::from_bytes(h.key),
-                    nonce: h.nonce,
-                };
+            (Message::Auth { signature }, Some(a)) => {
+                let verdict = a.transcript.verify(&listener, Role::Dialer, &signature);
+                let hello = a.transcript.hello(Role::Dialer);
                 // The only signatures that may pass: one made by the key the hello
                 // claims over this connection's dialer transcript (Ed25519 signatures
                 // are deterministic, so it is these bytes). Of the keys the fuzzer can
                 // claim, the target holds two: the dialer's and the listener's own (a
                 // reflection: proven, and refused as ourselves by the core, see
                 // tests/fuzz_regressions.rs); for any other key nothing may pass.
-                let t = transcript(Role::Dialer, NETWORK, PROTOCOL_VERSION, &them, &me);
+                let t = a.transcript.bytes(Role::Dialer);
                 let genuine = [&dialer, &listener]
                     .iter()
-                    .any(|k| h.key == *k.peer_id().as_bytes() && signature == k.sign(&t));
+                    .any(|k| hello.key == *k.peer_id().as_bytes() && signature == k.sign(&t));
                 match verdict {
                     Ok(peer) => {
-                        assert!(genuine, "accepted a bad signature: {h:?} {signature:?}");
-                        assert_eq!(peer, PeerId::from_bytes(h.key));
+                        assert!(genuine, "accepted a bad signature: {hello:?} {signature:?}");
+                        assert_eq!(peer.as_bytes(), &hello.key);
                     }
                     Err(e) => assert!(!genuine, "refused a genuine handshake: {e:?}"),
                 }

@@ -50,6 +50,11 @@ pub struct Args {
     config: Option<PathBuf>,
     #[command(flatten)]
     targets: super::Targets,
+    /// An address this node is reachable at besides its socket's own: a NAT's port
+    /// mapping or a proxy (repeatable). A dialer must have dialed one of the node's
+    /// addresses, or the handshake is refused (a relay cannot splice two nodes).
+    #[arg(long = "external", value_name = "IP:PORT")]
+    external: Vec<SocketAddr>,
     /// The network name; peers of other networks are refused.
     #[arg(long, default_value = "peerkeeper")]
     network: String,
@@ -182,6 +187,7 @@ pub fn run(args: Args) -> i32 {
     runtime.block_on(async move {
         let net = NetConfig {
             network: args.network.clone(),
+            external_addrs: args.external.clone(),
             ..NetConfig::default()
         };
         if let Err(e) = net.validate() {

@@ -184,6 +184,10 @@ pub enum RefuseReason {
     /// The dialer's handshake signature did not verify (it does not hold the key of the
     /// id it claims). The shell refuses it before the core hears of it.
     BadAuth,
+    /// The node we dialed says we did not dial one of its addresses (a relay between us,
+    /// or a port mapping it was not told of). The shell refuses it before the core hears
+    /// of it.
+    WrongAddress,
 }
 
 /// The answer to an inbound handshake.

@@ -4,14 +4,18 @@
 //! answer on a oneshot).
 
 use super::actor::{Cmd, ConnHandle, Out};
+use super::channel::{AppOut, Bucket, Channels, PeerEntry, PeerTable};
 use super::NetConfig;
 use crate::core::{Admission, DialFailure, DialResult, DialVerdict, Hello, Offender, RefuseReason};
-use crate::identity::{fresh_nonce, transcript, verify_hello_auth, Identity, Role, Side};
+use crate::handshake::{accept_hello, Agreed, DialerHandshake, HandshakeRefusal, Role};
+use crate::identity::Identity;
 use crate::pool::{CloseReason, ConnId, PeerId};
 use crate::transport::{Link, Transport};
 use crate::wire::{self, CloseCode, Message, RefuseCode, PROTOCOL_VERSION};
 use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
@@ -31,65 +35,30 @@ pub(crate) struct Ctx {
     pub stop: CancellationToken,
     /// A [`Cmd::Nudge`] is queued and not handled yet.
     pub nudged: std::sync::atomic::AtomicBool,
+    /// The application's open channels.
+    pub channels: Arc<Channels>,
+    /// The connected peers, with their application queues.
+    pub peers: Arc<PeerTable>,
 }
 
 impl Ctx {
-    /// Our hello, with a fresh nonce (returned too: our side of this handshake).
-    fn hello(&self) -> (Message, Side) {
-        let me = Side {
-            peer: self.me,
-            nonce: fresh_nonce(),
-        };
-        let m = Message::Hello(wire::Hello {
-            network: self.net.network.clone(),
-            version: PROTOCOL_VERSION,
-            key: *me.peer.as_bytes(),
-            nonce: me.nonce,
-            listen_port: self.listen_port,
-        });
-        (m, me)
-    }
-
-    /// The transcript `role` signs on this connection.
-    fn transcript(&self, role: Role, dialer: &Side, acceptor: &Side) -> Vec<u8> {
-        transcript(role, &self.net.network, PROTOCOL_VERSION, dialer, acceptor)
-    }
-
-    /// Our signature, as the side `role`.
-    fn auth(&self, role: Role, dialer: &Side, acceptor: &Side) -> Message {
-        Message::Auth {
-            signature: self.identity.sign(&self.transcript(role, dialer, acceptor)),
-        }
-    }
-
-    /// Whether `signature` proves the other side (`role`) holds its key.
-    fn verify(&self, role: Role, dialer: &Side, acceptor: &Side, signature: &[u8]) -> bool {
-        let signer = match role {
-            Role::Dialer => dialer.peer,
-            _ => acceptor.peer,
-        };
-        self.identity
-            .verify(&signer, &self.transcript(role, dialer, acceptor), signature)
-    }
-
-    /// Network and version first: a peer of another network or version is not a node of
-    /// ours, whatever it says next.
-    fn check(&self, h: &wire::Hello) -> Result<(), RefuseReason> {
-        if h.network != self.net.network {
-            Err(RefuseReason::WrongNetwork)
-        } else if h.version != PROTOCOL_VERSION {
-            Err(RefuseReason::WrongVersion)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Tells the actor; `false` when the node is gone or stopping.
     pub(crate) async fn tell(&self, cmd: Cmd) -> bool {
         tokio::select! {
             r = self.mailbox.send(cmd) => r.is_ok(),
             _ = self.stop.cancelled() => false,
         }
+    }
+}
+
+/// The refusal a handshake step's verdict is told as.
+fn refusal_of(r: HandshakeRefusal) -> RefuseReason {
+    match r {
+        HandshakeRefusal::WrongNetwork => RefuseReason::WrongNetwork,
+        HandshakeRefusal::WrongVersion => RefuseReason::WrongVersion,
+        HandshakeRefusal::WrongAddress => RefuseReason::WrongAddress,
+        HandshakeRefusal::Myself => RefuseReason::Myself,
+        HandshakeRefusal::BadAuth | HandshakeRefusal::BadKey => RefuseReason::BadAuth,
     }
 }
 
@@ -103,6 +72,7 @@ pub(crate) fn refuse_code(r: RefuseReason) -> RefuseCode {
         RefuseReason::WrongNetwork => RefuseCode::WrongNetwork,
         RefuseReason::WrongVersion => RefuseCode::WrongVersion,
         RefuseReason::BadAuth => RefuseCode::BadAuth,
+        RefuseReason::WrongAddress => RefuseCode::WrongAddress,
     }
 }
 
@@ -116,6 +86,7 @@ fn refuse_reason(c: RefuseCode) -> RefuseReason {
         RefuseCode::WrongNetwork => RefuseReason::WrongNetwork,
         RefuseCode::WrongVersion => RefuseReason::WrongVersion,
         RefuseCode::BadAuth => RefuseReason::BadAuth,
+        RefuseCode::WrongAddress => RefuseReason::WrongAddress,
     }
 }
 
@@ -162,73 +133,102 @@ pub(crate) async fn dial<T: Transport>(
             .connect(point)
             .await
             .map_err(|_| DialResult::Failed(DialFailure::Io))?;
-        let (hello, me) = ctx.hello();
+        let hs = DialerHandshake::new(ctx.me, &ctx.net.network, ctx.listen_port, point);
+        let hello = Message::Hello(hs.hello().clone());
         if !send_within(&mut link, hello, ctx.net.handshake_timeout).await {
             return Err(DialResult::Failed(DialFailure::Io));
         }
-        let them = match link.next().await {
+        let agreed = match link.next().await {
             Some(Ok(Message::Hello(h))) => {
-                if let Err(reason) = ctx.check(&h) {
-                    let code = CloseCode::ProtocolViolation;
-                    let _ = send_within(&mut link, Message::Close(code), ctx.net.handshake_timeout)
-                        .await;
+                let (network, version) = (h.network.clone(), h.version);
+                // Our own key: we reached ourselves, or someone reflects our hello to
+                // have us sign for our key (a relayed signature could prove "us" to our
+                // own listener). We sign nothing; the link is dropped.
+                if hs.is_ourselves(&h) {
                     return Err(DialResult::Refused {
-                        reason,
+                        reason: RefuseReason::Myself,
                         points: Vec::new(),
                     });
                 }
-                Side {
-                    peer: PeerId::from_bytes(h.key),
-                    nonce: h.nonce,
+                match hs.on_hello(h) {
+                    Ok(a) => a,
+                    Err(r) => {
+                        if matches!(
+                            r,
+                            HandshakeRefusal::WrongNetwork | HandshakeRefusal::WrongVersion
+                        ) {
+                            tracing::info!(%point, %network, version, ours = %ctx.net.network,
+                                our_version = PROTOCOL_VERSION, "the peer is of another network or version");
+                            let code = CloseCode::ProtocolViolation;
+                            let _ = send_within(
+                                &mut link,
+                                Message::Close(code),
+                                ctx.net.handshake_timeout,
+                            )
+                            .await;
+                        }
+                        return Err(match r {
+                            HandshakeRefusal::BadKey => DialResult::Failed(DialFailure::Protocol),
+                            r => DialResult::Refused {
+                                reason: refusal_of(r),
+                                points: Vec::new(),
+                            },
+                        });
+                    }
                 }
             }
             Some(Ok(Message::Refused { reason, points })) => {
+                log_dial_refusal(point, reason);
                 return Err(DialResult::Refused {
                     reason: refuse_reason(reason),
                     points,
-                })
+                });
             }
-            Some(Err(wire::WireError::Foreign { version, .. })) => {
+            Some(Err(wire::WireError::Foreign { network, version })) => {
+                tracing::info!(%point, %network, version, our_version = PROTOCOL_VERSION,
+                    "the peer speaks another protocol version or network");
                 return Err(DialResult::Refused {
                     reason: foreign_reason(version),
                     points: Vec::new(),
-                })
+                });
             }
             Some(Err(e)) if !e.is_violation() => return Err(DialResult::Failed(DialFailure::Io)),
             None => return Err(DialResult::Failed(DialFailure::Io)),
             // Garbage, or anything but a handshake.
             Some(_) => return Err(DialResult::Failed(DialFailure::Protocol)),
         };
-        // A listener claiming our own key: we reached ourselves, or someone relays our
-        // own hello back to us to have us sign for our key. Either way we sign nothing
-        // (a relayed signature could prove "us" to our own listener): a dial to ourselves.
-        if them.peer == me.peer {
-            // The link is dropped: the listener's handshake ends without our proof.
-            return Err(DialResult::Refused {
-                reason: RefuseReason::Myself,
-                points: Vec::new(),
-            });
-        }
-        // Our proof first (the acceptor decides on proven ids only), then theirs.
-        let auth = ctx.auth(Role::Dialer, &me, &them);
+        let Agreed {
+            peer,
+            keys,
+            transcript,
+        } = agreed;
+        // Sealed from here, both ways: our proof first (the acceptor decides on proven
+        // ids only), then theirs.
+        link.secure(keys);
+        let auth = Message::Auth {
+            signature: transcript.sign(&*ctx.identity, Role::Dialer),
+        };
         if !send_within(&mut link, auth, ctx.net.handshake_timeout).await {
             return Err(DialResult::Failed(DialFailure::Io));
         }
         match link.next().await {
             Some(Ok(Message::Auth { signature })) => {
-                if !ctx.verify(Role::Acceptor, &me, &them, &signature) {
-                    tracing::info!(%point, peer = %them.peer.short(), "the peer's handshake signature does not verify");
+                if transcript.verify(&*ctx.identity, Role::Acceptor, &signature) != Ok(peer) {
+                    tracing::info!(%point, peer = %peer.short(), "the peer's handshake signature does not verify");
                     let code = CloseCode::ProtocolViolation;
                     let _ = send_within(&mut link, Message::Close(code), ctx.net.handshake_timeout)
                         .await;
                     return Err(DialResult::Failed(DialFailure::Protocol));
                 }
-                Ok((link, them.peer))
+                Ok((link, peer))
             }
-            Some(Ok(Message::Refused { reason, points })) => Err(DialResult::Refused {
-                reason: refuse_reason(reason),
-                points,
-            }),
+            Some(Ok(Message::Refused { reason, points })) => {
+                log_dial_refusal(point, reason);
+                Err(DialResult::Refused {
+                    reason: refuse_reason(reason),
+                    points,
+                })
+            }
             Some(Err(e)) if !e.is_violation() => Err(DialResult::Failed(DialFailure::Io)),
             None => Err(DialResult::Failed(DialFailure::Io)),
             Some(_) => Err(DialResult::Failed(DialFailure::Protocol)),
@@ -281,7 +281,15 @@ pub(crate) async fn dial<T: Transport>(
         return;
     }
     match verdict.await {
-        Ok(DialVerdict::Keep) => run(ctx, link, conn, point.ip(), rx, conn_cancel).await,
+        Ok(DialVerdict::Keep) => {
+            let open = Open {
+                conn,
+                peer,
+                point,
+                inbound: false,
+            };
+            run(ctx, link, open, rx, conn_cancel).await
+        }
         Ok(DialVerdict::Drop(reason)) => {
             let _ = send_within(
                 &mut link,
@@ -291,6 +299,46 @@ pub(crate) async fn dial<T: Transport>(
             .await;
         }
         _ => {}
+    }
+}
+
+/// A refusal the node we dialed gave: the ones an operator must see (another network or
+/// version, a relay or an unknown port mapping) at INFO, the rest (full, already
+/// connected) at DEBUG.
+fn log_dial_refusal(point: SocketAddr, reason: RefuseCode) {
+    match reason {
+        RefuseCode::WrongNetwork | RefuseCode::WrongVersion => {
+            tracing::info!(%point, ?reason, our_version = PROTOCOL_VERSION, "refused by the peer: another network or protocol version")
+        }
+        RefuseCode::WrongAddress => tracing::info!(
+            %point,
+            "refused by the peer: it says we did not dial its address (a relay between us, or a port mapping it was not told of: NetConfig::external_addrs)"
+        ),
+        reason => tracing::debug!(%point, ?reason, "refused by the peer"),
+    }
+}
+
+/// At most this many refusals a second are logged at INFO by the accepting side: a flood
+/// of bad hellos cannot fill the disk.
+const REFUSAL_LOGS_PER_SECOND: u32 = 10;
+
+/// Whether one more refusal may be logged now (a one-second window).
+fn refusal_log_allowed() -> bool {
+    static WINDOW: std::sync::Mutex<Option<(std::time::Instant, u32)>> =
+        std::sync::Mutex::new(None);
+    let Ok(mut w) = WINDOW.lock() else {
+        return false;
+    };
+    let now = std::time::Instant::now();
+    match &mut *w {
+        Some((start, n)) if now.duration_since(*start) < Duration::from_secs(1) => {
+            *n += 1;
+            *n <= REFUSAL_LOGS_PER_SECOND
+        }
+        slot => {
+            *slot = Some((now, 1));
+            true
+        }
     }
 }
 
@@ -309,7 +357,10 @@ pub(crate) async fn accept<L: Link>(
             Some(Ok(Message::Hello(h))) => h,
             Some(Err(wire::WireError::Foreign { network, version })) => {
                 // Another version's hello: told why, nothing more.
-                tracing::debug!(%remote, %network, version, "hello of another protocol version");
+                if refusal_log_allowed() {
+                    tracing::info!(%remote, %network, version, our_version = PROTOCOL_VERSION,
+                        "refused a hello of another protocol version or network");
+                }
                 let refusal = Message::Refused {
                     reason: refuse_code(foreign_reason(version)),
                     points: Vec::new(),
@@ -325,36 +376,48 @@ pub(crate) async fn accept<L: Link>(
                 return None;
             }
         };
-        if let Err(reason) = ctx.check(&h) {
-            let refusal = Message::Refused {
-                reason: refuse_code(reason),
-                points: Vec::new(),
-            };
-            let _ = link.send(refusal).await;
-            if reason == RefuseReason::WrongNetwork && h.listen_port != 0 {
-                // Told why, then greylisted: a node of another network retrying would
-                // only waste handshake slots.
-                let point = SocketAddr::new(remote.ip(), h.listen_port);
-                ctx.tell(Cmd::Violation(Offender::Point(point))).await;
+        let (network, version, listen_port) = (h.network.clone(), h.version, h.listen_port);
+        let claimed = PeerId::from_bytes(h.key);
+        let dialed = h.dialed;
+        let (ours, agreed) = match accept_hello(
+            ctx.me,
+            &ctx.net.network,
+            ctx.listen_port,
+            h,
+            link.local_addr(),
+            &ctx.net.external_addrs,
+        ) {
+            Ok(ok) => ok,
+            Err(r) => {
+                // Nothing in a hello is proven yet: the refusal punishes nobody, and is
+                // told to the dialer with its reason.
+                if refusal_log_allowed() {
+                    tracing::info!(%remote, peer = %claimed.short(), %network, version,
+                        ours = %ctx.net.network, our_version = PROTOCOL_VERSION, ?dialed,
+                        reason = %r, "refused a handshake");
+                }
+                let refusal = Message::Refused {
+                    reason: refuse_code(refusal_of(r)),
+                    points: Vec::new(),
+                };
+                let _ = link.send(refusal).await;
+                return None;
             }
-            return None;
-        }
-        // Our hello (a fresh nonce), then the dialer's proof over both nonces: the core
-        // only ever hears of a proven id.
-        let them = Side {
-            peer: PeerId::from_bytes(h.key),
-            nonce: h.nonce,
         };
-        let (hello, me) = ctx.hello();
-        if link.send(hello).await.is_err() {
+        // Our hello in clear text, then everything sealed: the dialer's proof first.
+        if link.send(Message::Hello(ours)).await.is_err() {
             return None;
         }
+        let Agreed {
+            peer: them,
+            keys,
+            transcript,
+        } = agreed;
+        link.secure(keys);
         match link.next().await {
             Some(Ok(Message::Auth { signature })) => {
-                let proven =
-                    verify_hello_auth(&*ctx.identity, &ctx.net.network, &me, &h, &signature);
-                if proven != Ok(them.peer) {
-                    tracing::info!(%remote, peer = %them.peer.short(), "handshake signature does not verify: refused");
+                if transcript.verify(&*ctx.identity, Role::Dialer, &signature) != Ok(them) {
+                    tracing::info!(%remote, peer = %them.short(), "handshake signature does not verify: refused");
                     let refusal = Message::Refused {
                         reason: RefuseCode::BadAuth,
                         points: Vec::new(),
@@ -375,13 +438,14 @@ pub(crate) async fn accept<L: Link>(
         let conn_cancel = cancel.child_token();
         let (reply, admission) = oneshot::channel();
         let hello = Hello {
-            peer: them.peer,
-            listen_port: h.listen_port,
+            peer: them,
+            listen_port,
         };
+        let point = SocketAddr::new(remote.ip(), listen_port);
         let handle = ConnHandle {
             tx,
             cancel: conn_cancel.clone(),
-            point: SocketAddr::new(remote.ip(), h.listen_port),
+            point,
         };
         if !ctx
             .tell(Cmd::Inbound {
@@ -397,15 +461,20 @@ pub(crate) async fn accept<L: Link>(
         }
         match admission.await.ok()? {
             Admission::Accept => {
-                if link
-                    .send(ctx.auth(Role::Acceptor, &them, &me))
-                    .await
-                    .is_err()
-                {
+                let auth = Message::Auth {
+                    signature: transcript.sign(&*ctx.identity, Role::Acceptor),
+                };
+                if link.send(auth).await.is_err() {
                     ctx.tell(Cmd::Closed(conn)).await;
                     return None;
                 }
-                Some((rx, conn_cancel))
+                let open = Open {
+                    conn,
+                    peer: them,
+                    point,
+                    inbound: true,
+                };
+                Some((rx, conn_cancel, open))
             }
             Admission::Refuse { reason, points } => {
                 let _ = link
@@ -423,21 +492,54 @@ pub(crate) async fn accept<L: Link>(
         r = tokio::time::timeout(ctx.net.handshake_timeout, handshake) => r.ok().flatten(),
     };
     drop(permit);
-    if let Some((rx, conn_cancel)) = admitted {
-        run(ctx, link, conn, remote.ip(), rx, conn_cancel).await;
+    if let Some((rx, conn_cancel, open)) = admitted {
+        run(ctx, link, open, rx, conn_cancel).await;
     }
 }
 
-/// Carries one open connection until it ends: outgoing messages from the actor, incoming
-/// ones to it, keepalives. Ends by telling the actor ([`Cmd::Closed`]).
+/// An open connection: who and where.
+struct Open {
+    conn: ConnId,
+    peer: PeerId,
+    point: SocketAddr,
+    inbound: bool,
+}
+
+/// Application messages written in one go before the task looks at its other work again
+/// (peerkeeper's own messages, reads, keepalives).
+const APP_BATCH: usize = 64;
+
+/// Carries one open connection until it ends: outgoing messages from the actor (first)
+/// and from the application's channels, incoming ones to the actor or to the channels,
+/// keepalives with round-trip times. Ends by telling the actor ([`Cmd::Closed`]), and by
+/// handing back the application messages it could not send.
 async fn run<L: Link>(
     ctx: Arc<Ctx>,
     mut link: L,
-    conn: ConnId,
-    ip: std::net::IpAddr,
+    open: Open,
     mut rx: mpsc::Receiver<Out>,
     cancel: CancellationToken,
 ) {
+    let Open {
+        conn,
+        peer,
+        point,
+        inbound,
+    } = open;
+    let ip = point.ip();
+    let (app_tx, mut app_rx) = mpsc::channel::<AppOut>(ctx.net.send_queue_len);
+    let rtt_us = Arc::new(AtomicU64::new(0));
+    ctx.peers.insert(
+        peer,
+        PeerEntry {
+            conn,
+            app: app_tx,
+            point,
+            inbound,
+            since: Instant::now(),
+            rtt_us: rtt_us.clone(),
+        },
+    );
     // A write that cannot finish within this means the peer does not read: drop it rather
     // than block the task (which would also stop its keepalive check and its shutdown).
     let write_timeout = ctx.net.handshake_timeout;
@@ -449,10 +551,16 @@ async fn run<L: Link>(
         ctx.net.keepalive_interval,
     );
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The ping in flight: its number and when it left.
+    let mut ping: Option<(u64, Instant)> = None;
+    let mut pings = 0u64;
+    // Per channel, this peer's token bucket (only for open channels: bounded by them).
+    let mut buckets: HashMap<u16, Bucket> = HashMap::new();
     // Set when this task ends the connection on its own: the core hears of it as ours.
     let mut dropped: Option<CloseReason> = None;
     let farewell = loop {
         tokio::select! {
+            biased;
             _ = cancel.cancelled() => break Some(CloseReason::Shutdown),
             out = rx.recv() => match out {
                 Some(Out::Close(reason)) => break Some(reason),
@@ -469,7 +577,7 @@ async fn run<L: Link>(
                     None => break None,
                     Some(Err(e)) => {
                         if e.is_violation() {
-                            tracing::info!(%conn, %ip, error = %e, "protocol violation");
+                            tracing::info!(%conn, %ip, peer = %peer.short(), error = %e, "protocol violation");
                             ctx.tell(Cmd::Violation(Offender::Conn(conn))).await;
                         }
                         break None;
@@ -482,6 +590,46 @@ async fn run<L: Link>(
                             Message::SwapRequest(p) => Cmd::SwapRequest(conn, p),
                             Message::SwapAck(p) => Cmd::SwapAck(conn, p),
                             Message::KeepAlive => continue,
+                            Message::Ping(n) => {
+                                if !send_within(&mut link, Message::Pong(n), write_timeout).await {
+                                    dropped = Some(CloseReason::Timeout);
+                                    break None;
+                                }
+                                continue;
+                            }
+                            Message::Pong(n) => {
+                                if let Some((sent, at)) = ping {
+                                    if sent == n {
+                                        ping = None;
+                                        let rtt = at.elapsed();
+                                        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+                                        rtt_us.store(us, Ordering::Relaxed);
+                                    }
+                                }
+                                continue;
+                            }
+                            Message::App { channel, payload } => {
+                                let Some(slot) = ctx.channels.get(channel) else {
+                                    // A channel we do not have open (an application of
+                                    // another version): dropped.
+                                    continue;
+                                };
+                                let now = Instant::now();
+                                let bucket = buckets
+                                    .entry(channel)
+                                    .or_insert_with(|| Bucket::new(&slot.config, now));
+                                if payload.len() > slot.config.max_message
+                                    || !bucket.take(&slot.config, now)
+                                {
+                                    tracing::info!(%conn, %ip, peer = %peer.short(), channel,
+                                        len = payload.len(), "broke the channel's size or rate");
+                                    slot.counters.violations.fetch_add(1, Ordering::Relaxed);
+                                    ctx.tell(Cmd::Violation(Offender::Conn(conn))).await;
+                                    break None;
+                                }
+                                slot.deliver(peer, payload);
+                                continue;
+                            }
                             Message::Close(code) => {
                                 tracing::debug!(%conn, ?code, "peer closed");
                                 break None;
@@ -503,13 +651,25 @@ async fn run<L: Link>(
                     dropped = Some(CloseReason::Timeout);
                     break Some(CloseReason::Timeout);
                 }
-                if !send_within(&mut link, Message::KeepAlive, write_timeout).await {
+                // A ping keeps the connection alive and measures its round trip (one in
+                // flight: an unanswered one is simply replaced).
+                pings += 1;
+                ping = Some((pings, Instant::now()));
+                if !send_within(&mut link, Message::Ping(pings), write_timeout).await {
+                    dropped = Some(CloseReason::Timeout);
+                    break None;
+                }
+            }
+            first = app_rx.recv() => {
+                let Some(first) = first else { break None };
+                if !write_app(&mut link, first, &mut app_rx, write_timeout).await {
                     dropped = Some(CloseReason::Timeout);
                     break None;
                 }
             }
         }
     };
+    ctx.peers.remove(&peer, conn);
     if let Some(reason) = farewell {
         let _ = send_within(
             &mut link,
@@ -521,9 +681,41 @@ async fn run<L: Link>(
     // Closing flushes what is queued: bounded too, or a peer that stopped reading would
     // keep this task (and the node's shutdown) waiting for ever.
     let _ = tokio::time::timeout(Duration::from_millis(200), link.close()).await;
+    // What the application queued and we could not send: handed back, not lost silently.
+    app_rx.close();
+    while let Ok(out) = app_rx.try_recv() {
+        if let Some(slot) = ctx.channels.get(out.channel) {
+            slot.undelivered(peer, out.message);
+        }
+    }
     // The core ignores a connection it already forgot (one it closed itself).
     match dropped {
         Some(reason) => ctx.tell(Cmd::Dropped(conn, reason)).await,
         None => ctx.tell(Cmd::Closed(conn)).await,
     };
+}
+
+/// Writes `first` and up to [`APP_BATCH`] more queued application messages, then flushes
+/// once (one write for many small messages). Returns whether it all went out in time.
+async fn write_app<L: Link>(
+    link: &mut L,
+    first: AppOut,
+    queue: &mut mpsc::Receiver<AppOut>,
+    within: Duration,
+) -> bool {
+    let app = |o: AppOut| Message::App {
+        channel: o.channel,
+        payload: o.message,
+    };
+    let write = async {
+        link.feed(app(first)).await?;
+        for _ in 0..APP_BATCH {
+            match queue.try_recv() {
+                Ok(o) => link.feed(app(o)).await?,
+                Err(_) => break,
+            }
+        }
+        link.flush().await
+    };
+    matches!(tokio::time::timeout(within, write).await, Ok(Ok(())))
 }

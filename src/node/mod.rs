@@ -20,6 +20,7 @@
 //! of a stake distribution's largest pools.
 
 mod actor;
+pub mod channel;
 mod conn;
 pub mod demo;
 pub mod ledger;
@@ -35,6 +36,10 @@ use crate::pool::{PeerId, Source};
 use crate::transport::Transport;
 use crate::trigger::{TriggerKind, Triggers};
 use actor::{Actor, Cmd};
+pub use channel::{
+    ChannelConfig, ChannelError, ChannelStats, PeerInfo, Receiver, Recipients, SendError, Sender,
+    Undelivered, WhenFull,
+};
 use conn::Ctx;
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -65,8 +70,16 @@ pub struct NetConfig {
     pub keepalive_interval: Duration,
     /// A connection silent for this long is closed.
     pub keepalive_timeout: Duration,
-    /// Outgoing messages queued per connection.
+    /// Outgoing maintenance messages (points, requests, closes) queued per connection.
+    /// They go before application messages.
     pub queue_len: usize,
+    /// Outgoing application messages ([`Node::channel`]) queued per connection: when
+    /// full, a [`channel::Sender`] drops or errs, as its caller chooses; it never blocks.
+    pub send_queue_len: usize,
+    /// Addresses this node is reachable at besides its sockets' own (a NAT's port
+    /// mapping, a load balancer): a dialer must have dialed one of our addresses, or the
+    /// handshake is refused (`WrongAddress`: see [`crate::handshake`]).
+    pub external_addrs: Vec<SocketAddr>,
 }
 
 impl Default for NetConfig {
@@ -77,6 +90,8 @@ impl Default for NetConfig {
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(30),
             queue_len: 32,
+            send_queue_len: 1024,
+            external_addrs: Vec::new(),
         }
     }
 }
@@ -118,6 +133,12 @@ impl NetConfig {
         }
         if self.queue_len == 0 {
             return Err(invalid("queue_len", "must be greater than 0"));
+        }
+        if self.send_queue_len == 0 || self.send_queue_len > 1 << 20 {
+            return Err(invalid("send_queue_len", "must be 1 to 1048576"));
+        }
+        if self.external_addrs.len() > 64 {
+            return Err(invalid("external_addrs", "must hold at most 64 addresses"));
         }
         Ok(())
     }
@@ -249,6 +270,8 @@ struct NodeInner {
     local_addr: SocketAddr,
     peer_id: PeerId,
     bounds: Bounds,
+    channels: Arc<channel::Channels>,
+    peers: Arc<channel::PeerTable>,
 }
 
 impl std::fmt::Debug for Node {
@@ -477,7 +500,10 @@ impl<T: Transport> NodeBuilder<T> {
             dial_timeout,
             stop: cancel.clone(),
             nudged: std::sync::atomic::AtomicBool::new(false),
+            channels: Arc::default(),
+            peers: Arc::default(),
         });
+        let (channels, peers) = (ctx.channels.clone(), ctx.peers.clone());
         let transport = Arc::new(self.transport);
         let next_conn = Arc::new(AtomicU64::new(1));
         let triggers = Arc::new(Triggers::new());
@@ -529,6 +555,8 @@ impl<T: Transport> NodeBuilder<T> {
                 local_addr,
                 peer_id,
                 bounds,
+                channels,
+                peers,
             }),
         })
     }
@@ -615,6 +643,46 @@ impl Node {
     /// The bounds derived from the config.
     pub fn bounds(&self) -> Bounds {
         self.inner.bounds
+    }
+
+    /// Opens application channel `id` on every connection this node keeps, now and later:
+    /// a [`Sender`] to send bytes to one peer, some or all, and a [`Receiver`] of what
+    /// peers send on it, each message with the proven id of its sender. See
+    /// [`channel`] for the bounds, the priorities and what happens to a peer that breaks
+    /// the channel's limits. Both sides must open the channel; a message for a channel
+    /// that is not open is dropped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use peerkeeper::node::{ChannelConfig, Node, Recipients, WhenFull};
+    /// use peerkeeper::{identity::Keypair, transport::memory::MemoryNetwork, Config};
+    /// let net = MemoryNetwork::new();
+    /// let config = Config { min_connections: 1, expected_connections: 2, max_connections: 3,
+    ///                       ..Config::default() };
+    /// let a = Node::builder(config.clone(), net.bind("10.0.0.1:1".parse().unwrap()).unwrap())
+    ///     .identity(Keypair::from_seed(1)).seed(1).start().unwrap();
+    /// let b = Node::builder(config, net.bind("10.0.0.2:1".parse().unwrap()).unwrap())
+    ///     .identity(Keypair::from_seed(2)).seed(2).bootstrap(vec![a.local_addr()]).start().unwrap();
+    /// let (_a_tx, mut a_rx) = a.channel(7, ChannelConfig::default()).unwrap();
+    /// let (b_tx, _b_rx) = b.channel(7, ChannelConfig::default()).unwrap();
+    /// b.status_watch().wait_for(|s| s.connections == 1).await.unwrap();
+    /// b_tx.send(Recipients::One(a.peer_id()), &b"hello"[..], WhenFull::Error).unwrap();
+    /// let (from, msg) = a_rx.recv().await.unwrap();
+    /// assert_eq!((from, &msg[..]), (b.peer_id(), &b"hello"[..]));
+    /// # }
+    /// ```
+    pub fn channel(
+        &self,
+        id: u16,
+        config: ChannelConfig,
+    ) -> Result<(Sender, Receiver), ChannelError> {
+        channel::open(&self.inner.channels, &self.inner.peers, id, config)
+    }
+
+    /// The connected peers (ordered by id), with the round-trip time measured on
+    /// keepalives where known.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.inner.peers.list()
     }
 
     async fn ask<R>(&self, cmd: impl FnOnce(oneshot::Sender<R>) -> Cmd) -> Result<R, NodeError> {

@@ -43,6 +43,8 @@ pub struct MemoryLink {
     pending: Option<Stamped>,
     sleep: Option<Pin<Box<Sleep>>>,
     latency: Duration,
+    /// The address the other side reached (set on the accepting end).
+    local: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for MemoryLink {
@@ -65,8 +67,18 @@ impl MemoryLink {
             pending: None,
             sleep: None,
             latency,
+            local: None,
         };
         (end(atx, arx), end(btx, brx))
+    }
+}
+
+impl super::Link for MemoryLink {
+    /// Messages on an in-memory link never leave the process: nothing to seal.
+    fn secure(&mut self, _keys: crate::secure::SessionKeys) {}
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
     }
 }
 
@@ -289,7 +301,8 @@ impl Transport for MemoryTransport {
             };
             let listener =
                 listener.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
-            let (ours, theirs) = MemoryLink::pair(latency);
+            let (ours, mut theirs) = MemoryLink::pair(latency);
+            theirs.local = Some(point);
             listener
                 .send((theirs, remote))
                 .await

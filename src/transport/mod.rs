@@ -14,6 +14,7 @@
 pub mod memory;
 pub mod tcp;
 
+use crate::secure::SessionKeys;
 use crate::wire::{Message, WireError};
 use futures::future::BoxFuture;
 use futures::{Sink, Stream};
@@ -21,7 +22,8 @@ use std::io;
 use std::net::SocketAddr;
 
 /// A bidirectional stream of wire messages: what a transport gives for each connection.
-/// A stream error that [`WireError::is_violation`] is a peer's fault (garbage, oversized).
+/// A stream error that [`WireError::is_violation`] is a peer's fault (garbage, oversized,
+/// a sealed frame that does not open).
 pub trait Link:
     Stream<Item = Result<Message, WireError>>
     + Sink<Message, Error = WireError>
@@ -29,15 +31,15 @@ pub trait Link:
     + Unpin
     + 'static
 {
-}
+    /// Seals every message from now on, both ways, with the keys the handshake agreed
+    /// ([`crate::handshake`]). A link whose bytes never leave the process (the in-memory
+    /// network) may ignore them.
+    fn secure(&mut self, keys: SessionKeys);
 
-impl<T> Link for T where
-    T: Stream<Item = Result<Message, WireError>>
-        + Sink<Message, Error = WireError>
-        + Send
-        + Unpin
-        + 'static
-{
+    /// This end's own address, as the other side reached it (the acceptor checks that a
+    /// dialer dialed it: [`crate::handshake::accept_hello`]). `None` when the transport
+    /// cannot tell; the check is then skipped.
+    fn local_addr(&self) -> Option<SocketAddr>;
 }
 
 /// Opens and accepts links. See the module docs.

@@ -37,6 +37,16 @@ impl TcpTransport {
     }
 }
 
+impl super::Link for TcpLink {
+    fn secure(&mut self, keys: crate::secure::SessionKeys) {
+        self.codec_mut().secure(keys);
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.get_ref().local_addr().ok()
+    }
+}
+
 fn framed(stream: TcpStream) -> TcpLink {
     let _ = stream.set_nodelay(true);
     Framed::new(stream, WireCodec::default())

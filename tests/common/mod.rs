@@ -16,7 +16,8 @@
 use futures::future::BoxFuture;
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use peerkeeper::core::{Action, NodeCore, TracedAction};
-use peerkeeper::identity::{self as ident, Identity, Keypair, Role, Side};
+use peerkeeper::handshake::{accept_hello, DialerHandshake, Role};
+use peerkeeper::identity::{Identity, Keypair};
 use peerkeeper::maintenance::CycleReport;
 use peerkeeper::node::{Node, NodeBuilder, NodeStatus};
 use peerkeeper::pool::{PointState, Source};
@@ -329,7 +330,7 @@ pub struct MemPeer {
 pub async fn mem_peer(lab: &Lab, point: SocketAddr, id: u64, to: SocketAddr) -> (MemPeer, Message) {
     let transport = lab.bind(point);
     let mut link = transport.connect(to).await.expect("the node listens");
-    let reply = dial_handshake(&mut link, id, point.port(), "peerkeeper").await;
+    let reply = dial_handshake(&mut link, to, id, point.port(), "peerkeeper").await;
     (
         MemPeer {
             point,
@@ -421,6 +422,15 @@ impl<L: Link> Stream for CountedLink<L> {
     }
 }
 
+impl<L: Link> Link for CountedLink<L> {
+    fn secure(&mut self, keys: peerkeeper::secure::SessionKeys) {
+        self.inner.secure(keys)
+    }
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
 impl<L: Link> Sink<Message> for CountedLink<L> {
     type Error = WireError;
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
@@ -480,64 +490,60 @@ pub fn peer_of(id: u64) -> PeerId {
     key(id).peer_id()
 }
 
-/// A hello of raw peer `id` claiming to listen on `port` (a fixed nonce: for tests that
-/// only send a hello).
+/// A hello of raw peer `id` claiming to listen on `port`, naming no dialed address and a
+/// fresh ephemeral key: for tests that only send a hello (a second hello, another
+/// network).
 pub fn hello(id: u64, port: u16, network: &str) -> Message {
-    hello_with(&peer_of(id), [7; 32], port, network)
-}
-
-/// A hello claiming `peer`, with `nonce`.
-pub fn hello_with(peer: &PeerId, nonce: [u8; 32], port: u16, network: &str) -> Message {
     Message::Hello(wire::Hello {
         network: network.into(),
         version: PROTOCOL_VERSION,
-        key: *peer.as_bytes(),
-        nonce,
+        key: *peer_of(id).as_bytes(),
+        ephemeral: peerkeeper::secure::Ephemeral::generate().public(),
         listen_port: port,
+        dialed: None,
     })
 }
 
-/// The dialer's side of the v3 handshake on `link`, as raw peer `id` (listening on
-/// `port`): hello, the node's hello, our signature, the node's answer. Returns the node's
-/// hello when it admitted us (its signature checked), or else the message that ended the
-/// handshake (a refusal).
-pub async fn dial_handshake<L: Link>(link: &mut L, id: u64, port: u16, network: &str) -> Message {
-    dial_handshake_as(link, &key(id), port, network).await
+/// The dialer's side of the v4 handshake on `link` to `to`, as raw peer `id` (listening on
+/// `port`): hello, the node's hello, keys, our signature (sealed), the node's answer.
+/// Returns the node's hello when it admitted us (its signature checked), or else the
+/// message that ended the handshake (a refusal).
+pub async fn dial_handshake<L: Link>(
+    link: &mut L,
+    to: SocketAddr,
+    id: u64,
+    port: u16,
+    network: &str,
+) -> Message {
+    dial_handshake_as(link, to, &key(id), port, network).await
 }
 
 /// As [`dial_handshake`], with `signer`'s key.
 pub async fn dial_handshake_as<L: Link>(
     link: &mut L,
+    to: SocketAddr,
     signer: &Keypair,
     port: u16,
     network: &str,
 ) -> Message {
-    let me = Side {
-        peer: signer.peer_id(),
-        nonce: ident::fresh_nonce(),
-    };
-    link.send(hello_with(&me.peer, me.nonce, port, network))
-        .await
-        .unwrap();
+    let hs = DialerHandshake::new(signer.peer_id(), network, port, to);
+    link.send(Message::Hello(hs.hello().clone())).await.unwrap();
     let reply = next_message(link).await.expect("an answer");
     let Message::Hello(h) = &reply else {
         return reply;
     };
-    let them = Side {
-        peer: PeerId::from_bytes(h.key),
-        nonce: h.nonce,
-    };
-    let t = ident::transcript(Role::Dialer, network, PROTOCOL_VERSION, &me, &them);
+    let agreed = hs.on_hello(h.clone()).expect("the node's hello is good");
+    link.secure(agreed.keys);
     link.send(Message::Auth {
-        signature: signer.sign(&t),
+        signature: agreed.transcript.sign(signer, Role::Dialer),
     })
     .await
     .unwrap();
     match next_message(link).await.expect("an answer") {
         Message::Auth { signature } => {
-            let t = ident::transcript(Role::Acceptor, network, PROTOCOL_VERSION, &me, &them);
-            assert!(
-                signer.verify(&them.peer, &t, &signature),
+            assert_eq!(
+                agreed.transcript.verify(signer, Role::Acceptor, &signature),
+                Ok(agreed.peer),
                 "the node's signature verifies"
             );
             reply
@@ -546,7 +552,7 @@ pub async fn dial_handshake_as<L: Link>(
     }
 }
 
-/// The acceptor's side of the v3 handshake on `link` (the node dialed us), as raw peer
+/// The acceptor's side of the v4 handshake on `link` (the node dialed us), as raw peer
 /// `id` listening on `port`: the node's hello, ours, its signature (checked), ours.
 pub async fn accept_handshake_as<L: Link>(link: &mut L, id: u64, port: u16) {
     let signer = key(id);
@@ -554,26 +560,22 @@ pub async fn accept_handshake_as<L: Link>(link: &mut L, id: u64, port: u16) {
     let Some(Message::Hello(h)) = m else {
         panic!("expected a hello, got {m:?}");
     };
-    let them = Side {
-        peer: PeerId::from_bytes(h.key),
-        nonce: h.nonce,
-    };
-    let me = Side {
-        peer: signer.peer_id(),
-        nonce: ident::fresh_nonce(),
-    };
-    link.send(hello_with(&me.peer, me.nonce, port, &h.network))
-        .await
-        .unwrap();
+    let network = h.network.clone();
+    let local = link.local_addr();
+    let (ours, agreed) = accept_hello(signer.peer_id(), &network, port, h, local, &[])
+        .expect("the node's hello is good");
+    link.send(Message::Hello(ours)).await.unwrap();
+    link.secure(agreed.keys);
     let m = next_message(link).await;
     let Some(Message::Auth { signature }) = m else {
         panic!("expected the node's signature, got {m:?}");
     };
-    let t = ident::transcript(Role::Dialer, &h.network, PROTOCOL_VERSION, &them, &me);
-    assert!(signer.verify(&them.peer, &t, &signature));
-    let t = ident::transcript(Role::Acceptor, &h.network, PROTOCOL_VERSION, &them, &me);
+    assert_eq!(
+        agreed.transcript.verify(&signer, Role::Dialer, &signature),
+        Ok(agreed.peer)
+    );
     link.send(Message::Auth {
-        signature: signer.sign(&t),
+        signature: agreed.transcript.sign(&signer, Role::Acceptor),
     })
     .await
     .unwrap();
@@ -595,7 +597,7 @@ pub async fn read_until_closed<L: Link>(link: &mut L, within: Duration) -> (Vec<
         loop {
             match link.next().await {
                 None | Some(Err(_)) => return true,
-                Some(Ok(Message::KeepAlive)) => {}
+                Some(Ok(Message::KeepAlive | Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(m @ Message::Close(_))) => {
                     seen.push(m);
                     return true;
@@ -636,7 +638,7 @@ pub async fn tcp_node(config: &Config, id: u64, bootstrap: Vec<SocketAddr>) -> N
 pub async fn raw_peer(to: SocketAddr, id: u64, port: u16, network: &str) -> (TcpLink, Message) {
     let stream = TcpStream::connect(to).await.unwrap();
     let mut conn = Framed::new(stream, WireCodec::default());
-    let reply = tokio::time::timeout(DEADLINE, dial_handshake(&mut conn, id, port, network))
+    let reply = tokio::time::timeout(DEADLINE, dial_handshake(&mut conn, to, id, port, network))
         .await
         .expect("a reply in time");
     (conn, reply)
