@@ -64,18 +64,25 @@
 //!   by the others of that run (they failed for the same reason);
 //! * while offline, such a dial ends as [`DialEnd::Offline`]: the point's failure count
 //!   does not grow (so it is neither backed off nor garbage-collected first for it), and
-//!   it waits one probe interval (the longer of [`OFFLINE_RETRY`] and twice
-//!   `dial_timeout`) per [`OFFLINE_PROBES`] points waiting, rounded up to a multiple of
-//!   the interval, so that the node keeps trying at about `OFFLINE_PROBES` dials per
-//!   interval whatever the size of its pool, in batches with quiet gaps between them (in
-//!   which a maintenance cycle can end: `maintain()` returns while offline too);
-//! * anything that proves the network works ends it: a dial that reaches a peer (a
-//!   handshake, a refusal, even a protocol error) or a peer's handshake reaching us. Every
-//!   point that waited while offline is then dialable at once, so the node reconnects
-//!   straight away rather than after the longest backoff.
+//!   it waits one probe interval per [`OFFLINE_PROBES`] points waiting, rounded up to a
+//!   multiple of the interval, so that the node keeps trying at about `OFFLINE_PROBES`
+//!   dials per interval whatever the size of its pool, in batches with quiet gaps between
+//!   them (in which a maintenance cycle can end: `maintain()` returns while offline too).
+//!   The interval starts at [`OFFLINE_FIRST_PROBE`] and doubles as the time offline
+//!   doubles, up to the longer of [`OFFLINE_RETRY`] and twice `dial_timeout`: a network
+//!   that was gone for a moment is found again at once, a long outage costs few dials;
+//! * anything that proves the network works ends it, or keeps the node from going
+//!   offline: a dial that reaches a peer (a handshake, a refusal, even a protocol error),
+//!   a connection refused at once ([`DialFailure::Refused`]: the host answered, nobody
+//!   listens there, as when a node starts before its seed), or a peer's handshake
+//!   reaching us. Every point that waited while offline is then dialable at once, so the
+//!   node reconnects straight away rather than after the longest backoff.
 //!
 //! A refusal or a protocol error counts against its point as before, offline or not. The
-//! octez model ([`Policy::Octez`]) has no offline rule: it backs off as octez does.
+//! configured points (trusted and bootstrap) cost nothing to retry: their backoff is
+//! capped at [`crate::pool::CONFIGURED_RETRY_CAP`], so a node that starts before its seed
+//! reaches it within about a second of its start. The octez model ([`Policy::Octez`]) has
+//! neither rule: it backs off as octez does.
 
 mod event;
 mod input;
@@ -133,14 +140,18 @@ pub const MAX_EXPECTED_PEERS: usize = 1024;
 /// timeouts) while the node has no connection at all, the node counts itself offline
 /// and stops holding the failures against the points (see the module docs).
 pub const OFFLINE_AFTER: usize = 3;
-/// The offline rule: the shortest probe interval (it is at least twice `dial_timeout`).
-/// A point that failed while the node was offline waits one interval per
-/// [`OFFLINE_PROBES`] points waiting before it is dialed again (so that an offline node
-/// dials about `OFFLINE_PROBES` points per interval, however large its pool).
+/// The offline rule: the longest probe interval is the longer of this and twice
+/// `dial_timeout`; it starts at [`OFFLINE_FIRST_PROBE`] and doubles up to it. A point
+/// that failed while the node was offline waits one interval per [`OFFLINE_PROBES`]
+/// points waiting before it is dialed again (so that an offline node dials about
+/// `OFFLINE_PROBES` points per interval, however large its pool).
 pub const OFFLINE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
-/// The offline rule: about how many points an offline node dials per probe interval
-/// ([`OFFLINE_RETRY`], or twice `dial_timeout` if longer).
+/// The offline rule: about how many points an offline node dials per probe interval.
 pub const OFFLINE_PROBES: usize = 4;
+/// The offline rule: the first probe interval, when the node has just gone offline. It
+/// doubles as the node stays offline, up to [`OFFLINE_RETRY`] (or twice `dial_timeout`
+/// if longer): an offline node tries again quickly at first, then slowly.
+pub const OFFLINE_FIRST_PROBE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What a peer says of itself in the handshake, once the shell has checked the network
 /// name and the protocol version.
@@ -208,8 +219,13 @@ pub enum Admission {
 pub enum DialFailure {
     /// No answer within `dial_timeout`.
     Timeout,
-    /// The connection could not be made or broke during the handshake.
+    /// The connection could not be made (the point is unreachable) or broke during the
+    /// handshake.
     Io,
+    /// The connection was refused at once (`ECONNREFUSED`): the point's host answered,
+    /// nobody listens there. Proof that the network works (the offline rule), and a
+    /// failure of the point.
+    Refused,
     /// The peer broke the protocol during the handshake (its point is greylisted).
     Protocol,
     /// The dial was abandoned (shutdown): no verdict on the point.
@@ -1113,7 +1129,9 @@ impl NodeCore {
         let replaces = self.swaps.remove(&point);
         if matches!(
             result,
-            DialResult::Connected { .. } | DialResult::Refused { .. }
+            DialResult::Connected { .. }
+                | DialResult::Refused { .. }
+                | DialResult::Failed(DialFailure::Refused)
         ) {
             self.network_reached(now);
         }
@@ -1183,7 +1201,7 @@ impl NodeCore {
                         self.count_dial(point, DialEnd::TimedOut, now);
                         DialOutcome::Failed
                     }
-                    DialFailure::Io => {
+                    DialFailure::Io | DialFailure::Refused => {
                         self.count_dial(point, DialEnd::Failed, now);
                         DialOutcome::Failed
                     }
@@ -1254,20 +1272,38 @@ impl NodeCore {
     }
 
     /// The offline rule's retry: when a point that failed at `now` while offline may be
-    /// dialed again. It waits one probe interval (the longer of [`OFFLINE_RETRY`] and
-    /// twice `dial_timeout`) per [`OFFLINE_PROBES`] points waiting, so the rate of dials
-    /// while offline stays bounded, rounded up to a multiple of the interval: the probes
-    /// come in batches with quiet gaps between them, in which a maintenance cycle can end
-    /// (a steady trickle of redials would keep one running).
+    /// dialed again. It waits one probe interval ([`probe_interval`](Self::probe_interval))
+    /// per [`OFFLINE_PROBES`] points waiting, so the rate of dials while offline stays
+    /// bounded, rounded up to a multiple of the interval: the probes come in batches with
+    /// quiet gaps between them, in which a maintenance cycle can end (a steady trickle of
+    /// redials would keep one running).
     fn offline_until(&self, now: Time) -> Time {
-        let every = OFFLINE_RETRY.max(self.config.dial_timeout.saturating_mul(2));
-        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        let every_ms = self.probe_interval(now);
         let waves =
             u64::try_from(self.parked.len().div_ceil(OFFLINE_PROBES).max(1)).unwrap_or(u64::MAX);
         let earliest = now
             .as_millis()
             .saturating_add(every_ms.saturating_mul(waves));
         Time::from_millis(earliest.div_ceil(every_ms).saturating_mul(every_ms))
+    }
+
+    /// The offline rule's probe interval at `now`, in milliseconds: [`OFFLINE_FIRST_PROBE`]
+    /// when the node has just gone offline, doubled for every doubling of the time it has
+    /// been offline, up to the longer of [`OFFLINE_RETRY`] and twice `dial_timeout`. A
+    /// node whose network is down for a moment (a laptop waking, a container whose
+    /// network comes up after the process) finds it again within about as long as it was
+    /// gone; one offline for long probes at the slow rate.
+    fn probe_interval(&self, now: Time) -> u64 {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let last = ms(OFFLINE_RETRY.max(self.config.dial_timeout.saturating_mul(2))).max(1);
+        let offline_for = self
+            .offline_since
+            .map_or(0, |since| now.as_millis().saturating_sub(since.as_millis()));
+        let mut every = ms(OFFLINE_FIRST_PROBE).clamp(1, last);
+        while every < last && every.saturating_mul(2) <= offline_for {
+            every = every.saturating_mul(2);
+        }
+        every.min(last)
     }
 
     /// The offline rule: something answered (a dial reached a peer, or a peer's handshake

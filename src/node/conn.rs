@@ -158,10 +158,12 @@ pub(crate) async fn dial<T: Transport>(
     cancel: CancellationToken,
 ) {
     let attempt = async {
-        let mut link = transport
-            .connect(point)
-            .await
-            .map_err(|_| DialResult::Failed(DialFailure::Io))?;
+        let mut link = transport.connect(point).await.map_err(|e| {
+            DialResult::Failed(match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => DialFailure::Refused,
+                _ => DialFailure::Io,
+            })
+        })?;
         let (hello, me) = ctx.hello();
         if !send_within(&mut link, hello, ctx.net.handshake_timeout).await {
             return Err(DialResult::Failed(DialFailure::Io));
