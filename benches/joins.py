@@ -53,6 +53,7 @@ class Net:
         self.base = base
         self.data = data  # a directory for the nodes' data directories, or None
         self.procs = {}  # index -> Popen; index 0 is the seed
+        self.logs = {}  # index -> its stderr
 
     def cmd(self, i):
         c = f"{a.bin} node --listen 127.0.0.1:{self.base + i} {a.args}"
@@ -63,8 +64,16 @@ class Net:
         return shlex.split(c)
 
     def start(self, i):
-        self.procs[i] = subprocess.Popen(self.cmd(i), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # stderr kept (the last lines say why, should a node exit)
+        log = tempfile.TemporaryFile()
+        self.procs[i] = subprocess.Popen(self.cmd(i), stdout=subprocess.DEVNULL, stderr=log)
+        self.logs[i] = log
         return time.monotonic()
+
+    def why(self, i):
+        log = self.logs[i]
+        log.seek(0)
+        return log.read().decode(errors="replace").strip().splitlines()[-3:]
 
     def stop(self, i):
         p = self.procs.pop(i)
@@ -92,7 +101,7 @@ class Net:
                 return time.monotonic() - since
             exited = [i for i, p in self.procs.items() if p.poll() is not None]
             if exited:
-                raise SystemExit(f"node(s) {exited} exited")
+                raise SystemExit(f"node(s) {exited} exited: {[self.why(i) for i in exited]}")
             time.sleep(0.1)
         return None
 

@@ -7,6 +7,37 @@ mod proc;
 
 use proc::NodeProcess;
 
+/// Issue 18: with the default save interval (5 minutes), a node killed with `kill -9`
+/// seconds after its first connection has saved it anyway (a save soon after the first
+/// connections and a new anchor, debounced), and reconnects from `--data-dir` alone.
+#[test]
+fn a_node_killed_seconds_after_its_first_connection_reconnects_from_its_data_dir() {
+    let dir = proc::scratch("persist-cli", "kill9-early");
+    let d = dir.to_str().unwrap();
+    let a = NodeProcess::start(&[]);
+    let (a_listen, _) = a.listen_and_id();
+    let mut b = NodeProcess::start(&["--data-dir", d, "--peer", &a_listen]);
+    b.wait_for("B connected to A", |l| {
+        l.starts_with("status: 1 connections")
+    });
+    // Not the 5-minute save: the one soon after the first connection.
+    b.wait_for("a save with A as anchor", |l| {
+        l.contains("saved the pool") && l.contains("anchors=1")
+    });
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    a.wait_for("A saw B go", |l| l.starts_with("status: 0 connections"));
+
+    let b = NodeProcess::start(&["--data-dir", d]);
+    let restored = b.find("the pool restored", |l| {
+        l.contains("restored the saved pool")
+    });
+    assert!(restored.contains("anchors=1"), "{restored}");
+    b.wait_for("B reconnected to A", |l| {
+        l.starts_with("status: 1 connections")
+    });
+}
+
 #[test]
 fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
     let dir = proc::scratch("persist-cli", "kill9");

@@ -153,6 +153,17 @@ pub const OFFLINE_PROBES: usize = 4;
 /// if longer): an offline node tries again quickly at first, then slowly.
 pub const OFFLINE_FIRST_PROBE: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// The saved pool (issue 18): a shell that keeps the pool on disk saves it this long
+/// after it changed materially ([`NodeCore::save_due`]), so that a burst of changes (the
+/// first connections, one after the other) is one save.
+pub const SAVE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The saved pool: at most one save for material changes per this long, however busy the
+/// node (the shell's periodic save comes on top).
+pub const SAVE_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// The saved pool: this many new points learned from the network since the last save
+/// are a material change.
+pub const SAVE_AFTER_NEW_POINTS: u64 = 64;
+
 /// What a peer says of itself in the handshake, once the shell has checked the network
 /// name and the protocol version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -499,6 +510,12 @@ pub struct NodeCore {
     /// The offline rule: the points that failed, unpenalised, while offline; released
     /// (dialable at once) when the network is back. At most the pool's `max_points`.
     parked: BTreeSet<SocketAddr>,
+    /// The saved pool: since when the pool holds a material change not saved yet.
+    unsaved_since: Option<Time>,
+    /// The saved pool: when the shell last saved it ([`NodeCore::saved`]).
+    saved_at: Option<Time>,
+    /// The saved pool: `stats.points.new` at the last save.
+    new_points_at_save: u64,
 }
 
 impl NodeCore {
@@ -572,6 +589,9 @@ impl NodeCore {
             unreached: VecDeque::new(),
             offline_since: None,
             parked: BTreeSet::new(),
+            unsaved_since: None,
+            saved_at: None,
+            new_points_at_save: 0,
         }
     }
 
@@ -1068,6 +1088,7 @@ impl NodeCore {
             Ok(_) => {
                 self.conns
                     .insert(conn, ConnMeta::new(point, hello.peer, Direction::Inbound));
+                self.note_connection(Direction::Inbound, now);
                 self.stats.admission.accepted += 1;
                 let peer = hello.peer;
                 self.emit(|| Event::Connected {
@@ -1323,6 +1344,53 @@ impl NodeCore {
         self.offline_since
     }
 
+    // ----- the saved pool --------------------------------------------------------------
+
+    /// When a shell that keeps the pool on disk should save it next, because the pool
+    /// changed materially since the last save ([`saved`](Self::saved)): the first
+    /// connections (up to `min_threshold`), a new anchor (an outbound connection among
+    /// the first [`MAX_ANCHORS`](crate::pool::snapshot::MAX_ANCHORS)), or
+    /// [`SAVE_AFTER_NEW_POINTS`] new points. Debounced: [`SAVE_DELAY`] after the first
+    /// unsaved change, and never sooner than [`SAVE_MIN_INTERVAL`] after the last save.
+    /// `None`: nothing worth a save now (a shell's periodic save catches the rest). Not
+    /// a decision of the node's: traces and replays ignore it.
+    pub fn save_due(&self) -> Option<Time> {
+        let since = self.unsaved_since?;
+        let debounced = since + SAVE_DELAY;
+        Some(match self.saved_at {
+            Some(last) => debounced.max(last + SAVE_MIN_INTERVAL),
+            None => debounced,
+        })
+    }
+
+    /// The shell took a snapshot to save at `now` ([`snapshot`](Self::snapshot)): the
+    /// changes so far are saved.
+    pub fn saved(&mut self, now: Time) {
+        self.unsaved_since = None;
+        self.saved_at = Some(now.max(self.clock));
+        self.new_points_at_save = self.stats.points.new;
+    }
+
+    /// The pool changed materially at `now` (see [`save_due`](Self::save_due)).
+    fn unsaved(&mut self, now: Time) {
+        self.unsaved_since.get_or_insert(now);
+    }
+
+    /// A connection opened: the first ones, and new anchors, are worth a save soon.
+    fn note_connection(&mut self, direction: Direction, now: Time) {
+        let first = self.pool.active_count() <= self.bounds.min_threshold;
+        let anchor = direction == Direction::Outbound
+            && self
+                .conns
+                .values()
+                .filter(|c| c.direction == Direction::Outbound)
+                .count()
+                <= crate::pool::snapshot::MAX_ANCHORS;
+        if first || anchor {
+            self.unsaved(now);
+        }
+    }
+
     fn dial_connected(
         &mut self,
         point: SocketAddr,
@@ -1414,6 +1482,7 @@ impl NodeCore {
             Ok(_) => {
                 self.conns
                     .insert(conn, ConnMeta::new(point, peer, Direction::Outbound));
+                self.note_connection(Direction::Outbound, now);
                 self.count_dial(point, DialEnd::Succeeded, now);
                 self.emit(|| Event::Connected {
                     at: now,
@@ -2312,6 +2381,13 @@ impl NodeCore {
     /// connection (asked for points at once while points are wanted). Repeats while the
     /// reactions change the pool, a bounded number of times.
     fn settle(&mut self, now: Time) {
+        if self.stats.points.new
+            >= self
+                .new_points_at_save
+                .saturating_add(SAVE_AFTER_NEW_POINTS)
+        {
+            self.unsaved(now);
+        }
         self.settle_triggers(now);
         self.dial_primaries(now);
         self.test_collisions(now);
