@@ -27,6 +27,7 @@ import json
 import random
 import re
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
@@ -42,23 +43,33 @@ ap.add_argument("--k", type=int, default=2)
 ap.add_argument("--timeout", type=float, default=60, help="give up on one wait after this long (s)")
 ap.add_argument("--stagger", type=float, default=0.5, help="seconds between starts (random)")
 ap.add_argument("--seed-delay", type=float, default=3.0, help="seconds the seed starts after the rest (seed-last)")
-ap.add_argument("--base-port", type=int, default=47000)
 ap.add_argument("--args", default="--min 2 --expected 4 --max 6 --status-interval 0s")
 ap.add_argument("--no-data-dir", action="store_true", help="rolling: restart the nodes without a data directory")
 a = ap.parse_args()
 
 
+def free_ports(n):
+    """n ports free now (the OS's choice: fixed ranges collide with other runs on the machine)."""
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 class Net:
-    def __init__(self, base, data=None):
-        self.base = base
+    def __init__(self, data=None):
+        self.ports = free_ports(a.n)
         self.data = data  # a directory for the nodes' data directories, or None
         self.procs = {}  # index -> Popen; index 0 is the seed
         self.logs = {}  # index -> its stderr
 
     def cmd(self, i):
-        c = f"{a.bin} node --listen 127.0.0.1:{self.base + i} {a.args}"
+        c = f"{a.bin} node --listen 127.0.0.1:{self.ports[i]} {a.args}"
         if i > 0:
-            c += f" --peer 127.0.0.1:{self.base}"
+            c += f" --peer 127.0.0.1:{self.ports[0]}"
         if self.data:
             c += f" --data-dir {self.data}/node-{i}"
         return shlex.split(c)
@@ -112,7 +123,7 @@ class Net:
 
 def run(scenario, r):
     data = tempfile.mkdtemp(prefix="pk-joins-") if scenario == "rolling" and not a.no_data_dir else None
-    net = Net(a.base_port + 100 * r, data)
+    net = Net(data)
     rng = random.Random(r)
     extra = {}
     try:
