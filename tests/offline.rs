@@ -25,11 +25,16 @@ fn config() -> Config {
     }
 }
 
-/// A started node that knows `POINTS` points.
+/// A started node that knows `POINTS` bootstrap points.
 fn node() -> NodeCore {
-    let mut core = NodeCore::new(config(), PeerId::from_u64(1), 7);
     let points: Vec<_> = (0..POINTS).map(point).collect();
-    core.add_points(&points, Source::Bootstrap, Time::ZERO);
+    node_knowing(&points, Source::Bootstrap)
+}
+
+/// A started node that knows `points`, from `source`.
+fn node_knowing(points: &[SocketAddr], source: Source) -> NodeCore {
+    let mut core = NodeCore::new(config(), PeerId::from_u64(1), 7);
+    core.add_points(points, source, Time::ZERO);
     core.start(Time::ZERO);
     core
 }
@@ -37,19 +42,29 @@ fn node() -> NodeCore {
 /// Runs the node until `until`, every dial failing at once with `failure`; returns the
 /// number of dials. Time moves from deadline to deadline (at least 1 ms per step).
 fn run_failing(core: &mut NodeCore, from: Time, until: Time, failure: DialFailure) -> usize {
+    dial_times(core, from, until, failure).len()
+}
+
+/// As [`run_failing`], returning every dial with its time.
+fn dial_times(
+    core: &mut NodeCore,
+    from: Time,
+    until: Time,
+    failure: DialFailure,
+) -> Vec<(SocketAddr, Time)> {
     let mut now = from;
-    let mut dials = 0;
+    let mut dials = Vec::new();
     while now < until {
         while let Some(a) = core.poll_action() {
             if let Action::Dial(p) = a {
-                dials += 1;
+                dials.push((p, now));
                 core.handle_dial_result(p, DialResult::Failed(failure), now);
                 core.check_invariants();
             }
         }
         let next = core
             .next_deadline()
-            .expect("an offline node keeps a timer: it keeps trying");
+            .expect("a failing node keeps a timer: it keeps trying");
         now = next.max(now + Duration::from_millis(1)).min(until);
         core.handle_timeout(now);
     }
@@ -260,39 +275,15 @@ fn the_octez_model_has_no_offline_rule() {
     assert!(max_failures(&core) >= 2, "octez backs off as octez does");
 }
 
-/// Every dial until `until` with its time, each failing at once with `failure`.
-fn dial_times(core: &mut NodeCore, until: Time, failure: DialFailure) -> Vec<(SocketAddr, Time)> {
-    let mut now = Time::ZERO;
-    let mut dials = Vec::new();
-    while now < until {
-        while let Some(a) = core.poll_action() {
-            if let Action::Dial(p) = a {
-                dials.push((p, now));
-                core.handle_dial_result(p, DialResult::Failed(failure), now);
-                core.check_invariants();
-            }
-        }
-        let Some(next) = core.next_deadline() else {
-            break;
-        };
-        now = next.max(now + Duration::from_millis(1)).min(until);
-        core.handle_timeout(now);
-    }
-    dials
-}
-
 /// A node started before its seed (issue 18): the seed's port refuses the connection at
 /// once. A refusal proves the network works, so the node never counts itself offline,
 /// and the seed, a configured point, is dialed again within about a second every time
 /// (its backoff capped at `CONFIGURED_RETRY_CAP`), however long it has been refusing.
 #[test]
 fn a_refused_seed_is_retried_within_about_a_second_and_the_node_is_not_offline() {
-    let seed = point(0);
-    let mut core = NodeCore::new(config(), PeerId::from_u64(1), 7);
-    core.add_points(&[seed], Source::Bootstrap, Time::ZERO);
-    core.start(Time::ZERO);
+    let mut core = node_knowing(&[point(0)], Source::Bootstrap);
     let minute = Time::from_millis(60_000);
-    let dials = dial_times(&mut core, minute, DialFailure::Refused);
+    let dials = dial_times(&mut core, Time::ZERO, minute, DialFailure::Refused);
     assert_eq!(core.offline_since(), None, "a refusal is not offline");
     assert_eq!(core.stats().dials.offline, 0);
     let times: Vec<u64> = dials.iter().map(|(_, t)| t.as_millis()).collect();
@@ -313,10 +304,9 @@ fn a_refused_seed_is_retried_within_about_a_second_and_the_node_is_not_offline()
 #[test]
 fn a_refused_peer_shared_point_backs_off_as_usual() {
     let p = point(0);
-    let mut core = NodeCore::new(config(), PeerId::from_u64(1), 7);
-    core.add_points(&[p], Source::PeerSharing, Time::ZERO);
-    core.start(Time::ZERO);
-    let dials = dial_times(&mut core, Time::from_millis(60_000), DialFailure::Refused);
+    let mut core = node_knowing(&[p], Source::PeerSharing);
+    let minute = Time::from_millis(60_000);
+    let dials = dial_times(&mut core, Time::ZERO, minute, DialFailure::Refused);
     assert!(
         dials.len() <= 7,
         "1 s, x2: at most 7 dials in a minute, got {dials:?}"
@@ -331,7 +321,12 @@ fn a_refused_peer_shared_point_backs_off_as_usual() {
 #[test]
 fn offline_probes_start_fast_and_back_off() {
     let mut core = node();
-    let dials = dial_times(&mut core, Time::from_millis(600_000), DialFailure::Io);
+    let dials = dial_times(
+        &mut core,
+        Time::ZERO,
+        Time::from_millis(600_000),
+        DialFailure::Io,
+    );
     let since = core.offline_since().expect("offline").as_millis();
     let mut probes: Vec<u64> = dials
         .iter()

@@ -510,28 +510,19 @@ fn the_core_asks_for_a_save_soon_after_a_material_change_and_not_more_often() {
             _ => None,
         })
         .collect();
-    assert!(!dials.is_empty());
+    assert!(dials.len() >= 2);
+    // Dial `i` connects, as connection `i + 1`.
+    let connect = |core: &mut NodeCore, i: usize, at: Time| {
+        let (conn, peer) = (ConnId(i as u64 + 1), PeerId::from_u64(100 + i as u64));
+        core.handle_dial_result(dials[i], DialResult::Connected { conn, peer }, at);
+    };
     // The first connection: a save SAVE_DELAY later.
-    core.handle_dial_result(
-        dials[0],
-        DialResult::Connected {
-            conn: ConnId(1),
-            peer: PeerId::from_u64(100),
-        },
-        t(100),
-    );
+    connect(&mut core, 0, t(100));
     assert_eq!(core.save_due(), Some(t(100) + SAVE_DELAY));
     core.saved(t(1100));
     assert_eq!(core.save_due(), None, "saved");
     // Another connection soon after: due, but not before SAVE_MIN_INTERVAL since the save.
-    core.handle_dial_result(
-        dials[1],
-        DialResult::Connected {
-            conn: ConnId(2),
-            peer: PeerId::from_u64(101),
-        },
-        t(1500),
-    );
+    connect(&mut core, 1, t(1500));
     assert_eq!(core.save_due(), Some(t(1100) + SAVE_MIN_INTERVAL));
     core.saved(t(11_100));
     // Many new points from the peers: due again.
