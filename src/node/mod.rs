@@ -22,6 +22,7 @@
 mod actor;
 mod conn;
 pub mod demo;
+pub mod dns;
 pub mod ledger;
 
 use crate::config::{Bounds, Config, ConfigError};
