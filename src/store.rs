@@ -11,13 +11,19 @@
 //! Loading ([`PoolStore::load`]) never fails the node: a missing file is a fresh start; a
 //! damaged, truncated or foreign one is moved aside (`pool.dat.corrupt-<unix time>`, kept
 //! for a post-mortem) and reported ([`Loaded::Corrupt`]), and the node starts from its
-//! config alone (its trusted points are the config's in any case).
+//! config alone (its trusted points are the config's in any case). A file that cannot be
+//! read at all (permissions, an I/O error: [`Loaded::Unreadable`]) is left in place, and
+//! no save replaces it while it stays unreadable ([`PoolStore::save`] fails instead).
 //!
 //! A [`Node`](crate::Node) given a store ([`NodeBuilder::persist`](crate::node::NodeBuilder::persist))
 //! restores the file at start, dials the saved anchors first, rewrites the file without
 //! them at once (consumed, as Bitcoin Core's `anchors.dat`: a crash loop cannot pin the node
 //! to them), saves every [`save_interval`](PoolStore::save_interval) from a blocking task
-//! (the actor only takes the snapshot) and once more at shutdown.
+//! (the actor only takes the snapshot), soon after the pool changes materially (the first
+//! connections, a new anchor, many new points: debounced, at most one such save per
+//! [`SAVE_MIN_INTERVAL`](crate::core::SAVE_MIN_INTERVAL); see
+//! [`NodeCore::save_due`](crate::core::NodeCore::save_due)), and once more at shutdown. So
+//! a node killed (`kill -9`) seconds after its first connections restarts with them.
 //!
 //! ```
 //! use peerkeeper::pool::{Pool, Snapshot, Source};
@@ -169,11 +175,27 @@ impl PoolStore {
     }
 
     /// Writes `snapshot`, stamped with the wall clock, crash-safe (see the module docs).
+    /// A file already there that cannot be read (permissions, an I/O error) is never
+    /// replaced: what it holds may be all the node knew, and it waits for its operator.
     ///
     /// # Errors
     ///
-    /// An I/O error; the old file is then left as it was.
+    /// An I/O error, or the file in place cannot be read; the old file is then left as
+    /// it was.
     pub fn save(&self, snapshot: &Snapshot) -> std::io::Result<()> {
+        let readable = std::fs::File::open(&self.path).and_then(|mut f| f.read(&mut [0u8; 1]));
+        match readable {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} cannot be read ({e}): left in place, not overwritten",
+                        self.path.display()
+                    ),
+                ));
+            }
+            _ => {}
+        }
         write_atomic(&self.path, &snapshot.encode(unix_ms_now()))
     }
 }

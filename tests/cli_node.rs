@@ -191,3 +191,27 @@ fn trusted_refuse_private_and_policy_take_effect_and_the_status_line_says_so() {
         assert_eq!(code, Some(0), "{name}: {rest:?}");
     }
 }
+
+/// Names (issue 18): `--peer localhost:PORT` connects, as `--peer 127.0.0.1:PORT` does;
+/// a `--dns-seed` name that does not resolve is a warning, and the node runs on.
+#[test]
+fn a_peer_given_by_host_name_connects_and_an_unknown_name_is_a_warning() {
+    let a = RunningNode::start(&[]);
+    let port = a.listen().rsplit_once(':').unwrap().1.to_string();
+    let b = RunningNode::start(&[
+        "--peer",
+        &format!("localhost:{port}"),
+        "--dns-seed",
+        "no-such-host.invalid:9732",
+    ]);
+    b.find("a warning naming the name that does not resolve", |l| {
+        l.contains("cannot resolve the name") && l.contains("no-such-host.invalid")
+    });
+    b.wait_for("B connected to A by its name", |l| {
+        l.starts_with("status: 1 connections")
+    });
+    for (name, node) in [("B", b), ("A", a)] {
+        let (code, rest) = node.stop();
+        assert_eq!(code, Some(0), "{name}: {rest:?}");
+    }
+}

@@ -4,8 +4,9 @@
 
 use peerkeeper::core::{
     Action, Admission, DialFailure, DialResult, DialVerdict, Hello, NodeCore, OFFLINE_AFTER,
-    OFFLINE_PROBES, OFFLINE_RETRY,
+    OFFLINE_FIRST_PROBE, OFFLINE_PROBES, OFFLINE_RETRY,
 };
+use peerkeeper::pool::CONFIGURED_RETRY_CAP;
 use peerkeeper::pool::{ConnId, PeerId, Source};
 use peerkeeper::{Config, Time};
 use std::net::SocketAddr;
@@ -24,11 +25,16 @@ fn config() -> Config {
     }
 }
 
-/// A started node that knows `POINTS` points.
+/// A started node that knows `POINTS` bootstrap points.
 fn node() -> NodeCore {
-    let mut core = NodeCore::new(config(), PeerId::from_u64(1), 7);
     let points: Vec<_> = (0..POINTS).map(point).collect();
-    core.add_points(&points, Source::Bootstrap, Time::ZERO);
+    node_knowing(&points, Source::Bootstrap)
+}
+
+/// A started node that knows `points`, from `source`.
+fn node_knowing(points: &[SocketAddr], source: Source) -> NodeCore {
+    let mut core = NodeCore::new(config(), PeerId::from_u64(1), 7);
+    core.add_points(points, source, Time::ZERO);
     core.start(Time::ZERO);
     core
 }
@@ -36,19 +42,29 @@ fn node() -> NodeCore {
 /// Runs the node until `until`, every dial failing at once with `failure`; returns the
 /// number of dials. Time moves from deadline to deadline (at least 1 ms per step).
 fn run_failing(core: &mut NodeCore, from: Time, until: Time, failure: DialFailure) -> usize {
+    dial_times(core, from, until, failure).len()
+}
+
+/// As [`run_failing`], returning every dial with its time.
+fn dial_times(
+    core: &mut NodeCore,
+    from: Time,
+    until: Time,
+    failure: DialFailure,
+) -> Vec<(SocketAddr, Time)> {
     let mut now = from;
-    let mut dials = 0;
+    let mut dials = Vec::new();
     while now < until {
         while let Some(a) = core.poll_action() {
             if let Action::Dial(p) = a {
-                dials += 1;
+                dials.push((p, now));
                 core.handle_dial_result(p, DialResult::Failed(failure), now);
                 core.check_invariants();
             }
         }
         let next = core
             .next_deadline()
-            .expect("an offline node keeps a timer: it keeps trying");
+            .expect("a failing node keeps a timer: it keeps trying");
         now = next.max(now + Duration::from_millis(1)).min(until);
         core.handle_timeout(now);
     }
@@ -257,4 +273,82 @@ fn the_octez_model_has_no_offline_rule() {
     assert_eq!(core.offline_since(), None);
     assert_eq!(core.stats().dials.offline, 0);
     assert!(max_failures(&core) >= 2, "octez backs off as octez does");
+}
+
+/// A node started before its seed (issue 18): the seed's port refuses the connection at
+/// once. A refusal proves the network works, so the node never counts itself offline,
+/// and the seed, a configured point, is dialed again within about a second every time
+/// (its backoff capped at `CONFIGURED_RETRY_CAP`), however long it has been refusing.
+#[test]
+fn a_refused_seed_is_retried_within_about_a_second_and_the_node_is_not_offline() {
+    let mut core = node_knowing(&[point(0)], Source::Bootstrap);
+    let minute = Time::from_millis(60_000);
+    let dials = dial_times(&mut core, Time::ZERO, minute, DialFailure::Refused);
+    assert_eq!(core.offline_since(), None, "a refusal is not offline");
+    assert_eq!(core.stats().dials.offline, 0);
+    let times: Vec<u64> = dials.iter().map(|(_, t)| t.as_millis()).collect();
+    let cap = CONFIGURED_RETRY_CAP.as_millis() as u64;
+    let widest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        widest <= cap + cap / 4,
+        "the seed waited {widest} ms between two dials: {times:?}"
+    );
+    assert!(
+        times.len() >= 40,
+        "{} dials of the seed in a minute",
+        times.len()
+    );
+}
+
+/// A peer-shared point is not a configured one: refused, it backs off as before.
+#[test]
+fn a_refused_peer_shared_point_backs_off_as_usual() {
+    let p = point(0);
+    let mut core = node_knowing(&[p], Source::PeerSharing);
+    let minute = Time::from_millis(60_000);
+    let dials = dial_times(&mut core, Time::ZERO, minute, DialFailure::Refused);
+    assert!(
+        dials.len() <= 7,
+        "1 s, x2: at most 7 dials in a minute, got {dials:?}"
+    );
+    assert!(core.pool().get(&p).unwrap().failures >= 5);
+}
+
+/// The offline rule's probes start fast and back off (issue 18): a node whose network
+/// is gone probes again within about a second at first, several times in its first
+/// seconds offline, and no more often than the probe interval once it has been offline
+/// for long.
+#[test]
+fn offline_probes_start_fast_and_back_off() {
+    let mut core = node();
+    let dials = dial_times(
+        &mut core,
+        Time::ZERO,
+        Time::from_millis(600_000),
+        DialFailure::Io,
+    );
+    let since = core.offline_since().expect("offline").as_millis();
+    let mut probes: Vec<u64> = dials
+        .iter()
+        .map(|(_, t)| t.as_millis())
+        .filter(|t| *t > since)
+        .collect();
+    probes.dedup();
+    let first = probes.first().copied().expect("a probe") - since;
+    assert!(
+        first <= 2 * OFFLINE_FIRST_PROBE.as_millis() as u64,
+        "the first probe came {first} ms after going offline"
+    );
+    let early = probes.iter().filter(|t| **t <= since + 10_000).count();
+    assert!(
+        early >= 5,
+        "{early} probe moments in the first 10 s offline: {probes:?}"
+    );
+    let gaps: Vec<u64> = probes.windows(2).map(|w| w[1] - w[0]).collect();
+    let late = &gaps[gaps.len() * 3 / 4..];
+    assert!(
+        late.iter().all(|g| *g >= OFFLINE_RETRY.as_millis() as u64),
+        "the probes back off to the probe interval: gaps {gaps:?}"
+    );
+    assert_eq!(max_failures(&core), 0);
 }

@@ -461,3 +461,86 @@ fn a_restore_is_an_input_a_trace_records_and_a_replay_repeats() {
         Some(&Action::Dial(addr(3)))
     );
 }
+
+/// A pool file that cannot be read (here a link to a file whose every read fails with an
+/// I/O error: as root, permissions cannot make one) is left in place: the load says so,
+/// and no save replaces it, until it can be read again.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unreadable_pool_file_is_never_overwritten() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("persist-unreadable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = PoolStore::in_dir(&dir).unwrap();
+    std::os::unix::fs::symlink("/proc/self/mem", store.path()).unwrap();
+    assert!(
+        matches!(store.load(), Loaded::Unreadable(_)),
+        "{:?}",
+        store.load()
+    );
+    let (snap, _) = sample_file();
+    let e = store.save(&snap).unwrap_err();
+    assert!(e.to_string().contains("not overwritten"), "{e}");
+    assert_eq!(
+        std::fs::read_link(store.path()).unwrap(),
+        std::path::PathBuf::from("/proc/self/mem"),
+        "the unreadable file is where it was"
+    );
+    // The operator moved it away: saves resume.
+    std::fs::remove_file(store.path()).unwrap();
+    store.save(&snap).unwrap();
+    assert!(matches!(store.load(), Loaded::Found { .. }));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The saved pool (issue 18): the core says when a material change is due a save (the
+/// first connections, a new anchor, many new points), debounced, and nothing before.
+#[test]
+fn the_core_asks_for_a_save_soon_after_a_material_change_and_not_more_often() {
+    use peerkeeper::core::{DialResult, SAVE_AFTER_NEW_POINTS, SAVE_DELAY, SAVE_MIN_INTERVAL};
+    let mut core = NodeCore::new(Config::default(), PeerId::from_u64(1), 1);
+    let points: Vec<SocketAddr> = (1..=8).map(addr).collect();
+    core.add_points(&points, Source::Bootstrap, Time::ZERO);
+    core.start(Time::ZERO);
+    assert_eq!(core.save_due(), None, "nothing learned yet");
+    let t = |ms: u64| Time::from_millis(ms);
+    let dials: Vec<SocketAddr> = std::iter::from_fn(|| core.poll_action())
+        .filter_map(|a| match a {
+            Action::Dial(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(dials.len() >= 2);
+    // Dial `i` connects, as connection `i + 1`.
+    let connect = |core: &mut NodeCore, i: usize, at: Time| {
+        let (conn, peer) = (ConnId(i as u64 + 1), PeerId::from_u64(100 + i as u64));
+        core.handle_dial_result(dials[i], DialResult::Connected { conn, peer }, at);
+    };
+    // The first connection: a save SAVE_DELAY later.
+    connect(&mut core, 0, t(100));
+    assert_eq!(core.save_due(), Some(t(100) + SAVE_DELAY));
+    core.saved(t(1100));
+    assert_eq!(core.save_due(), None, "saved");
+    // Another connection soon after: due, but not before SAVE_MIN_INTERVAL since the save.
+    connect(&mut core, 1, t(1500));
+    assert_eq!(core.save_due(), Some(t(1100) + SAVE_MIN_INTERVAL));
+    core.saved(t(11_100));
+    // Many new points from the peers: due again.
+    let many: Vec<SocketAddr> = (1000..1000 + SAVE_AFTER_NEW_POINTS as u32)
+        .map(addr)
+        .collect();
+    let (one, two) = many.split_at(many.len() / 2);
+    core.handle_points(ConnId(1), one, t(30_000));
+    assert_eq!(
+        core.save_due(),
+        None,
+        "a few new points are not worth a save"
+    );
+    core.handle_points(ConnId(2), two, t(30_000));
+    assert!(
+        core.stats().points.new >= SAVE_AFTER_NEW_POINTS,
+        "{:?}",
+        core.stats().points
+    );
+    assert_eq!(core.save_due(), Some(t(30_000) + SAVE_DELAY));
+}

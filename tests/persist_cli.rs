@@ -7,21 +7,14 @@ mod proc;
 
 use proc::NodeProcess;
 
-#[test]
-fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
-    let dir = proc::scratch("persist-cli", "kill9");
-    let d = dir.to_str().unwrap();
-    let a = NodeProcess::start(&[]);
+/// Starts B with `--data-dir d` and `args` (its `--peer` is A), waits until it connected
+/// to A and saved A as its anchor, kills it with `kill -9` (no shutdown save, no goodbye:
+/// what is on disk is what the last save wrote), and restarts it from `--data-dir`
+/// alone, which must restore the anchor and lead it back to A. Returns B's peer ids
+/// before and after.
+fn kill9_then_restart(a: &NodeProcess, d: &str, args: &[&str]) -> (String, String) {
     let (a_listen, _) = a.listen_and_id();
-
-    let mut b = NodeProcess::start(&[
-        "--data-dir",
-        d,
-        "--save-interval",
-        "1s",
-        "--peer",
-        &a_listen,
-    ]);
+    let mut b = NodeProcess::start(&[&["--data-dir", d, "--peer", &a_listen], args].concat());
     let (_, b_id) = b.listen_and_id();
     b.wait_for("B connected to A", |l| {
         l.starts_with("status: 1 connections")
@@ -29,7 +22,6 @@ fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
     b.wait_for("a save with A as anchor", |l| {
         l.contains("saved the pool") && l.contains("anchors=1")
     });
-    // kill -9: no shutdown save, no goodbye; what is on disk is what the last save wrote.
     a.wait_for("A saw B come", |l| l.starts_with("status: 1 connections"));
     b.child.kill().unwrap();
     b.child.wait().unwrap();
@@ -42,10 +34,29 @@ fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
     });
     assert!(restored.contains("anchors=1"), "{restored}");
     let (_, b_id2) = b.listen_and_id();
-    assert_eq!(b_id, b_id2, "the key from DIR/node.key: the same peer id");
     b.wait_for("B reconnected to A", |l| {
         l.starts_with("status: 1 connections")
     });
+    (b_id, b_id2)
+}
+
+/// Issue 18: with the default save interval (5 minutes), a node killed with `kill -9`
+/// seconds after its first connection has saved it anyway (a save soon after the first
+/// connections and a new anchor, debounced), and reconnects from `--data-dir` alone.
+#[test]
+fn a_node_killed_seconds_after_its_first_connection_reconnects_from_its_data_dir() {
+    let dir = proc::scratch("persist-cli", "kill9-early");
+    let a = NodeProcess::start(&[]);
+    kill9_then_restart(&a, dir.to_str().unwrap(), &[]);
+}
+
+#[test]
+fn a_node_killed_with_sigkill_reconnects_from_its_data_dir_without_peer() {
+    let dir = proc::scratch("persist-cli", "kill9");
+    let a = NodeProcess::start(&[]);
+    let (a_listen, _) = a.listen_and_id();
+    let (b_id, b_id2) = kill9_then_restart(&a, dir.to_str().unwrap(), &["--save-interval", "1s"]);
+    assert_eq!(b_id, b_id2, "the key from DIR/node.key: the same peer id");
     // The anchors were consumed at load: the file on disk no longer names them.
     let bytes = std::fs::read(dir.join("pool.dat")).unwrap();
     let (snap, _) = peerkeeper::pool::Snapshot::decode(&bytes).unwrap();

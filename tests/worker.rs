@@ -598,15 +598,21 @@ async fn failed_points_are_not_redialed_before_their_backoff() {
     let mut config = small_config();
     config.reconnection.initial = Duration::from_secs(60);
     let lab = Lab::new();
-    // Nobody listens at the two points.
+    // Nobody listens at the two points. Peer-shared points: configured ones (bootstrap,
+    // trusted) back off a second at most, whatever `reconnection` says.
     let (tx, mut tap) = tap();
-    let node = lab
-        .builder(config, ME, 15)
-        .bootstrap(vec![addr(1), addr(2)])
-        .action_tap(tx)
-        .start()
+    let node = lab.builder(config, ME, 15).action_tap(tx).start().unwrap();
+    node.add_points(vec![addr(1), addr(2)], Source::PeerSharing)
+        .await
         .unwrap();
-    let r = tap.cycle_after(0).await;
+    let mut cycle = 0;
+    let r = loop {
+        let r = tap.cycle_after(cycle).await;
+        cycle = r.cycle;
+        if r.dialed > 0 {
+            break r;
+        }
+    };
     assert_eq!(r.failed, 2);
     let dials_after_first = lab.net.connects();
     assert_eq!(dials_after_first, 2);

@@ -3,6 +3,9 @@
 //! SIGTERM. A bad flag or config file exits 2 with a message naming the field.
 
 use peerkeeper::identity::{Identity, Keypair};
+use peerkeeper::node::dns::{DnsSource, HostPort};
+use peerkeeper::node::PointSource;
+use peerkeeper::pool::Source;
 use peerkeeper::transport::tcp::TcpTransport;
 use peerkeeper::{Config, NetConfig, Node, PeerId, Policy};
 use std::net::SocketAddr;
@@ -15,9 +18,11 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:9732")]
     listen: SocketAddr,
-    /// A bootstrap point: dialed at start, shared like any other (repeatable). As
-    /// KEY@HOST:PORT (KEY: the peer id, 64 hex characters), the point must prove that key
-    /// in the handshake, or the connection is dropped.
+    /// A bootstrap point: dialed at start, shared like any other (repeatable). HOST is an
+    /// IP address or a name (resolved at start and again whenever the node looks for
+    /// points; one that does not resolve is a warning). As KEY@IP:PORT (KEY: the peer id,
+    /// 64 hex characters), the point must prove that key in the handshake, or the
+    /// connection is dropped.
     #[arg(long = "peer", value_name = "[KEY@]HOST:PORT", value_parser = parse_peer_spec)]
     peers: Vec<PeerSpec>,
     /// The node's key file: loaded, or generated on first run (written with owner-only
@@ -38,6 +43,11 @@ pub struct Args {
     /// claiming it is refused (in private mode, the only way to admit it by its identity).
     #[arg(long = "trusted", value_name = "[KEY@]HOST:PORT", value_parser = parse_peer_spec)]
     trusted: Vec<PeerSpec>,
+    /// A DNS seed: a name whose addresses are points to try (external points),
+    /// resolved at start and again whenever the node looks for points (repeatable).
+    /// NAME:PORT, or NAME for --listen's port.
+    #[arg(long = "dns-seed", value_name = "NAME[:PORT]", value_parser = parse_dns_seed)]
+    dns_seeds: Vec<(String, Option<u16>)>,
     /// Refuse loopback and private (LAN) addresses from peers, whatever the sender (for a
     /// node on the public internet). By default they are accepted under the relay rule.
     #[arg(long)]
@@ -79,16 +89,43 @@ pub struct Args {
     metrics: Option<SocketAddr>,
 }
 
-/// A `--peer`: a point, and maybe the key it must prove.
+/// A `--peer` or `--trusted`: a point or a host name, and maybe the key it must prove.
 #[derive(Clone, Debug)]
 pub struct PeerSpec {
-    /// The expected peer id, if given.
+    /// The expected peer id, if given (only with a point given by address).
     pub key: Option<PeerId>,
-    /// The point.
-    pub point: SocketAddr,
+    /// The point, or a name resolved at start and in every discovery round.
+    pub at: Target,
 }
 
-/// Parses `HOST:PORT` or `KEY@HOST:PORT`.
+/// Where a `--peer` is: an address, or a host name.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// `IP:PORT`.
+    Point(SocketAddr),
+    /// `HOST:PORT`.
+    Name(HostPort),
+}
+
+impl PeerSpec {
+    /// The point, when given by address.
+    fn point(&self) -> Option<SocketAddr> {
+        match &self.at {
+            Target::Point(p) => Some(*p),
+            Target::Name(_) => None,
+        }
+    }
+
+    /// The host name, when given by name.
+    fn name(&self) -> Option<&HostPort> {
+        match &self.at {
+            Target::Point(_) => None,
+            Target::Name(n) => Some(n),
+        }
+    }
+}
+
+/// Parses `HOST:PORT` or `KEY@HOST:PORT` (HOST an IP address or a name).
 pub fn parse_peer_spec(s: &str) -> Result<PeerSpec, String> {
     let (key, point) = match s.split_once('@') {
         Some((k, p)) => (
@@ -100,10 +137,51 @@ pub fn parse_peer_spec(s: &str) -> Result<PeerSpec, String> {
         ),
         None => (None, s),
     };
-    let point = point
-        .parse()
-        .map_err(|_| format!("{point:?} is not IP:PORT"))?;
-    Ok(PeerSpec { key, point })
+    let at = match point.parse::<SocketAddr>() {
+        Ok(p) => Target::Point(p),
+        Err(_) if key.is_some() => {
+            return Err(format!("{point:?}: KEY@ takes IP:PORT, not a host name"))
+        }
+        Err(_) => Target::Name(point.parse::<HostPort>().map_err(|e| e.to_string())?),
+    };
+    Ok(PeerSpec { key, at })
+}
+
+/// Parses a `--dns-seed`: `NAME:PORT`, or `NAME` (the port then is `--listen`'s).
+fn parse_dns_seed(s: &str) -> Result<(String, Option<u16>), String> {
+    match s.parse::<HostPort>() {
+        Ok(hp) => Ok((hp.host, Some(hp.port))),
+        Err(_) => format!("{s}:1")
+            .parse::<HostPort>()
+            .map(|hp| (hp.host, None))
+            .map_err(|_| format!("{s:?} is not NAME or NAME:PORT")),
+    }
+}
+
+/// Every host name of the flags, as point sources: `--peer` names (bootstrap),
+/// `--trusted` names (trusted), `--dns-seed` names (external; `--listen`'s port unless
+/// one is given).
+fn dns_sources(args: &Args) -> Vec<DnsSource> {
+    let names = |specs: &[PeerSpec]| -> Vec<HostPort> {
+        specs.iter().filter_map(PeerSpec::name).cloned().collect()
+    };
+    let seeds: Vec<HostPort> = args
+        .dns_seeds
+        .iter()
+        .map(|(host, port)| HostPort {
+            host: host.clone(),
+            port: port.unwrap_or(args.listen.port()),
+        })
+        .collect();
+    [
+        (names(&args.peers), Source::Bootstrap),
+        (names(&args.trusted), Source::Trusted),
+        (seeds, Source::External),
+    ]
+    .into_iter()
+    .filter(|(n, _)| !n.is_empty())
+    .map(|(n, kind)| DnsSource::new(n, kind))
+    .collect()
 }
 
 /// The node's key: from `--key FILE` (generated there on first run), or a new one.
@@ -128,9 +206,9 @@ pub fn config_of(args: &Args) -> Result<Config, peerkeeper::ConfigError> {
         None => Config::default(),
     };
     args.targets.apply(&mut config);
-    for p in &args.trusted {
-        if !config.trusted_points.contains(&p.point) {
-            config.trusted_points.push(p.point);
+    for p in args.trusted.iter().filter_map(PeerSpec::point) {
+        if !config.trusted_points.contains(&p) {
+            config.trusted_points.push(p);
         }
     }
     if args.refuse_private {
@@ -240,15 +318,37 @@ pub fn run(args: Args) -> i32 {
                 return 2;
             }
         };
-        let mut builder = Node::builder(config.clone(), transport)
+        // Names: resolved now (a name that does not resolve yet is a warning), and again
+        // in every discovery round (the sources).
+        let sources = dns_sources(&args);
+        let mut bootstrap: Vec<SocketAddr> =
+            args.peers.iter().filter_map(PeerSpec::point).collect();
+        let mut node_config = config.clone();
+        for source in &sources {
+            match source.kind() {
+                Source::Bootstrap => bootstrap.extend(source.fetch().await),
+                Source::Trusted => {
+                    for p in source.fetch().await {
+                        if !node_config.trusted_points.contains(&p) {
+                            node_config.trusted_points.push(p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut builder = Node::builder(node_config, transport)
             .net(net)
             .identity(key)
             .seed(seed)
-            .bootstrap(args.peers.iter().map(|p| p.point).collect());
+            .bootstrap(bootstrap);
         for p in args.peers.iter().chain(&args.trusted) {
-            if let Some(k) = p.key {
-                builder = builder.expect_peer(p.point, k);
+            if let (Some(k), Some(point)) = (p.key, p.point()) {
+                builder = builder.expect_peer(point, k);
             }
+        }
+        for source in sources {
+            builder = builder.source(std::sync::Arc::new(source));
         }
         if let Some(store) = store {
             builder = builder.persist(store);

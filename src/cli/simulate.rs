@@ -37,6 +37,14 @@ pub struct Args {
     /// Start node i at i * STAGGER (default: random starts in the first 5 s).
     #[arg(long, value_parser = humantime::parse_duration)]
     stagger: Option<Duration>,
+    /// The order in which staggered nodes start: by index (the bootstrap nodes first) or
+    /// random (seeded; one node every --stagger, 500ms if not given).
+    #[arg(long, value_enum, default_value_t = StartOrder::Index, conflicts_with = "seed_last")]
+    start_order: StartOrder,
+    /// Start the bootstrap nodes this long after the last of the others (which start at
+    /// random in the first 5 s), as `converge.py --seed-last` does with processes.
+    #[arg(long, value_name = "D", value_parser = humantime::parse_duration, conflicts_with = "stagger")]
+    seed_last: Option<Duration>,
     /// How many more nodes join at --late-at, when the rest has settled.
     #[arg(long, default_value_t = 0)]
     late_joiners: usize,
@@ -138,6 +146,18 @@ pub struct Args {
     trace: Option<PathBuf>,
 }
 
+/// The start orders `--start-order` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StartOrder {
+    /// Node 0 (the bootstrap nodes) first, then in index order.
+    Index,
+    /// A seeded random order.
+    Random,
+}
+
+/// The default stagger of `--start-order random` without `--stagger`.
+const RANDOM_ORDER_STAGGER: Duration = Duration::from_millis(500);
+
 /// The link latency distributions `--latency-dist` offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum LatencyDist {
@@ -209,9 +229,11 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
         return Err("--bootstrap must be in 1..=--nodes".into());
     }
     cfg.bootstrap = args.bootstrap;
-    cfg.joins = match args.stagger {
-        Some(d) => Joins::Stagger(d),
-        None => Joins::Together,
+    cfg.joins = match (args.seed_last, args.start_order, args.stagger) {
+        (Some(d), _, _) => Joins::SeedLast(d),
+        (None, StartOrder::Random, d) => Joins::Shuffled(d.unwrap_or(RANDOM_ORDER_STAGGER)),
+        (None, StartOrder::Index, Some(d)) => Joins::Stagger(d),
+        (None, StartOrder::Index, None) => Joins::Together,
     };
     cfg.late_joiners = args.late_joiners;
     cfg.late_at = args.late_at;
@@ -592,6 +614,19 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
         r.virtual_ms / 1000
     );
     let mut rows = n.summary_rows(lo, hi);
+    if r.last_start_ms > 0 {
+        rows.push((
+            "last start".into(),
+            format!(
+                "{} ms; converged {} after it",
+                r.last_start_ms,
+                n.converged_at_ms.map_or("never".into(), |c| format!(
+                    "{} ms",
+                    c.saturating_sub(r.last_start_ms)
+                ))
+            ),
+        ));
+    }
     if r.late_joiners > 0 {
         rows.push((
             "late joiners in range".into(),

@@ -64,18 +64,25 @@
 //!   by the others of that run (they failed for the same reason);
 //! * while offline, such a dial ends as [`DialEnd::Offline`]: the point's failure count
 //!   does not grow (so it is neither backed off nor garbage-collected first for it), and
-//!   it waits one probe interval (the longer of [`OFFLINE_RETRY`] and twice
-//!   `dial_timeout`) per [`OFFLINE_PROBES`] points waiting, rounded up to a multiple of
-//!   the interval, so that the node keeps trying at about `OFFLINE_PROBES` dials per
-//!   interval whatever the size of its pool, in batches with quiet gaps between them (in
-//!   which a maintenance cycle can end: `maintain()` returns while offline too);
-//! * anything that proves the network works ends it: a dial that reaches a peer (a
-//!   handshake, a refusal, even a protocol error) or a peer's handshake reaching us. Every
-//!   point that waited while offline is then dialable at once, so the node reconnects
-//!   straight away rather than after the longest backoff.
+//!   it waits one probe interval per [`OFFLINE_PROBES`] points waiting, rounded up to a
+//!   multiple of the interval, so that the node keeps trying at about `OFFLINE_PROBES`
+//!   dials per interval whatever the size of its pool, in batches with quiet gaps between
+//!   them (in which a maintenance cycle can end: `maintain()` returns while offline too).
+//!   The interval starts at [`OFFLINE_FIRST_PROBE`] and doubles as the time offline
+//!   doubles, up to the longer of [`OFFLINE_RETRY`] and twice `dial_timeout`: a network
+//!   that was gone for a moment is found again at once, a long outage costs few dials;
+//! * anything that proves the network works ends it, or keeps the node from going
+//!   offline: a dial that reaches a peer (a handshake, a refusal, even a protocol error),
+//!   a connection refused at once ([`DialFailure::Refused`]: the host answered, nobody
+//!   listens there, as when a node starts before its seed), or a peer's handshake
+//!   reaching us. Every point that waited while offline is then dialable at once, so the
+//!   node reconnects straight away rather than after the longest backoff.
 //!
 //! A refusal or a protocol error counts against its point as before, offline or not. The
-//! octez model ([`Policy::Octez`]) has no offline rule: it backs off as octez does.
+//! configured points (trusted and bootstrap) cost nothing to retry: their backoff is
+//! capped at [`crate::pool::CONFIGURED_RETRY_CAP`], so a node that starts before its seed
+//! reaches it within about a second of its start. The octez model ([`Policy::Octez`]) has
+//! neither rule: it backs off as octez does.
 
 mod event;
 mod input;
@@ -133,14 +140,29 @@ pub const MAX_EXPECTED_PEERS: usize = 1024;
 /// timeouts) while the node has no connection at all, the node counts itself offline
 /// and stops holding the failures against the points (see the module docs).
 pub const OFFLINE_AFTER: usize = 3;
-/// The offline rule: the shortest probe interval (it is at least twice `dial_timeout`).
-/// A point that failed while the node was offline waits one interval per
-/// [`OFFLINE_PROBES`] points waiting before it is dialed again (so that an offline node
-/// dials about `OFFLINE_PROBES` points per interval, however large its pool).
+/// The offline rule: the longest probe interval is the longer of this and twice
+/// `dial_timeout`; it starts at [`OFFLINE_FIRST_PROBE`] and doubles up to it. A point
+/// that failed while the node was offline waits one interval per [`OFFLINE_PROBES`]
+/// points waiting before it is dialed again (so that an offline node dials about
+/// `OFFLINE_PROBES` points per interval, however large its pool).
 pub const OFFLINE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
-/// The offline rule: about how many points an offline node dials per probe interval
-/// ([`OFFLINE_RETRY`], or twice `dial_timeout` if longer).
+/// The offline rule: about how many points an offline node dials per probe interval.
 pub const OFFLINE_PROBES: usize = 4;
+/// The offline rule: the first probe interval, when the node has just gone offline. It
+/// doubles as the node stays offline, up to [`OFFLINE_RETRY`] (or twice `dial_timeout`
+/// if longer): an offline node tries again quickly at first, then slowly.
+pub const OFFLINE_FIRST_PROBE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The saved pool (issue 18): a shell that keeps the pool on disk saves it this long
+/// after it changed materially ([`NodeCore::save_due`]), so that a burst of changes (the
+/// first connections, one after the other) is one save.
+pub const SAVE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The saved pool: at most one save for material changes per this long, however busy the
+/// node (the shell's periodic save comes on top).
+pub const SAVE_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// The saved pool: this many new points learned from the network since the last save
+/// are a material change.
+pub const SAVE_AFTER_NEW_POINTS: u64 = 64;
 
 /// What a peer says of itself in the handshake, once the shell has checked the network
 /// name and the protocol version.
@@ -212,8 +234,13 @@ pub enum Admission {
 pub enum DialFailure {
     /// No answer within `dial_timeout`.
     Timeout,
-    /// The connection could not be made or broke during the handshake.
+    /// The connection could not be made (the point is unreachable) or broke during the
+    /// handshake.
     Io,
+    /// The connection was refused at once (`ECONNREFUSED`): the point's host answered,
+    /// nobody listens there. Proof that the network works (the offline rule), and a
+    /// failure of the point.
+    Refused,
     /// The peer broke the protocol during the handshake (its point is greylisted).
     Protocol,
     /// The dial was abandoned (shutdown): no verdict on the point.
@@ -487,6 +514,12 @@ pub struct NodeCore {
     /// The offline rule: the points that failed, unpenalised, while offline; released
     /// (dialable at once) when the network is back. At most the pool's `max_points`.
     parked: BTreeSet<SocketAddr>,
+    /// The saved pool: since when the pool holds a material change not saved yet.
+    unsaved_since: Option<Time>,
+    /// The saved pool: when the shell last saved it ([`NodeCore::saved`]).
+    saved_at: Option<Time>,
+    /// The saved pool: `stats.points.new` at the last save.
+    new_points_at_save: u64,
 }
 
 impl NodeCore {
@@ -560,6 +593,9 @@ impl NodeCore {
             unreached: VecDeque::new(),
             offline_since: None,
             parked: BTreeSet::new(),
+            unsaved_since: None,
+            saved_at: None,
+            new_points_at_save: 0,
         }
     }
 
@@ -1056,6 +1092,7 @@ impl NodeCore {
             Ok(_) => {
                 self.conns
                     .insert(conn, ConnMeta::new(point, hello.peer, Direction::Inbound));
+                self.note_connection(Direction::Inbound, now);
                 self.stats.admission.accepted += 1;
                 let peer = hello.peer;
                 self.emit(|| Event::Connected {
@@ -1117,7 +1154,9 @@ impl NodeCore {
         let replaces = self.swaps.remove(&point);
         if matches!(
             result,
-            DialResult::Connected { .. } | DialResult::Refused { .. }
+            DialResult::Connected { .. }
+                | DialResult::Refused { .. }
+                | DialResult::Failed(DialFailure::Refused)
         ) {
             self.network_reached(now);
         }
@@ -1187,7 +1226,7 @@ impl NodeCore {
                         self.count_dial(point, DialEnd::TimedOut, now);
                         DialOutcome::Failed
                     }
-                    DialFailure::Io => {
+                    DialFailure::Io | DialFailure::Refused => {
                         self.count_dial(point, DialEnd::Failed, now);
                         DialOutcome::Failed
                     }
@@ -1258,20 +1297,38 @@ impl NodeCore {
     }
 
     /// The offline rule's retry: when a point that failed at `now` while offline may be
-    /// dialed again. It waits one probe interval (the longer of [`OFFLINE_RETRY`] and
-    /// twice `dial_timeout`) per [`OFFLINE_PROBES`] points waiting, so the rate of dials
-    /// while offline stays bounded, rounded up to a multiple of the interval: the probes
-    /// come in batches with quiet gaps between them, in which a maintenance cycle can end
-    /// (a steady trickle of redials would keep one running).
+    /// dialed again. It waits one probe interval ([`probe_interval`](Self::probe_interval))
+    /// per [`OFFLINE_PROBES`] points waiting, so the rate of dials while offline stays
+    /// bounded, rounded up to a multiple of the interval: the probes come in batches with
+    /// quiet gaps between them, in which a maintenance cycle can end (a steady trickle of
+    /// redials would keep one running).
     fn offline_until(&self, now: Time) -> Time {
-        let every = OFFLINE_RETRY.max(self.config.dial_timeout.saturating_mul(2));
-        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        let every_ms = self.probe_interval(now);
         let waves =
             u64::try_from(self.parked.len().div_ceil(OFFLINE_PROBES).max(1)).unwrap_or(u64::MAX);
         let earliest = now
             .as_millis()
             .saturating_add(every_ms.saturating_mul(waves));
         Time::from_millis(earliest.div_ceil(every_ms).saturating_mul(every_ms))
+    }
+
+    /// The offline rule's probe interval at `now`, in milliseconds: [`OFFLINE_FIRST_PROBE`]
+    /// when the node has just gone offline, doubled for every doubling of the time it has
+    /// been offline, up to the longer of [`OFFLINE_RETRY`] and twice `dial_timeout`. A
+    /// node whose network is down for a moment (a laptop waking, a container whose
+    /// network comes up after the process) finds it again within about as long as it was
+    /// gone; one offline for long probes at the slow rate.
+    fn probe_interval(&self, now: Time) -> u64 {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let last = ms(OFFLINE_RETRY.max(self.config.dial_timeout.saturating_mul(2))).max(1);
+        let offline_for = self
+            .offline_since
+            .map_or(0, |since| now.as_millis().saturating_sub(since.as_millis()));
+        let mut every = ms(OFFLINE_FIRST_PROBE).clamp(1, last);
+        while every < last && every.saturating_mul(2) <= offline_for {
+            every = every.saturating_mul(2);
+        }
+        every.min(last)
     }
 
     /// The offline rule: something answered (a dial reached a peer, or a peer's handshake
@@ -1289,6 +1346,53 @@ impl NodeCore {
     /// last [`OFFLINE_AFTER`] dials reached nobody), and since when.
     pub fn offline_since(&self) -> Option<Time> {
         self.offline_since
+    }
+
+    // ----- the saved pool --------------------------------------------------------------
+
+    /// When a shell that keeps the pool on disk should save it next, because the pool
+    /// changed materially since the last save ([`saved`](Self::saved)): the first
+    /// connections (up to `min_threshold`), a new anchor (an outbound connection among
+    /// the first [`MAX_ANCHORS`](crate::pool::snapshot::MAX_ANCHORS)), or
+    /// [`SAVE_AFTER_NEW_POINTS`] new points. Debounced: [`SAVE_DELAY`] after the first
+    /// unsaved change, and never sooner than [`SAVE_MIN_INTERVAL`] after the last save.
+    /// `None`: nothing worth a save now (a shell's periodic save catches the rest). Not
+    /// a decision of the node's: traces and replays ignore it.
+    pub fn save_due(&self) -> Option<Time> {
+        let since = self.unsaved_since?;
+        let debounced = since + SAVE_DELAY;
+        Some(match self.saved_at {
+            Some(last) => debounced.max(last + SAVE_MIN_INTERVAL),
+            None => debounced,
+        })
+    }
+
+    /// The shell took a snapshot to save at `now` ([`snapshot`](Self::snapshot)): the
+    /// changes so far are saved.
+    pub fn saved(&mut self, now: Time) {
+        self.unsaved_since = None;
+        self.saved_at = Some(now.max(self.clock));
+        self.new_points_at_save = self.stats.points.new;
+    }
+
+    /// The pool changed materially at `now` (see [`save_due`](Self::save_due)).
+    fn unsaved(&mut self, now: Time) {
+        self.unsaved_since.get_or_insert(now);
+    }
+
+    /// A connection opened: the first ones, and new anchors, are worth a save soon.
+    fn note_connection(&mut self, direction: Direction, now: Time) {
+        let first = self.pool.active_count() <= self.bounds.min_threshold;
+        let anchor = direction == Direction::Outbound
+            && self
+                .conns
+                .values()
+                .filter(|c| c.direction == Direction::Outbound)
+                .count()
+                <= crate::pool::snapshot::MAX_ANCHORS;
+        if first || anchor {
+            self.unsaved(now);
+        }
     }
 
     fn dial_connected(
@@ -1382,6 +1486,7 @@ impl NodeCore {
             Ok(_) => {
                 self.conns
                     .insert(conn, ConnMeta::new(point, peer, Direction::Outbound));
+                self.note_connection(Direction::Outbound, now);
                 self.count_dial(point, DialEnd::Succeeded, now);
                 self.emit(|| Event::Connected {
                     at: now,
@@ -2280,6 +2385,13 @@ impl NodeCore {
     /// connection (asked for points at once while points are wanted). Repeats while the
     /// reactions change the pool, a bounded number of times.
     fn settle(&mut self, now: Time) {
+        if self.stats.points.new
+            >= self
+                .new_points_at_save
+                .saturating_add(SAVE_AFTER_NEW_POINTS)
+        {
+            self.unsaved(now);
+        }
         self.settle_triggers(now);
         self.dial_primaries(now);
         self.test_collisions(now);

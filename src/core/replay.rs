@@ -1599,6 +1599,7 @@ fn failure_text(f: DialFailure) -> &'static str {
     match f {
         DialFailure::Timeout => "no answer within dial_timeout",
         DialFailure::Io => "the connection could not be made, or broke during the handshake",
+        DialFailure::Refused => "refused at once: nobody listens there (the network works)",
         DialFailure::Protocol => "the peer broke the protocol during the handshake",
         DialFailure::Cancelled => "abandoned (shutdown)",
     }

@@ -28,6 +28,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+/// A save due while the previous one is still being written waits this long (then looks
+/// again), rather than being lost or spinning.
+const SAVE_IN_FLIGHT_RETRY: Duration = Duration::from_millis(200);
+
 /// An input for the actor.
 pub(crate) enum Cmd {
     Inbound {
@@ -149,6 +153,7 @@ impl<T: Transport> Actor<T> {
                 .core
                 .next_deadline()
                 .map(|t| self.origin + t.as_duration());
+            let save_due = self.save_due();
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
@@ -174,6 +179,7 @@ impl<T: Transport> Actor<T> {
                     next_save = self.store.as_ref().map(|s| Instant::now() + s.interval());
                     self.save();
                 }
+                _ = sleep_or_never(save_due) => self.save(),
             }
             self.drain();
             self.publish();
@@ -207,6 +213,19 @@ impl<T: Transport> Actor<T> {
         self.waiters.clear();
     }
 
+    /// When the pool is due a save because it changed materially (the core's
+    /// [`save_due`](crate::core::NodeCore::save_due)), if the node keeps it on disk;
+    /// while a save is still in flight, a moment later.
+    fn save_due(&self) -> Option<Instant> {
+        self.store.as_ref()?;
+        let due = self.origin + self.core.save_due()?.as_duration();
+        Some(if self.saving.as_ref().is_some_and(|h| !h.is_finished()) {
+            due.max(Instant::now() + SAVE_IN_FLIGHT_RETRY)
+        } else {
+            due
+        })
+    }
+
     /// Takes a snapshot of the pool (here, in the actor: `O(points)`, no I/O) and writes
     /// it from a blocking task, unless a save is still in flight.
     fn save(&mut self) {
@@ -216,7 +235,9 @@ impl<T: Transport> Actor<T> {
         if self.saving.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
-        let snapshot = self.core.snapshot(self.now());
+        let now = self.now();
+        let snapshot = self.core.snapshot(now);
+        self.core.saved(now);
         self.saving = Some(tokio::task::spawn_blocking(move || {
             if let Err(e) = store.save(&snapshot) {
                 tracing::warn!(file = %store.path().display(), error = %e, "cannot save the pool");

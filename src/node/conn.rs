@@ -129,10 +129,12 @@ pub(crate) async fn dial<T: Transport>(
     cancel: CancellationToken,
 ) {
     let attempt = async {
-        let mut link = transport
-            .connect(point)
-            .await
-            .map_err(|_| DialResult::Failed(DialFailure::Io))?;
+        let mut link = transport.connect(point).await.map_err(|e| {
+            DialResult::Failed(match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => DialFailure::Refused,
+                _ => DialFailure::Io,
+            })
+        })?;
         let hs = DialerHandshake::new(ctx.me, &ctx.net.network, ctx.listen_port, point);
         let hello = Message::Hello(hs.hello().clone());
         if !send_within(&mut link, hello, ctx.net.handshake_timeout).await {

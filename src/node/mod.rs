@@ -23,6 +23,7 @@ mod actor;
 pub mod channel;
 mod conn;
 pub mod demo;
+pub mod dns;
 pub mod ledger;
 
 use crate::config::{Bounds, Config, ConfigError};
@@ -603,7 +604,7 @@ fn load_store(store: &crate::store::PoolStore) -> Option<crate::pool::Snapshot> 
             None
         }
         Loaded::Unreadable(e) => {
-            tracing::warn!(file = %path, error = %e, "cannot read the saved pool: starting from the config's points");
+            tracing::warn!(file = %path, error = %e, "cannot read the saved pool: starting from the config's points; the file is left in place and not overwritten while it cannot be read");
             None
         }
     }

@@ -59,6 +59,15 @@ use table::{Entry, Id, PointTable};
 /// Most IP addresses held in the IP greylist.
 pub const MAX_GREYLISTED_IPS: usize = 4096;
 
+/// The longest backoff of a configured point (trusted or bootstrap) after failed dials
+/// (with the peerkeeper policy): the operator named it, so it costs nothing to retry,
+/// and a node started before its seed reaches the seed within about this long of the
+/// seed's start. Only a node short of connections dials it again (a top-up), so the
+/// cost is bounded by the node's need: one dial per point per this long.
+pub const CONFIGURED_RETRY_CAP: Duration = Duration::from_secs(1);
+/// The first backoff of a configured point (at most `reconnection.initial`).
+pub const CONFIGURED_RETRY_INITIAL: Duration = Duration::from_millis(500);
+
 /// The pool's limits and delays, taken from [`Config`].
 #[derive(Clone, Debug)]
 pub struct PoolLimits {
@@ -70,6 +79,9 @@ pub struct PoolLimits {
     pub max_peers: usize,
     /// Redial backoff.
     pub reconnection: BackoffConfig,
+    /// Redial backoff of configured points (trusted, bootstrap): `reconnection` capped
+    /// at [`CONFIGURED_RETRY_CAP`]; `None` (the octez model): as any point.
+    pub configured_retry: Option<BackoffConfig>,
     /// Delay before redialing a point whose connection ended.
     pub disconnection_delay: Duration,
     /// How long a greylisting lasts.
@@ -86,6 +98,18 @@ impl From<&Config> for PoolLimits {
             gc_target: c.known_points_gc_target,
             max_peers: c.max_known_peers,
             reconnection: c.reconnection.clone(),
+            configured_retry: (c.policy == crate::config::Policy::Peerkeeper).then(|| {
+                let cap = c.reconnection.cap.min(CONFIGURED_RETRY_CAP);
+                BackoffConfig {
+                    initial: c
+                        .reconnection
+                        .initial
+                        .min(CONFIGURED_RETRY_INITIAL)
+                        .min(cap),
+                    cap,
+                    ..c.reconnection.clone()
+                }
+            }),
             disconnection_delay: c.disconnection_delay,
             greylist_duration: c.greylist_duration,
             buckets: c.defences.address_buckets,
@@ -768,13 +792,23 @@ impl Pool {
         if !self.points.get(&addr).is_some_and(|p| p.dialing) {
             return false;
         }
-        let reconnection = self.limits.reconnection.clone();
+        let limits = &self.limits;
+        let backoff = match &limits.configured_retry {
+            Some(short)
+                if self.points.get(&addr).is_some_and(|p| {
+                    p.sources.contains(Source::Trusted) || p.sources.contains(Source::Bootstrap)
+                }) =>
+            {
+                short.clone()
+            }
+            _ => limits.reconnection.clone(),
+        };
         self.update(addr, |p| {
             p.dialing = false;
             if failed && p.state == PointState::Disconnected {
                 p.failures = p.failures.saturating_add(1);
                 p.failed_at = now;
-                p.next_dial = p.next_dial.max(now + reconnection.delay(p.failures, rng));
+                p.next_dial = p.next_dial.max(now + backoff.delay(p.failures, rng));
             }
         });
         true

@@ -178,6 +178,39 @@ pub enum Joins {
     Together,
     /// Node `i` at `i * d`, in order.
     Stagger(Duration),
+    /// One node every `d`, in a random order (seeded): the bootstrap nodes anywhere in it.
+    Shuffled(Duration),
+    /// The bootstrap nodes last: the others start as [`Joins::Together`], the bootstrap
+    /// nodes this long after the last of them (`converge.py --seed-last`: a compose file
+    /// or an orchestrator starts services in no fixed order).
+    SeedLast(Duration),
+}
+
+impl Joins {
+    /// When each of the first `nodes` nodes starts (`bootstrap` of them are the bootstrap
+    /// nodes), drawn from `seed`.
+    fn starts(self, nodes: usize, bootstrap: usize, seed: u64) -> Vec<Time> {
+        let together =
+            |i: usize| Time::from_millis(mix(node_seed(seed, i, 0) ^ 0x7374_6172) % 5_000);
+        match self {
+            Joins::Together => (0..nodes).map(together).collect(),
+            Joins::Stagger(d) => (0..nodes).map(|i| Time::ZERO + d * i as u32).collect(),
+            Joins::Shuffled(d) => {
+                let mut slots: Vec<usize> = (0..nodes).collect();
+                slots.shuffle(&mut seeded(mix(seed ^ 0x7368_7566_666c_6564)));
+                slots
+                    .into_iter()
+                    .map(|k| Time::ZERO + d * k as u32)
+                    .collect()
+            }
+            Joins::SeedLast(d) => {
+                let last = (bootstrap..nodes).map(together).max().unwrap_or(Time::ZERO);
+                (0..nodes)
+                    .map(|i| if i < bootstrap { last + d } else { together(i) })
+                    .collect()
+            }
+        }
+    }
 }
 
 /// A simulation scenario.
@@ -293,6 +326,9 @@ pub struct SimReport {
     pub policy: Policy,
     /// Virtual time simulated, ms.
     pub virtual_ms: u64,
+    /// When the last node of the join schedule started, ms (late joiners included):
+    /// `converged_at_ms` minus this is how long the last start took to converge.
+    pub last_start_ms: u64,
     /// Events processed.
     pub events: u64,
     /// Messages sent (handshakes and answers, closes, peer-sharing requests and points,
@@ -631,6 +667,8 @@ pub struct Simulation {
     alive: usize,
     in_range: usize,
     converged_at: Option<Time>,
+    /// When the last node of the join schedule starts (late joiners included).
+    last_start: Time,
     samples: Vec<Sample>,
     sample_every: Duration,
     half_dials: u64,
@@ -696,6 +734,7 @@ impl Simulation {
             alive: 0,
             in_range: 0,
             converged_at: None,
+            last_start: Time::ZERO,
             samples: Vec::new(),
             half_dials: 0,
             half_marked: false,
@@ -726,19 +765,18 @@ impl Simulation {
         if let Some(e) = sim.cfg.eclipse.clone() {
             sim.setup_eclipse(e, total);
         }
+        let starts = sim
+            .cfg
+            .joins
+            .starts(sim.cfg.nodes, sim.cfg.bootstrap, sim.cfg.seed);
         for (i, nat) in nat.into_iter().enumerate() {
             let node = sim.fresh_node(i, nat, 0);
             sim.nodes.push(node);
-            let start = if i >= sim.cfg.nodes {
-                Time::ZERO + sim.cfg.late_at
-            } else {
-                match sim.cfg.joins {
-                    Joins::Together => {
-                        Time::from_millis(mix(node_seed(sim.cfg.seed, i, 0) ^ 0x7374_6172) % 5_000)
-                    }
-                    Joins::Stagger(d) => Time::ZERO + d * i as u32,
-                }
-            };
+            let start = starts
+                .get(i)
+                .copied()
+                .unwrap_or(Time::ZERO + sim.cfg.late_at);
+            sim.last_start = sim.last_start.max(start);
             sim.push(start, Ev::Start(i));
         }
         sim.push(Time::ZERO, Ev::Sample);
@@ -1093,7 +1131,11 @@ impl Simulation {
         };
         let dialer_epoch = self.nodes[from].epoch;
         let n = &mut self.nodes[to];
-        let result = if !n.alive || n.nat || fail {
+        let result = if !n.alive {
+            // Its host answers, nobody listens (not started yet, or gone): refused, as a
+            // TCP connect to a closed port is.
+            DialResult::Failed(DialFailure::Refused)
+        } else if n.nat || fail {
             DialResult::Failed(DialFailure::Io)
         } else {
             self.tracer.record(to, now, || Input::Inbound {
@@ -1503,6 +1545,7 @@ impl Simulation {
             network,
             policy: self.cfg.node_config.policy,
             virtual_ms: self.cfg.duration.as_millis() as u64,
+            last_start_ms: self.last_start.as_millis(),
             events: self.events,
             messages: self.messages,
             event_log_hash: format!("{:016x}", self.hash.finish()),

@@ -243,7 +243,8 @@ impl MemoryNetwork {
         })
     }
 
-    /// Makes `addr` refuse (or accept again) every connection.
+    /// Makes `addr` unreachable (or reachable again): a connect fails as to a host that
+    /// is down (`HostUnreachable`), not refused as by a host where nobody listens.
     pub fn set_unreachable(&self, addr: SocketAddr, unreachable: bool) {
         let mut s = self.lock();
         if unreachable {
@@ -289,16 +290,18 @@ impl Transport for MemoryTransport {
         async move {
             let (listener, latency, remote) = {
                 let mut s = net.lock();
-                let listener = s
-                    .listeners
-                    .get(&point)
-                    .filter(|_| !s.unreachable.contains(&point))
-                    .cloned();
+                let unreachable = s.unreachable.contains(&point);
+                let listener = s.listeners.get(&point).cloned();
                 let latency = (s.latency)(me, point);
                 s.next_port = s.next_port.checked_add(1).unwrap_or(40_000);
                 s.connects += 1;
+                if unreachable {
+                    // No route: as a TCP connect to a host that is down, not one refused.
+                    return Err(io::Error::from(io::ErrorKind::HostUnreachable));
+                }
                 (listener, latency, SocketAddr::new(me.ip(), s.next_port))
             };
+            // Nobody listens there: refused at once, as a TCP connect to a closed port.
             let listener =
                 listener.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
             let (ours, mut theirs) = MemoryLink::pair(latency);
