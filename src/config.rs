@@ -765,7 +765,7 @@ impl Config {
 
     /// The outbound budget: most connections we dial. `max_outbound` when set; otherwise
     /// `min_target` (the top-up's goal, so the budget never stops a top-up) raised to the
-    /// sum of the floors, at most `max_connections`.
+    /// sum of the floors and to `min_outbound`, at most `max_connections`.
     ///
     /// ```
     /// use peerkeeper::Config;
@@ -779,6 +779,7 @@ impl Config {
             self.bounds()
                 .min_target
                 .max(self.targets.floor_sum())
+                .max(self.min_outbound.unwrap_or(0))
                 .min(self.max_connections)
         })
     }
