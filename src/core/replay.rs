@@ -1551,7 +1551,7 @@ fn input_points(input: &Input, conns: &BTreeMap<ConnId, ConnInfo>) -> Vec<Socket
             .values()
             .filter(|i| i.peer == *peer)
             .map(|i| i.point)
-            .last()
+            .next_back()
             .into_iter()
             .collect(),
         Input::Violation { offender } => match offender {
