@@ -22,7 +22,8 @@
 //! ([`decay`]; the determinism tests forbid `exp` and `powf` in decisions).
 //!
 //! Memory is bounded: a score is kept for every connected peer and for at most
-//! [`Scores::capacity`] peers in all; past it the peer whose score is closest to 0 and
+//! `max(3 * max_connections, MIN_SCORED_PEERS)` peers in all ([`super::MIN_SCORED_PEERS`]);
+//! past it the peer whose score is closest to 0 and
 //! that is not connected is forgotten (it had the least to say).
 
 use crate::pool::PeerId;
