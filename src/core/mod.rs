@@ -2538,7 +2538,10 @@ impl NodeCore {
                         .candidates(self.config.private_mode)
                         .next()
                         .is_some();
-                if short && !self.outbound_short {
+                // New points or peers wake it only while their trigger is on.
+                let points_off = (c.new_point && !self.switches[TriggerKind::NewPoint as usize])
+                    || (c.new_peer && !self.switches[TriggerKind::NewPeer as usize]);
+                if short && !self.outbound_short && !points_off {
                     reasons.push(WakeReason::OutboundFloor);
                 }
                 self.outbound_short = short;

@@ -305,10 +305,13 @@ fn standing_first(
 /// a candidate exists, as many as it lacks (at most `max_concurrent_dials`), each chosen
 /// by [`evict_inbound`](super::evict::evict_inbound) (never a protected one, never one
 /// younger than `newcomer_grace`). Inbound connections never satisfy maintenance alone.
+/// None with `make_room_interval = "none"` (the node never closes an inbound connection to
+/// make room).
 pub fn outbound_floor_evictions(pool: &Pool, config: &Config, now: Time) -> Vec<SocketAddr> {
     let need = outbound_need(pool, config).min(config.max_concurrent_dials);
     let busy = pool.active_count() + pool.dialing_count();
-    if need == 0 || busy < config.max_connections {
+    // `make_room_interval = "none"`: no inbound connection is ever closed to make room.
+    if need == 0 || busy < config.max_connections || config.make_room_interval.is_none() {
         return Vec::new();
     }
     let available = pool.candidates(config.private_mode).take(need).count();
