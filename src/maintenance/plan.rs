@@ -300,15 +300,22 @@ fn standing_first(
     v
 }
 
-/// The inbound connections to close so that the outbound floor can be dialed at
-/// `max_connections` ([`Config::outbound_floor`]): while the floor lacks connections and
-/// a candidate exists, as many as it lacks (at most `max_concurrent_dials`), each chosen
+/// The inbound connection to close so that the outbound floor can be dialed at
+/// `max_connections` ([`Config::outbound_floor`]): when the node has no outbound
+/// connection (nor dial) at all and a candidate exists, one, chosen
 /// by [`evict_inbound`](super::evict::evict_inbound) (never a protected one, never one
 /// younger than `newcomer_grace`). Inbound connections never satisfy maintenance alone.
 /// None with `make_room_interval = "none"` (the node never closes an inbound connection to
 /// make room).
 pub fn outbound_floor_evictions(pool: &Pool, config: &Config, now: Time) -> Vec<SocketAddr> {
-    let need = outbound_need(pool, config).min(config.max_concurrent_dials);
+    // Only for a node with no outbound connection at all (kept in range by inbound ones
+    // alone): evicting for every missing slot of the floor made full networks churn (a
+    // NAT-heavy simulated network, whose public nodes carry everyone, never settled).
+    let need = if pool.outbound_count() + pool.dialing_count() == 0 {
+        outbound_need(pool, config).min(1)
+    } else {
+        0
+    };
     let busy = pool.active_count() + pool.dialing_count();
     // `make_room_interval = "none"`: no inbound connection is ever closed to make room.
     if need == 0 || busy < config.max_connections || config.make_room_interval.is_none() {
