@@ -118,7 +118,7 @@ proptest! {
         prop_assert!(dials.len() <= config.max_concurrent_dials);
         prop_assert!(pool.outbound_count() + dials.len() <= config.outbound_budget().max(pool.outbound_count()));
         let before = pool.kind_counts();
-        let outbound_need = peerkeeper::maintenance::outbound_need(&pool, &config);
+        let outbound_need = peerkeeper::maintenance::outbound_need(pool, config);
         let mut after = before;
         for d in &dials {
             after[pool.kind_of(d).index()] += 1;
