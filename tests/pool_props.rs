@@ -158,18 +158,23 @@ proptest! {
                 prop_assert!(info.is_trusted());
             }
         }
-        // Closes: only above max_threshold, never trusted, down to exactly max_target when
-        // enough untrusted connections exist.
+        // Closes: only above max_threshold, never trusted nor outbound ones below the
+        // outbound floor, down to exactly max_target when enough such connections exist.
+        let unprotected = |d: Direction| pool
+            .connections()
+            .filter(|(a, c)| c.direction == d && !pool.is_protected(a))
+            .count();
+        let cuttable = unprotected(Direction::Inbound)
+            + unprotected(Direction::Outbound).saturating_sub(config.outbound_floor());
         if !p.close.is_empty() {
             prop_assert!(active > b.max_threshold);
-            let untrusted = pool.connections().filter(|(a, _)| !pool.is_trusted(a)).count();
-            prop_assert_eq!(p.close.len(), (active - b.max_target).min(untrusted));
+            prop_assert_eq!(p.close.len(), (active - b.max_target).min(cuttable));
             for a in &p.close {
                 prop_assert!(!pool.is_trusted(a));
                 prop_assert!(pool.connection(a).is_some());
             }
         } else if active > b.max_threshold {
-            prop_assert!(pool.connections().all(|(a, _)| pool.is_trusted(&a)));
+            prop_assert_eq!(cuttable, 0);
         }
         // One seed, one plan.
         let again = plan(&pool, &config, now, &mut StdRng::seed_from_u64(seed));
