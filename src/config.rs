@@ -529,6 +529,49 @@ impl Defences {
     }
 }
 
+/// Peer feedback: the decaying score the node core keeps per peer from the application's
+/// reports ([`crate::core::feedback`]), and the thresholds at which it disconnects and
+/// bans.
+///
+/// ```
+/// use peerkeeper::Config;
+/// let c = Config::from_toml(r#"
+///     [feedback]
+///     half_life = "5m"
+///     disconnect_below = -40
+///     ban_below = -90
+/// "#).unwrap();
+/// assert!(c.feedback.enabled);
+/// assert_eq!(c.feedback.half_life, std::time::Duration::from_secs(300));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedbackConfig {
+    /// Scores are kept and acted on. Off: reports are counted and otherwise ignored (the
+    /// simulator's `--no-feedback` compares the two).
+    pub enabled: bool,
+    /// A score halves toward 0 every this long (Lighthouse: 600 s).
+    #[serde(with = "humantime_serde")]
+    pub half_life: Duration,
+    /// At or below this score (in `[-100, 0)`), the peer's connection is closed.
+    pub disconnect_below: f64,
+    /// At or below this score (in `[-100, disconnect_below]`), or at a
+    /// [`Severity::Fatal`](crate::core::Severity::Fatal) report, the peer's point is
+    /// greylisted (banned for `greylist_duration`) and its connection closed.
+    pub ban_below: f64,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> Self {
+        FeedbackConfig {
+            enabled: true,
+            half_life: Duration::from_secs(600),
+            disconnect_below: -50.0,
+            ban_below: -80.0,
+        }
+    }
+}
+
 /// Which connection-maintenance policy a node runs. Both run inside the same node core, so
 /// the simulator's `--compare` compares policies in one program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -654,6 +697,25 @@ pub struct Config {
     pub peer_sets: PeerSetConfig,
     /// Eclipse defences (all on by default).
     pub defences: Defences,
+    /// The outbound floor: connections this node dialed that it keeps whatever its inbound
+    /// count (inbound connections never satisfy maintenance alone: the peers a node chose
+    /// are its eclipse defence). While fewer are open, a cycle dials even when the total
+    /// is in range, and a trim never cuts outbound connections below it. Absent:
+    /// `min(8, min_connections, max_connections / 4)`, at least 1 when `min_connections`
+    /// is (Bitcoin Core keeps 8 full-relay outbound connections of 125; a quarter of
+    /// `max_connections` at most, so that a network whose nodes are full, half of their
+    /// connections inbound, does not churn to reach it). See [`Config::outbound_floor`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_outbound: Option<usize>,
+    /// Most inbound connections from one network group (IPv4 /16, IPv6 /32, or the AS
+    /// with an AS map), as [`MAX_INBOUND_PER_ADDRESS`](crate::core::MAX_INBOUND_PER_ADDRESS)
+    /// bounds one address; the same exemptions (loopback and private addresses, trusted,
+    /// protected and tracked peers). Absent: a quarter of the inbound budget, at least 2.
+    /// See [`Config::inbound_per_group`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_inbound_per_group: Option<usize>,
+    /// Peer feedback: scores, their half-life, the thresholds.
+    pub feedback: FeedbackConfig,
 }
 
 impl Default for Config {
@@ -684,6 +746,9 @@ impl Default for Config {
             max_inbound: None,
             peer_sets: PeerSetConfig::default(),
             defences: Defences::default(),
+            min_outbound: None,
+            max_inbound_per_group: None,
+            feedback: FeedbackConfig::default(),
         }
     }
 }
@@ -700,7 +765,7 @@ impl Config {
 
     /// The outbound budget: most connections we dial. `max_outbound` when set; otherwise
     /// `min_target` (the top-up's goal, so the budget never stops a top-up) raised to the
-    /// sum of the floors, at most `max_connections`.
+    /// sum of the floors and to `min_outbound`, at most `max_connections`.
     ///
     /// ```
     /// use peerkeeper::Config;
@@ -714,6 +779,7 @@ impl Config {
             self.bounds()
                 .min_target
                 .max(self.targets.floor_sum())
+                .max(self.min_outbound.unwrap_or(0))
                 .min(self.max_connections)
         })
     }
@@ -731,6 +797,41 @@ impl Config {
     /// trusted or protected one).
     pub fn inbound_budget(&self) -> usize {
         self.max_inbound.unwrap_or(self.max_connections)
+    }
+
+    /// The outbound floor ([`Config::min_outbound`]): `min_outbound` when set; otherwise
+    /// `min(8, min_connections, max_connections / 4)`, at least 1 when `min_connections`
+    /// is, within the outbound budget. 0 with the octez policy (octez has no floor).
+    ///
+    /// ```
+    /// use peerkeeper::Config;
+    /// assert_eq!(Config::default().outbound_floor(), 8); // 10 / 50 / 100
+    /// let tight = Config { min_connections: 2, expected_connections: 4, max_connections: 6,
+    ///                      ..Config::default() };
+    /// assert_eq!(tight.outbound_floor(), 1);
+    /// ```
+    pub fn outbound_floor(&self) -> usize {
+        if self.policy == Policy::Octez {
+            return 0;
+        }
+        self.min_outbound.unwrap_or_else(|| {
+            8.min(self.min_connections)
+                .min(self.max_connections / 4)
+                .max(1.min(self.min_connections))
+                .min(self.outbound_budget())
+        })
+    }
+
+    /// Most inbound connections from one network group ([`Config::max_inbound_per_group`]):
+    /// the setting when given; otherwise a quarter of the inbound budget, at least 2.
+    ///
+    /// ```
+    /// use peerkeeper::Config;
+    /// assert_eq!(Config::default().inbound_per_group(), 25);
+    /// ```
+    pub fn inbound_per_group(&self) -> usize {
+        self.max_inbound_per_group
+            .unwrap_or_else(|| (self.inbound_budget() / 4).max(2))
     }
 
     /// Parses TOML and validates it.
@@ -899,6 +1000,49 @@ impl Config {
             }
         }
         self.targets.validate(self)?;
+        if let Some(floor) = self.min_outbound {
+            let out = self.outbound_budget();
+            if floor > out {
+                return Err(invalid(
+                    "min_outbound",
+                    format!("must be <= the outbound budget max_outbound ({floor} > {out})"),
+                ));
+            }
+        }
+        if let Some(g) = self.max_inbound_per_group {
+            if g == 0 {
+                return Err(invalid(
+                    "max_inbound_per_group",
+                    "must be greater than 0 (every public inbound connection would be refused)",
+                ));
+            }
+            if g > self.max_connections {
+                return Err(invalid(
+                    "max_inbound_per_group",
+                    format!(
+                        "must be <= max_connections ({g} > {})",
+                        self.max_connections
+                    ),
+                ));
+            }
+        }
+        let f = &self.feedback;
+        nonzero("feedback.half_life", f.half_life)?;
+        if !(f.disconnect_below >= -100.0 && f.disconnect_below < 0.0) {
+            return Err(invalid(
+                "feedback.disconnect_below",
+                format!("must be in [-100, 0) (got {})", f.disconnect_below),
+            ));
+        }
+        if !(f.ban_below >= -100.0 && f.ban_below <= f.disconnect_below) {
+            return Err(invalid(
+                "feedback.ban_below",
+                format!(
+                    "must be in [-100, feedback.disconnect_below] (got {}, disconnect_below {})",
+                    f.ban_below, f.disconnect_below
+                ),
+            ));
+        }
         let s = &self.peer_sets;
         if !(1..=MAX_KEPT_SETS).contains(&s.kept_sets) {
             return Err(invalid(

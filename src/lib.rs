@@ -59,8 +59,8 @@ pub mod trigger;
 pub mod wire;
 
 pub use config::{
-    BackoffConfig, Bounds, Config, ConfigError, Defences, DiscoveryConfig, KindTarget, KindTargets,
-    PeerSetConfig, Policy, RangeStatus,
+    BackoffConfig, Bounds, Config, ConfigError, Defences, DiscoveryConfig, FeedbackConfig,
+    KindTarget, KindTargets, PeerSetConfig, Policy, RangeStatus,
 };
 pub use core::NodeCore;
 pub use maintenance::CycleReport;

@@ -226,6 +226,9 @@ fn a_floor_is_dialed_for_while_in_range_within_the_outbound_budget() {
 #[test]
 fn a_trim_cuts_the_kind_furthest_over_its_share_and_never_below_a_floor() {
     let mut config = base();
+    // Every connection here is outbound: no outbound floor, which a trim never cuts below
+    // either (tests/eviction.rs).
+    config.min_outbound = Some(0);
     config.targets.external.floor = 2;
     config.targets.external.weight = 1;
     config.targets.peer_sharing.weight = 1;
@@ -527,10 +530,11 @@ fn an_inbound_flood_never_takes_the_place_of_the_peers_we_dialed() {
             // ones only, so every stranger got in, at the expense of another stranger.
             None => assert!(closed >= 290, "{:?}", core.stats().closed),
             // The budget stops strangers before the trim: room is made (at most once a
-            // second, only from connections past their grace), the rest refused.
+            // second, only from the youngest unprotected stranger, once it is past its
+            // grace: so about once per grace period, 10 s), the rest refused.
             Some(_) => {
                 let s = core.stats().admission;
-                assert!(s.made_room >= 4 && s.refused_full > 200, "{s:?}");
+                assert!(s.made_room >= 2 && s.refused_full > 200, "{s:?}");
             }
         }
     }

@@ -118,6 +118,7 @@ proptest! {
         prop_assert!(dials.len() <= config.max_concurrent_dials);
         prop_assert!(pool.outbound_count() + dials.len() <= config.outbound_budget().max(pool.outbound_count()));
         let before = pool.kind_counts();
+        let outbound_need = peerkeeper::maintenance::outbound_need(pool, config);
         let mut after = before;
         for d in &dials {
             after[pool.kind_of(d).index()] += 1;
@@ -135,7 +136,7 @@ proptest! {
         let b = config.bounds();
         let active = pool.active_count();
         prop_assert!(
-            active + dials.len() <= b.min_target.max(active) + floor_dials,
+            active + dials.len() <= b.min_target.max(active) + floor_dials.max(outbound_need),
             "{} + {} dials past min_target {} with {} for floors", active, dials.len(), b.min_target, floor_dials
         );
         // Floors first: if anything else is dialed, every short kind got what it could.

@@ -180,8 +180,9 @@ proptest! {
         let inflight = pool.dialing_count();
         let p = run_plan(&config, &pool, now, seed);
 
-        // Bounds.
-        prop_assert!(p.dial.is_empty() || active + inflight + p.dial.len() <= b.min_target,
+        // Bounds (past min_target only for the outbound floor).
+        let floor = peerkeeper::maintenance::outbound_need(&pool, &config);
+        prop_assert!(p.dial.is_empty() || active + inflight + p.dial.len() <= b.min_target.max(active + inflight + floor),
             "active {active} + in flight {inflight} + dials {} > min_target {}",
             p.dial.len(), b.min_target);
         prop_assert!(inflight + p.dial.len() <= config.max_concurrent_dials || p.dial.is_empty());
@@ -211,9 +212,16 @@ proptest! {
             prop_assert!(pool.connection(a).is_some(), "closes {} which is not connected", a);
             prop_assert!(!pool.is_trusted(a), "closes trusted {}", a);
         }
-        let untrusted = pool.connections().filter(|(a, _)| !pool.is_trusted(a)).count();
+        // A trim never cuts a protected (trusted) connection, nor outbound ones below the
+        // outbound floor.
+        let unprotected = |d: Direction| pool
+            .connections()
+            .filter(|(a, c)| c.direction == d && !pool.is_protected(a))
+            .count();
+        let cuttable = unprotected(Direction::Inbound)
+            + unprotected(Direction::Outbound).saturating_sub(config.outbound_floor());
         if active > b.max_threshold {
-            prop_assert_eq!(p.close.len(), (active - b.max_target).min(untrusted));
+            prop_assert_eq!(p.close.len(), (active - b.max_target).min(cuttable));
             let distinct: BTreeSet<SocketAddr> = p.close.iter().copied().collect();
             prop_assert_eq!(distinct.len(), p.close.len());
         } else {
@@ -222,8 +230,11 @@ proptest! {
 
         // A top-up below min_threshold dials as many as the slots allow.
         if active < b.min_threshold && active < b.min_target {
+            let room = config.max_connections.saturating_sub(active + inflight);
+            let out_room = config.outbound_budget().saturating_sub(pool.outbound_count() + inflight);
             let slots = config.max_concurrent_dials.saturating_sub(inflight)
-                .min(b.min_target.saturating_sub(active + inflight));
+                .min(b.min_target.saturating_sub(active + inflight).max(floor.min(room)))
+                .min(out_room);
             let available = pool.candidates(config.private_mode).count();
             prop_assert_eq!(p.dial.len(), slots.min(available));
         }
@@ -494,13 +505,15 @@ proptest! {
             let active = pool.active_count();
             let inflight = pool.dialing_count();
             let dials = top_up_dials(&pool, &config, now);
+            // Past min_target only for the outbound floor.
+            let floor = peerkeeper::maintenance::outbound_need(&pool, &config);
             if !dials.is_empty() {
-                prop_assert!(active + inflight + dials.len() <= b.min_target,
+                prop_assert!(active + inflight + dials.len() <= b.min_target.max(active + inflight + floor),
                     "active {} + in flight {} + {} dials > min_target {}",
                     active, inflight, dials.len(), b.min_target);
                 prop_assert!(inflight + dials.len() <= config.max_concurrent_dials,
                     "in flight {} + {} dials > cap {}", inflight, dials.len(), config.max_concurrent_dials);
-                prop_assert!(active < b.min_target);
+                prop_assert!(active < b.min_target || floor > 0);
                 cap = config.max_concurrent_dials;
             }
             for a in &dials {

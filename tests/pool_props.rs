@@ -138,11 +138,13 @@ proptest! {
         let p = plan(&pool, &config, now, &mut StdRng::seed_from_u64(seed));
         let active = pool.active_count();
         let inflight = pool.dialing_count();
-        // A top-up stops at min_target, counting what is in flight.
+        // A top-up stops at min_target, counting what is in flight; past it, or in range,
+        // only for the outbound floor.
+        let floor = peerkeeper::maintenance::outbound_need(&pool, &config);
         if !p.dial.is_empty() {
-            prop_assert!(active + inflight + p.dial.len() <= b.min_target);
+            prop_assert!(active + inflight + p.dial.len() <= b.min_target.max(active + inflight + floor));
             prop_assert!(inflight + p.dial.len() <= config.max_concurrent_dials);
-            prop_assert!(active < b.min_threshold);
+            prop_assert!(active < b.min_threshold || floor > 0);
         }
         // Only candidates: disconnected, not backed off or greylisted, trusted in private mode.
         let dialed: BTreeSet<_> = p.dial.iter().collect();
@@ -156,18 +158,23 @@ proptest! {
                 prop_assert!(info.is_trusted());
             }
         }
-        // Closes: only above max_threshold, never trusted, down to exactly max_target when
-        // enough untrusted connections exist.
+        // Closes: only above max_threshold, never trusted nor outbound ones below the
+        // outbound floor, down to exactly max_target when enough such connections exist.
+        let unprotected = |d: Direction| pool
+            .connections()
+            .filter(|(a, c)| c.direction == d && !pool.is_protected(a))
+            .count();
+        let cuttable = unprotected(Direction::Inbound)
+            + unprotected(Direction::Outbound).saturating_sub(config.outbound_floor());
         if !p.close.is_empty() {
             prop_assert!(active > b.max_threshold);
-            let untrusted = pool.connections().filter(|(a, _)| !pool.is_trusted(a)).count();
-            prop_assert_eq!(p.close.len(), (active - b.max_target).min(untrusted));
+            prop_assert_eq!(p.close.len(), (active - b.max_target).min(cuttable));
             for a in &p.close {
                 prop_assert!(!pool.is_trusted(a));
                 prop_assert!(pool.connection(a).is_some());
             }
         } else if active > b.max_threshold {
-            prop_assert!(pool.connections().all(|(a, _)| pool.is_trusted(&a)));
+            prop_assert_eq!(cuttable, 0);
         }
         // One seed, one plan.
         let again = plan(&pool, &config, now, &mut StdRng::seed_from_u64(seed));

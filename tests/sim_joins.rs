@@ -294,10 +294,16 @@ fn making_room_lets_late_joiners_into_a_network_where_every_node_is_full() {
             .iter()
             .rfind(|s| s.t_ms < cfg.late_at.as_millis() as u64)
             .expect("a sample before the late joiners");
+        // Every node full, or one connection short for a moment: a node whose four
+        // connections were all inbound closes one to dial for its outbound floor
+        // (issue 16), and the node it closed re-dials.
         assert_eq!(
-            (before.connections.min, before.connections.max),
-            (4, 4),
-            "{what}: every node is full when they join"
+            before.connections.max, 4,
+            "{what}: the nodes are full when they join"
+        );
+        assert!(
+            before.connections.min >= 3,
+            "{what}: the nodes are full when they join"
         );
         assert_converged(&cfg, &out, &what);
         late_in_with += out.report.late_joiners_in_range;

@@ -131,6 +131,16 @@ pub struct Args {
     /// anchors), as `Defences::off()`.
     #[arg(long)]
     no_defences: bool,
+    /// Peer feedback scenario: this fraction of the nodes is useless, and every other
+    /// node reports on its peers every 10 s (useless ones as slow, the others as useful
+    /// now and then). The report gives the share of connections to useless peers at the
+    /// end. See docs/simulator.md.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    useless_fraction: f64,
+    /// Switch peer feedback off (`feedback.enabled = false`): reports are counted and
+    /// ignored, for comparison with --useless-fraction.
+    #[arg(long)]
+    no_feedback: bool,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -179,6 +189,7 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     check_rate("dial-failure-rate", args.dial_failure_rate)?;
     check_rate("message-loss", args.message_loss)?;
     check_rate("nat-fraction", args.nat_fraction)?;
+    check_rate("useless-fraction", args.useless_fraction)?;
     let eclipse = eclipse_config(args)?;
     let churn = args.churn.unwrap_or(if eclipse.is_some() {
         eclipse::DEFAULT_CHURN_PER_MINUTE
@@ -202,6 +213,9 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     args.targets.apply(&mut node_config);
     if args.no_defences {
         node_config.defences = Defences::off();
+    }
+    if args.no_feedback {
+        node_config.feedback.enabled = false;
     }
     let epochs = match args.validators {
         Some(v) => {
@@ -248,6 +262,7 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     cfg.message_loss = args.message_loss;
     cfg.nat_fraction = args.nat_fraction;
     cfg.churn_per_minute = churn;
+    cfg.useless_fraction = args.useless_fraction;
     cfg.epochs = epochs;
     if let Some(e) = &eclipse {
         e.check(cfg.total_nodes())?;
@@ -672,6 +687,26 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
                 ),
             ));
         }
+    }
+    if let Some(f) = &r.feedback {
+        rows.push((
+            "useless peers".into(),
+            format!(
+                "{} nodes; {} of {} connections of the others ({:.1} %) go to them, feedback {}",
+                f.useless_nodes,
+                f.to_useless,
+                f.connections,
+                f.useless_share * 100.0,
+                if f.enabled { "on" } else { "off" }
+            ),
+        ));
+        rows.push((
+            "feedback".into(),
+            format!(
+                "{} useful and {} slow reports; {} disconnects, {} bans by score",
+                f.useful_reports, f.slow_reports, f.disconnects, f.bans
+            ),
+        ));
     }
     rows.push(("event log hash".into(), r.event_log_hash.clone()));
     print_rows(&rows);

@@ -6,6 +6,7 @@
 //! at most [`MAX_QUEUED_EVENTS`]; past that the oldest are dropped and counted, so an
 //! observer that does not read never costs the node memory.
 
+use super::feedback::{Report, Score};
 use crate::maintenance::CycleReport;
 use crate::pool::{CloseReason, ConnId, Direction, PeerId};
 use crate::Time;
@@ -77,6 +78,22 @@ impl DialEnd {
             DialEnd::Offline => "offline",
         }
     }
+}
+
+/// What a score change led to ([`Event::Scored`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ScoreOutcome {
+    /// Nothing: the score is above `feedback.disconnect_below` (or the peer is not
+    /// connected).
+    Kept,
+    /// The peer's connection was closed: its score is at or below
+    /// `feedback.disconnect_below`.
+    Disconnected,
+    /// The peer's point was greylisted and its connection closed: its score is at or below
+    /// `feedback.ban_below`, or the report was fatal.
+    Banned,
 }
 
 /// Who ended a connection.
@@ -153,6 +170,24 @@ pub enum Event {
         ip: IpAddr,
         /// Until when.
         until: Time,
+    },
+    /// The application reported on a peer ([`super::NodeCore::handle_report`]) and its
+    /// score changed.
+    Scored {
+        /// When.
+        at: Time,
+        /// The peer.
+        peer: PeerId,
+        /// Its point, when known (connected, or seen connected before).
+        point: Option<SocketAddr>,
+        /// The report.
+        report: Report,
+        /// The score before the report (decayed to now).
+        before: Score,
+        /// The new score.
+        score: Score,
+        /// What the core did about it.
+        outcome: ScoreOutcome,
     },
     /// A maintenance cycle ended.
     CycleEnded {

@@ -6,7 +6,7 @@
 //! times: the core is deterministic, and these are all it ever reads.
 
 use super::{
-    Admission, DialResult, DialVerdict, Hello, NodeCore, Offender, PeerSetError, SetChanges,
+    Admission, DialResult, DialVerdict, Hello, NodeCore, Offender, PeerSetError, Report, SetChanges,
 };
 use crate::config::Config;
 use crate::pool::{CloseReason, ConnId, PeerId, Source};
@@ -164,6 +164,21 @@ pub enum Input {
         /// New addresses of tracked peers.
         addresses: Vec<(PeerId, SocketAddr)>,
     },
+    /// [`NodeCore::handle_report`].
+    Report {
+        /// The peer reported on.
+        peer: PeerId,
+        /// What the application says of it.
+        report: Report,
+    },
+    /// [`NodeCore::handle_rtt`].
+    Rtt {
+        /// On which connection.
+        conn: ConnId,
+        /// The round-trip time measured.
+        #[serde(with = "humantime_serde")]
+        rtt: std::time::Duration,
+    },
 }
 
 /// What an input answered at once, when it answers (the two a handshake waits for).
@@ -310,6 +325,8 @@ impl NodeCore {
             Input::Overwrite { addresses } => {
                 return Reply::PeerSets(self.handle_overwrite(addresses, at))
             }
+            Input::Report { peer, report } => self.handle_report(peer, report, at),
+            Input::Rtt { conn, rtt } => self.handle_rtt(conn, rtt, at),
         }
         Reply::None
     }

@@ -85,13 +85,15 @@
 //! neither rule: it backs off as octez does.
 
 mod event;
+pub mod feedback;
 mod input;
 pub mod intake;
 pub mod peerset;
 mod replay;
 mod stats;
 
-pub use event::{DialEnd, Ended, Event, MAX_QUEUED_EVENTS};
+pub use event::{DialEnd, Ended, Event, ScoreOutcome, MAX_QUEUED_EVENTS};
+pub use feedback::{Report, Score, Severity};
 pub use input::{Input, Recorded, Reply, TraceHeader, TRACE_SCHEMA, TRACE_VERSION};
 pub use replay::{
     clock, parse_clock, point_matches, ConnInfo, Decision, DecisionKind, Replay, Step, TraceError,
@@ -100,14 +102,16 @@ pub use replay::{
 
 pub use peerset::{PeerSetError, PeerSets, Readdressed, SetChanges};
 pub use stats::{
-    AdmissionStats, BookStats, CloseStats, CoreStats, DialStats, PointStats, SharingStats,
+    AdmissionStats, BookStats, CloseStats, CoreStats, DialStats, FeedbackStats, PointStats,
+    SharingStats,
 };
 
 use crate::config::{Bounds, Config, Policy};
 use crate::discovery::DiscoveryState;
+use crate::maintenance::evict::evict_inbound;
 use crate::maintenance::octez::{octez_config, octez_trigger, OctezModel, OCTEZ_SWAP_LINGER};
 use crate::maintenance::{
-    self, trim_for, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
+    self, outbound_need, trim_for, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
 };
 use crate::pool::{
     Added, CloseReason, ConnId, Direction, PeerId, PointInfo, PointState, Pool, Refused, Restored,
@@ -520,7 +524,18 @@ pub struct NodeCore {
     saved_at: Option<Time>,
     /// The saved pool: `stats.points.new` at the last save.
     new_points_at_save: u64,
+    /// Peer feedback: the scores ([`feedback`]).
+    scores: feedback::Scores,
+    /// The outbound floor lacked connections while a candidate existed, at the last
+    /// settle (what wakes maintenance when it starts to).
+    outbound_short: bool,
+    /// [`start`](Self::start) was called: maintenance may run.
+    started: bool,
 }
+
+/// Most peers with a score: three times `max_connections` (the connected ones and twice
+/// as many recently scored), at least this many.
+pub const MIN_SCORED_PEERS: usize = 64;
 
 impl NodeCore {
     /// A node with identity `me` whose every random choice comes from `seed`. Its pool
@@ -564,6 +579,13 @@ impl NodeCore {
             Policy::Octez => Brain::Octez(OctezModel::new(brain_config)),
         };
         let sets = PeerSets::new(&config.peer_sets);
+        let scores = feedback::Scores::new(
+            config
+                .max_connections
+                .saturating_mul(3)
+                .max(MIN_SCORED_PEERS),
+            config.feedback.half_life,
+        );
         NodeCore {
             bounds: config.bounds(),
             config,
@@ -596,6 +618,9 @@ impl NodeCore {
             unsaved_since: None,
             saved_at: None,
             new_points_at_save: 0,
+            scores,
+            outbound_short: false,
+            started: false,
         }
     }
 
@@ -906,6 +931,7 @@ impl NodeCore {
     /// Activation: the first maintenance cycle runs now.
     pub fn start(&mut self, now: Time) {
         self.tick(now);
+        self.started = true;
         self.run_brain(now, |b, pool, rng, out| match b {
             Brain::Peerkeeper { m, .. } => m.wake(WakeReason::Activation, now, pool, rng, out),
             Brain::Octez(o) => o.wake(WakeReason::Activation, now, pool, rng, out),
@@ -1043,6 +1069,21 @@ impl NodeCore {
                 points,
             };
         }
+        // One network group (/16, /32, or AS) holds at most `inbound_per_group` inbound
+        // slots, with the same exemptions.
+        if self.config.policy == Policy::Peerkeeper
+            && scope(ip) == Some(intake::Scope::Public)
+            && !tracked
+            && !self.pool.is_protected(&point)
+            && self.inbound_from_group(&point) >= self.config.inbound_per_group()
+        {
+            self.stats.admission.refused_per_group += 1;
+            let points = self.sample_for(point, self.refusal_size());
+            return Admission::Refuse {
+                reason: RefuseReason::Full,
+                points,
+            };
+        }
         // A dialer is alive and looking for peers: remember it, and tell the next one.
         self.note_dialer(point, now);
         if let Some(old_point) = self.pool.connected_point_of(hello.peer) {
@@ -1122,6 +1163,15 @@ impl NodeCore {
                 refuse(RefuseReason::AlreadyConnected)
             }
         }
+    }
+
+    /// Inbound connections from `point`'s network group ([`Pool::group`]).
+    fn inbound_from_group(&self, point: &SocketAddr) -> usize {
+        let g = self.pool.group(point);
+        self.pool
+            .connections()
+            .filter(|(a, c)| c.direction == Direction::Inbound && self.pool.group(a) == g)
+            .count()
     }
 
     /// Inbound connections from `ip`'s host (its IPv4 address, or its IPv6 /64).
@@ -1629,6 +1679,156 @@ impl NodeCore {
         let points = self.sample_for(point, size);
         self.stats.sharing.answers += 1;
         self.actions.push_back(Action::SendPoints { conn, points });
+    }
+
+    // ----- peer feedback -------------------------------------------------------------
+
+    /// The application reports on a peer ([`feedback`]): its score, in `[-100, 100]`,
+    /// moves by the report's weight ([`Report::weight`]) after decaying toward 0 with
+    /// `feedback.half_life` since its last change. At or below
+    /// `feedback.disconnect_below` its connection is closed
+    /// ([`CloseReason::ProtocolViolation`]); at or below `feedback.ban_below`, or on a
+    /// fatal report, its point is greylisted as for a protocol violation
+    /// ([`handle_violation`](Self::handle_violation)). A useful report also protects the
+    /// connection from inbound eviction, and a positive score puts the peer's point
+    /// first among otherwise-equal candidates. Every change is an [`Event::Scored`].
+    /// With `feedback.enabled = false` the report is counted and otherwise ignored.
+    ///
+    /// ```
+    /// use peerkeeper::core::{Action, Admission, Hello, NodeCore, Report, Severity};
+    /// use peerkeeper::pool::{CloseReason, ConnId, PeerId};
+    /// use peerkeeper::{Config, Time};
+    /// let mut core = NodeCore::new(Config::default(), PeerId::from_u64(1), 7);
+    /// core.start(Time::ZERO);
+    /// let peer = PeerId::from_u64(2);
+    /// let hello = Hello { peer, listen_port: 9000 };
+    /// let a = core.handle_inbound(ConnId(1), "10.0.0.2:40000".parse().unwrap(), hello, Time::ZERO);
+    /// assert_eq!(a, Admission::Accept);
+    /// while core.poll_action().is_some() {}
+    /// core.handle_report(peer, Report::Useful, Time::ZERO);
+    /// assert_eq!(core.score(&peer), Some(5.0));
+    /// core.handle_report(peer, Report::Misbehaved(Severity::High), Time::ZERO);
+    /// core.handle_report(peer, Report::Misbehaved(Severity::Low), Time::ZERO);
+    /// // -55: at or below disconnect_below (-50), the connection is closed.
+    /// assert_eq!(core.score(&peer), Some(-55.0));
+    /// assert!(std::iter::from_fn(|| core.poll_action()).any(|a| matches!(a,
+    ///     Action::Close { conn: ConnId(1), reason: CloseReason::ProtocolViolation })));
+    /// // Ten minutes later (the default half-life), half of it is left.
+    /// assert_eq!(core.score_at(&peer, Time::from_millis(600_000)), Some(-27.5));
+    /// ```
+    pub fn handle_report(&mut self, peer: PeerId, report: Report, now: Time) {
+        if self.stopped {
+            return;
+        }
+        self.tick(now);
+        self.stats.feedback.reports[report.index()] += 1;
+        if !self.config.feedback.enabled || peer == self.me {
+            return;
+        }
+        let point = self.pool.connected_point_of(peer);
+        let pool = &self.pool;
+        let scored = self.scores.apply(peer, point, report, now, |p| {
+            pool.connected_point_of(*p).is_some()
+        });
+        if let (Report::Useful, Some(p)) = (report, point) {
+            self.pool.mark_useful(&p, now);
+        }
+        if let Some(p) = scored.point {
+            let standing = match scored.after.milli() {
+                0 => None,
+                m => Some(m > 0),
+            };
+            self.pool.set_standing(p, standing);
+        }
+        let f = &self.config.feedback;
+        let outcome = if scored.point.is_some()
+            && (report == Report::Misbehaved(Severity::Fatal)
+                || scored.after <= Score::from_points(f.ban_below))
+        {
+            ScoreOutcome::Banned
+        } else if point.is_some() && scored.after <= Score::from_points(f.disconnect_below) {
+            ScoreOutcome::Disconnected
+        } else {
+            ScoreOutcome::Kept
+        };
+        self.emit(|| Event::Scored {
+            at: now,
+            peer,
+            point: scored.point,
+            report,
+            before: scored.before,
+            score: scored.after,
+            outcome,
+        });
+        match (outcome, scored.point) {
+            (ScoreOutcome::Banned, Some(p)) => {
+                self.stats.feedback.bans += 1;
+                self.handle_violation(Offender::Point(p), now);
+            }
+            (ScoreOutcome::Disconnected, _) => {
+                if let Some(conn) = point.and_then(|p| self.conn_at(&p)) {
+                    self.stats.feedback.disconnects += 1;
+                    self.stats.closed.violation += 1;
+                    self.close(conn, CloseReason::ProtocolViolation, now);
+                    self.settle(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The shell measured a round-trip time on a connection (a keep-alive and its answer):
+    /// the core keeps a smoothed value per connection (`srtt = 7/8 srtt + 1/8 rtt`, as
+    /// TCP's), and inbound eviction protects the lowest ([`crate::maintenance::evict`]).
+    /// Unknown connections are ignored.
+    ///
+    /// ```
+    /// use peerkeeper::core::{Admission, Hello, NodeCore};
+    /// use peerkeeper::pool::{ConnId, PeerId};
+    /// use peerkeeper::{Config, Time};
+    /// use std::time::Duration;
+    /// let mut core = NodeCore::new(Config::default(), PeerId::from_u64(1), 7);
+    /// let hello = Hello { peer: PeerId::from_u64(2), listen_port: 9000 };
+    /// core.handle_inbound(ConnId(1), "10.0.0.2:40000".parse().unwrap(), hello, Time::ZERO);
+    /// core.handle_rtt(ConnId(1), Duration::from_millis(80), Time::ZERO);
+    /// core.handle_rtt(ConnId(1), Duration::from_millis(160), Time::ZERO);
+    /// assert_eq!(core.rtt(ConnId(1)), Some(Duration::from_millis(90)));
+    /// ```
+    pub fn handle_rtt(&mut self, conn: ConnId, rtt: std::time::Duration, now: Time) {
+        if self.stopped {
+            return;
+        }
+        self.tick(now);
+        let Some(point) = self.conns.get(&conn).map(|m| m.point) else {
+            return;
+        };
+        let sample = u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX);
+        let smoothed = match self.pool.connection(&point).and_then(|c| c.rtt_ms) {
+            None => sample,
+            Some(old) => ((u64::from(old) * 7 + u64::from(sample)) / 8) as u32,
+        };
+        self.pool.set_rtt(&point, smoothed);
+    }
+
+    /// A peer's feedback score now (at the latest time the core has seen), in
+    /// `[-100, 100]`, if it has one: for an operator's peer listing.
+    pub fn score(&self, peer: &PeerId) -> Option<f64> {
+        self.score_at(peer, self.clock)
+    }
+
+    /// A peer's feedback score at `now` (decayed from its last change).
+    pub fn score_at(&self, peer: &PeerId, now: Time) -> Option<f64> {
+        self.scores
+            .get(peer, now.max(self.clock))
+            .map(Score::points)
+    }
+
+    /// The smoothed round-trip time of a connection, once the shell measured one
+    /// ([`handle_rtt`](Self::handle_rtt)).
+    pub fn rtt(&self, conn: ConnId) -> Option<std::time::Duration> {
+        let point = self.conns.get(&conn)?.point;
+        let ms = self.pool.connection(&point)?.rtt_ms?;
+        Some(std::time::Duration::from_millis(u64::from(ms)))
     }
 
     /// A connection ended (the peer closed it, the network broke it, it timed out).
@@ -2172,18 +2372,13 @@ impl NodeCore {
         if self.last_room_made.is_some_and(|t| now < t + interval) {
             return false;
         }
-        let grace = self.config.newcomer_grace;
-        // Only an inbound connection, never a protected one (trim_for skips those): an
-        // inbound newcomer never takes the place of a peer we chose.
-        let victim = trim_for(
-            &self.pool,
-            &self.config,
-            1,
-            now - grace,
-            |_, c| c.direction == Direction::Inbound && c.since + grace <= now,
-            &mut self.rng,
-        );
-        let Some(point) = victim.first().copied() else {
+        // Only an inbound connection, never a protected one: an inbound newcomer never
+        // takes the place of a peer we chose; and only one inbound eviction leaves
+        // unprotected (maintenance::evict): a flood of fresh connections from one host or
+        // group evicts its own, never a long-lived peer.
+        let victim = evict_inbound(&self.pool, now, self.config.newcomer_grace, |_, _| true);
+        let Some(point) = victim else {
+            self.stats.admission.no_room_protected += 1;
             return false;
         };
         let Some(conn) = self.conn_at(&point) else {
@@ -2450,6 +2645,23 @@ impl NodeCore {
             if points {
                 reasons.push(WakeReason::NewPoints);
             }
+            // The outbound floor: wake when it starts to lack connections while a
+            // candidate exists (an outbound peer left, points arrived).
+            if self.config.policy == Policy::Peerkeeper && self.started && !self.stopped {
+                let short = outbound_need(&self.pool, &self.config) > 0
+                    && self
+                        .pool
+                        .candidates(self.config.private_mode)
+                        .next()
+                        .is_some();
+                // New points or peers wake it only while their trigger is on.
+                let points_off = (c.new_point && !self.switches[TriggerKind::NewPoint as usize])
+                    || (c.new_peer && !self.switches[TriggerKind::NewPeer as usize]);
+                if short && !self.outbound_short && !points_off {
+                    reasons.push(WakeReason::OutboundFloor);
+                }
+                self.outbound_short = short;
+            }
             if c.new_connection && self.switches[TriggerKind::NewConnection as usize] {
                 self.actions
                     .push_back(Action::Trigger(TriggerKind::NewConnection));
@@ -2514,6 +2726,7 @@ impl NodeCore {
         }
         assert!(self.primary_dials.keys().all(|p| self.sets.is_tracked(*p)));
         assert!(self.unreached.len() < OFFLINE_AFTER.max(1));
+        assert!(self.scores.len() <= self.scores.capacity());
         assert!(self.parked.len() <= self.pool.limits().max_points);
         if self.offline_since.is_some() {
             assert!(self.unreached.is_empty(), "offline with unreached points");

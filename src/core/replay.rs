@@ -20,8 +20,8 @@
 use super::intake::canonical_ip;
 use super::{
     Action, Admission, DialEnd, DialFailure, DialResult, DialVerdict, Ended, Event, Input,
-    NodeCore, Offender, Recorded, RefuseReason, Reply, TraceHeader, TracedAction, TRACE_SCHEMA,
-    TRACE_VERSION,
+    NodeCore, Offender, Recorded, RefuseReason, Reply, Report, ScoreOutcome, TraceHeader,
+    TracedAction, TRACE_SCHEMA, TRACE_VERSION,
 };
 use crate::config::Policy;
 use crate::maintenance::{CycleReport, WakeReasons};
@@ -380,6 +380,8 @@ pub enum DecisionKind {
     PointsLearned,
     /// A point or address greylisted.
     Banned,
+    /// A peer's feedback score changed (an application's report).
+    Scored,
 }
 
 /// One decision of the core, with its reason: `what` was decided, `why`.
@@ -726,6 +728,18 @@ impl Replay {
                 addresses.len(),
                 if addresses.len() == 1 { "" } else { "es" }
             ),
+            Input::Report { peer, report } => {
+                format!(
+                    "the application reports peer {}: {}",
+                    peer.short(),
+                    report.name()
+                )
+            }
+            Input::Rtt { conn, rtt } => format!(
+                "round-trip time on {}: {}",
+                self.conn_text(*conn),
+                humantime::format_duration(*rtt)
+            ),
         }
     }
 
@@ -854,7 +868,10 @@ impl Replay {
                                             "no inbound connection older than newcomer_grace {} to close",
                                             humantime::format_duration(grace)
                                         ),
-                                        _ => "none to close".into(),
+                                        _ => format!(
+                                            "every inbound connection is protected from eviction (by group, round-trip time, usefulness, or as the longest-connected half), or the one eviction would pick is younger than newcomer_grace {}",
+                                            humantime::format_duration(grace)
+                                        ),
                                     };
                                     let at_cap = if s.connections_before >= config.max_connections {
                                         format!(
@@ -1150,6 +1167,48 @@ impl Replay {
                         ]),
                     ));
                 }
+                Event::Scored {
+                    peer,
+                    point,
+                    report,
+                    before,
+                    score,
+                    outcome,
+                    ..
+                } => {
+                    let f = &config.feedback;
+                    let then = match outcome {
+                        ScoreOutcome::Kept => String::new(),
+                        ScoreOutcome::Disconnected => format!(
+                            "at or below feedback.disconnect_below {}: its connection is closed",
+                            f.disconnect_below
+                        ),
+                        ScoreOutcome::Banned
+                            if *report == Report::Misbehaved(crate::core::Severity::Fatal) =>
+                        {
+                            "a fatal misbehaviour: banned whatever the score".into()
+                        }
+                        ScoreOutcome::Banned => {
+                            format!("at or below feedback.ban_below {}: banned", f.ban_below)
+                        }
+                    };
+                    out.push(mk(
+                        DecisionKind::Scored,
+                        None,
+                        *point,
+                        Some(*peer),
+                        format!("peer {} scored {score}", peer.short()),
+                        joined(vec![
+                            format!(
+                                "{} report ({:+}) on {before} (decayed with half-life {})",
+                                report.name(),
+                                report.weight(),
+                                humantime::format_duration(f.half_life)
+                            ),
+                            then,
+                        ]),
+                    ));
+                }
                 Event::Banned {
                     point, ip, until, ..
                 } => {
@@ -1164,6 +1223,7 @@ impl Replay {
                         },
                         Input::DialResult { .. } => "protocol violation during our dial's handshake".into(),
                         Input::Inbound { .. } => "no port to dial it back: not a node of this protocol".into(),
+                        Input::Report { .. } => "its feedback score (see above)".into(),
                         _ => "protocol violation".into(),
                     };
                     out.push(mk(
@@ -1239,7 +1299,7 @@ impl Replay {
                                     if made_room == Some(*conn) =>
                                 {
                                     format!(
-                                        "made room for a newcomer ({}): {} connections = max_connections {}, and this one is inbound and older than newcomer_grace {}",
+                                        "made room for a newcomer ({}): {} connections = max_connections {}, and this one is inbound, older than newcomer_grace {}, not protected by group, round-trip time, usefulness or age, and the youngest of the most represented group",
                                         SocketAddr::new(canonical_ip(remote.ip()), hello.listen_port),
                                         s.connections_before,
                                         config.max_connections,
@@ -1284,6 +1344,7 @@ impl Replay {
                             Input::Violation { .. } => {
                                 "the shell reported a protocol violation".into()
                             }
+                            Input::Report { .. } => "its feedback score fell too low".into(),
                             _ => String::new(),
                         },
                         CloseReason::Shutdown => "the node shuts down".into(),
@@ -1485,6 +1546,14 @@ fn input_points(input: &Input, conns: &BTreeMap<ConnId, ConnInfo>) -> Vec<Socket
         Input::SwapRequest { conn, point } | Input::SwapAck { conn, point } => {
             of(conn).into_iter().chain([*point]).collect()
         }
+        Input::Rtt { conn, .. } => of(conn).into_iter().collect(),
+        Input::Report { peer, .. } => conns
+            .values()
+            .filter(|i| i.peer == *peer)
+            .map(|i| i.point)
+            .next_back()
+            .into_iter()
+            .collect(),
         Input::Violation { offender } => match offender {
             Offender::Conn(c) => of(c).into_iter().collect(),
             Offender::Point(p) => vec![*p],

@@ -126,8 +126,30 @@ pub struct AdmissionStats {
     /// Refused: [`MAX_INBOUND_PER_ADDRESS`](crate::core::MAX_INBOUND_PER_ADDRESS) inbound
     /// connections already come from its IPv4 address (IPv6 /64).
     pub refused_per_address: u64,
+    /// Refused: [`Config::inbound_per_group`](crate::Config::inbound_per_group) inbound
+    /// connections already come from its network group (/16, /32, or AS).
+    pub refused_per_group: u64,
     /// Admitted at `max_connections` by closing another inbound connection.
     pub made_room: u64,
+    /// At `max_connections`, no room made because every inbound connection is protected
+    /// from eviction (by group, round-trip time, usefulness, age) or younger than
+    /// `newcomer_grace` (the newcomer is refused as full, and counted in `refused_full`
+    /// too).
+    pub no_room_protected: u64,
+}
+
+/// Peer feedback ([`crate::core::feedback`]): reports by kind, and what scores led to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FeedbackStats {
+    /// Reports received, by kind ([`Report::ALL`](crate::core::Report::ALL) order:
+    /// useful, slow, misbehaved low, medium, high, fatal), with feedback on or off.
+    pub reports: [u64; 6],
+    /// Connections closed because their peer's score fell to `feedback.disconnect_below`.
+    pub disconnects: u64,
+    /// Peers banned (their point greylisted) because their score fell to
+    /// `feedback.ban_below`, or for a fatal report.
+    pub bans: u64,
 }
 
 /// Points received from the network and the node's sources.
@@ -226,4 +248,6 @@ pub struct CoreStats {
     pub max_connections_seen: u64,
     /// The address book.
     pub book: BookStats,
+    /// Peer feedback.
+    pub feedback: FeedbackStats,
 }

@@ -27,7 +27,7 @@
 
 use crate::config::{Config, RangeStatus};
 use crate::maintenance::plan::{
-    floor_evictions, floors_dialable, floors_unmet, plan, top_up_dials,
+    floor_evictions, floors_dialable, floors_unmet, outbound_floor_evictions, plan, top_up_dials,
 };
 use crate::pool::{CloseReason, ConnId, Pool};
 use crate::Time;
@@ -55,11 +55,14 @@ pub enum WakeReason {
     NewPoints,
     /// A backed-off point became dialable while connections were short.
     BackoffExpired,
+    /// The outbound floor ([`Config::outbound_floor`]) lacks connections (an outbound
+    /// connection ended, or the node started with inbound ones only).
+    OutboundFloor,
 }
 
 impl WakeReason {
     /// Every reason, in order.
-    pub const ALL: [WakeReason; 7] = [
+    pub const ALL: [WakeReason; 8] = [
         WakeReason::Activation,
         WakeReason::TooFewConnections,
         WakeReason::TooManyConnections,
@@ -67,6 +70,7 @@ impl WakeReason {
         WakeReason::Idle,
         WakeReason::NewPoints,
         WakeReason::BackoffExpired,
+        WakeReason::OutboundFloor,
     ];
 }
 
@@ -119,6 +123,7 @@ impl WakeReason {
             WakeReason::Idle => "idle",
             WakeReason::NewPoints => "new_points",
             WakeReason::BackoffExpired => "backoff_expired",
+            WakeReason::OutboundFloor => "outbound_floor",
         }
     }
 }
@@ -385,7 +390,8 @@ impl Maintenance {
                 WakeReason::Activation | WakeReason::Idle => {}
                 WakeReason::TooFewConnections
                 | WakeReason::NewPoints
-                | WakeReason::BackoffExpired => self.step(now, pool, rng, out),
+                | WakeReason::BackoffExpired
+                | WakeReason::OutboundFloor => self.step(now, pool, rng, out),
             },
         }
     }
@@ -523,7 +529,13 @@ impl Maintenance {
         } else {
             // A kind below its floor with candidates but no room: make room first.
             let young_after = now - self.config.newcomer_grace;
-            for addr in floor_evictions(pool, &self.config, young_after, rng) {
+            let mut evict = floor_evictions(pool, &self.config, young_after, rng);
+            if evict.is_empty() {
+                // The outbound floor at max_connections: inbound connections never
+                // satisfy maintenance alone.
+                evict = outbound_floor_evictions(pool, &self.config, now);
+            }
+            for addr in evict {
                 if let Some(c) = pool.connection_closed(addr, now) {
                     out.push(Action::Close(addr, c.id, CloseReason::TooManyConnections));
                     if let Some(r) = self.report_mut() {

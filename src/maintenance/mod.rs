@@ -40,6 +40,7 @@
 //! group-spreading trim.
 
 mod cycle;
+pub mod evict;
 pub mod octez;
 mod plan;
 
@@ -47,6 +48,6 @@ pub use cycle::{
     Action, CycleOutcome, CycleReport, DialOutcome, Maintenance, WakeReason, WakeReasons,
 };
 pub use plan::{
-    diverse, floor_evictions, floors_dialable, floors_short, floors_unmet, plan, top_up_dials,
-    trim, trim_for, trim_where, Plan,
+    diverse, floor_evictions, floors_dialable, floors_short, floors_unmet,
+    outbound_floor_evictions, outbound_need, plan, top_up_dials, trim, trim_for, trim_where, Plan,
 };

@@ -122,28 +122,49 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
         .saturating_sub(pool.outbound_count() + inflight);
     let conc_room = config.max_concurrent_dials.saturating_sub(inflight);
     let targets = &config.targets;
+    // The outbound floor: dialed for whatever the total, within max_connections (room
+    // is made first: see outbound_floor_evictions).
+    let floor_need =
+        outbound_need(pool, config).min(config.max_connections.saturating_sub(active + inflight));
     if targets.is_neutral() {
-        if active >= bounds.min_target {
+        if active >= bounds.min_target && floor_need == 0 {
             return Vec::new();
         }
         let slots = conc_room
-            .min(bounds.min_target.saturating_sub(active + inflight))
+            .min(
+                bounds
+                    .min_target
+                    .saturating_sub(active + inflight)
+                    .max(floor_need),
+            )
             .min(out_room);
+        if slots == 0 {
+            return Vec::new();
+        }
         if !config.defences.diverse_dials {
-            return pool.candidates(config.private_mode).take(slots).collect();
+            return standing_first(pool, pool.candidates(config.private_mode), slots)
+                .into_iter()
+                .take(slots)
+                .collect();
         }
         return diverse(pool, config.private_mode, slots);
     }
+    let floor_room = floor_need;
     let mut counts = pool.kind_counts();
     let floor_need: usize = Source::ALL
         .iter()
         .map(|k| targets.get(*k).floor.saturating_sub(counts[k.index()]))
         .sum();
-    let need = bounds.min_target.saturating_sub(active + inflight);
-    let slots = conc_room
-        .min(out_room)
-        .min(need.max(floor_need))
-        .min(bounds.max_target.saturating_sub(active + inflight));
+    let need = bounds
+        .min_target
+        .saturating_sub(active + inflight)
+        .max(outbound_need(pool, config));
+    let slots = conc_room.min(out_room).min(need.max(floor_need)).min(
+        bounds
+            .max_target
+            .saturating_sub(active + inflight)
+            .max(floor_room),
+    );
     if slots == 0 {
         return Vec::new();
     }
@@ -238,7 +259,79 @@ pub fn diverse(pool: &Pool, private: bool, slots: usize) -> Vec<SocketAddr> {
     if slots == 0 {
         return Vec::new();
     }
-    Spread::new(pool).pick(pool, pool.candidates(private), slots)
+    let cands = standing_first(pool, pool.candidates(private), slots + DIVERSITY_WINDOW);
+    Spread::new(pool).pick(pool, cands.into_iter(), slots)
+}
+
+/// How many outbound connections the floor lacks ([`Config::outbound_floor`]): open
+/// outbound connections and dials in flight counted.
+pub fn outbound_need(pool: &Pool, config: &Config) -> usize {
+    config
+        .outbound_floor()
+        .saturating_sub(pool.outbound_count() + pool.dialing_count())
+}
+
+/// The first `window` candidates of `cands` (in rank order), the points whose peer has a
+/// positive feedback score ([`Pool::standing`]) moved before the otherwise-equal ones
+/// (those of the same class: trusted, never failed, failed) and the points with a
+/// negative score after them. Stable: with no standing at all, exactly the first
+/// `window` candidates in their order.
+fn standing_first(
+    pool: &Pool,
+    cands: impl Iterator<Item = SocketAddr>,
+    window: usize,
+) -> Vec<SocketAddr> {
+    let mut v: Vec<SocketAddr> = cands.take(window).collect();
+    if pool.has_standings() {
+        v.sort_by_key(|a| {
+            let class = match pool.get(a) {
+                Some(p) if p.is_trusted() => 0,
+                Some(p) if p.failures == 0 => 1,
+                _ => 2,
+            };
+            let standing = match pool.standing(a) {
+                Some(true) => 0,
+                None => 1,
+                Some(false) => 2,
+            };
+            (class, standing)
+        });
+    }
+    v
+}
+
+/// The inbound connection to close so that the outbound floor can be dialed at
+/// `max_connections` ([`Config::outbound_floor`]): when the node has no outbound
+/// connection (nor dial) at all and a candidate exists, one, chosen
+/// by [`evict_inbound`](super::evict::evict_inbound) (never a protected one, never one
+/// younger than `newcomer_grace`). Inbound connections never satisfy maintenance alone.
+/// None with `make_room_interval = "none"` (the node never closes an inbound connection to
+/// make room).
+pub fn outbound_floor_evictions(pool: &Pool, config: &Config, now: Time) -> Vec<SocketAddr> {
+    // Only for a node with no outbound connection at all (kept in range by inbound ones
+    // alone): evicting for every missing slot of the floor made full networks churn (a
+    // NAT-heavy simulated network, whose public nodes carry everyone, never settled).
+    let need = if pool.outbound_count() + pool.dialing_count() == 0 {
+        outbound_need(pool, config).min(1)
+    } else {
+        0
+    };
+    let busy = pool.active_count() + pool.dialing_count();
+    // `make_room_interval = "none"`: no inbound connection is ever closed to make room.
+    if need == 0 || busy < config.max_connections || config.make_room_interval.is_none() {
+        return Vec::new();
+    }
+    let available = pool.candidates(config.private_mode).take(need).count();
+    let n = need.min(available).min(busy + 1 - config.max_connections);
+    let mut out = Vec::new();
+    while out.len() < n {
+        match super::evict::evict_inbound(pool, now, config.newcomer_grace, |a, _| !out.contains(a))
+        {
+            Some(a) => out.push(a),
+            None => break,
+        }
+    }
+    out
 }
 
 /// The network groups our dialed connections hold, and the rule of [`diverse`]: one new
@@ -321,12 +414,18 @@ fn short_kinds(pool: &Pool, config: &Config) -> Vec<Source> {
 /// Whether a kind is below its floor ([`KindTargets`]), whether or not it has candidates:
 /// while it is, discovery keeps asking and the node's sources keep being polled.
 pub fn floors_unmet(pool: &Pool, config: &Config) -> bool {
-    !short_kinds(pool, config).is_empty()
+    !short_kinds(pool, config).is_empty() || outbound_need(pool, config) > 0
 }
 
 /// Whether a kind is below its floor while one of its candidates could be dialed within
 /// the outbound budget (what makes a cycle dial while the count is in range).
 pub fn floors_short(pool: &Pool, config: &Config) -> bool {
+    if outbound_need(pool, config) > 0
+        && pool.active_count() + pool.dialing_count() < config.max_connections
+        && pool.candidates(config.private_mode).next().is_some()
+    {
+        return true;
+    }
     if config.outbound_budget() <= pool.outbound_count() + pool.dialing_count()
         || pool.active_count() + pool.dialing_count() >= config.bounds().max_target
     {
@@ -337,7 +436,8 @@ pub fn floors_short(pool: &Pool, config: &Config) -> bool {
 
 /// Whether a kind below its floor has a candidate, room or not.
 pub fn floors_dialable(pool: &Pool, config: &Config) -> bool {
-    has_floor_candidate(pool, config, &short_kinds(pool, config))
+    (outbound_need(pool, config) > 0 && pool.candidates(config.private_mode).next().is_some())
+        || has_floor_candidate(pool, config, &short_kinds(pool, config))
 }
 
 fn has_floor_candidate(pool: &Pool, config: &Config, short: &[Source]) -> bool {
@@ -416,8 +516,14 @@ pub fn trim_for<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Vec<SocketAddr> {
     let targets: &KindTargets = &config.targets;
+    // Outbound connections above the floor only.
+    let outbound_cuttable = pool
+        .connections()
+        .filter(|(a, c)| c.direction == Direction::Outbound && !pool.is_protected(a))
+        .count()
+        .saturating_sub(config.outbound_floor());
     if targets.is_neutral() {
-        return trim_where(pool, count, young_after, eligible, rng);
+        return trim_protected(pool, count, young_after, outbound_cuttable, eligible, rng);
     }
     let quotas = targets.quotas(config.bounds().max_target);
     let mut counts = [0usize; 5];
@@ -426,9 +532,10 @@ pub fn trim_for<R: Rng + ?Sized>(
     }
     let mut out: Vec<SocketAddr> = Vec::with_capacity(count);
     // Inbound connections first, as in trim_where; then outbound ones.
+    let mut outbound_cut = 0;
     for dir in [Direction::Inbound, Direction::Outbound] {
         let mut exhausted = [false; 5];
-        while out.len() < count {
+        while out.len() < count && (dir == Direction::Inbound || outbound_cut < outbound_cuttable) {
             let pick = Source::ALL
                 .into_iter()
                 .filter(|k| {
@@ -454,10 +561,56 @@ pub fn trim_for<R: Rng + ?Sized>(
                 Some(a) => {
                     out.push(*a);
                     counts[k.index()] -= 1;
+                    outbound_cut += usize::from(dir == Direction::Outbound);
                 }
                 None => exhausted[k.index()] = true,
             }
         }
+    }
+    out
+}
+
+/// The trim of the node core (default targets): `count` connections among those
+/// `eligible` accepts, never a protected one; first the inbound connections inbound
+/// eviction would choose ([`eviction_order`](super::evict::eviction_order): after
+/// protecting some by group, round-trip time, usefulness and age, the youngest of the
+/// most represented group first), then outbound ones (at most `outbound_cuttable`: the
+/// outbound floor is never cut), spread over groups as [`trim_where`] does, then the
+/// inbound connections eviction protected, as [`trim_where`] orders them.
+fn trim_protected<R: Rng + ?Sized>(
+    pool: &Pool,
+    count: usize,
+    young_after: Time,
+    outbound_cuttable: usize,
+    eligible: impl Fn(&SocketAddr, &Connection) -> bool,
+    rng: &mut R,
+) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = super::evict::eviction_order(pool, &eligible)
+        .into_iter()
+        .map(|(a, _)| a)
+        .take(count)
+        .collect();
+    if out.len() < count {
+        let goal = (count - out.len()).min(outbound_cuttable) + out.len();
+        cut_spread(
+            pool,
+            goal,
+            young_after,
+            |a, c| c.direction == Direction::Outbound && eligible(a, c),
+            rng,
+            &mut out,
+        );
+    }
+    if out.len() < count {
+        let taken = out.clone();
+        cut_spread(
+            pool,
+            count,
+            young_after,
+            |a, c| c.direction == Direction::Inbound && eligible(a, c) && !taken.contains(a),
+            rng,
+            &mut out,
+        );
     }
     out
 }

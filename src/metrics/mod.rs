@@ -56,7 +56,7 @@ mod serve;
 pub use serve::{serve, serve_with, MetricsServer, ServeConfig, OPENMETRICS_CONTENT_TYPE};
 
 use crate::config::Bounds;
-use crate::core::{CloseStats, CoreStats, DialEnd, DialStats, Ended, Event, NodeCore};
+use crate::core::{CloseStats, CoreStats, DialEnd, DialStats, Ended, Event, NodeCore, Report};
 use crate::maintenance::{CycleReport, WakeReason, WakeReasons};
 use crate::node::{Node, NodeStatus};
 use crate::pool::{CloseReason, ConnId, Direction, PointState, PoolStats, Sources};
@@ -149,7 +149,7 @@ const DROP_REASONS: [&str; 8] = [
 
 /// Inbound handshakes refused, by reason (the fields of
 /// [`AdmissionStats`](crate::core::AdmissionStats)).
-const REFUSE_REASONS: [&str; 8] = [
+const REFUSE_REASONS: [&str; 9] = [
     "full",
     "greylisted",
     "duplicate",
@@ -158,6 +158,7 @@ const REFUSE_REASONS: [&str; 8] = [
     "untracked",
     "wrong_peer",
     "per_address",
+    "per_group",
 ];
 
 const BOUNDS: [&str; 7] = [
@@ -260,6 +261,15 @@ struct Families {
     bans: Counter,
     swaps: Counter,
     events_missed: Counter,
+    no_room: Counter,
+    feedback_reports: Family<ReportLabel, Counter>,
+    feedback_disconnects: Counter,
+    feedback_bans: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReportLabel {
+    report: &'static str,
 }
 
 impl Metrics {
@@ -299,7 +309,16 @@ impl Metrics {
             bans: Counter::default(),
             swaps: Counter::default(),
             events_missed: Counter::default(),
+            no_room: Counter::default(),
+            feedback_reports: Family::default(),
+            feedback_disconnects: Counter::default(),
+            feedback_bans: Counter::default(),
         };
+        for report in Report::ALL {
+            let _ = m.feedback_reports.get_or_create(&ReportLabel {
+                report: report.name(),
+            });
+        }
         for direction in DIRECTIONS {
             let _ = m.opened.get_or_create(&DirectionLabel { direction });
             for kind in KINDS {
@@ -392,6 +411,26 @@ impl Metrics {
             "inbound_made_room",
             "Inbound connections admitted at max_connections by closing an older inbound one",
             m.made_room.clone(),
+        );
+        r.register(
+            "inbound_no_room",
+            "Newcomers refused at max_connections because every inbound connection is protected from eviction or too young",
+            m.no_room.clone(),
+        );
+        r.register(
+            "feedback_reports",
+            "Reports on peers from the application, by kind (useful, slow, misbehaved_SEVERITY)",
+            m.feedback_reports.clone(),
+        );
+        r.register(
+            "feedback_disconnects",
+            "Connections closed because their peer's feedback score fell to feedback.disconnect_below",
+            m.feedback_disconnects.clone(),
+        );
+        r.register(
+            "feedback_bans",
+            "Peers banned because their feedback score fell to feedback.ban_below, or for a fatal report",
+            m.feedback_bans.clone(),
         );
         r.register(
             "cycles",
@@ -737,7 +776,7 @@ impl Follower {
                 self.m.bans.inc();
             }
             // Counted exactly from the status.
-            Event::DialEnded { .. } | Event::PointsLearned { .. } => {}
+            Event::DialEnded { .. } | Event::PointsLearned { .. } | Event::Scored { .. } => {}
         }
     }
 
@@ -804,6 +843,7 @@ impl Follower {
             (na.refused_untracked, oa.refused_untracked),
             (na.refused_wrong_peer, oa.refused_wrong_peer),
             (na.refused_per_address, oa.refused_per_address),
+            (na.refused_per_group, oa.refused_per_group),
         ];
         for (reason, (n, o)) in REFUSE_REASONS.into_iter().zip(refused) {
             bump(
@@ -813,6 +853,20 @@ impl Follower {
             );
         }
         bump(&m.made_room, na.made_room, oa.made_room);
+        bump(&m.no_room, na.no_room_protected, oa.no_room_protected);
+        let (nf, of) = (&new.feedback, &old.feedback);
+        for report in Report::ALL {
+            let i = report.index();
+            bump(
+                &m.feedback_reports.get_or_create(&ReportLabel {
+                    report: report.name(),
+                }),
+                nf.reports[i],
+                of.reports[i],
+            );
+        }
+        bump(&m.feedback_disconnects, nf.disconnects, of.disconnects);
+        bump(&m.feedback_bans, nf.bans, of.bans);
         bump(
             &m.inbound_dropped,
             s.dropped_at_accept,

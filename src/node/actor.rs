@@ -55,6 +55,10 @@ pub(crate) enum Cmd {
     /// The connection task dropped the connection on its own (keepalive, stalled writes).
     Dropped(ConnId, CloseReason),
     Violation(Offender),
+    /// The application's feedback on a peer ([`Input::Report`]).
+    Report(crate::pool::PeerId, crate::core::Report),
+    /// A round trip measured on a ping ([`Input::Rtt`]).
+    Rtt(ConnId, Duration),
     SourcePoints(Vec<SocketAddr>, crate::pool::Source),
     SourcesDone,
     Maintain(oneshot::Sender<CycleReport>),
@@ -312,6 +316,12 @@ impl<T: Transport> Actor<T> {
             }
             Cmd::Asked(conn) => {
                 self.input(now, Input::PointsAsked { conn });
+            }
+            Cmd::Report(peer, report) => {
+                self.input(now, Input::Report { peer, report });
+            }
+            Cmd::Rtt(conn, rtt) => {
+                self.input(now, Input::Rtt { conn, rtt });
             }
             Cmd::SwapRequest(conn, point) => {
                 self.input(now, Input::SwapRequest { conn, point });

@@ -606,9 +606,15 @@ async fn run<L: Link>(
                                         let rtt = at.elapsed();
                                         let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
                                         rtt_us.store(us, Ordering::Relaxed);
+                                        // The core protects the lowest-latency peers
+                                        // from eviction.
+                                        Cmd::Rtt(conn, rtt)
+                                    } else {
+                                        continue;
                                     }
+                                } else {
+                                    continue;
                                 }
-                                continue;
                             }
                             Message::App { channel, payload } => {
                                 let Some(slot) = ctx.channels.get(channel) else {

@@ -731,6 +731,32 @@ impl Node {
         self.tell(Cmd::SetIdleTimer(enabled)).await
     }
 
+    /// The application's word on a peer: it delivered something new or first
+    /// ([`Report::Useful`](crate::core::Report::Useful)), it is slow, or it misbehaved
+    /// (with a severity). The core keeps a decaying score per peer
+    /// ([`Config::feedback`](crate::Config::feedback)): the most useful peers are kept
+    /// through trims and room-making and their points dialed first; a peer whose score
+    /// falls below `feedback.disconnect_below` is disconnected, below `feedback.ban_below`
+    /// (or on a fatal report) banned. Every report is a core input: traces record it and
+    /// `peerkeeper replay` explains what it led to. Cancel-safe (the report may or may not
+    /// have been made).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use peerkeeper::core::{Report, Severity};
+    /// use peerkeeper::{identity::Keypair, node::Node, transport::memory::MemoryNetwork, Config};
+    /// let net = MemoryNetwork::new();
+    /// let node = Node::builder(Config::default(), net.bind("10.0.0.1:1".parse().unwrap()).unwrap())
+    ///     .identity(Keypair::from_seed(1)).seed(1).start().unwrap();
+    /// let peer = Keypair::from_seed(2);
+    /// node.report(peerkeeper::identity::Identity::peer_id(&peer), Report::Misbehaved(Severity::Low)).await.unwrap();
+    /// node.shutdown().await;
+    /// # }
+    /// ```
+    pub async fn report(&self, peer: PeerId, report: crate::core::Report) -> Result<(), NodeError> {
+        self.tell(Cmd::Report(peer, report)).await
+    }
+
     /// Learns points (of the given source, through the intake rule for sources other
     /// than trusted and bootstrap). Cancel-safe (they may or may not have been learned).
     pub async fn add_points(

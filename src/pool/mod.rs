@@ -236,7 +236,14 @@ pub struct Pool {
     book: Book,
     /// Groups by autonomous system, when given ([`Pool::set_asmap`]).
     asmap: Option<std::sync::Arc<AsMap>>,
+    /// Points whose peer's feedback score is positive (`true`) or negative (`false`): the
+    /// planner dials the first before otherwise-equal candidates, the second after them
+    /// ([`Pool::set_standing`]). At most [`MAX_STANDINGS`].
+    standing: BTreeMap<SocketAddr, bool>,
 }
+
+/// Most points with a standing ([`Pool::set_standing`]).
+pub const MAX_STANDINGS: usize = 4096;
 
 impl Pool {
     /// An empty pool with the limits of `config`, holding its trusted points.
@@ -273,6 +280,7 @@ impl Pool {
             protected: BTreeSet::new(),
             admitted: BTreeSet::new(),
             protected_peers: BTreeSet::new(),
+            standing: BTreeMap::new(),
         }
     }
 
@@ -366,6 +374,58 @@ impl Pool {
     /// caller bounds them.
     pub fn set_protected_peers(&mut self, peers: impl IntoIterator<Item = PeerId>) {
         self.protected_peers = peers.into_iter().collect();
+    }
+
+    /// Records what the feedback score of the peer at `addr` says of it: `Some(true)`
+    /// (positive: it proved useful), `Some(false)` (negative), `None` (no opinion). The
+    /// planner dials points with a positive standing before otherwise-equal candidates and
+    /// those with a negative one after them (see [`crate::maintenance::top_up_dials`]).
+    /// Bounded by [`MAX_STANDINGS`]: past it a new standing is not recorded (returns
+    /// `false`).
+    pub fn set_standing(&mut self, addr: SocketAddr, standing: Option<bool>) -> bool {
+        match standing {
+            None => {
+                self.standing.remove(&addr);
+                true
+            }
+            Some(s) => {
+                if self.standing.len() >= MAX_STANDINGS && !self.standing.contains_key(&addr) {
+                    return false;
+                }
+                self.standing.insert(addr, s);
+                true
+            }
+        }
+    }
+
+    /// The standing of `addr` ([`set_standing`](Self::set_standing)), if any.
+    pub fn standing(&self, addr: &SocketAddr) -> Option<bool> {
+        self.standing.get(addr).copied()
+    }
+
+    /// Whether any point has a standing (when none has, the planner's order is the
+    /// candidate index's exactly).
+    pub fn has_standings(&self) -> bool {
+        !self.standing.is_empty()
+    }
+
+    /// Records a smoothed round-trip time (milliseconds) on the connection at `addr`.
+    /// Returns whether a connection is there.
+    pub fn set_rtt(&mut self, addr: &SocketAddr, rtt_ms: u32) -> bool {
+        match self.connections.get_mut(addr) {
+            Some(c) => {
+                c.rtt_ms = Some(rtt_ms);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records that the peer on the connection at `addr` was reported useful at `now`.
+    pub fn mark_useful(&mut self, addr: &SocketAddr, now: Time) {
+        if let Some(c) = self.connections.get_mut(addr) {
+            c.last_useful = Some(now);
+        }
     }
 
     /// Whether `peer` is protected (a primary of a kept peer set).
@@ -915,6 +975,8 @@ impl Pool {
                 peer,
                 direction,
                 since: now,
+                rtt_ms: None,
+                last_useful: None,
             },
         );
         self.connected_peers.insert(peer, addr);

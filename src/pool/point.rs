@@ -447,6 +447,14 @@ pub struct Connection {
     pub direction: Direction,
     /// When it opened.
     pub since: Time,
+    /// Its smoothed round-trip time in milliseconds, once the shell measured one
+    /// ([`NodeCore::handle_rtt`](crate::core::NodeCore::handle_rtt)): inbound eviction
+    /// protects the lowest.
+    pub rtt_ms: Option<u32>,
+    /// When the application last reported the peer useful on it
+    /// ([`Report::Useful`](crate::core::Report::Useful)): inbound eviction protects the
+    /// most recent.
+    pub last_useful: Option<Time>,
 }
 
 /// The peer groups addresses are spread over when trimming, so that one operator with

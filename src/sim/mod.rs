@@ -44,10 +44,12 @@
 mod chart;
 pub mod eclipse;
 pub mod epochs;
+pub mod feedback;
 pub mod kinds;
 
 pub use eclipse::{EclipseCheck, EclipseConfig, EclipseReport, RestartFigures};
 pub use epochs::{EpochConfig, EpochRecord, EpochReport};
+pub use feedback::FeedbackReport;
 pub use kinds::{KindFigures, KindsReport};
 
 #[cfg(feature = "cli")]
@@ -261,6 +263,10 @@ pub struct SimConfig {
     /// The eclipse experiment ([`eclipse`]), when set: a spread address plan, scripted
     /// attackers, churn that restores each node's saved pool, and the restart case.
     pub eclipse: Option<EclipseConfig>,
+    /// Peer feedback ([`feedback`]): this fraction of the nodes (bootstrap nodes
+    /// excepted) is useless, and every other node reports on its peers every
+    /// [`feedback::REPORT_INTERVAL`]. 0: no report at all.
+    pub useless_fraction: f64,
 }
 
 impl SimConfig {
@@ -292,6 +298,7 @@ impl SimConfig {
             epochs: None,
             ledger: 0,
             eclipse: None,
+            useless_fraction: 0.0,
         }
     }
 
@@ -362,6 +369,9 @@ pub struct SimReport {
     /// The eclipse experiment's figures, when it ran ([`SimConfig::eclipse`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eclipse: Option<EclipseReport>,
+    /// The feedback scenario's figures, when it ran ([`SimConfig::useless_fraction`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackReport>,
 }
 
 /// A finished run: the report and the chart samples.
@@ -531,6 +541,8 @@ enum Ev {
     Restart,
     /// Eclipse scenario: the restart case's measurement.
     RestartCheck,
+    /// Feedback scenario: every node reports on its peers.
+    FeedbackTick,
 }
 
 impl Ev {
@@ -570,6 +582,7 @@ impl Ev {
             Ev::EclipseCheck(k) => (23, *k as u64, 0),
             Ev::Restart => (24, 0, 0),
             Ev::RestartCheck => (25, 0, 0),
+            Ev::FeedbackTick => (26, 0, 0),
         }
     }
 }
@@ -686,6 +699,8 @@ pub struct Simulation {
     epoch_rng: SeededRng,
     /// The eclipse scenario's state, when it runs (its own RNG inside).
     eclipse: Option<eclipse::EclipseState>,
+    /// The feedback scenario's state, when it runs (its own RNG inside).
+    feedback: Option<feedback::FeedbackState>,
     /// The simulated ledger's relays ([`SimConfig::ledger`]).
     ledger: Vec<usize>,
     /// With `record_actions`: per link, the points its two ends (in `links` order) are
@@ -746,9 +761,25 @@ impl Simulation {
             epochs: None,
             epoch_rng: seeded(derive(link_seed, 0x6570_6f63_6873)),
             eclipse: None,
+            feedback: None,
             ledger: Vec::new(),
             link_points: HashMap::new(),
         };
+        if sim.cfg.useless_fraction > 0.0 {
+            let seed = sim.cfg.seed;
+            let useless: Vec<bool> = (0..total)
+                .map(|i| {
+                    let d = mix(node_seed(seed, i, 0) ^ 0x7573_656c);
+                    i >= sim.cfg.bootstrap
+                        && (d as f64 / u64::MAX as f64) < sim.cfg.useless_fraction
+                })
+                .collect();
+            sim.feedback = Some(feedback::FeedbackState::new(
+                useless,
+                seeded(derive(link_seed, 0x6665_6564)),
+            ));
+            sim.push(Time::ZERO + feedback::REPORT_INTERVAL, Ev::FeedbackTick);
+        }
         if sim.cfg.ledger > 0 {
             let mut all: Vec<usize> = (0..total).collect();
             all.shuffle(&mut seeded(derive(link_seed, 0x6c65_6467_6572)));
@@ -1068,6 +1099,11 @@ impl Simulation {
             Ev::EclipseCheck(k) => self.eclipse_check(k),
             Ev::Restart => self.eclipse_restart(),
             Ev::RestartCheck => self.restart_check(),
+            Ev::FeedbackTick => {
+                self.feedback_tick();
+                let next = self.now + feedback::REPORT_INTERVAL;
+                self.push(next, Ev::FeedbackTick);
+            }
         }
     }
 
@@ -1563,6 +1599,7 @@ impl Simulation {
                 .eclipse
                 .as_ref()
                 .map(|e| e.report(self.nodes.iter().map(|n| n.core.stats()))),
+            feedback: self.feedback_report(),
         };
         SimOutcome {
             report,
