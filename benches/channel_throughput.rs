@@ -8,11 +8,12 @@
 //! the per-connection queue, the connection task's priorities, postcard framing,
 //! ChaCha20-Poly1305, and the receiving channel's checks and backlog.
 //!
-//! Options: `--quick` (fewer messages, for a smoke run).
+//! Options: `--quick` (fewer messages, for a smoke run), `--threads N` (tokio worker
+//! threads; 1 by default: a current-thread runtime).
 
 use bytes::Bytes;
 use peerkeeper::identity::Keypair;
-use peerkeeper::node::{ChannelConfig, Node, Recipients, SendError, WhenFull};
+use peerkeeper::node::{ChannelConfig, Node};
 use peerkeeper::transport::tcp::TcpTransport;
 use peerkeeper::Config;
 use std::time::{Duration, Instant};
@@ -92,14 +93,9 @@ async fn channel(size: usize, count: usize) -> Duration {
     });
     let msg = Bytes::from(vec![7u8; size]);
     let start = Instant::now();
-    let mut sent = 0;
-    while sent < count {
-        match btx.send(Recipients::One(to), msg.clone(), WhenFull::Error) {
-            Ok(_) => sent += 1,
-            // The peer's queue is full: the sender's choice here is to wait for room.
-            Err(SendError::Full { .. }) => tokio::task::yield_now().await,
-            Err(e) => panic!("{e}"),
-        }
+    for _ in 0..count {
+        // Waits for room in the peer's queue (backpressure, as a bulk sender wants).
+        btx.send_wait(to, msg.clone()).await.unwrap();
     }
     reader.await.unwrap();
     let took = start.elapsed();
@@ -110,11 +106,26 @@ async fn channel(size: usize, count: usize) -> Duration {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    // One thread: the two nodes' connection tasks and the application tasks wake each
+    // other for every message, and on one thread a wake is a queue push, not a futex
+    // (`--threads 2` for the multi-threaded runtime).
+    let threads = std::env::args()
+        .skip_while(|a| a != "--threads")
+        .nth(1)
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(1);
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     println!("| message | path | messages | MB/s | messages/s | channel / TCP |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for size in [1024usize, 64 * 1024] {

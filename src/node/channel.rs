@@ -15,10 +15,11 @@
 //! What peers send is checked in their connection task, before it reaches the
 //! application: a message over the channel's `max_message`, or beyond its rate, is a
 //! protocol violation (the connection is dropped and the peer's point greylisted, like
-//! any misbehaving peer). A message for a channel nobody opened is dropped and counted. A
-//! message that arrives when the backlog is full is dropped and counted: a slow
-//! application loses messages, it never stops the connection (whose keepalives and
-//! maintenance messages go on).
+//! any misbehaving peer). A message for a channel nobody opened is dropped. When a
+//! message arrives and the backlog is full, the connection stops reading from that peer
+//! until the application makes room (the peer's sends then wait: TCP flow control), while
+//! it goes on writing our maintenance messages and pings: a slow application slows its
+//! senders, it loses nothing and never stalls maintenance.
 //!
 //! A message queued for a connection that then closes is not lost silently: it is counted
 //! and handed back on [`Receiver::undelivered`] (up to the backlog; beyond, counted only).
@@ -46,8 +47,8 @@ pub struct ChannelConfig {
     pub rate: u32,
     /// The token bucket's size: how many messages a peer may send at once.
     pub burst: u32,
-    /// Received messages waiting for [`Receiver::recv`], from all peers together; more
-    /// are dropped (and counted).
+    /// Received messages waiting for [`Receiver::recv`], from all peers together; when
+    /// it is full, connections stop reading until there is room.
     pub backlog: usize,
 }
 
@@ -173,10 +174,17 @@ pub struct ChannelStats {
     pub undelivered: u64,
     /// Messages received and handed to the [`Receiver`].
     pub received: u64,
-    /// Messages received and dropped: the backlog was full.
-    pub backlog_dropped: u64,
+    /// Times a connection stopped reading because this channel's backlog was full (its
+    /// peer's messages then wait: TCP flow control; nothing is dropped).
+    pub backlog_waits: u64,
     /// Peers dropped for breaking the channel's size or rate.
     pub violations: u64,
+}
+
+/// A received message waiting for room in its channel's backlog.
+pub(crate) struct Waiting {
+    pub(crate) tx: mpsc::Sender<(PeerId, Bytes)>,
+    pub(crate) message: (PeerId, Bytes),
 }
 
 #[derive(Default)]
@@ -185,7 +193,7 @@ pub(crate) struct Counters {
     full: AtomicU64,
     undelivered: AtomicU64,
     received: AtomicU64,
-    backlog_dropped: AtomicU64,
+    backlog_waits: AtomicU64,
     pub(crate) violations: AtomicU64,
 }
 
@@ -198,17 +206,30 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// Hands a received message to the application; `false` (counted) when the backlog
-    /// is full.
-    pub(crate) fn deliver(&self, peer: PeerId, message: Bytes) -> bool {
-        let ok = self.tx.try_send((peer, message)).is_ok();
-        let c = if ok {
-            &self.counters.received
-        } else {
-            &self.counters.backlog_dropped
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-        ok
+    /// Hands a received message to the application. When the backlog is full, the
+    /// message comes back (counted) with a sender to wait on: the connection stops reading
+    /// until there is room ([`Slot::delivered`] then). When the channel is closed, it is
+    /// dropped.
+    pub(crate) fn deliver(&self, peer: PeerId, message: Bytes) -> Result<(), Option<Waiting>> {
+        match self.tx.try_send((peer, message)) {
+            Ok(()) => {
+                self.counters.received.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(m)) => {
+                self.counters.backlog_waits.fetch_add(1, Ordering::Relaxed);
+                Err(Some(Waiting {
+                    tx: self.tx.clone(),
+                    message: m,
+                }))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(None),
+        }
+    }
+
+    /// A message that waited for room was handed over.
+    pub(crate) fn delivered(&self) {
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A message queued for `peer` that will never be sent.
@@ -393,6 +414,46 @@ impl Sender {
         Ok(queued)
     }
 
+    /// Queues `message` for one peer, waiting for room in its queue: for a bulk sender
+    /// that wants backpressure rather than a drop or an error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if the future is dropped before it resolves, the message was not
+    /// queued.
+    ///
+    /// Errors: [`SendError::TooLarge`], [`SendError::NotConnected`] (also when the
+    /// connection closes while waiting), [`SendError::Closed`].
+    pub async fn send_wait(&self, to: PeerId, message: impl Into<Bytes>) -> Result<(), SendError> {
+        let message = message.into();
+        if message.len() > self.slot.config.max_message {
+            return Err(SendError::TooLarge {
+                len: message.len(),
+                max: self.slot.config.max_message,
+            });
+        }
+        if self.slot.tx.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let queue = {
+            let peers = self.peers.map.read().map_err(|_| SendError::Closed)?;
+            match peers.get(&to) {
+                Some(e) => e.app.clone(),
+                None => return Err(SendError::NotConnected(to)),
+            }
+        };
+        let out = AppOut {
+            channel: self.id,
+            message,
+        };
+        queue
+            .send(out)
+            .await
+            .map_err(|_| SendError::NotConnected(to))?;
+        self.slot.counters.queued.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// The channel's counters.
     pub fn stats(&self) -> ChannelStats {
         let c = &self.slot.counters;
@@ -402,7 +463,7 @@ impl Sender {
             full: get(&c.full),
             undelivered: get(&c.undelivered),
             received: get(&c.received),
-            backlog_dropped: get(&c.backlog_dropped),
+            backlog_waits: get(&c.backlog_waits),
             violations: get(&c.violations),
         }
     }

@@ -558,6 +558,9 @@ async fn run<L: Link>(
     let mut pings = 0u64;
     // Per channel, this peer's token bucket (only for open channels: bounded by them).
     let mut buckets: HashMap<u16, Bucket> = HashMap::new();
+    // A received application message waiting for room in its channel's backlog: while
+    // it waits, the peer is not read.
+    let mut waiting: Option<(Arc<super::channel::Slot>, super::channel::Waiting)> = None;
     // Set when this task ends the connection on its own: the core hears of it as ours.
     let mut dropped: Option<CloseReason> = None;
     let farewell = loop {
@@ -574,7 +577,20 @@ async fn run<L: Link>(
                 }
                 None => break None,
             },
-            frame = link.next() => {
+            room = async {
+                match &waiting {
+                    Some((_, w)) => w.tx.clone().reserve_owned().await.ok(),
+                    None => std::future::pending().await,
+                }
+            }, if waiting.is_some() => {
+                if let (Some(permit), Some((slot, w))) = (room, waiting.take()) {
+                    permit.send(w.message);
+                    slot.delivered();
+                }
+                // We did not read while waiting: that silence is ours, not the peer's.
+                last_heard = Instant::now();
+            }
+            frame = link.next(), if waiting.is_none() => {
                 let cmd = match frame {
                     None => break None,
                     Some(Err(e)) => {
@@ -635,7 +651,12 @@ async fn run<L: Link>(
                                     ctx.tell(Cmd::Violation(Offender::Conn(conn))).await;
                                     break None;
                                 }
-                                slot.deliver(peer, payload);
+                                match slot.deliver(peer, payload) {
+                                    Ok(()) | Err(None) => {}
+                                    // The backlog is full: stop reading this peer until
+                                    // there is room (its sends wait), go on writing.
+                                    Err(Some(w)) => waiting = Some((slot.clone(), w)),
+                                }
                                 continue;
                             }
                             Message::Close(code) => {
@@ -654,6 +675,11 @@ async fn run<L: Link>(
                 }
             }
             _ = ticker.tick() => {
+                // (While we wait for the application, the peer is not read: its silence
+                // is ours.)
+                if waiting.is_some() {
+                    last_heard = Instant::now();
+                }
                 if last_heard.elapsed() >= ctx.net.keepalive_timeout {
                     tracing::debug!(%conn, "keepalive timeout");
                     dropped = Some(CloseReason::Timeout);
