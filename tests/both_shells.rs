@@ -134,7 +134,16 @@ async fn tokio_traces(policy: Policy, n: usize, seed: u64) -> BTreeMap<usize, Ve
         });
         let transport = net.bind(node_addr(i)).unwrap();
         let bootstrap = if i == 0 { vec![] } else { vec![node_addr(0)] };
+        // The simulator does not model pings, so no round trip is measured here either
+        // (a measured round trip protects an inbound peer from eviction, a decision the
+        // simulator would not make the same way): pings once an hour, far past RUN.
+        let net_config = peerkeeper::node::NetConfig {
+            keepalive_interval: Duration::from_secs(3600),
+            keepalive_timeout: Duration::from_secs(7200),
+            ..Default::default()
+        };
         let node = Node::builder(config(policy), transport)
+            .net(net_config)
             .identity(Claimed(node_peer_id(seed, i)))
             .seed(node_seed(seed, i, 0))
             .bootstrap(bootstrap)

@@ -16,11 +16,12 @@
 
 mod common;
 
-use common::{ip4, next_message, tap, Lab};
+use common::{ip4, next_message, peer_of, tap, Lab};
 use futures::SinkExt;
 use peerkeeper::core::{
     DecisionKind, Input, Replay, Step, TraceReader, TracedAction, TRACE_VERSION,
 };
+use peerkeeper::core::{Report, Severity};
 use peerkeeper::pool::Source;
 use peerkeeper::sim::{NodeTrace, SimConfig, Simulation};
 use peerkeeper::transport::Transport;
@@ -153,6 +154,14 @@ async fn a_recorded_tokio_node_replays_to_exactly_the_actions_it_took() {
         .await
         .unwrap();
     node.set_idle_timer(false).await.unwrap();
+    // The application reports on the first node: slow to answer, then misbehaving: its
+    // score falls below `feedback.disconnect_below`, and the core closes its connection.
+    node.report(peer_of(1), Report::Misbehaved(Severity::Medium))
+        .await
+        .unwrap();
+    node.report(peer_of(1), Report::Misbehaved(Severity::High))
+        .await
+        .unwrap();
     // A stranger breaks the protocol (no hello first): dropped, then greylisted.
     let stranger = lab.bind(ip4(0, 0, 77));
     let mut link = stranger.connect(ip4(0, 0, 2)).await.unwrap();

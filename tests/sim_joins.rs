@@ -261,11 +261,14 @@ fn late_joiners_after_a_full_node_converge_with_tight_settings() {
 }
 
 /// Runs min = expected = max = 4: every node of the settled network is full.
+/// (180 s: in a network where every node is at its maximum, a node whose connections are
+/// all inbound closes one to dial for its outbound floor, and the one it closed re-dials:
+/// a few such swaps can still be under way 60 s after the late joiners came.)
 fn full_network(seed: u64, make_room: Option<Duration>) -> (SimConfig, SimOutcome) {
     let mut cfg = SimConfig {
         late_joiners: 5,
         late_at: Duration::from_secs(60),
-        ..targets(20, seed, Duration::from_secs(120), (4, 4, 4))
+        ..targets(20, seed, Duration::from_secs(180), (4, 4, 4))
     };
     cfg.node_config.make_room_interval = make_room;
     let out = run(cfg.clone());
