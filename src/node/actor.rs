@@ -84,6 +84,10 @@ pub(crate) struct ConnHandle {
     pub cancel: CancellationToken,
     /// The peer's point (for logs and traces).
     pub point: SocketAddr,
+    /// The peer and its application queue: entered in the peer table when the core keeps
+    /// the connection, before the node's status or events say so (so that an application
+    /// told of a connection can send on it at once).
+    pub entry: Option<(crate::pool::PeerId, super::channel::PeerEntry)>,
 }
 
 pub(crate) struct Actor<T: Transport> {
@@ -252,6 +256,14 @@ impl<T: Transport> Actor<T> {
     }
 
     /// Feeds one input to the core, recording it when a trace is on.
+    /// A connection the core keeps: its handle, and its peer in the peer table.
+    fn keep(&mut self, conn: ConnId, mut handle: ConnHandle) {
+        if let Some((peer, entry)) = handle.entry.take() {
+            self.ctx.peers.insert(peer, entry);
+        }
+        self.conns.insert(conn, handle);
+    }
+
     fn input(&mut self, now: Time, input: Input) -> Reply {
         if let Some(trace) = &mut self.trace {
             if let Err(e) = trace.write(now, &input) {
@@ -286,7 +298,7 @@ impl<T: Transport> Actor<T> {
                     ),
                 };
                 if admission == Admission::Accept {
-                    self.conns.insert(conn, handle);
+                    self.keep(conn, handle);
                 }
                 let _ = reply.send(admission);
             }
@@ -305,7 +317,7 @@ impl<T: Transport> Actor<T> {
                     other => unreachable!("a dial result answers with a verdict, not {other:?}"),
                 };
                 if let (DialVerdict::Keep, Some(conn), Some(handle)) = (verdict, conn, handle) {
-                    self.conns.insert(conn, handle);
+                    self.keep(conn, handle);
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(verdict);
@@ -403,6 +415,7 @@ impl<T: Transport> Actor<T> {
     /// Carries out the core's actions, and passes its events to subscribers.
     fn drain(&mut self) {
         while let Some(event) = self.core.poll_event() {
+            log_event(&event);
             // No subscriber, or a slow one: the broadcast channel is bounded, and a lagging
             // receiver is told how many it missed.
             let _ = self.events.send(event);
@@ -617,5 +630,30 @@ pub(crate) async fn accept_loop<T: Transport>(
             )
             .instrument(span),
         );
+    }
+}
+
+/// What an operator reads at INFO: every connection opened and closed (peer, point,
+/// direction, and who ended it and why), every ban, every score that led to a disconnect
+/// or a ban. One line per connection event: bounded by the connections themselves.
+fn log_event(event: &Event) {
+    match event {
+        Event::Connected {
+            point,
+            peer,
+            direction,
+            ..
+        } => tracing::info!(peer = %peer.short(), %point, ?direction, "connected"),
+        Event::Disconnected {
+            point,
+            peer,
+            direction,
+            ended,
+            ..
+        } => tracing::info!(peer = %peer.short(), %point, ?direction, ?ended, "disconnected"),
+        Event::Banned {
+            point, ip, until, ..
+        } => tracing::info!(?point, %ip, %until, "banned (until, on the node clock)"),
+        _ => {}
     }
 }

@@ -282,24 +282,29 @@ pub(crate) struct PeerEntry {
     pub rtt_us: Arc<AtomicU64>,
 }
 
-/// The connected peers, for senders (their application queues) and the peer list.
+/// The connected peers, for senders (their application queues) and the peer list. A peer
+/// has one connection, or for a moment two (a duplicate the core is about to close): the
+/// newest is the one messages go to.
 #[derive(Default)]
 pub(crate) struct PeerTable {
-    map: RwLock<HashMap<PeerId, PeerEntry>>,
+    map: RwLock<HashMap<PeerId, Vec<PeerEntry>>>,
 }
 
 impl PeerTable {
     pub(crate) fn insert(&self, peer: PeerId, entry: PeerEntry) {
         if let Ok(mut m) = self.map.write() {
-            m.insert(peer, entry);
+            m.entry(peer).or_default().push(entry);
         }
     }
 
-    /// Removes `peer` if its entry is still connection `conn`'s.
+    /// Removes connection `conn` of `peer`.
     pub(crate) fn remove(&self, peer: &PeerId, conn: ConnId) {
         if let Ok(mut m) = self.map.write() {
-            if m.get(peer).is_some_and(|e| e.conn == conn) {
-                m.remove(peer);
+            if let Some(v) = m.get_mut(peer) {
+                v.retain(|e| e.conn != conn);
+                if v.is_empty() {
+                    m.remove(peer);
+                }
             }
         }
     }
@@ -310,6 +315,7 @@ impl PeerTable {
         };
         let mut v: Vec<PeerInfo> = m
             .iter()
+            .filter_map(|(peer, v)| Some((peer, v.last()?)))
             .map(|(peer, e)| PeerInfo {
                 peer: *peer,
                 point: e.point,
@@ -386,21 +392,24 @@ impl Sender {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         };
+        let newest = |p: &PeerId| peers.get(p).and_then(|v| v.last());
         match &to {
-            Recipients::One(p) => match peers.get(p) {
+            Recipients::One(p) => match newest(p) {
                 Some(e) => offer(p, e),
                 None => return Err(SendError::NotConnected(*p)),
             },
             Recipients::Some(list) => {
                 for p in list {
-                    if let Some(e) = peers.get(p) {
+                    if let Some(e) = newest(p) {
                         offer(p, e);
                     }
                 }
             }
             Recipients::All => {
-                for (p, e) in peers.iter() {
-                    offer(p, e);
+                for (p, v) in peers.iter() {
+                    if let Some(e) = v.last() {
+                        offer(p, e);
+                    }
                 }
             }
         }
@@ -437,7 +446,7 @@ impl Sender {
         }
         let queue = {
             let peers = self.peers.map.read().map_err(|_| SendError::Closed)?;
-            match peers.get(&to) {
+            match peers.get(&to).and_then(|v| v.last()) {
                 Some(e) => e.app.clone(),
                 None => return Err(SendError::NotConnected(to)),
             }

@@ -266,6 +266,7 @@ pub(crate) async fn dial<T: Transport>(
     let (tx, rx) = mpsc::channel(ctx.net.queue_len);
     let conn_cancel = cancel.child_token();
     let (reply, verdict) = oneshot::channel();
+    let (entry, app) = app_queue(&ctx, conn, point, false);
     let told = ctx
         .tell(Cmd::DialDone {
             point,
@@ -274,6 +275,7 @@ pub(crate) async fn dial<T: Transport>(
                 tx,
                 cancel: conn_cancel.clone(),
                 point,
+                entry: Some((peer, entry)),
             }),
             reply: Some(reply),
         })
@@ -284,12 +286,7 @@ pub(crate) async fn dial<T: Transport>(
     }
     match verdict.await {
         Ok(DialVerdict::Keep) => {
-            let open = Open {
-                conn,
-                peer,
-                point,
-                inbound: false,
-            };
+            let open = Open { conn, peer, app };
             run(ctx, link, open, rx, conn_cancel).await
         }
         Ok(DialVerdict::Drop(reason)) => {
@@ -444,10 +441,12 @@ pub(crate) async fn accept<L: Link>(
             listen_port,
         };
         let point = SocketAddr::new(remote.ip(), listen_port);
+        let (entry, app) = app_queue(&ctx, conn, point, true);
         let handle = ConnHandle {
             tx,
             cancel: conn_cancel.clone(),
             point,
+            entry: Some((them, entry)),
         };
         if !ctx
             .tell(Cmd::Inbound {
@@ -467,14 +466,14 @@ pub(crate) async fn accept<L: Link>(
                     signature: transcript.sign(&*ctx.identity, Role::Acceptor),
                 };
                 if link.send(auth).await.is_err() {
+                    ctx.peers.remove(&them, conn);
                     ctx.tell(Cmd::Closed(conn)).await;
                     return None;
                 }
                 let open = Open {
                     conn,
                     peer: them,
-                    point,
-                    inbound: true,
+                    app,
                 };
                 Some((rx, conn_cancel, open))
             }
@@ -499,12 +498,39 @@ pub(crate) async fn accept<L: Link>(
     }
 }
 
-/// An open connection: who and where.
+/// An open connection: who, and its application side.
 struct Open {
     conn: ConnId,
     peer: PeerId,
-    point: SocketAddr,
-    inbound: bool,
+    app: AppSide,
+}
+
+/// The connection task's side of its application queue.
+struct AppSide {
+    rx: mpsc::Receiver<AppOut>,
+    rtt_us: Arc<AtomicU64>,
+    ip: std::net::IpAddr,
+}
+
+/// A connection's application queue: the peer table's entry (handed to the actor, which
+/// enters it when the core keeps the connection) and the task's side.
+fn app_queue(ctx: &Ctx, conn: ConnId, point: SocketAddr, inbound: bool) -> (PeerEntry, AppSide) {
+    let (app_tx, rx) = mpsc::channel::<AppOut>(ctx.net.send_queue_len);
+    let rtt_us = Arc::new(AtomicU64::new(0));
+    let entry = PeerEntry {
+        conn,
+        app: app_tx,
+        point,
+        inbound,
+        since: Instant::now(),
+        rtt_us: rtt_us.clone(),
+    };
+    let side = AppSide {
+        rx,
+        rtt_us,
+        ip: point.ip(),
+    };
+    (entry, side)
 }
 
 /// Application messages written in one go before the task looks at its other work again
@@ -525,23 +551,12 @@ async fn run<L: Link>(
     let Open {
         conn,
         peer,
-        point,
-        inbound,
-    } = open;
-    let ip = point.ip();
-    let (app_tx, mut app_rx) = mpsc::channel::<AppOut>(ctx.net.send_queue_len);
-    let rtt_us = Arc::new(AtomicU64::new(0));
-    ctx.peers.insert(
-        peer,
-        PeerEntry {
-            conn,
-            app: app_tx,
-            point,
-            inbound,
-            since: Instant::now(),
-            rtt_us: rtt_us.clone(),
+        app: AppSide {
+            rx: mut app_rx,
+            rtt_us,
+            ip,
         },
-    );
+    } = open;
     // A write that cannot finish within this means the peer does not read: drop it rather
     // than block the task (which would also stop its keepalive check and its shutdown).
     let write_timeout = ctx.net.handshake_timeout;
@@ -561,6 +576,7 @@ async fn run<L: Link>(
     // A received application message waiting for room in its channel's backlog: while
     // it waits, the peer is not read.
     let mut waiting: Option<(Arc<super::channel::Slot>, super::channel::Waiting)> = None;
+    let mut app_open = true;
     // Set when this task ends the connection on its own: the core hears of it as ours.
     let mut dropped: Option<CloseReason> = None;
     let farewell = loop {
@@ -694,8 +710,13 @@ async fn run<L: Link>(
                     break None;
                 }
             }
-            first = app_rx.recv() => {
-                let Some(first) = first else { break None };
+            first = app_rx.recv(), if app_open => {
+                // No sender left (the peer table dropped this connection's entry): nothing
+                // more to write from the application, the connection goes on.
+                let Some(first) = first else {
+                    app_open = false;
+                    continue;
+                };
                 if !write_app(&mut link, first, &mut app_rx, write_timeout).await {
                     dropped = Some(CloseReason::Timeout);
                     break None;
