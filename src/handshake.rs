@@ -193,6 +193,25 @@ fn check(network: &str, theirs: &Hello) -> Result<(), HandshakeRefusal> {
     }
 }
 
+/// Our hello, with a fresh ephemeral key (returned too: ours to agree with).
+fn our_hello(
+    me: PeerId,
+    network: &str,
+    listen_port: u16,
+    dialed: Option<SocketAddr>,
+) -> (Hello, Ephemeral) {
+    let ephemeral = Ephemeral::generate();
+    let hello = Hello {
+        network: network.to_string(),
+        version: PROTOCOL_VERSION,
+        key: *me.as_bytes(),
+        ephemeral: ephemeral.public(),
+        listen_port,
+        dialed,
+    };
+    (hello, ephemeral)
+}
+
 /// The dialer's side, between its hello and the acceptor's.
 #[derive(Debug)]
 pub struct DialerHandshake {
@@ -204,15 +223,7 @@ impl DialerHandshake {
     /// Our hello to `dialed`, as `me` listening on `listen_port` (0: we do not listen),
     /// with a fresh ephemeral key.
     pub fn new(me: PeerId, network: &str, listen_port: u16, dialed: SocketAddr) -> Self {
-        let ephemeral = Ephemeral::generate();
-        let hello = Hello {
-            network: network.to_string(),
-            version: PROTOCOL_VERSION,
-            key: *me.as_bytes(),
-            ephemeral: ephemeral.public(),
-            listen_port,
-            dialed: Some(dialed),
-        };
+        let (hello, ephemeral) = our_hello(me, network, listen_port, Some(dialed));
         DialerHandshake { hello, ephemeral }
     }
 
@@ -270,15 +281,7 @@ pub fn accept_hello(
         Some(_) if local.is_none() && external.is_empty() => {}
         _ => return Err(HandshakeRefusal::WrongAddress),
     }
-    let ephemeral = Ephemeral::generate();
-    let hello = Hello {
-        network: network.to_string(),
-        version: PROTOCOL_VERSION,
-        key: *me.as_bytes(),
-        ephemeral: ephemeral.public(),
-        listen_port,
-        dialed: None,
-    };
+    let (hello, ephemeral) = our_hello(me, network, listen_port, None);
     let peer = PeerId::from_bytes(theirs.key);
     let transcript = Transcript::new(theirs, hello.clone());
     let keys = ephemeral.agree(&transcript.dialer.ephemeral, &transcript.hash, false)?;

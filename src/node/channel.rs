@@ -366,15 +366,7 @@ impl Sender {
         when_full: WhenFull,
     ) -> Result<Vec<PeerId>, SendError> {
         let message = message.into();
-        if message.len() > self.slot.config.max_message {
-            return Err(SendError::TooLarge {
-                len: message.len(),
-                max: self.slot.config.max_message,
-            });
-        }
-        if self.slot.tx.is_closed() {
-            return Err(SendError::Closed);
-        }
+        self.sendable(&message)?;
         let Ok(peers) = self.peers.map.read() else {
             return Err(SendError::Closed);
         };
@@ -435,15 +427,7 @@ impl Sender {
     /// connection closes while waiting), [`SendError::Closed`].
     pub async fn send_wait(&self, to: PeerId, message: impl Into<Bytes>) -> Result<(), SendError> {
         let message = message.into();
-        if message.len() > self.slot.config.max_message {
-            return Err(SendError::TooLarge {
-                len: message.len(),
-                max: self.slot.config.max_message,
-            });
-        }
-        if self.slot.tx.is_closed() {
-            return Err(SendError::Closed);
-        }
+        self.sendable(&message)?;
         let queue = {
             let peers = self.peers.map.read().map_err(|_| SendError::Closed)?;
             match peers.get(&to).and_then(|v| v.last()) {
@@ -460,6 +444,20 @@ impl Sender {
             .await
             .map_err(|_| SendError::NotConnected(to))?;
         self.slot.counters.queued.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether `message` may go at all: within the channel's size, on an open channel.
+    fn sendable(&self, message: &Bytes) -> Result<(), SendError> {
+        if message.len() > self.slot.config.max_message {
+            return Err(SendError::TooLarge {
+                len: message.len(),
+                max: self.slot.config.max_message,
+            });
+        }
+        if self.slot.tx.is_closed() {
+            return Err(SendError::Closed);
+        }
         Ok(())
     }
 
