@@ -653,7 +653,10 @@ pub struct Config {
     pub known_points_gc_target: usize,
     /// Most peer ids remembered.
     pub max_known_peers: usize,
-    /// Most incoming connections still handshaking at once.
+    /// Most incoming connections still handshaking at once: the handshake budget (see
+    /// `node::gate`: besides it, at most 8 per address and 32 per /24 or /64, the oldest
+    /// idle evicted first). A pending handshake costs a task, a socket and at most one
+    /// 8 KiB frame: the default 256 cost about 5 MiB. At most 65,536.
     pub max_incoming_connections: usize,
     /// At `max_connections`, a newcomer is admitted by closing one inbound connection
     /// (never trusted, never younger than `newcomer_grace`; it is sent points first), at
@@ -733,7 +736,7 @@ impl Default for Config {
             max_known_points: 4000,
             known_points_gc_target: 3000,
             max_known_peers: 4000,
-            max_incoming_connections: 20,
+            max_incoming_connections: 256,
             make_room_interval: Some(Duration::from_secs(1)),
             newcomer_grace: Duration::from_secs(10),
             policy: Policy::Peerkeeper,

@@ -655,10 +655,24 @@ fn a_message_over_the_wire_cap_is_a_violation_that_greylists_the_sender() {
             points: vec![]
         }
     );
-    // Garbage from an address that never said its point greylists the IP (not loopback).
-    core.handle_violation(Offender::Ip(addr("8.8.8.8:1").ip()), ms(4));
+    // Garbage from an unauthenticated connection punishes that connection only: one bad
+    // frame from a shared address (a NAT, a LAN) bans nobody behind it.
+    core.handle_violation(Offender::Remote(addr("8.8.8.8:40001")), ms(4));
+    assert!(!core.pool().is_ip_greylisted(addr("8.8.8.8:1").ip(), ms(5)));
+    // The same connection reported twice is one source.
+    core.handle_violation(Offender::Remote(addr("8.8.8.8:40001")), ms(4));
+    core.handle_violation(Offender::Remote(addr("8.8.8.8:40002")), ms(4));
+    assert!(!core.pool().is_ip_greylisted(addr("8.8.8.8:1").ip(), ms(5)));
+    // Repeated abuse from several of its sockets greylists the address itself.
+    core.handle_violation(Offender::Remote(addr("8.8.8.8:40003")), ms(4));
     assert!(core.pool().is_ip_greylisted(addr("8.8.8.8:1").ip(), ms(5)));
-    core.handle_violation(Offender::Ip(addr("127.0.0.1:1").ip()), ms(4));
+    // Never loopback: every local process shares it.
+    for port in 1..10 {
+        core.handle_violation(
+            Offender::Remote(SocketAddr::new(addr("127.0.0.1:1").ip(), port)),
+            ms(4),
+        );
+    }
     assert!(!core
         .pool()
         .is_ip_greylisted(addr("127.0.0.1:1").ip(), ms(5)));
@@ -1040,12 +1054,26 @@ fn expected_peer_ids_are_bounded() {
 }
 
 #[test]
-fn an_ipv6_offender_is_greylisted_with_its_whole_slash_64() {
+fn repeated_ipv6_offenders_greylist_their_whole_slash_64() {
     let mut core = NodeCore::new(tight(), PeerId::from_u64(1), 7);
     core.start(ms(0));
     drain(&mut core);
     let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
-    core.handle_violation(Offender::Ip(ip("2001:db8:0:7::1")), ms(10));
+    // One bad frame: nobody else in the prefix is refused.
+    core.handle_violation(
+        Offender::Remote("[2001:db8:0:7::1]:40000".parse().unwrap()),
+        ms(10),
+    );
+    assert!(!core.pool().is_ip_greylisted(ip("2001:db8:0:7::2"), ms(20)));
+    // Repeated abuse from several addresses of the prefix: the whole /64.
+    core.handle_violation(
+        Offender::Remote("[2001:db8:0:7::2]:40000".parse().unwrap()),
+        ms(10),
+    );
+    core.handle_violation(
+        Offender::Remote("[2001:db8:0:7::3]:40000".parse().unwrap()),
+        ms(10),
+    );
     let pool = core.pool();
     // The same /64: another address of the same host or customer.
     assert!(pool.is_ip_greylisted(ip("2001:db8:0:7::1"), ms(20)));

@@ -134,7 +134,7 @@ async fn a_subscriber_sees_connections_dial_outcomes_cycles_bans_and_closes() {
         .unwrap();
     let banned = ev
         .find("p banned", |e| {
-            matches!(e, Event::Banned { point, ip, until, at } if *point == Some(p) && *ip == p.ip() && until > at)
+            matches!(e, Event::Banned { point, ip, until, at, whole_ip: false } if *point == Some(p) && *ip == p.ip() && until > at)
         })
         .await;
     let dropped = ev

@@ -162,11 +162,14 @@ async fn a_recorded_tokio_node_replays_to_exactly_the_actions_it_took() {
     node.report(peer_of(1), Report::Misbehaved(Severity::High))
         .await
         .unwrap();
-    // A stranger breaks the protocol (no hello first): dropped, then greylisted.
-    let stranger = lab.bind(ip4(0, 0, 77));
-    let mut link = stranger.connect(ip4(0, 0, 2)).await.unwrap();
-    link.send(Message::AskForPoints).await.unwrap();
-    let _ = next_message(&mut link).await;
+    // A stranger breaks the protocol (no hello first) from three sockets: each dropped,
+    // and on the third its address greylisted (one bad frame punishes only its socket).
+    for port in [40_001, 40_002, 40_003] {
+        let stranger = lab.bind(std::net::SocketAddr::new(ip4(0, 0, 77).ip(), port));
+        let mut link = stranger.connect(ip4(0, 0, 2)).await.unwrap();
+        link.send(Message::AskForPoints).await.unwrap();
+        let _ = next_message(&mut link).await;
+    }
     tokio::time::sleep(Duration::from_secs(10)).await;
     // The rest of the network goes away: the traced node loses its peers and dials in vain.
     for n in &others {

@@ -168,6 +168,9 @@ pub enum Event {
         point: Option<SocketAddr>,
         /// Its address.
         ip: IpAddr,
+        /// Whether the address itself (an IPv6 one: its /64) is refused, after repeated
+        /// violations from distinct sources, or only the point.
+        whole_ip: bool,
         /// Until when.
         until: Time,
     },

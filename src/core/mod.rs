@@ -288,13 +288,22 @@ pub enum DialVerdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Offender {
-    /// An open connection: it is closed, its point greylisted.
+    /// An open connection (its peer proved its key): it is closed, its point greylisted.
     Conn(ConnId),
-    /// A point that is not connected (a dialer of another network, say): greylisted.
+    /// A point with evidence against it: one we dialed that broke the protocol, or a peer
+    /// banned by its feedback score. Greylisted, and its connection, if any, closed.
+    /// Never a point that someone else merely *names*: a claim before authentication
+    /// punishes only the connection that made it ([`Offender::Remote`]).
     Point(SocketAddr),
-    /// An address that never said its point (garbage instead of a handshake): its IP is
-    /// greylisted, unless it is loopback (every local process shares it).
+    /// An address with no known source (the embedding node's own judgement): one strike
+    /// against it ([`crate::pool::Pool::strike`]).
     Ip(IpAddr),
+    /// An unauthenticated inbound connection (garbage instead of a handshake, a signature
+    /// that does not verify), by its own remote address and port: nobody else is
+    /// punished. One strike against its address; [`crate::pool::IP_STRIKES`] from distinct
+    /// sources within [`crate::pool::STRIKE_WINDOW`] greylist the address (an IPv6 one:
+    /// its /64), never loopback.
+    Remote(SocketAddr),
 }
 
 /// What the driver must do, in order. Drained with [`NodeCore::poll_action`].
@@ -1022,7 +1031,7 @@ impl NodeCore {
         self.network_reached(now);
         if hello.listen_port == 0 {
             // An undialable point: not a node of this protocol.
-            self.handle_violation(Offender::Ip(ip), now);
+            self.handle_violation(Offender::Remote(remote), now);
             return refuse(RefuseReason::Greylisted);
         }
         let point = SocketAddr::new(ip, hello.listen_port);
@@ -1869,65 +1878,59 @@ impl NodeCore {
         self.settle(now);
     }
 
-    /// Someone broke the protocol: its point (and IP address, unless loopback) is
-    /// greylisted for `greylist_duration`, and its connection, if any, closed.
+    /// Someone broke the protocol. Evidence scopes the ban: a connection or a point is
+    /// greylisted for `greylist_duration` (and its connection, if any, closed); each
+    /// violation is also one strike against its address, which is greylisted itself (an
+    /// IPv6 one with its /64, never loopback) only on [`crate::pool::IP_STRIKES`] from
+    /// distinct sources ([`crate::pool::Pool::strike`]). An unauthenticated connection
+    /// ([`Offender::Remote`]) punishes nobody but its own socket. Every violation is
+    /// counted; a [`Event::Banned`] (and a ban in the stats) only when something is
+    /// refused because of it.
     pub fn handle_violation(&mut self, who: Offender, now: Time) {
         if self.stopped {
             return;
         }
         self.tick(now);
         let until = now + self.config.greylist_duration;
-        let (point, ip) = match who {
+        let (point, source) = match who {
             Offender::Conn(conn) => match self.conns.get(&conn) {
-                Some(m) => (Some(m.point), m.point.ip()),
+                Some(m) => (Some(m.point), m.point),
                 None => return,
             },
-            Offender::Point(p) => (Some(canonical(p)), canonical_ip(p.ip())),
-            Offender::Ip(ip) => (None, canonical_ip(ip)),
+            Offender::Point(p) => (Some(canonical(p)), canonical(p)),
+            Offender::Remote(r) => (None, canonical(r)),
+            Offender::Ip(ip) => (None, SocketAddr::new(canonical_ip(ip), 0)),
         };
         self.stats.violations += 1;
-        if point.is_some() || !ip.is_loopback() {
+        let point_banned = point
+            .is_some_and(|p| self.pool.get(&p).is_some() || check_point(&p, None, true).is_ok());
+        let whole_ip = self.pool.strike(source, now);
+        if point_banned || whole_ip {
             self.stats.bans += 1;
+            let point = point.filter(|_| point_banned);
+            self.emit(|| Event::Banned {
+                at: now,
+                point,
+                ip: source.ip(),
+                whole_ip,
+                until,
+            });
         }
-        self.emit(|| Event::Banned {
-            at: now,
-            point,
-            ip,
-            until,
-        });
-        match who {
-            Offender::Conn(conn) => {
-                let Some(meta) = self.conns.get(&conn).copied() else {
-                    return;
-                };
-                self.stats.closed.violation += 1;
-                self.close(conn, CloseReason::ProtocolViolation, now);
-                self.pool.greylist(meta.point, now);
+        let conn = match who {
+            Offender::Conn(conn) => Some(conn),
+            Offender::Point(_) => point.and_then(|p| self.conn_at(&p)),
+            Offender::Remote(_) | Offender::Ip(_) => None,
+        };
+        if let Some(conn) = conn {
+            self.stats.closed.violation += 1;
+            self.close(conn, CloseReason::ProtocolViolation, now);
+        }
+        if let Some(p) = point.filter(|_| point_banned) {
+            if self.pool.get(&p).is_none() {
+                // Recorded first, so that the greylisting holds for a point never seen.
+                self.pool.add_point(p, Source::Incoming, now);
             }
-            Offender::Point(point) => {
-                let point = canonical(point);
-                if let Some(c) = self.conn_at(&point) {
-                    self.stats.closed.violation += 1;
-                    self.close(c, CloseReason::ProtocolViolation, now);
-                }
-                if self.pool.get(&point).is_none() && check_point(&point, None, true).is_ok() {
-                    // Recorded first, so that the greylisting holds for a point never seen.
-                    self.pool.add_point(point, Source::Incoming, now);
-                }
-                if self.pool.get(&point).is_some() {
-                    self.pool.greylist(point, now);
-                } else if !point.ip().is_loopback() {
-                    let until = now + self.config.greylist_duration;
-                    self.pool.greylist_ip(point.ip(), until);
-                }
-            }
-            Offender::Ip(ip) => {
-                let ip = canonical_ip(ip);
-                if !ip.is_loopback() {
-                    let until = now + self.config.greylist_duration;
-                    self.pool.greylist_ip(ip, until);
-                }
-            }
+            self.pool.greylist(p, now);
         }
         self.settle(now);
     }

@@ -704,6 +704,9 @@ impl Replay {
                 Offender::Conn(c) => format!("protocol violation by {}", self.conn_text(*c)),
                 Offender::Point(p) => format!("protocol violation by point {p}"),
                 Offender::Ip(ip) => format!("protocol violation by address {ip}"),
+                Offender::Remote(r) => {
+                    format!("protocol violation by unauthenticated connection from {r}")
+                }
             },
             Input::SwapRequest { conn, point } => {
                 format!("{} proposes a swap: {point}", self.conn_text(*conn))
@@ -1210,22 +1213,40 @@ impl Replay {
                     ));
                 }
                 Event::Banned {
-                    point, ip, until, ..
+                    point,
+                    ip,
+                    whole_ip,
+                    until,
+                    ..
                 } => {
-                    let whom = point.map_or_else(|| ip.to_string(), |p| p.to_string());
+                    let whom = match (point, whole_ip) {
+                        (Some(p), false) => format!("point {p}"),
+                        (Some(p), true) => format!("point {p} and its address {ip}"),
+                        (None, _) => format!("address {ip}"),
+                    };
+                    let repeated = if *whole_ip {
+                        format!(
+                            "; the address itself after {} violations from distinct sources within {}",
+                            crate::pool::IP_STRIKES,
+                            humantime::format_duration(crate::pool::STRIKE_WINDOW)
+                        )
+                    } else {
+                        String::new()
+                    };
                     let why = match &s.input {
                         Input::Violation { offender } => match offender {
                             Offender::Conn(c) => {
                                 format!("protocol violation on {}", self.conn_text(*c))
                             }
-                            Offender::Point(_) => "protocol violation (another network, or garbage in its handshake)".into(),
-                            Offender::Ip(_) => "protocol violation before saying its point (garbage instead of a handshake, or no port)".into(),
+                            Offender::Point(_) => "protocol violation by a point we dialed, or its peer's score".into(),
+                            Offender::Ip(_) => "protocol violation reported against the address".into(),
+                            Offender::Remote(r) => format!("protocol violation by an unauthenticated connection from {r} (garbage instead of a handshake, or a signature that does not verify)"),
                         },
                         Input::DialResult { .. } => "protocol violation during our dial's handshake".into(),
                         Input::Inbound { .. } => "no port to dial it back: not a node of this protocol".into(),
                         Input::Report { .. } => "its feedback score (see above)".into(),
                         _ => "protocol violation".into(),
-                    };
+                    } + &repeated;
                     out.push(mk(
                         DecisionKind::Banned,
                         None,
@@ -1558,6 +1579,7 @@ fn input_points(input: &Input, conns: &BTreeMap<ConnId, ConnInfo>) -> Vec<Socket
             Offender::Conn(c) => of(c).into_iter().collect(),
             Offender::Point(p) => vec![*p],
             Offender::Ip(ip) => vec![SocketAddr::new(*ip, 0)],
+            Offender::Remote(r) => vec![*r],
         },
         _ => Vec::new(),
     }

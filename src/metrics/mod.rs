@@ -515,7 +515,7 @@ impl Metrics {
         );
         r.register(
             "bans",
-            "Peers banned (greylisted) for a violation",
+            "Bans: points greylisted for a violation, and addresses greylisted after repeated violations from distinct sources",
             m.bans.clone(),
         );
         r.register(

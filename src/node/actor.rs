@@ -544,6 +544,7 @@ impl<T: Transport> Actor<T> {
         let stats = core.stats();
         let wants = core.wants_points();
         let dropped_at_accept = self.dropped_at_accept.load(Ordering::Relaxed);
+        let handshakes = conn::lock(&self.ctx.gate).stats();
         let outbound = core.pool().outbound_count();
         let mut by_kind = [0; 5];
         for (a, _) in core.pool().connections() {
@@ -556,6 +557,7 @@ impl<T: Transport> Actor<T> {
                 || s.stats != stats
                 || s.wants_points != wants
                 || s.dropped_at_accept != dropped_at_accept
+                || s.handshakes != handshakes
                 || s.outbound != outbound
                 || s.by_kind != by_kind;
             s.outbound = outbound;
@@ -566,6 +568,7 @@ impl<T: Transport> Actor<T> {
             s.stats = stats;
             s.wants_points = wants;
             s.dropped_at_accept = dropped_at_accept;
+            s.handshakes = handshakes;
             changed
         });
     }
@@ -578,13 +581,12 @@ async fn sleep_or_never(until: Option<Instant>) {
     }
 }
 
-/// Accepts links until the node stops; each handshake runs in its own task, at most
-/// `max_incoming_connections` at once (more are dropped at once).
+/// Accepts links until the node stops; each handshake runs in its own task, within the
+/// handshake budget ([`super::gate`]: what it refuses is dropped at once).
 pub(crate) async fn accept_loop<T: Transport>(
     transport: Arc<T>,
     ctx: Arc<Ctx>,
     next_conn: Arc<AtomicU64>,
-    handshakes: Arc<tokio::sync::Semaphore>,
     tracker: TaskTracker,
     cancel: CancellationToken,
     dropped: Arc<AtomicU64>,
@@ -605,7 +607,8 @@ pub(crate) async fn accept_loop<T: Transport>(
                 }
             }
         };
-        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+        let admitted = conn::lock(&ctx.gate).admit(remote.ip(), Instant::now());
+        let Ok(ticket) = admitted else {
             dropped.fetch_add(1, Ordering::Relaxed);
             // One nudge at a time, never waiting: the status shows the count without
             // another input, and a flood cannot fill the mailbox with nudges.
@@ -614,7 +617,7 @@ pub(crate) async fn accept_loop<T: Transport>(
             {
                 ctx.nudged.store(false, Ordering::Relaxed);
             }
-            tracing::debug!(%remote, "too many handshakes in progress: dropped");
+            tracing::debug!(%remote, why = ?admitted.err(), "over the handshake budget: dropped");
             continue;
         };
         let conn = ConnId(next_conn.fetch_add(1, Ordering::Relaxed));
@@ -625,7 +628,7 @@ pub(crate) async fn accept_loop<T: Transport>(
                 link,
                 remote,
                 conn,
-                permit,
+                ticket,
                 cancel.child_token(),
             )
             .instrument(span),
@@ -652,8 +655,13 @@ fn log_event(event: &Event) {
             ..
         } => tracing::info!(peer = %peer.short(), %point, ?direction, ?ended, "disconnected"),
         Event::Banned {
-            point, ip, until, ..
-        } => tracing::info!(?point, %ip, %until, "banned (until, on the node clock)"),
+            point,
+            ip,
+            whole_ip,
+            until,
+            ..
+        } => tracing::info!(?point, %ip, whole_ip, %until,
+            "banned for a protocol violation (until, on the node clock; whole_ip: the address itself, after repeated violations from distinct sources)"),
         _ => {}
     }
 }

@@ -5,6 +5,7 @@
 
 use super::actor::{Cmd, ConnHandle, Out};
 use super::channel::{AppOut, Bucket, Channels, PeerEntry, PeerTable};
+use super::gate::{Gate, Outcome, Ticket};
 use super::NetConfig;
 use crate::core::{Admission, DialFailure, DialResult, DialVerdict, Hello, Offender, RefuseReason};
 use crate::handshake::{accept_hello, Agreed, DialerHandshake, HandshakeRefusal, Role};
@@ -18,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +40,8 @@ pub(crate) struct Ctx {
     pub channels: Arc<Channels>,
     /// The connected peers, with their application queues.
     pub peers: Arc<PeerTable>,
+    /// The handshake budget of inbound sockets.
+    pub gate: Arc<std::sync::Mutex<Gate>>,
 }
 
 impl Ctx {
@@ -341,19 +344,40 @@ fn refusal_log_allowed() -> bool {
     }
 }
 
+/// How an inbound handshake ended, for the handshake budget ([`super::gate`]).
+enum Handshaken<T> {
+    /// Admitted: the connection runs.
+    Admitted(T),
+    /// A decision was reached (a refusal with its reason): it cost its sender nothing.
+    Decided,
+    /// Silent, garbage, unproven, or cut short: a failure charged to its address.
+    Failed,
+}
+
 /// An accepted link: read the handshake, ask the core, answer, carry the connection if
-/// admitted. `permit` (one of `max_incoming_connections`) is held until then.
+/// admitted. `ticket` (the handshake budget's, see [`super::gate`]) is held until then:
+/// its hello must arrive within the ticket's timeout, and an eviction ends it.
 pub(crate) async fn accept<L: Link>(
     ctx: Arc<Ctx>,
     mut link: L,
     remote: SocketAddr,
     conn: ConnId,
-    permit: OwnedSemaphorePermit,
+    ticket: Ticket,
     cancel: CancellationToken,
 ) {
+    let gate = ctx.gate.clone();
+    let id = ticket.id;
     let handshake = async {
-        let h = match link.next().await {
-            Some(Ok(Message::Hello(h))) => h,
+        use Handshaken::{Decided, Failed};
+        let first = tokio::time::timeout(ticket.hello_timeout, link.next()).await;
+        let Ok(first) = first else {
+            return Failed;
+        };
+        let h = match first {
+            Some(Ok(Message::Hello(h))) => {
+                lock(&gate).hello(id);
+                h
+            }
             Some(Err(wire::WireError::Foreign { network, version })) => {
                 // Another version's hello: told why, nothing more.
                 if refusal_log_allowed() {
@@ -365,14 +389,14 @@ pub(crate) async fn accept<L: Link>(
                     points: Vec::new(),
                 };
                 let _ = link.send(refusal).await;
-                return None;
+                return Decided;
             }
-            Some(Err(e)) if !e.is_violation() => return None,
-            None => return None,
+            Some(Err(e)) if !e.is_violation() => return Failed,
+            None => return Failed,
             Some(_) => {
                 // Garbage, or anything but a handshake: its sender never said its point.
-                ctx.tell(Cmd::Violation(Offender::Ip(remote.ip()))).await;
-                return None;
+                ctx.tell(Cmd::Violation(Offender::Remote(remote))).await;
+                return Failed;
             }
         };
         let (network, version, listen_port) = (h.network.clone(), h.version, h.listen_port);
@@ -400,12 +424,12 @@ pub(crate) async fn accept<L: Link>(
                     points: Vec::new(),
                 };
                 let _ = link.send(refusal).await;
-                return None;
+                return Decided;
             }
         };
         // Our hello in clear text, then everything sealed: the dialer's proof first.
         if link.send(Message::Hello(ours)).await.is_err() {
-            return None;
+            return Failed;
         }
         let Agreed {
             peer: them,
@@ -422,15 +446,15 @@ pub(crate) async fn accept<L: Link>(
                         points: Vec::new(),
                     };
                     let _ = link.send(refusal).await;
-                    ctx.tell(Cmd::Violation(Offender::Ip(remote.ip()))).await;
-                    return None;
+                    ctx.tell(Cmd::Violation(Offender::Remote(remote))).await;
+                    return Failed;
                 }
             }
-            Some(Err(e)) if !e.is_violation() => return None,
-            None => return None,
+            Some(Err(e)) if !e.is_violation() => return Failed,
+            None => return Failed,
             Some(_) => {
-                ctx.tell(Cmd::Violation(Offender::Ip(remote.ip()))).await;
-                return None;
+                ctx.tell(Cmd::Violation(Offender::Remote(remote))).await;
+                return Failed;
             }
         }
         let (tx, rx) = mpsc::channel(ctx.net.queue_len);
@@ -458,9 +482,12 @@ pub(crate) async fn accept<L: Link>(
             })
             .await
         {
-            return None;
+            return Decided;
         }
-        match admission.await.ok()? {
+        let Ok(admission) = admission.await else {
+            return Decided;
+        };
+        match admission {
             Admission::Accept => {
                 let auth = Message::Auth {
                     signature: transcript.sign(&*ctx.identity, Role::Acceptor),
@@ -468,14 +495,14 @@ pub(crate) async fn accept<L: Link>(
                 if link.send(auth).await.is_err() {
                     ctx.peers.remove(&them, conn);
                     ctx.tell(Cmd::Closed(conn)).await;
-                    return None;
+                    return Decided;
                 }
                 let open = Open {
                     conn,
                     peer: them,
                     app,
                 };
-                Some((rx, conn_cancel, open))
+                Handshaken::Admitted((rx, conn_cancel, open))
             }
             Admission::Refuse { reason, points } => {
                 let _ = link
@@ -484,18 +511,29 @@ pub(crate) async fn accept<L: Link>(
                         points,
                     })
                     .await;
-                None
+                Decided
             }
         }
     };
-    let admitted = tokio::select! {
-        _ = cancel.cancelled() => None,
-        r = tokio::time::timeout(ctx.net.handshake_timeout, handshake) => r.ok().flatten(),
+    let ended = tokio::select! {
+        _ = cancel.cancelled() => Handshaken::Decided,
+        _ = ticket.evicted.cancelled() => Handshaken::Failed,
+        r = tokio::time::timeout(ctx.net.handshake_timeout, handshake) => r.unwrap_or(Handshaken::Failed),
     };
-    drop(permit);
-    if let Some((rx, conn_cancel, open)) = admitted {
+    let outcome = match ended {
+        Handshaken::Failed => Outcome::Failed,
+        _ => Outcome::Done,
+    };
+    lock(&gate).end(id, outcome, tokio::time::Instant::now());
+    if let Handshaken::Admitted((rx, conn_cancel, open)) = ended {
         run(ctx, link, open, rx, conn_cancel).await;
     }
+}
+
+/// The handshake budget, locked (a poisoned lock is the gate's state all the same: its
+/// updates are single assignments).
+pub(crate) fn lock(gate: &std::sync::Mutex<Gate>) -> std::sync::MutexGuard<'_, Gate> {
+    gate.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An open connection: who, and its application side.

@@ -5,8 +5,8 @@
 //!
 //! * one actor task owns the core; everything reaches it through its bounded mailbox
 //!   (commonware's shape), and it carries out the core's actions;
-//! * one task accepts links, one task per handshake (at most `max_incoming_connections`
-//!   at once, each bounded by `handshake_timeout`), one task per dial (bounded by
+//! * one task accepts links, one task per handshake (within the handshake budget of
+//!   [`gate`], each bounded by `handshake_timeout`), one task per dial (bounded by
 //!   `dial_timeout`), one task per open connection (keepalive, a bounded outgoing queue,
 //!   writes bounded by `handshake_timeout`);
 //! * wire messages are converted to core inputs at the edge (`node/conn.rs`).
@@ -24,6 +24,7 @@ pub mod channel;
 mod conn;
 pub mod demo;
 pub mod dns;
+pub mod gate;
 pub mod ledger;
 
 use crate::config::{Bounds, Config, ConfigError};
@@ -48,7 +49,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -211,8 +212,11 @@ pub struct NodeStatus {
     pub wants_points: bool,
     /// Every counter of the core.
     pub stats: CoreStats,
-    /// Incoming links dropped before their handshake (too many handshaking at once).
+    /// Incoming links dropped before their handshake (by the handshake budget: see
+    /// [`gate`] and [`handshakes`](Self::handshakes)).
     pub dropped_at_accept: u64,
+    /// The handshake budget's counters ([`gate`]).
+    pub handshakes: gate::HandshakeStats,
     /// The last maintenance cycle's report.
     pub last_report: Option<CycleReport>,
     /// Open connections we dialed (the rest dialed us).
@@ -447,6 +451,7 @@ impl<T: Transport> NodeBuilder<T> {
         let peer_id = identity.peer_id();
         let bounds = self.config.bounds();
         let max_incoming = self.config.max_incoming_connections;
+        let handshake_timeout = self.net.handshake_timeout;
         let dial_timeout = self.config.dial_timeout;
         let origin = self.origin.unwrap_or_else(tokio::time::Instant::now);
         let started_unix_ms = std::time::SystemTime::now()
@@ -503,6 +508,10 @@ impl<T: Transport> NodeBuilder<T> {
             nudged: std::sync::atomic::AtomicBool::new(false),
             channels: Arc::default(),
             peers: Arc::default(),
+            gate: Arc::new(std::sync::Mutex::new(gate::Gate::new(
+                max_incoming,
+                handshake_timeout,
+            ))),
         });
         let (channels, peers) = (ctx.channels.clone(), ctx.peers.clone());
         let transport = Arc::new(self.transport);
@@ -514,7 +523,6 @@ impl<T: Transport> NodeBuilder<T> {
             transport.clone(),
             ctx.clone(),
             next_conn.clone(),
-            Arc::new(Semaphore::new(max_incoming)),
             tracker.clone(),
             cancel.clone(),
             dropped.clone(),

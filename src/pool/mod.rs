@@ -59,6 +59,16 @@ use table::{Entry, Id, PointTable};
 /// Most IP addresses held in the IP greylist.
 pub const MAX_GREYLISTED_IPS: usize = 4096;
 
+/// Violations from distinct sources (connections or points) of one address (an IPv6
+/// address: its /64) within [`STRIKE_WINDOW`] that greylist the address itself. Fewer
+/// punish only the point or the connection that broke the protocol: peers behind one NAT
+/// or one LAN address are not refused together for one bad frame.
+pub const IP_STRIKES: u32 = 3;
+/// How long a violation counts towards [`IP_STRIKES`].
+pub const STRIKE_WINDOW: Duration = Duration::from_secs(600);
+/// Most addresses with a strike record (the oldest record makes room).
+pub const MAX_STRIKE_RECORDS: usize = 4096;
+
 /// The longest backoff of a configured point (trusted or bootstrap) after failed dials
 /// (with the peerkeeper policy): the operator named it, so it costs nothing to retry,
 /// and a node started before its seed reaches the seed within about this long of the
@@ -221,6 +231,10 @@ pub struct Pool {
     good: BTreeSet<Id>,
     peers: HashMap<PeerId, PeerEntry>,
     ip_greylist: BTreeMap<IpAddr, Time>,
+    /// Violations per address (its greylist key) within [`STRIKE_WINDOW`]: since when,
+    /// how many from distinct sources, and the last source (a source counts once in a
+    /// row). At most [`MAX_STRIKE_RECORDS`].
+    strikes: BTreeMap<IpAddr, (Time, u32, SocketAddr)>,
     trusted: usize,
     stats: PoolStats,
     changes: Changes,
@@ -273,6 +287,7 @@ impl Pool {
             good: BTreeSet::new(),
             peers: HashMap::new(),
             ip_greylist: BTreeMap::new(),
+            strikes: BTreeMap::new(),
             trusted: 0,
             stats: PoolStats::default(),
             changes: Changes::default(),
@@ -1037,9 +1052,10 @@ impl Pool {
         Some(conn)
     }
 
-    /// Refuses `addr`, and its IP address (unless loopback), for `greylist_duration` from
-    /// `now` (a protocol violation). If it was connected, the connection is removed from the pool and
-    /// returned: the caller closes it.
+    /// Refuses `addr` (this point only: its address is refused only on repeated abuse,
+    /// see [`Pool::strike`]) for `greylist_duration` from `now` (a protocol violation). If
+    /// it was connected, the connection is removed from the pool and returned: the
+    /// caller closes it.
     pub fn greylist(&mut self, addr: SocketAddr, now: Time) -> Option<Connection> {
         self.stats.greylistings += 1;
         let conn = self.connection_closed(addr, now);
@@ -1048,12 +1064,56 @@ impl Pool {
             p.state = PointState::Greylisted;
             p.next_dial = p.next_dial.max(until);
         });
-        if !addr.ip().is_loopback() {
-            // Every local process shares the loopback address: refusing it would refuse
-            // them all for one misbehaving port.
-            self.greylist_ip(addr.ip(), until);
-        }
         conn
+    }
+
+    /// Counts a violation by `source` (a connection's remote address, or a point) against
+    /// its address. The [`IP_STRIKES`]th from distinct sources within [`STRIKE_WINDOW`]
+    /// greylists the address (an IPv6 one: its /64) for `greylist_duration`, and returns
+    /// `true`; loopback never is (every local process shares it). The same source twice
+    /// in a row counts once, unless its port is 0 (a source not known: each counts).
+    ///
+    /// ```
+    /// use peerkeeper::{pool::{Pool, IP_STRIKES}, Config, Time};
+    /// let mut pool = Pool::new(&Config::default());
+    /// let ip = "203.0.113.7".parse().unwrap();
+    /// for port in 1..IP_STRIKES as u16 {
+    ///     assert!(!pool.strike(std::net::SocketAddr::new(ip, 40_000 + port), Time::ZERO));
+    /// }
+    /// assert!(!pool.is_ip_greylisted(ip, Time::ZERO));
+    /// assert!(pool.strike(std::net::SocketAddr::new(ip, 50_000), Time::ZERO));
+    /// assert!(pool.is_ip_greylisted(ip, Time::ZERO));
+    /// ```
+    pub fn strike(&mut self, source: SocketAddr, now: Time) -> bool {
+        let ip = greylist_key(source.ip());
+        if ip.is_loopback() {
+            return false;
+        }
+        if !self.strikes.contains_key(&ip) && self.strikes.len() >= MAX_STRIKE_RECORDS {
+            self.strikes
+                .retain(|_, (since, _, _)| now < *since + STRIKE_WINDOW);
+            if self.strikes.len() >= MAX_STRIKE_RECORDS {
+                if let Some((&oldest, _)) = self.strikes.iter().min_by_key(|(ip, r)| (r.0, **ip)) {
+                    self.strikes.remove(&oldest);
+                }
+            }
+        }
+        let record = self.strikes.entry(ip).or_insert((now, 0, source));
+        if now >= record.0 + STRIKE_WINDOW {
+            *record = (now, 0, source);
+        }
+        if record.1 > 0 && record.2 == source && source.port() != 0 {
+            return false;
+        }
+        record.1 += 1;
+        record.2 = source;
+        if record.1 < IP_STRIKES {
+            return false;
+        }
+        self.strikes.remove(&ip);
+        let until = now + self.limits.greylist_duration;
+        self.greylist_ip(ip, until);
+        true
     }
 
     /// Refuses connections from `ip` until `until`: an IPv4 address alone, an IPv6 address
