@@ -339,6 +339,20 @@ impl KindTargets {
         use crate::pool::Source;
         for k in Source::ALL {
             let t = self.get(k);
+            for (field, v) in [("floor", Some(t.floor)), ("cap", t.cap)] {
+                if v.is_some_and(|v| v > MAX_CONNECTIONS_SETTING) {
+                    return Err(invalid(
+                        kind_field(k, field),
+                        format!("must be <= {MAX_CONNECTIONS_SETTING}"),
+                    ));
+                }
+            }
+            if t.weight > MAX_KIND_WEIGHT {
+                return Err(invalid(
+                    kind_field(k, "weight"),
+                    format!("must be <= {MAX_KIND_WEIGHT}"),
+                ));
+            }
             if t.cap.is_some_and(|c| c < t.floor) {
                 return Err(invalid(
                     kind_field(k, "cap"),
@@ -847,15 +861,33 @@ impl Config {
     /// Reads, parses and validates a TOML file.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.display().to_string(),
-            source,
+        let text = crate::files::read_text_capped(path, MAX_CONFIG_BYTES).map_err(|source| {
+            ConfigError::Io {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
         Config::from_toml(&text)
     }
 
     /// Checks every rule; the first broken one is returned, naming its field.
+    ///
+    /// Besides the rules between fields, every count is bounded (connections and dials by
+    /// [`MAX_CONNECTIONS_SETTING`], handshakes by [`MAX_INCOMING_SETTING`], points and
+    /// peers by [`MAX_KNOWN_SETTING`]) and every duration is at most [`MAX_DURATION`]; a
+    /// timer that drives a loop is at least [`MIN_INTERVAL`]. No accepted value can
+    /// overflow a clock or spin.
+    ///
+    /// ```
+    /// use peerkeeper::Config;
+    /// use std::time::Duration;
+    /// let spin = Config { maintenance_idle_time: Some(Duration::from_nanos(1)), ..Config::default() };
+    /// assert_eq!(spin.validate().unwrap_err().field(), Some("maintenance_idle_time"));
+    /// let huge = Config { greylist_duration: Duration::MAX, ..Config::default() };
+    /// assert_eq!(huge.validate().unwrap_err().field(), Some("greylist_duration"));
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_ranges()?;
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "must be greater than 0"));
         }
@@ -1070,6 +1102,175 @@ impl Config {
                 "peer_sets.primary_target",
                 "must be greater than 0 (leave it out to dial every primary)",
             ));
+        }
+        Ok(())
+    }
+}
+
+/// The largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The longest duration a setting may take (100 years): anything longer is a mistake, and
+/// could overflow a clock it is added to.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+/// The shortest interval of a timer that drives a loop (maintenance, discovery, dials,
+/// backoff, handshakes, keepalives, status, saves): shorter would spin.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// The largest connection or dial count a setting may take.
+pub const MAX_CONNECTIONS_SETTING: usize = 100_000;
+/// The largest `max_incoming_connections` (each pending handshake holds a socket).
+pub const MAX_INCOMING_SETTING: usize = 65_536;
+/// The largest `max_known_points` and `max_known_peers`.
+pub const MAX_KNOWN_SETTING: usize = 1 << 24;
+/// The largest weight of a kind.
+pub const MAX_KIND_WEIGHT: u32 = 1_000_000;
+
+/// `d` is at most [`MAX_DURATION`], and, for a timer that drives a loop, at least
+/// [`MIN_INTERVAL`] (zero is left to the rules of each field). For settings outside
+/// [`Config`] (the command's flags, an embedding node's own timers).
+///
+/// ```
+/// use peerkeeper::config::check_duration;
+/// use std::time::Duration;
+/// assert!(check_duration("--save-interval", Duration::from_secs(300), true).is_ok());
+/// let e = check_duration("--save-interval", Duration::MAX, true).unwrap_err();
+/// assert_eq!(e.field(), Some("--save-interval"));
+/// ```
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] naming `field` and the rule.
+pub fn check_duration(
+    field: &'static str,
+    d: Duration,
+    drives_a_loop: bool,
+) -> Result<(), ConfigError> {
+    if d > MAX_DURATION {
+        return Err(invalid(
+            field,
+            format!(
+                "must be at most {} (got {})",
+                humantime::format_duration(MAX_DURATION),
+                humantime::format_duration(d)
+            ),
+        ));
+    }
+    if drives_a_loop && !d.is_zero() && d < MIN_INTERVAL {
+        return Err(invalid(
+            field,
+            format!(
+                "must be at least {} (got {}: shorter would spin)",
+                humantime::format_duration(MIN_INTERVAL),
+                humantime::format_duration(d)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The ranges of single fields: counts bounded, durations bounded (see
+    /// [`validate`](Self::validate)).
+    fn validate_ranges(&self) -> Result<(), ConfigError> {
+        let counts = [
+            (
+                "min_connections",
+                Some(self.min_connections),
+                MAX_CONNECTIONS_SETTING,
+            ),
+            (
+                "expected_connections",
+                Some(self.expected_connections),
+                MAX_CONNECTIONS_SETTING,
+            ),
+            (
+                "max_connections",
+                Some(self.max_connections),
+                MAX_CONNECTIONS_SETTING,
+            ),
+            (
+                "max_concurrent_dials",
+                Some(self.max_concurrent_dials),
+                MAX_CONNECTIONS_SETTING,
+            ),
+            ("max_outbound", self.max_outbound, MAX_CONNECTIONS_SETTING),
+            ("max_inbound", self.max_inbound, MAX_CONNECTIONS_SETTING),
+            ("min_outbound", self.min_outbound, MAX_CONNECTIONS_SETTING),
+            (
+                "max_inbound_per_group",
+                self.max_inbound_per_group,
+                MAX_CONNECTIONS_SETTING,
+            ),
+            (
+                "max_incoming_connections",
+                Some(self.max_incoming_connections),
+                MAX_INCOMING_SETTING,
+            ),
+            (
+                "max_known_points",
+                Some(self.max_known_points),
+                MAX_KNOWN_SETTING,
+            ),
+            (
+                "known_points_gc_target",
+                Some(self.known_points_gc_target),
+                MAX_KNOWN_SETTING,
+            ),
+            (
+                "max_known_peers",
+                Some(self.max_known_peers),
+                MAX_KNOWN_SETTING,
+            ),
+            (
+                "discovery.fanout",
+                Some(self.discovery.fanout),
+                MAX_CONNECTIONS_SETTING,
+            ),
+        ];
+        for (field, v, max) in counts {
+            if let Some(v) = v.filter(|v| *v > max) {
+                return Err(invalid(field, format!("must be <= {max} (got {v})")));
+            }
+        }
+        let durations = [
+            ("maintenance_idle_time", self.maintenance_idle_time, true),
+            (
+                "time_between_looking_for_peers",
+                Some(self.time_between_looking_for_peers),
+                true,
+            ),
+            ("dial_timeout", Some(self.dial_timeout), true),
+            ("make_room_interval", self.make_room_interval, true),
+            ("newcomer_grace", Some(self.newcomer_grace), false),
+            ("disconnection_delay", Some(self.disconnection_delay), false),
+            ("greylist_duration", Some(self.greylist_duration), false),
+            (
+                "reconnection.initial",
+                Some(self.reconnection.initial),
+                true,
+            ),
+            ("reconnection.cap", Some(self.reconnection.cap), false),
+            (
+                "discovery.peer_ask_interval",
+                Some(self.discovery.peer_ask_interval),
+                false,
+            ),
+            (
+                "discovery.max_time_between_rounds",
+                Some(self.discovery.max_time_between_rounds),
+                true,
+            ),
+            (
+                "discovery.request_timeout",
+                Some(self.discovery.request_timeout),
+                true,
+            ),
+            ("feedback.half_life", Some(self.feedback.half_life), false),
+        ];
+        for (field, d, drives_a_loop) in durations {
+            if let Some(d) = d {
+                check_duration(field, d, drives_a_loop)?;
+            }
         }
         Ok(())
     }

@@ -144,9 +144,12 @@ pub fn fresh_nonce() -> [u8; 32] {
     n
 }
 
+/// The largest key file read (a key is 65 bytes; whitespace and a comment fit).
+pub const MAX_KEY_FILE_BYTES: u64 = 4096;
+
 /// A key file that cannot be read, written or understood.
 #[derive(Debug, thiserror::Error)]
-#[error("key file {}: {what}", path.display())]
+#[error("key file {}: {what}{}", .path.display(), .source.as_ref().map_or(String::new(), |e| format!(": {e}")))]
 pub struct KeyFileError {
     /// The file.
     pub path: PathBuf,
@@ -191,7 +194,7 @@ impl KeyFileError {
 ///
 /// [`KeyFileError`] naming the file: unreadable, not a key, or not writable.
 pub fn load_or_generate(path: &Path) -> Result<(Keypair, bool), KeyFileError> {
-    match std::fs::read_to_string(path) {
+    match crate::files::read_text_capped(path, MAX_KEY_FILE_BYTES) {
         Ok(text) => return parse_key_file(path, &text).map(|k| (k, false)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(KeyFileError::new(path, "cannot read it", Some(e))),
@@ -218,7 +221,7 @@ pub fn load_or_generate(path: &Path) -> Result<(Keypair, bool), KeyFileError> {
     match linked {
         Ok(()) => Ok((key, true)),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(path)
+            let text = crate::files::read_text_capped(path, MAX_KEY_FILE_BYTES)
                 .map_err(|e| KeyFileError::new(path, "cannot read it", Some(e)))?;
             parse_key_file(path, &text).map(|k| (k, false))
         }

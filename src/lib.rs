@@ -42,6 +42,7 @@
 pub mod config;
 pub mod core;
 pub mod discovery;
+mod files;
 pub mod handshake;
 pub mod identity;
 pub mod maintenance;

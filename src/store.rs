@@ -44,7 +44,7 @@
 use crate::pool::snapshot::{SnapshotError, MAX_SNAPSHOT_BYTES};
 use crate::pool::Snapshot;
 use crate::pool::{AsMap, AsMapError, MAX_ASMAP_BYTES};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -136,20 +136,13 @@ impl PoolStore {
 
     /// Reads the file; see [`Loaded`]. A corrupt file is moved aside. Never panics.
     pub fn load(&self) -> Loaded {
-        let mut file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
+        // A FIFO or a device is refused, not read (it could block or never end); one
+        // byte over the cap tells an oversized file without reading it all.
+        let bytes = match crate::files::read_capped(&self.path, MAX_SNAPSHOT_BYTES + 1) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
             Err(e) => return Loaded::Unreadable(e),
         };
-        let mut bytes = Vec::new();
-        // One byte over the cap tells an oversized file without reading it all.
-        if let Err(e) = (&mut file)
-            .take(MAX_SNAPSHOT_BYTES + 1)
-            .read_to_end(&mut bytes)
-        {
-            return Loaded::Unreadable(e);
-        }
-        drop(file);
         match Snapshot::decode(&bytes) {
             Ok((snapshot, saved_at)) => {
                 let age = Duration::from_millis(unix_ms_now().saturating_sub(saved_at));
@@ -183,18 +176,14 @@ impl PoolStore {
     /// An I/O error, or the file in place cannot be read; the old file is then left as
     /// it was.
     pub fn save(&self, snapshot: &Snapshot) -> std::io::Result<()> {
-        let readable = std::fs::File::open(&self.path).and_then(|mut f| f.read(&mut [0u8; 1]));
-        match readable {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "{} cannot be read ({e}): left in place, not overwritten",
-                        self.path.display()
-                    ),
-                ));
-            }
-            _ => {}
+        if let Err(e) = crate::files::check_readable_or_missing(&self.path) {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "{} cannot be read ({e}): left in place, not overwritten",
+                    self.path.display()
+                ),
+            ));
         }
         write_atomic(&self.path, &snapshot.encode(unix_ms_now()))
     }
@@ -270,7 +259,8 @@ impl AsMap {
                 "{size} bytes, at most {MAX_ASMAP_BYTES}"
             )));
         }
-        let text = std::fs::read_to_string(path).map_err(AsMapError::Io)?;
+        let text =
+            crate::files::read_text_capped(path, MAX_ASMAP_BYTES as u64).map_err(AsMapError::Io)?;
         AsMap::parse(&text)
     }
 }

@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Give up after this long (e.g. "60s").
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::cli::duration)]
     timeout: Duration,
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]

@@ -34,3 +34,17 @@ impl Targets {
         }
     }
 }
+
+/// Parses a duration flag (humantime: "500ms", "5m", "1h 30m"), at most
+/// [`peerkeeper::config::MAX_DURATION`]: a longer one is a mistake, and could overflow a
+/// clock it is added to.
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > peerkeeper::config::MAX_DURATION {
+        return Err(format!(
+            "must be at most {}",
+            humantime::format_duration(peerkeeper::config::MAX_DURATION)
+        ));
+    }
+    Ok(d)
+}

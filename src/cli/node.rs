@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// How often the pool is saved to --data-dir.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = crate::cli::duration)]
     save_interval: Duration,
     /// A trusted point: dialed first, never trimmed (repeatable; added to the config's).
     /// As KEY@HOST:PORT, the point must prove that key, dialed or dialing in: another key
@@ -72,7 +72,7 @@ pub struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// Interval of the status line ("0s" switches it off).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::cli::duration)]
     status_interval: Duration,
     /// Print the status as one JSON object per line on stdout (listen address, peers,
     /// counts, dial outcomes, points dropped), once at start and then at each interval,
@@ -199,6 +199,38 @@ fn load_key(path: Option<&PathBuf>) -> Result<Keypair, String> {
     }
 }
 
+/// The command's own timers: `--save-interval` at least 1 s, `--status-interval` 0 (off)
+/// or at least 100 ms, both at most [`peerkeeper::config::MAX_DURATION`].
+fn check_intervals(args: &Args) -> Result<(), peerkeeper::ConfigError> {
+    use peerkeeper::config::check_duration;
+    let floor = |field: &'static str, d: Duration, min: Duration| {
+        if !d.is_zero() && d < min || d.is_zero() && field == "--save-interval" {
+            Err(peerkeeper::ConfigError::Invalid {
+                field,
+                rule: format!(
+                    "must be at least {} (got {})",
+                    humantime::format_duration(min),
+                    humantime::format_duration(d)
+                ),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    check_duration("--save-interval", args.save_interval, true)?;
+    floor(
+        "--save-interval",
+        args.save_interval,
+        Duration::from_secs(1),
+    )?;
+    check_duration("--status-interval", args.status_interval, true)?;
+    floor(
+        "--status-interval",
+        args.status_interval,
+        Duration::from_millis(100),
+    )
+}
+
 /// Builds the config from the file and flags, validated: the error names the field.
 pub fn config_of(args: &Args) -> Result<Config, peerkeeper::ConfigError> {
     let mut config = match &args.config {
@@ -230,6 +262,10 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
+    if let Err(e) = check_intervals(&args) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     // The AS map is part of the config: read before anything is touched.
     let asmap = match &config.defences.asmap {
         Some(path) => match peerkeeper::pool::AsMap::load(path) {

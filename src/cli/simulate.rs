@@ -22,7 +22,7 @@ pub struct Args {
     seed: u64,
     /// Virtual duration (e.g. "10m"; default 10m, or with --attackers what the
     /// experiment's checkpoints and restart case need: 24h21m by default).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::cli::duration)]
     duration: Option<Duration>,
     /// The maintenance policy (peerkeeper or octez); overrides the config file's.
     #[arg(long)]
@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     bootstrap: usize,
     /// Start node i at i * STAGGER (default: random starts in the first 5 s).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::cli::duration)]
     stagger: Option<Duration>,
     /// The order in which staggered nodes start: by index (the bootstrap nodes first) or
     /// random (seeded; one node every --stagger, 500ms if not given).
@@ -43,13 +43,13 @@ pub struct Args {
     start_order: StartOrder,
     /// Start the bootstrap nodes this long after the last of the others (which start at
     /// random in the first 5 s), as `converge.py --seed-last` does with processes.
-    #[arg(long, value_name = "D", value_parser = humantime::parse_duration, conflicts_with = "stagger")]
+    #[arg(long, value_name = "D", value_parser = crate::cli::duration, conflicts_with = "stagger")]
     seed_last: Option<Duration>,
     /// How many more nodes join at --late-at, when the rest has settled.
     #[arg(long, default_value_t = 0)]
     late_joiners: usize,
     /// When the late joiners join.
-    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3m", value_parser = crate::cli::duration)]
     late_at: Duration,
     /// Run both policies on the same seed, topology and faults, side by side.
     #[arg(long)]
@@ -73,10 +73,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = LatencyDist::Uniform)]
     latency_dist: LatencyDist,
     /// Smallest link latency.
-    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10ms", value_parser = crate::cli::duration)]
     latency_min: Duration,
     /// Largest link latency.
-    #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "150ms", value_parser = crate::cli::duration)]
     latency_max: Duration,
     #[command(flatten)]
     targets: super::Targets,
@@ -86,7 +86,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     validators: Option<usize>,
     /// Epoch length (with --validators).
-    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration, requires = "validators")]
+    #[arg(long, default_value = "3m", value_parser = crate::cli::duration, requires = "validators")]
     epoch: Duration,
     /// Validators replaced each epoch (default: a fifth of the set).
     #[arg(long, value_name = "N", requires = "validators")]
@@ -115,17 +115,17 @@ pub struct Args {
     #[arg(long, value_name = "G", requires = "attackers")]
     attacker_groups: Option<usize>,
     /// When the attack starts (the honest network converges first).
-    #[arg(long, value_name = "D", default_value = "10m", value_parser = humantime::parse_duration, requires = "attackers")]
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = crate::cli::duration, requires = "attackers")]
     attack_start: Duration,
     /// The restart case (Heilman et al.): when a sample of the nodes restarts at once
     /// from its saved pool (default: 24h after the attack starts).
-    #[arg(long, value_name = "D", value_parser = humantime::parse_duration, requires = "attackers")]
+    #[arg(long, value_name = "D", value_parser = crate::cli::duration, requires = "attackers")]
     restart_at: Option<Duration>,
     /// The restart case: the fraction of the nodes that restarts (0: no restart case).
     #[arg(long, value_name = "F", default_value_t = 0.1, requires = "attackers")]
     restart_fraction: f64,
     /// How often attackers flood each connection they hold.
-    #[arg(long, value_name = "D", default_value = "30s", value_parser = humantime::parse_duration, requires = "attackers")]
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = crate::cli::duration, requires = "attackers")]
     flood_interval: Duration,
     /// Switch every eclipse defence off (`[defences]`: diverse_dials, address_buckets,
     /// anchors), as `Defences::off()`.

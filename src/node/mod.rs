@@ -133,8 +133,15 @@ impl NetConfig {
                 "must be greater than keepalive_interval (a live peer would time out)",
             ));
         }
-        if self.queue_len == 0 {
-            return Err(invalid("queue_len", "must be greater than 0"));
+        for (field, d) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("keepalive_interval", self.keepalive_interval),
+            ("keepalive_timeout", self.keepalive_timeout),
+        ] {
+            crate::config::check_duration(field, d, true)?;
+        }
+        if self.queue_len == 0 || self.queue_len > 1 << 20 {
+            return Err(invalid("queue_len", "must be 1 to 1048576"));
         }
         if self.send_queue_len == 0 || self.send_queue_len > 1 << 20 {
             return Err(invalid("send_queue_len", "must be 1 to 1048576"));
