@@ -681,6 +681,15 @@ pub struct Config {
     /// A connection younger than this is never closed to make room for a newcomer.
     #[serde(with = "humantime_serde")]
     pub newcomer_grace: Duration,
+    /// A node in range still dials one known point it is not connected to about this
+    /// often (between half and one and a half times it, at random), even one backed off:
+    /// an exploration dial, after Bitcoin Core's feeler connections (every 2 minutes).
+    /// The connection is kept like any other (a trim cuts it if the node goes over its
+    /// maximum). This is how islands of nodes that are each in range find each other
+    /// after a partition heals. Between 1 s and 1 hour (bounding the time to merge).
+    /// Not with the octez policy (a model of octez, which has none) nor in private mode.
+    #[serde(with = "humantime_serde")]
+    pub exploration_interval: Duration,
     /// The maintenance policy: `"peerkeeper"` or `"octez"` (a model, for comparison).
     pub policy: Policy,
     /// Backoff between redials of a failing point.
@@ -753,6 +762,7 @@ impl Default for Config {
             max_incoming_connections: 256,
             make_room_interval: Some(Duration::from_secs(1)),
             newcomer_grace: Duration::from_secs(10),
+            exploration_interval: Duration::from_secs(120),
             policy: Policy::Peerkeeper,
             reconnection: BackoffConfig::default(),
             disconnection_delay: Duration::from_secs(30),
@@ -923,6 +933,17 @@ impl Config {
             return Err(invalid("max_concurrent_dials", "must be greater than 0"));
         }
         nonzero("dial_timeout", self.dial_timeout)?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600))
+            .contains(&self.exploration_interval)
+        {
+            return Err(invalid(
+                "exploration_interval",
+                format!(
+                    "must be between 1s and 1h (got {}): it bounds how long islands of in-range nodes stay apart",
+                    humantime::format_duration(self.exploration_interval)
+                ),
+            ));
+        }
         if self.make_room_interval == Some(Duration::ZERO) {
             return Err(invalid(
                 "make_room_interval",

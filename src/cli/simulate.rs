@@ -141,6 +141,14 @@ pub struct Args {
     /// ignored, for comparison with --useless-fraction.
     #[arg(long)]
     no_feedback: bool,
+    /// Partition scenario: at this time, the nodes of even and odd index part (dials
+    /// between them time out, their connections end) for --partition-for; the report
+    /// gives how long after the heal the overlay is one component again.
+    #[arg(long, value_name = "D", value_parser = crate::cli::duration, requires = "partition_for")]
+    partition_at: Option<Duration>,
+    /// How long the partition lasts (with --partition-at).
+    #[arg(long, value_name = "D", value_parser = crate::cli::duration, requires = "partition_at")]
+    partition_for: Option<Duration>,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -263,6 +271,9 @@ fn scenario(args: &Args, policy: Option<Policy>) -> Result<SimConfig, String> {
     cfg.nat_fraction = args.nat_fraction;
     cfg.churn_per_minute = churn;
     cfg.useless_fraction = args.useless_fraction;
+    if let (Some(at), Some(length)) = (args.partition_at, args.partition_for) {
+        cfg.partition = Some(peerkeeper::sim::Partition { at, length });
+    }
     cfg.epochs = epochs;
     if let Some(e) = &eclipse {
         e.check(cfg.total_nodes())?;
@@ -705,6 +716,18 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
             format!(
                 "{} useful and {} slow reports; {} disconnects, {} bans by score",
                 f.useful_reports, f.slow_reports, f.disconnects, f.bans
+            ),
+        ));
+    }
+    if let Some(p) = &r.partition {
+        rows.push((
+            "partition".into(),
+            format!(
+                "{} components at the heal; one component {} after it; {:.1} exploration dials per node per hour",
+                p.components_before_heal,
+                p.merged_after_ms
+                    .map_or("never".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
+                p.explorations_per_node_hour
             ),
         ));
     }

@@ -540,6 +540,8 @@ pub struct NodeCore {
     outbound_short: bool,
     /// [`start`](Self::start) was called: maintenance may run.
     started: bool,
+    /// When the next exploration dial is due ([`Config::exploration_interval`]).
+    next_exploration: Option<Time>,
 }
 
 /// Most peers with a score: three times `max_connections` (the connected ones and twice
@@ -630,6 +632,7 @@ impl NodeCore {
             scores,
             outbound_short: false,
             started: false,
+            next_exploration: None,
         }
     }
 
@@ -820,7 +823,10 @@ impl NodeCore {
             Brain::Peerkeeper { m, d } => (m.next_deadline(&self.pool), d.next_deadline()),
             Brain::Octez(o) => (o.next_deadline(&self.pool), None),
         };
-        [m, d, self.primary_deadline()].into_iter().flatten().min()
+        [m, d, self.primary_deadline(), self.next_exploration]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ----- inputs from the embedding node ---------------------------------------------
@@ -941,6 +947,7 @@ impl NodeCore {
     pub fn start(&mut self, now: Time) {
         self.tick(now);
         self.started = true;
+        self.schedule_exploration(now);
         self.run_brain(now, |b, pool, rng, out| match b {
             Brain::Peerkeeper { m, .. } => m.wake(WakeReason::Activation, now, pool, rng, out),
             Brain::Octez(o) => o.wake(WakeReason::Activation, now, pool, rng, out),
@@ -2008,6 +2015,9 @@ impl NodeCore {
             Brain::Peerkeeper { m, .. } => m.handle_timeout(now, pool, rng, out),
             Brain::Octez(o) => o.handle_timeout(now, pool, rng, out),
         });
+        if self.next_exploration.is_some_and(|t| now >= t) {
+            self.explore(now);
+        }
         let round = match &mut self.brain {
             Brain::Peerkeeper { d, .. } => d.poll_round(&self.pool, now, &mut self.rng),
             Brain::Octez(_) => None,
@@ -2497,6 +2507,58 @@ impl NodeCore {
         self.stats.swaps += 1;
         self.actions
             .push_back(Action::SwapRequest { conn: to, point });
+    }
+
+    /// Schedules the next exploration dial, between half and one and a half
+    /// `exploration_interval` from `now` (none with the octez policy or in private mode).
+    fn schedule_exploration(&mut self, now: Time) {
+        if self.config.policy != Policy::Peerkeeper || self.config.private_mode {
+            self.next_exploration = None;
+            return;
+        }
+        let base = self.config.exploration_interval;
+        let jitter = self.rng.gen_range(0.5..1.5);
+        self.next_exploration = Some(now + base.mul_f64(jitter));
+    }
+
+    /// An exploration dial (Bitcoin Core's feeler): a node in range, with room, dials one
+    /// known point it is not connected to, preferring one outside the groups of its
+    /// connections, even a backed-off one. A node short of connections is topping up
+    /// already: it explores nothing. Islands of in-range nodes merge this way after a
+    /// partition heals.
+    fn explore(&mut self, now: Time) {
+        self.schedule_exploration(now);
+        let open = self.pool.active_count();
+        if self.stopped
+            || open < self.bounds.min_threshold
+            || open + self.pool.dialing_count() >= self.config.max_connections
+        {
+            return;
+        }
+        let groups: BTreeSet<u64> = self
+            .pool
+            .connections()
+            .map(|(a, _)| self.pool.group(&a))
+            .collect();
+        let own = &self.own_points;
+        let sample = self.pool.share_sample(
+            0,
+            8,
+            true,
+            |a, info| info.state == PointState::Disconnected && !info.dialing && !own.contains(a),
+            &mut self.rng,
+        );
+        let pick = sample
+            .iter()
+            .find(|a| !groups.contains(&self.pool.group(a)))
+            .or(sample.first())
+            .copied();
+        if let Some(point) = pick {
+            if self.pool.begin_exploration(point, now) {
+                self.stats.dials.explorations += 1;
+                self.dial_started(point);
+            }
+        }
     }
 
     fn swap_dial(&mut self, point: SocketAddr, replaces: SocketAddr, now: Time) {

@@ -40,6 +40,10 @@ pub struct DialStats {
     pub offline: u64,
     /// Not ended yet.
     pub in_flight: u64,
+    /// Of the dials started, exploration dials of a node in range
+    /// ([`crate::Config::exploration_interval`]); their outcomes are counted with the
+    /// others'.
+    pub explorations: u64,
     /// Of the attempts, tests of a tried point before its eviction (the address book's
     /// test-before-evict, [`crate::pool::book`]).
     pub tests: u64,
@@ -79,12 +83,13 @@ impl DialStats {
         self.offline += o.offline;
         self.in_flight += o.in_flight;
         self.tests += o.tests;
+        self.explorations += o.explorations;
     }
 
     /// A one-line summary for status lines and tables.
     pub fn summary(&self) -> String {
         format!(
-            "{} attempted: {} ok, {} refused, {} timed out, {} failed, {} protocol, {} already connected, {} myself, {} dropped, {} cancelled, {} wrong peer, {} offline, {} in flight",
+            "{} attempted: {} ok, {} refused, {} timed out, {} failed, {} protocol, {} already connected, {} myself, {} dropped, {} cancelled, {} wrong peer, {} offline, {} in flight ({} exploration)",
             self.attempted,
             self.succeeded,
             self.refused,
@@ -97,7 +102,8 @@ impl DialStats {
             self.cancelled,
             self.wrong_peer,
             self.offline,
-            self.in_flight
+            self.in_flight,
+            self.explorations
         )
     }
 }

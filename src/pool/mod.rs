@@ -852,6 +852,23 @@ impl Pool {
         ok
     }
 
+    /// Starts an exploration dial to `addr` ([`crate::Config::exploration_interval`]): as
+    /// [`begin_dial`](Self::begin_dial), but a backed-off point may be dialed (a point
+    /// that failed during a partition is what an island must try again). Never a
+    /// greylisted point or address.
+    pub fn begin_exploration(&mut self, addr: SocketAddr, now: Time) -> bool {
+        let now = now.max(self.clock);
+        let ok = self
+            .points
+            .get(&addr)
+            .is_some_and(|p| p.state == PointState::Disconnected && !p.dialing)
+            && !self.is_ip_greylisted(addr.ip(), now);
+        if ok {
+            self.update(addr, |p| p.dialing = true);
+        }
+        ok
+    }
+
     /// The dial to `addr` ended. With `failed` the point's failure count grows and it is
     /// backed off, unless it is connected meanwhile (an inbound connection from it
     /// opened while we dialed): a failed dial says nothing against a working peer.

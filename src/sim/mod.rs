@@ -267,6 +267,34 @@ pub struct SimConfig {
     /// excepted) is useless, and every other node reports on its peers every
     /// [`feedback::REPORT_INTERVAL`]. 0: no report at all.
     pub useless_fraction: f64,
+    /// A partition, when set: from `at`, for `length`, the nodes of even index and those
+    /// of odd index cannot reach each other (dials between them time out, messages are
+    /// lost, and the connections between them end as a keepalive timeout ends them).
+    /// The report says how long after the heal the overlay was one component again
+    /// ([`SimReport::partition`]).
+    pub partition: Option<Partition>,
+}
+
+/// A partition of the simulated network in two halves ([`SimConfig::partition`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// When it starts.
+    pub at: Duration,
+    /// How long it lasts.
+    pub length: Duration,
+}
+
+/// What became of a partition ([`SimConfig::partition`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct PartitionReport {
+    /// Components of the overlay just before the heal.
+    pub components_before_heal: usize,
+    /// Time from the heal until the overlay was one component again (checked every
+    /// second), ms; `None` if it never was before the run ended.
+    pub merged_after_ms: Option<u64>,
+    /// Exploration dials per alive node per virtual hour over the whole run.
+    pub explorations_per_node_hour: f64,
 }
 
 impl SimConfig {
@@ -299,6 +327,7 @@ impl SimConfig {
             ledger: 0,
             eclipse: None,
             useless_fraction: 0.0,
+            partition: None,
         }
     }
 
@@ -372,6 +401,9 @@ pub struct SimReport {
     /// The feedback scenario's figures, when it ran ([`SimConfig::useless_fraction`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feedback: Option<FeedbackReport>,
+    /// The partition's figures, when there was one ([`SimConfig::partition`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionReport>,
 }
 
 /// A finished run: the report and the chart samples.
@@ -543,6 +575,12 @@ enum Ev {
     RestartCheck,
     /// Feedback scenario: every node reports on its peers.
     FeedbackTick,
+    /// Partition scenario: the halves part.
+    PartitionStart,
+    /// Partition scenario: the halves meet again.
+    PartitionEnd,
+    /// Partition scenario: is the overlay one component again?
+    MergeCheck,
 }
 
 impl Ev {
@@ -583,6 +621,9 @@ impl Ev {
             Ev::Restart => (24, 0, 0),
             Ev::RestartCheck => (25, 0, 0),
             Ev::FeedbackTick => (26, 0, 0),
+            Ev::PartitionStart => (27, 0, 0),
+            Ev::PartitionEnd => (28, 0, 0),
+            Ev::MergeCheck => (29, 0, 0),
         }
     }
 }
@@ -667,6 +708,11 @@ pub struct Simulation {
     bounds: Bounds,
     nodes: Vec<SimNode>,
     links: HashMap<u64, (u32, u32)>,
+    /// The partition scenario: whether the halves are apart now, when they met again,
+    /// and the figures so far.
+    partitioned: bool,
+    healed_at: Option<Time>,
+    partition_report: PartitionReport,
     next_link: u64,
     heap: BinaryHeap<Scheduled>,
     seq: u64,
@@ -736,6 +782,9 @@ impl Simulation {
             bounds,
             nodes: Vec::with_capacity(total),
             links: HashMap::new(),
+            partitioned: false,
+            healed_at: None,
+            partition_report: PartitionReport::default(),
             next_link: 1,
             heap: BinaryHeap::new(),
             seq: 0,
@@ -813,6 +862,10 @@ impl Simulation {
         sim.push(Time::ZERO, Ev::Sample);
         if sim.cfg.churn_per_minute > 0.0 {
             sim.push(Time::ZERO + Duration::from_secs(60), Ev::ChurnTick);
+        }
+        if let Some(p) = sim.cfg.partition {
+            sim.push(Time::ZERO + p.at, Ev::PartitionStart);
+            sim.push(Time::ZERO + p.at + p.length, Ev::PartitionEnd);
         }
         if let Some((at, fraction)) = sim.cfg.mass_departure {
             let mut ids: Vec<usize> = (0..sim.cfg.nodes).collect();
@@ -921,6 +974,10 @@ impl Simulation {
     }
 
     fn send_msg(&mut self, from: usize, to: usize, link: u64, msg: Msg) {
+        if self.cut(from, to) {
+            // Lost in the partition (the connection's end is delivered at its start).
+            return;
+        }
         self.send(from, to, Ev::Msg { to, link, msg });
     }
 
@@ -1104,7 +1161,83 @@ impl Simulation {
                 let next = self.now + feedback::REPORT_INTERVAL;
                 self.push(next, Ev::FeedbackTick);
             }
+            Ev::PartitionStart => self.partition_start(),
+            Ev::PartitionEnd => {
+                self.partitioned = false;
+                self.partition_report.components_before_heal = self.current_components();
+                self.healed_at = Some(self.now);
+                self.push(self.now, Ev::MergeCheck);
+            }
+            Ev::MergeCheck => {
+                if self.current_components() == 1 {
+                    let healed = self.healed_at.unwrap_or(self.now);
+                    self.partition_report.merged_after_ms =
+                        Some(self.now.saturating_since(healed).as_millis() as u64);
+                } else {
+                    let next = self.now + Duration::from_secs(1);
+                    self.push(next, Ev::MergeCheck);
+                }
+            }
         }
+    }
+
+    /// Whether a partition now separates nodes `a` and `b` (attackers excepted).
+    fn cut(&self, a: usize, b: usize) -> bool {
+        self.partitioned && a < self.nodes.len() && b < self.nodes.len() && a % 2 != b % 2
+    }
+
+    /// The partition starts: every connection across it ends, at both ends, as a
+    /// keepalive timeout ends it.
+    fn partition_start(&mut self) {
+        self.partitioned = true;
+        let mut across: Vec<(u64, usize, usize)> = self
+            .links
+            .iter()
+            .map(|(&l, &(a, b))| (l, a as usize, b as usize))
+            .filter(|&(_, a, b)| self.cut(a, b))
+            .collect();
+        across.sort_unstable();
+        for (link, a, b) in across {
+            let now = self.now;
+            self.push(
+                now,
+                Ev::Msg {
+                    to: a,
+                    link,
+                    msg: Msg::Close,
+                },
+            );
+            self.push(
+                now,
+                Ev::Msg {
+                    to: b,
+                    link,
+                    msg: Msg::Close,
+                },
+            );
+        }
+    }
+
+    /// Components of the overlay of the alive simulated nodes now.
+    fn current_components(&self) -> usize {
+        let alive: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].alive)
+            .collect();
+        let mut index = vec![usize::MAX; self.nodes.len()];
+        for (k, i) in alive.iter().enumerate() {
+            index[*i] = k;
+        }
+        let mut edges = Vec::new();
+        for &i in &alive {
+            for (a, _) in self.nodes[i].core.pool().connections() {
+                if let Some(j) = self.resolve(&a) {
+                    if i < j && j < self.nodes.len() && index[j] != usize::MAX {
+                        edges.push((index[i], index[j]));
+                    }
+                }
+            }
+        }
+        components(alive.len(), &edges)
     }
 
     /// A node starts as `peerkeeper node` does: it learns its own point and its
@@ -1292,6 +1425,24 @@ impl Simulation {
             }
             match a {
                 Action::Dial(p) => match self.resolve(&p) {
+                    Some(j) if self.cut(i, j) => {
+                        // Nothing answers across the partition: the dial times out.
+                        let link = self.next_link;
+                        self.next_link += 1;
+                        let at = self.now + self.config.dial_timeout;
+                        let epoch = self.nodes[i].epoch;
+                        self.push(
+                            at,
+                            Ev::DialResult {
+                                at: i,
+                                epoch,
+                                to: j,
+                                point: p,
+                                link,
+                                result: DialResult::Failed(DialFailure::Timeout),
+                            },
+                        );
+                    }
                     Some(j) => {
                         let link = self.next_link;
                         self.next_link += 1;
@@ -1600,6 +1751,17 @@ impl Simulation {
                 .as_ref()
                 .map(|e| e.report(self.nodes.iter().map(|n| n.core.stats()))),
             feedback: self.feedback_report(),
+            partition: self.cfg.partition.map(|_| {
+                let hours = self.cfg.duration.as_secs_f64() / 3600.0;
+                PartitionReport {
+                    explorations_per_node_hour: if self.alive == 0 || hours == 0.0 {
+                        0.0
+                    } else {
+                        stats.dials.explorations as f64 / self.alive as f64 / hours
+                    },
+                    ..self.partition_report
+                }
+            }),
         };
         SimOutcome {
             report,
