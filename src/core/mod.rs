@@ -2521,7 +2521,8 @@ impl NodeCore {
         self.next_exploration = Some(now + base.mul_f64(jitter));
     }
 
-    /// An exploration dial (Bitcoin Core's feeler): a node in range, with room, dials one
+    /// An exploration dial (Bitcoin Core's feeler): a node in range, at or below
+    /// `expected_connections`, with room, dials one
     /// known point it is not connected to, preferring one outside the groups of its
     /// connections, even a backed-off one. A node short of connections is topping up
     /// already: it explores nothing. Islands of in-range nodes merge this way after a
@@ -2529,8 +2530,12 @@ impl NodeCore {
     fn explore(&mut self, now: Time) {
         self.schedule_exploration(now);
         let open = self.pool.active_count();
+        // In range, and not above what it aims for: the room between
+        // `expected_connections` and the maximum stays for inbound peers (a node behind a
+        // NAT has no other way in).
         if self.stopped
             || open < self.bounds.min_threshold
+            || open > self.config.expected_connections
             || open + self.pool.dialing_count() >= self.config.max_connections
         {
             return;
@@ -2541,18 +2546,21 @@ impl NodeCore {
             .map(|(a, _)| self.pool.group(&a))
             .collect();
         let own = &self.own_points;
-        let sample = self.pool.share_sample(
-            0,
-            8,
-            true,
-            |a, info| info.state == PointState::Disconnected && !info.dialing && !own.contains(a),
-            &mut self.rng,
-        );
-        let pick = sample
-            .iter()
-            .find(|a| !groups.contains(&self.pool.group(a)))
-            .or(sample.first())
-            .copied();
+        let pool = &self.pool;
+        let ip_ok = |a: &SocketAddr| !pool.is_ip_greylisted(a.ip(), now);
+        let usable = |a: &SocketAddr, info: &PointInfo| {
+            info.state == PointState::Disconnected && !info.dialing && !own.contains(a) && ip_ok(a)
+        };
+        // Outside the groups already connected, from a random place in the pool; only if
+        // every known point is in a connected group, any (as the planner's diverse dials:
+        // never a second connection into one group, an attacker's say, while another
+        // group is known).
+        let start = self.rng.gen_range(0..usize::MAX);
+        let pick = pool
+            .find_from(start, |a, info| {
+                usable(a, info) && !groups.contains(&pool.group(a))
+            })
+            .or_else(|| pool.find_from(start, usable));
         if let Some(point) = pick {
             if self.pool.begin_exploration(point, now) {
                 self.stats.dials.explorations += 1;

@@ -852,6 +852,26 @@ impl Pool {
         ok
     }
 
+    /// The first point, in table order from slot `start` (wrapping; any number: it is
+    /// reduced), that satisfies `pred`. `O(n)` at worst: for rare decisions (an
+    /// exploration dial), not per message.
+    pub fn find_from(
+        &self,
+        start: usize,
+        pred: impl Fn(&SocketAddr, &PointInfo) -> bool,
+    ) -> Option<SocketAddr> {
+        let bound = self.points.id_bound() as usize;
+        if bound == 0 {
+            return None;
+        }
+        let start = start % bound;
+        (start..bound)
+            .chain(0..start)
+            .filter_map(|i| self.points.try_get(i as Id))
+            .find(|(a, info)| pred(a, info))
+            .map(|(a, _)| a)
+    }
+
     /// Starts an exploration dial to `addr` ([`crate::Config::exploration_interval`]): as
     /// [`begin_dial`](Self::begin_dial), but a backed-off point may be dialed (a point
     /// that failed during a partition is what an island must try again). Never a
