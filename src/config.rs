@@ -681,7 +681,7 @@ pub struct Config {
     /// A connection younger than this is never closed to make room for a newcomer.
     #[serde(with = "humantime_serde")]
     pub newcomer_grace: Duration,
-    /// A node in range (and at or below `expected_connections`: the room above stays for
+    /// A node in range (and below its trim target `max_target`: the room above stays for
     /// inbound peers) still dials one known point it is not connected to about this
     /// often (between half and one and a half times it, at random), even one backed off:
     /// an exploration dial, after Bitcoin Core's feeler connections (every 2 minutes).

@@ -384,8 +384,21 @@ fn a_greylisted_address_is_not_dialed_on_another_port() {
     let same_ip = SocketAddr::from(([10, 0, 0, 1], 2));
     pool.add_point(bad, Source::PeerSharing, Time::ZERO);
     pool.add_point(same_ip, Source::PeerSharing, Time::ZERO);
+    // One violation greylists the point only (its address may be a NAT's, shared with
+    // honest nodes): the other port stays dialable.
     pool.greylist(bad, Time::ZERO);
     pool.advance(Time::from_millis(1));
+    let p = plan(
+        &pool,
+        &config,
+        Time::from_millis(1),
+        &mut StdRng::seed_from_u64(1),
+    );
+    assert_eq!(p.dial, vec![same_ip]);
+    // Repeated violations from distinct sources greylist the address itself.
+    for port in 40_001..=40_003 {
+        pool.strike(SocketAddr::from(([10, 0, 0, 1], port)), Time::ZERO);
+    }
     let p = plan(
         &pool,
         &config,
@@ -637,4 +650,48 @@ proptest! {
         // One seed, one trim.
         prop_assert_eq!(picked, trim(&pool, count, young_after, &mut StdRng::seed_from_u64(seed)));
     }
+}
+
+#[test]
+fn a_node_in_range_does_not_fill_its_outbound_floor_from_one_group() {
+    // The netns testnet's seed: every honest peer dialed it (10 inbound connections, in
+    // 10 groups), and the only candidates are 30 sybils in one /16. Its outbound floor
+    // dials for diversity: at most two into that group.
+    let config = Config::default();
+    let b = config.bounds();
+    let mut pool = Pool::new(&config);
+    let inbound = b.min_threshold.max(10);
+    for i in 0..inbound {
+        let honest = SocketAddr::from(([11 + i as u8, 5, 0, 1], 9732));
+        pool.add_point(honest, Source::Incoming, Time::ZERO);
+        pool.connection_opened(
+            ConnId(i as u64 + 1),
+            honest,
+            PeerId::from_u64(i as u64 + 1),
+            Direction::Inbound,
+            Time::ZERO,
+        )
+        .unwrap();
+    }
+    for i in 0..30u8 {
+        let sybil = SocketAddr::from(([66, 66, i / 8, 1 + i % 8], 9732));
+        pool.add_point(sybil, Source::PeerSharing, Time::ZERO);
+    }
+    pool.advance(Time::ZERO);
+    assert!(pool.active_count() >= b.min_threshold, "in range");
+    let dials = top_up_dials(&pool, &config, Time::ZERO);
+    let into_sybils = dials
+        .iter()
+        .filter(|a| netgroup(a) == netgroup(&SocketAddr::from(([66, 66, 0, 1], 9732))))
+        .count();
+    assert!(into_sybils <= 2, "{dials:?}");
+    // Without diverse dials (the defence off), the floor takes them all.
+    let off = Config {
+        defences: peerkeeper::config::Defences {
+            diverse_dials: false,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    assert!(top_up_dials(&pool, &off, Time::ZERO).len() > 2);
 }

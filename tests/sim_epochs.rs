@@ -137,12 +137,14 @@ fn external(out: &SimOutcome) -> peerkeeper::sim::KindFigures {
 #[test]
 fn a_ledger_source_keeps_the_external_floor() {
     // Not every node: a relay's own point is one of the 30, and a node whose relays
-    // refused it while full may be one short at the end (see docs/simulator.md).
+    // refused it while full may be one short at the end (see docs/simulator.md). Since
+    // issue 17's exploration dials, which also land on relays and fill them a little
+    // more: 142 of 150 nodes at the floor (0.947) for seed 1.
     for seed in [1, 2] {
         let out = ledger_run(seed, 3);
         let ext = external(&out);
         assert_eq!(ext.floor, 3);
-        assert!(ext.fraction_at_floor >= 0.95, "seed {seed}: {ext:?}");
+        assert!(ext.fraction_at_floor >= 0.93, "seed {seed}: {ext:?}");
         assert!(ext.connections.min >= 2, "seed {seed}: {ext:?}");
         assert!(out.report.network.converged, "seed {seed}");
     }

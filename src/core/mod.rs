@@ -2521,8 +2521,8 @@ impl NodeCore {
         self.next_exploration = Some(now + base.mul_f64(jitter));
     }
 
-    /// An exploration dial (Bitcoin Core's feeler): a node in range, at or below
-    /// `expected_connections`, with room, dials one
+    /// An exploration dial (Bitcoin Core's feeler): a node in range, below its trim
+    /// target (`max_target`), dials one
     /// known point it is not connected to, preferring one outside the groups of its
     /// connections, even a backed-off one. A node short of connections is topping up
     /// already: it explores nothing. Islands of in-range nodes merge this way after a
@@ -2530,13 +2530,12 @@ impl NodeCore {
     fn explore(&mut self, now: Time) {
         self.schedule_exploration(now);
         let open = self.pool.active_count();
-        // In range, and not above what it aims for: the room between
-        // `expected_connections` and the maximum stays for inbound peers (a node behind a
-        // NAT has no other way in).
+        // In range, and below the trim target: the room above it stays for inbound
+        // peers (a node behind a NAT has no other way in), and the new connection is not
+        // trimmed at once.
         if self.stopped
             || open < self.bounds.min_threshold
-            || open > self.config.expected_connections
-            || open + self.pool.dialing_count() >= self.config.max_connections
+            || open + self.pool.dialing_count() >= self.bounds.max_target
         {
             return;
         }

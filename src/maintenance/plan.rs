@@ -147,7 +147,12 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
                 .take(slots)
                 .collect();
         }
-        return diverse(pool, config.private_mode, slots);
+        return spread_over_groups(
+            pool,
+            config.private_mode,
+            slots,
+            active >= bounds.min_threshold,
+        );
     }
     let floor_room = floor_need;
     let mut counts = pool.kind_counts();
@@ -173,7 +178,13 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
     let mut out: Vec<SocketAddr> = Vec::with_capacity(slots);
     let private = config.private_mode;
     // Group diversity ([`diverse`]) within each step: new groups first.
-    let mut spread = config.defences.diverse_dials.then(|| Spread::new(pool));
+    let mut spread = config.defences.diverse_dials.then(|| {
+        let mut s = Spread::new(pool);
+        // In range, only floors are dialed for: those dials are for diversity and
+        // safety, never all into one group.
+        s.capped = active >= bounds.min_threshold;
+        s
+    });
     // 1. Floors, best kind first.
     for k in Source::BY_RANK {
         let want = targets.get(k).floor.saturating_sub(counts[k.index()]);
@@ -219,6 +230,9 @@ pub fn top_up_dials(pool: &Pool, config: &Config, _now: Time) -> Vec<SocketAddr>
                     if fresh_only && !s.fresh(pool, &a) {
                         continue;
                     }
+                    if !pool.is_protected(&a) && s.full(pool.group(&a)) {
+                        continue;
+                    }
                     s.take(pool, &a);
                 }
                 counts[k.index()] += 1;
@@ -256,11 +270,18 @@ const DIVERSITY_WINDOW: usize = 64;
 /// assert_eq!(diverse(&pool, false, 4).len(), 4); // then the best of the rest
 /// ```
 pub fn diverse(pool: &Pool, private: bool, slots: usize) -> Vec<SocketAddr> {
+    spread_over_groups(pool, private, slots, false)
+}
+
+/// [`diverse`], with [`MAX_OUTBOUND_PER_GROUP`] applied when `capped` (a node in range).
+fn spread_over_groups(pool: &Pool, private: bool, slots: usize, capped: bool) -> Vec<SocketAddr> {
     if slots == 0 {
         return Vec::new();
     }
     let cands = standing_first(pool, pool.candidates(private), slots + DIVERSITY_WINDOW);
-    Spread::new(pool).pick(pool, cands.into_iter(), slots)
+    let mut spread = Spread::new(pool);
+    spread.capped = capped;
+    spread.pick(pool, cands.into_iter(), slots)
 }
 
 /// How many outbound connections the floor lacks ([`Config::outbound_floor`]): open
@@ -338,7 +359,23 @@ pub fn outbound_floor_evictions(pool: &Pool, config: &Config, now: Time) -> Vec<
 /// group per pick while there are some, trusted and protected points exempt.
 struct Spread {
     used: Vec<u64>,
+    /// The groups of every connection and dial in flight when the plan began, both
+    /// directions.
+    seen: Vec<u64>,
+    /// Whether [`MAX_OUTBOUND_PER_GROUP`] applies (a node in range, dialing for its
+    /// floors).
+    capped: bool,
 }
+
+/// With diverse dials, a node in range (which dials only for its floors, the outbound
+/// floor among them) makes at most this many outbound connections (and dials) into one
+/// group, while it is connected to another group as well: a node whose honest peers all
+/// dialed it does not fill its outbound floor from one group (an attacker's, with many
+/// addresses there; seen in the netns testnet). Bitcoin Core allows one; two leave room
+/// for a small network whose nodes share a few groups. A network within one group (a
+/// LAN, loopback, the simulator's address plan) is not capped, nor is a node short of
+/// connections (it must reach its minimum first).
+pub const MAX_OUTBOUND_PER_GROUP: usize = 2;
 
 impl Spread {
     /// The groups of our outbound connections and dials in flight (not protected ones).
@@ -353,7 +390,24 @@ impl Spread {
                     .map(|a| pool.group(&a)),
             )
             .collect();
-        Spread { used }
+        let seen = pool
+            .connections()
+            .map(|(a, _)| pool.group(&a))
+            .chain(pool.dialing().map(|a| pool.group(&a)))
+            .collect();
+        Spread {
+            used,
+            seen,
+            capped: false,
+        }
+    }
+
+    /// Whether group `g` is full of our outbound connections ([`MAX_OUTBOUND_PER_GROUP`]),
+    /// another group being connected too.
+    fn full(&self, g: u64) -> bool {
+        self.capped
+            && self.used.iter().filter(|u| **u == g).count() >= MAX_OUTBOUND_PER_GROUP
+            && self.seen.iter().any(|s| *s != g)
     }
 
     /// Whether `a` may be taken in the first pass (a group we do not hold yet, or exempt).
@@ -389,10 +443,14 @@ impl Spread {
                 rest.push(a);
             }
         }
-        let missing = want - out.len();
-        for a in rest.into_iter().take(missing) {
-            self.take(pool, &a);
-            out.push(a);
+        for a in rest {
+            if out.len() == want {
+                break;
+            }
+            if pool.is_protected(&a) || !self.full(pool.group(&a)) {
+                self.take(pool, &a);
+                out.push(a);
+            }
         }
         out
     }
