@@ -32,6 +32,9 @@ use tracing::Instrument;
 /// again), rather than being lost or spinning.
 const SAVE_IN_FLIGHT_RETRY: Duration = Duration::from_millis(200);
 
+/// What reads an operator's input's answer, and the core after it.
+pub(crate) type AfterApply = Box<dyn FnOnce(&NodeCore, Reply) + Send>;
+
 /// An input for the actor.
 pub(crate) enum Cmd {
     Inbound {
@@ -70,6 +73,9 @@ pub(crate) enum Cmd {
     Inspect(Box<dyn FnOnce(&NodeCore) + Send>),
     /// `track` or `overwrite` (an [`Input::Track`] or [`Input::Overwrite`]), answered.
     PeerSets(Input, oneshot::Sender<Result<SetChanges, PeerSetError>>),
+    /// An operator's input (ban, unban, trust, protect, add), recorded like the rest;
+    /// `then` reads the answer and the core after it.
+    Apply(Input, AfterApply),
 }
 
 /// What the actor sends a connection task.
@@ -395,6 +401,10 @@ impl<T: Transport> Actor<T> {
                 self.input(now, Input::AddPoints { points, source });
             }
             Cmd::Inspect(f) => f(&self.core),
+            Cmd::Apply(input, then) => {
+                let reply = self.input(now, input);
+                then(&self.core, reply);
+            }
             Cmd::PeerSets(input, reply) => {
                 let answer = match self.input(now, input) {
                     Reply::PeerSets(r) => r,

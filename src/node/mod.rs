@@ -25,6 +25,7 @@ mod conn;
 pub mod demo;
 pub mod dns;
 pub mod ledger;
+mod ops;
 
 use crate::config::{Bounds, Config, ConfigError};
 use crate::core::{
@@ -273,6 +274,12 @@ struct NodeInner {
     bounds: Bounds,
     channels: Arc<channel::Channels>,
     peers: Arc<channel::PeerTable>,
+    /// The instant the core's time counts from, and the wall clock then.
+    origin: (tokio::time::Instant, std::time::SystemTime),
+    /// `network` of the net config (for the metrics' info).
+    network: String,
+    /// The core's policy (for the metrics' info).
+    policy: crate::Policy,
 }
 
 impl std::fmt::Debug for Node {
@@ -449,6 +456,11 @@ impl<T: Transport> NodeBuilder<T> {
         let max_incoming = self.config.max_incoming_connections;
         let dial_timeout = self.config.dial_timeout;
         let origin = self.origin.unwrap_or_else(tokio::time::Instant::now);
+        let origin_wall = std::time::SystemTime::now()
+            .checked_sub(origin.elapsed())
+            .unwrap_or_else(std::time::SystemTime::now);
+        let network = self.net.network.clone();
+        let policy = self.config.policy;
         let started_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
@@ -558,6 +570,9 @@ impl<T: Transport> NodeBuilder<T> {
                 bounds,
                 channels,
                 peers,
+                origin: (origin, origin_wall),
+                network,
+                policy,
             }),
         })
     }
