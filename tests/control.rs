@@ -196,7 +196,7 @@ fn a_trace_with_the_operators_inputs_replays_them() {
         w.write(secs(i as u64), input).unwrap();
     }
     w.flush().unwrap();
-    drop(w);
+
     let reader = TraceReader::new(&out[..]).unwrap();
     let mut replay = Replay::new(reader.header()).unwrap();
     let mut summaries = Vec::new();
