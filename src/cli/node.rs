@@ -431,8 +431,7 @@ pub fn run(args: Args) -> i32 {
                     }
                     let s = node.status();
                     eprintln!(
-                        "status: {} {} connections (range {}..={}), {} dialing, {} known points, {} cycles; dials: {}; points dropped: {}",
-                        peerkeeper::control::rfc3339(std::time::SystemTime::now()),
+                        "status: {} connections (range {}..={}), {} dialing, {} known points, {} cycles; dials: {}; points dropped: {}; time {}",
                         s.connections,
                         bounds.min_threshold,
                         bounds.max_threshold,
@@ -441,6 +440,7 @@ pub fn run(args: Args) -> i32 {
                         s.stats.cycles,
                         s.stats.dials.summary(),
                         s.stats.points.dropped.summary(),
+                        peerkeeper::control::rfc3339(std::time::SystemTime::now()),
                     );
                 }
             }

@@ -555,6 +555,7 @@ impl<T: Transport> NodeBuilder<T> {
             restore,
             store: self.store.map(Arc::new),
             saving: None,
+            key_log: actor::KeyMismatchLog::default(),
         };
         tracker.spawn(actor.run());
         Ok(Node {
