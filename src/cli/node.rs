@@ -309,6 +309,7 @@ pub fn run(args: Args) -> i32 {
             Some(addr) => {
                 let mut registry = prometheus_client::registry::Registry::default();
                 let metrics = peerkeeper::metrics::Metrics::new(&mut registry);
+                peerkeeper::metrics::register_process_metrics(&mut registry);
                 match peerkeeper::metrics::serve(addr, registry).await {
                     Ok(server) => Some((metrics, server)),
                     Err(e) => {
