@@ -279,7 +279,7 @@ impl NodeCore {
     /// use peerkeeper::core::NodeCore;
     /// use peerkeeper::{Config, PeerId, Time};
     /// let mut core = NodeCore::new(Config::default(), PeerId::from_u64(1), 7);
-    /// let p = "192.0.2.7:9732".parse().unwrap();
+    /// let p = "10.0.0.7:9732".parse().unwrap();
     /// assert!(core.trust(p, Some(PeerId::from_u64(9)), Time::ZERO));
     /// assert!(core.pool().is_trusted(&p));
     /// assert_eq!(core.expected_peer(&p), Some(PeerId::from_u64(9)));
@@ -347,7 +347,7 @@ impl NodeCore {
     /// use peerkeeper::core::{NodeCore, PointFilter};
     /// use peerkeeper::{pool::Source, Config, PeerId, Time};
     /// let mut core = NodeCore::new(Config::default(), PeerId::from_u64(1), 7);
-    /// core.add_points(&["192.0.2.7:9732".parse().unwrap()], Source::Bootstrap, Time::ZERO);
+    /// core.add_points(&["10.0.0.7:9732".parse().unwrap()], Source::Bootstrap, Time::ZERO);
     /// let (points, total) = core.points_at(Some(PointFilter::Dialable), 10, Time::ZERO);
     /// assert_eq!((points.len(), total), (1, 1));
     /// ```
