@@ -16,7 +16,8 @@
 //! * [`trigger`]: too few, too many, new point, new peer, new connection;
 //! * [`node`]: the tokio shell; [`transport`]: TCP and in-memory links; [`wire`]: the
 //!   protocol; [`identity`]: node keys, and what the handshake proves;
-//! * [`sim`]: one core per simulated node, in virtual time.
+//! * [`sim`]: one core per simulated node, in virtual time;
+//! * [`control`]: an operator's control socket (`peerkeeper ctl`) over [`Node`]'s operations.
 //!
 //! Every decision takes an explicit [`Time`] and a seeded RNG: one seed, one outcome.
 //!
@@ -40,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod discovery;
 mod files;

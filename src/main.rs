@@ -1,6 +1,7 @@
 //! The `peerkeeper` command: `demo` (N real nodes on 127.0.0.1 converging from one
 //! bootstrap point), `node` (a real long-running node), `simulate` (the deterministic
-//! simulator), `replay` (a recorded trace, decision by decision).
+//! simulator), `replay` (a recorded trace, decision by decision), `ctl` (a running
+//! node's control socket).
 
 mod cli;
 
@@ -24,6 +25,8 @@ enum Command {
     Simulate(cli::simulate::Args),
     /// Replays a recorded trace and prints each decision with its reason.
     Replay(cli::replay::Args),
+    /// Talks to a running node through its control socket (`node --control`).
+    Ctl(cli::ctl::Args),
 }
 
 fn main() {
@@ -35,11 +38,23 @@ fn main() {
             std::process::exit(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // A reader that closes our stdout early (`peerkeeper simulate ... | head -1`): the
+    // commands that print results end quietly at once, as Unix tools do, rather than
+    // panic in `println!`. A node keeps SIGPIPE ignored and shuts down cleanly instead
+    // when its --status-json reader goes away (its pool is saved).
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Node(_)) {
+        // SAFETY: called before any other thread exists; SIG_DFL is always valid.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match cli.command {
         Command::Demo(args) => cli::demo::run(args),
         Command::Node(args) => cli::node::run(args),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Replay(args) => cli::replay::run(args),
+        Command::Ctl(args) => cli::ctl::run(args),
     };
     std::process::exit(code);
 }

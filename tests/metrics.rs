@@ -818,6 +818,14 @@ async fn peerkeeper_node_serves_metrics() {
         let _ = tokio::time::timeout(Duration::from_millis(250), rx.changed()).await;
     }
     assert!(ok, "the node's scrape never showed its connection:\n{last}");
+    // What runs, and the process's own resources (Linux).
+    let s = scrape(at).await;
+    assert_eq!(s.sum("peerkeeper_info", &[("policy", "peerkeeper")]), 1.0);
+    if cfg!(target_os = "linux") {
+        assert!(s.sum("process_open_fds", &[]) >= 3.0, "{}", s.text);
+        assert!(s.sum("process_resident_memory_bytes", &[]) > 0.0);
+        assert!(s.text.contains("process_cpu_seconds_total "));
+    }
     assert_eq!(get(at, "/").await.status, 404);
     let killed = Command::new("kill")
         .args(["-TERM", &guard.0.as_ref().unwrap().id().to_string()])
@@ -860,4 +868,59 @@ fn a_bad_metrics_address_exits_2_naming_the_flag() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--metrics") && err.contains(&addr), "{err}");
     assert!(!err.contains("node started"), "{err}");
+}
+
+/// Issue 18, part 6: what runs, as a metric (`peerkeeper_info`, value 1), and the
+/// standard process metrics next to the node's.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn info_and_process_metrics_say_what_runs() {
+    use peerkeeper::identity::Keypair;
+    use peerkeeper::node::NetConfig;
+    let net = peerkeeper::transport::memory::MemoryNetwork::new();
+    let node = std::sync::Arc::new(
+        peerkeeper::Node::builder(
+            peerkeeper::Config::default(),
+            net.bind("10.0.0.1:1".parse().unwrap()).unwrap(),
+        )
+        .identity(Keypair::from_seed(1))
+        .net(NetConfig {
+            network: "testnet".into(),
+            ..NetConfig::default()
+        })
+        .start()
+        .unwrap(),
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = peerkeeper::metrics::Metrics::new(&mut registry);
+    peerkeeper::metrics::register_process_metrics(&mut registry);
+    let task = metrics.attach(&node);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let info = text
+        .lines()
+        .find(|l| l.starts_with("peerkeeper_info{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(info.ends_with(" 1"), "{info}");
+    for label in [
+        format!("version=\"{}\"", env!("CARGO_PKG_VERSION")),
+        format!("peer_id=\"{}\"", node.peer_id()),
+        "network=\"testnet\"".to_string(),
+        "policy=\"peerkeeper\"".to_string(),
+    ] {
+        assert!(info.contains(&label), "{label} in {info}");
+    }
+    if cfg!(target_os = "linux") {
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(value("process_cpu_seconds_total") >= 0.0);
+        assert!(value("process_resident_memory_bytes") > 1_000_000.0);
+        assert!(value("process_open_fds") >= 3.0);
+    }
+    node.shutdown().await;
+    task.await.unwrap();
 }

@@ -29,6 +29,17 @@ pub fn run(args: Args) -> i32 {
     let mut opts = DemoOptions::new(args.nodes as usize, args.seed);
     opts.timeout = args.timeout;
     let bounds = opts.config.bounds();
+    // Each node needs min_threshold peers: fewer than min_threshold + 1 nodes can never
+    // all be in range. Said at once rather than after the timeout.
+    if (args.nodes as usize) <= bounds.min_threshold {
+        eprintln!(
+            "error: --nodes {}: a demo node wants at least {} connections (min_threshold), so the network needs at least {} nodes",
+            args.nodes,
+            bounds.min_threshold,
+            bounds.min_threshold + 1
+        );
+        return 2;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -87,6 +87,14 @@ pub struct Args {
     /// 127.0.0.1:9100 (docs/metrics.md lists them).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Serve a control socket at PATH for `peerkeeper ctl` (a Unix socket, mode 0600,
+    /// removed at shutdown; a stale one left by a dead node is replaced). Default with
+    /// --data-dir DIR: DIR/control.sock.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// No control socket, even with --data-dir.
+    #[arg(long, conflicts_with = "control")]
+    no_control: bool,
 }
 
 /// A `--peer` or `--trusted`: a point or a host name, and maybe the key it must prove.
@@ -337,6 +345,7 @@ pub fn run(args: Args) -> i32 {
             Some(addr) => {
                 let mut registry = prometheus_client::registry::Registry::default();
                 let metrics = peerkeeper::metrics::Metrics::new(&mut registry);
+                peerkeeper::metrics::register_process_metrics(&mut registry);
                 match peerkeeper::metrics::serve(addr, registry).await {
                     Ok(server) => Some((metrics, server)),
                     Err(e) => {
@@ -408,7 +417,34 @@ pub fn run(args: Args) -> i32 {
                 return 2;
             }
         };
-        tracing::info!(listen = %node.local_addr(), peer_id = %peer_id, policy = %config.policy, "node started");
+        let control_path = if args.no_control {
+            None
+        } else {
+            args.control
+                .clone()
+                .or_else(|| args.data_dir.as_ref().map(|d| d.join("control.sock")))
+        };
+        let control = match control_path {
+            Some(path) => match serve_control(&node, &path).await {
+                Ok(server) => server,
+                // The default socket of --data-dir: a path too long for a socket (or the
+                // like) is a warning; another live node on the same DIR is an error.
+                Err(e) if args.control.is_none() && !in_use(&e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "no control socket");
+                    None
+                }
+                Err(e) => {
+                    eprintln!("error: --control {}: {e}", path.display());
+                    node.shutdown().await;
+                    return 2;
+                }
+            },
+            None => None,
+        };
+        tracing::info!(listen = %node.local_addr(), peer_id = %peer_id, policy = %config.policy, network = %args.network, "node started");
+        if let Some(path) = &control {
+            tracing::info!(control = %path, "control socket open (peerkeeper ctl --control PATH)");
+        }
         if let Some((metrics, server)) = &metrics {
             metrics.attach(&node);
             tracing::info!(metrics = %server.local_addr(), "serving metrics at /metrics");
@@ -420,21 +456,19 @@ pub fn run(args: Args) -> i32 {
             args.status_interval
         });
         status.tick().await;
-        if args.status_json {
-            print_json_status(&node).await;
-        }
+        let mut reader_gone = args.status_json && !print_json_status(&node).await;
         tokio::pin!(shutdown);
-        loop {
+        while !reader_gone {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = status.tick(), if !args.status_interval.is_zero() => {
                     if args.status_json {
-                        print_json_status(&node).await;
+                        reader_gone = !print_json_status(&node).await;
                         continue;
                     }
                     let s = node.status();
                     eprintln!(
-                        "status: {} connections (range {}..={}), {} dialing, {} known points, {} cycles; dials: {}; points dropped: {}",
+                        "status: {} connections (range {}..={}), {} dialing, {} known points, {} cycles; dials: {}; points dropped: {}; time {}",
                         s.connections,
                         bounds.min_threshold,
                         bounds.max_threshold,
@@ -443,42 +477,96 @@ pub fn run(args: Args) -> i32 {
                         s.stats.cycles,
                         s.stats.dials.summary(),
                         s.stats.points.dropped.summary(),
+                        peerkeeper::control::rfc3339(std::time::SystemTime::now()),
                     );
                 }
             }
         }
-        tracing::info!("shutting down");
+        if reader_gone {
+            tracing::info!("stdout was closed (its reader went away): shutting down");
+        } else {
+            tracing::info!("shutting down");
+        }
+        if let Some(server) = control {
+            server.shutdown().await;
+        }
         node.shutdown().await;
         0
     })
 }
 
-/// One JSON line on stdout: what a script (or a test) watching the node reads.
-async fn print_json_status(node: &Node) {
-    let s = node.status();
-    let peers: Vec<String> = node
-        .inspect(|c| c.pool().connections().map(|(a, _)| a.to_string()).collect())
+/// Whether the control socket is held by a live node.
+#[cfg(unix)]
+fn in_use(e: &peerkeeper::control::ControlError) -> bool {
+    matches!(e, peerkeeper::control::ControlError::InUse { .. })
+}
+
+#[cfg(not(unix))]
+fn in_use(_e: &std::convert::Infallible) -> bool {
+    false
+}
+
+/// Serves the control socket at `path` (Unix only: elsewhere, a warning).
+#[cfg(unix)]
+async fn serve_control(
+    node: &Node,
+    path: &std::path::Path,
+) -> Result<Option<ControlHandle>, peerkeeper::control::ControlError> {
+    peerkeeper::control::serve(node.clone(), path)
         .await
-        .unwrap_or_default();
-    let b = node.bounds();
-    let line = serde_json::json!({
-        "listen": node.local_addr().to_string(),
-        "peer_id": node.peer_id().to_string(),
-        "connections": s.connections,
-        "peers": peers,
-        "min_threshold": b.min_threshold,
-        "max_threshold": b.max_threshold,
-        "dialing": s.dialing,
-        "known_points": s.known_points,
-        "cycles": s.stats.cycles,
-        "dials": s.stats.dials,
-        "points_dropped": s.stats.points.dropped,
-        "admission": s.stats.admission,
-    });
+        .map(|s| Some(ControlHandle(s)))
+}
+
+#[cfg(not(unix))]
+async fn serve_control(
+    _node: &Node,
+    path: &std::path::Path,
+) -> Result<Option<ControlHandle>, std::convert::Infallible> {
+    tracing::warn!(path = %path.display(), "no control socket on this platform");
+    Ok(None)
+}
+
+/// The running control socket (Unix), shown as its path.
+#[cfg(unix)]
+struct ControlHandle(peerkeeper::control::ControlServer);
+
+#[cfg(unix)]
+impl ControlHandle {
+    async fn shutdown(self) {
+        self.0.shutdown().await;
+    }
+}
+
+#[cfg(unix)]
+impl std::fmt::Display for ControlHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.path().display())
+    }
+}
+
+#[cfg(not(unix))]
+struct ControlHandle;
+
+#[cfg(not(unix))]
+impl ControlHandle {
+    async fn shutdown(self) {}
+}
+
+#[cfg(not(unix))]
+impl std::fmt::Display for ControlHandle {
+    fn fmt(&self, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+/// One JSON line on stdout (with the wall-clock `time`): what a script (or a test)
+/// watching the node reads. Returns `false` when stdout's reader has gone away.
+async fn print_json_status(node: &Node) -> bool {
+    let line = peerkeeper::control::status_json(node).await;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    let written = writeln!(out, "{line}").and_then(|()| out.flush());
+    !matches!(written, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM. The handlers are installed when this

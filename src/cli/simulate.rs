@@ -4,7 +4,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use peerkeeper::config::Defences;
 use peerkeeper::report::print_rows;
 use peerkeeper::sim::{
-    eclipse, write_chart, EclipseCheck, EclipseConfig, EclipseReport, EpochConfig, EpochReport,
+    eclipse, write_charts, EclipseCheck, EclipseConfig, EclipseReport, EpochConfig, EpochReport,
     Joins, Latency, SimConfig, SimOutcome, SimReport, Simulation,
 };
 use peerkeeper::{Config, Policy};
@@ -341,6 +341,20 @@ fn write_traces(outcome: &SimOutcome, path: &std::path::Path) -> Result<(), Stri
     Ok(())
 }
 
+/// Whether `path` can be written, without truncating what is there: an existing file
+/// is opened for writing; a new one is created and removed again.
+fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+    } else {
+        std::fs::File::create(path)?;
+        std::fs::remove_file(path)
+    }
+}
+
 fn run_one(cfg: SimConfig, label: &str) -> SimOutcome {
     let bar = ProgressBar::new(1000);
     bar.set_style(
@@ -375,6 +389,13 @@ pub fn run(args: Args) -> i32 {
             }
         }
     }
+    if let Some(path) = &args.chart {
+        // Before a long run, not after it.
+        if let Err(e) = check_writable(path) {
+            eprintln!("error: cannot write the chart {}: {e}", path.display());
+            return 2;
+        }
+    }
     if let Some(path) = &args.trace {
         // Before a long run, not after it.
         if let Err(e) = std::fs::File::create(path) {
@@ -391,14 +412,25 @@ pub fn run(args: Args) -> i32 {
         })
         .collect();
     if let Some(path) = &args.chart {
-        let o = &outcomes[0];
+        // Both policies with --compare, each named in the legend.
+        let runs: Vec<(String, &[peerkeeper::sim::Sample])> = outcomes
+            .iter()
+            .map(|o| (o.report.policy.to_string(), &o.samples[..]))
+            .collect();
+        let labelled: Vec<(&str, &[peerkeeper::sim::Sample])> = runs
+            .iter()
+            .map(|(l, s)| (if args.compare { l.as_str() } else { "" }, *s))
+            .collect();
+        let policies: Vec<&str> = runs.iter().map(|(l, _)| l.as_str()).collect();
         let title = format!(
             "{} nodes, policy {}, seed {}",
-            args.nodes, o.report.policy, args.seed
+            args.nodes,
+            policies.join(" vs "),
+            args.seed
         );
-        if let Err(e) = write_chart(
+        if let Err(e) = write_charts(
             path,
-            &o.samples,
+            &labelled,
             bounds.min_threshold,
             bounds.max_threshold,
             &title,

@@ -6,7 +6,8 @@
 //! times: the core is deterministic, and these are all it ever reads.
 
 use super::{
-    Admission, DialResult, DialVerdict, Hello, NodeCore, Offender, PeerSetError, Report, SetChanges,
+    Admission, BanTarget, DialResult, DialVerdict, Hello, NodeCore, Offender, PeerSetError, Report,
+    SetChanges,
 };
 use crate::config::Config;
 use crate::pool::{CloseReason, ConnId, PeerId, Source};
@@ -179,6 +180,31 @@ pub enum Input {
         #[serde(with = "humantime_serde")]
         rtt: std::time::Duration,
     },
+    /// [`NodeCore::ban`]: the operator bans a point or an IP address.
+    Ban {
+        /// What.
+        target: BanTarget,
+        /// For how long (absent: `greylist_duration`).
+        #[serde(
+            default,
+            with = "humantime_serde",
+            skip_serializing_if = "Option::is_none"
+        )]
+        duration: Option<std::time::Duration>,
+    },
+    /// [`NodeCore::unban`]: the operator lifts a ban.
+    Unban {
+        /// What.
+        target: BanTarget,
+    },
+    /// [`NodeCore::trust`]: the operator trusts a point, maybe with the key it must prove.
+    Trust {
+        /// The point.
+        point: SocketAddr,
+        /// The peer id it must prove, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<PeerId>,
+    },
 }
 
 /// What an input answered at once, when it answers (the two a handshake waits for).
@@ -195,6 +221,10 @@ pub enum Reply {
     Ticket(u64),
     /// [`NodeCore::handle_track`]'s or [`NodeCore::handle_overwrite`]'s answer.
     PeerSets(Result<SetChanges, PeerSetError>),
+    /// [`NodeCore::ban`]'s answer: when the ban ends.
+    Banned(Time),
+    /// [`NodeCore::unban`]'s or [`NodeCore::trust`]'s answer: whether it did anything.
+    Done(bool),
 }
 
 /// An input with its time: one line of a trace.
@@ -327,6 +357,11 @@ impl NodeCore {
             }
             Input::Report { peer, report } => self.handle_report(peer, report, at),
             Input::Rtt { conn, rtt } => self.handle_rtt(conn, rtt, at),
+            Input::Ban { target, duration } => {
+                return Reply::Banned(self.ban(target, duration, at))
+            }
+            Input::Unban { target } => return Reply::Done(self.unban(target, at)),
+            Input::Trust { point, peer } => return Reply::Done(self.trust(point, peer, at)),
         }
         Reply::None
     }

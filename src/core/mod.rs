@@ -88,6 +88,7 @@ mod event;
 pub mod feedback;
 mod input;
 pub mod intake;
+mod ops;
 pub mod peerset;
 mod replay;
 mod stats;
@@ -95,6 +96,7 @@ mod stats;
 pub use event::{DialEnd, Ended, Event, ScoreOutcome, MAX_QUEUED_EVENTS};
 pub use feedback::{Report, Score, Severity};
 pub use input::{Input, Recorded, Reply, TraceHeader, TRACE_SCHEMA, TRACE_VERSION};
+pub use ops::{BadBanTarget, BanTarget, ConnectionView, PointFilter, PointView, MAX_BAN};
 pub use replay::{
     clock, parse_clock, point_matches, ConnInfo, Decision, DecisionKind, Replay, Step, TraceError,
     TraceReader, TraceWriter,

@@ -743,6 +743,18 @@ impl Replay {
                 self.conn_text(*conn),
                 humantime::format_duration(*rtt)
             ),
+            Input::Ban { target, duration } => format!(
+                "the operator bans {target} for {}",
+                duration.map_or_else(
+                    || "greylist_duration".to_string(),
+                    |d| humantime::format_duration(d).to_string()
+                )
+            ),
+            Input::Unban { target } => format!("the operator lifts the ban of {target}"),
+            Input::Trust { point, peer } => match peer {
+                Some(peer) => format!("the operator trusts {point}, which must prove peer {peer}"),
+                None => format!("the operator trusts {point}"),
+            },
         }
     }
 
@@ -1245,6 +1257,7 @@ impl Replay {
                         Input::DialResult { .. } => "protocol violation during our dial's handshake".into(),
                         Input::Inbound { .. } => "no port to dial it back: not a node of this protocol".into(),
                         Input::Report { .. } => "its feedback score (see above)".into(),
+                        Input::Ban { .. } => "the operator's ban".into(),
                         _ => "protocol violation".into(),
                     } + &repeated;
                     out.push(mk(
@@ -1581,6 +1594,11 @@ fn input_points(input: &Input, conns: &BTreeMap<ConnId, ConnInfo>) -> Vec<Socket
             Offender::Ip(ip) => vec![SocketAddr::new(*ip, 0)],
             Offender::Remote(r) => vec![*r],
         },
+        Input::Ban { target, .. } | Input::Unban { target } => match target {
+            super::BanTarget::Point(p) => vec![*p],
+            super::BanTarget::Ip(ip) => vec![SocketAddr::new(*ip, 0)],
+        },
+        Input::Trust { point, .. } => vec![*point],
         _ => Vec::new(),
     }
 }

@@ -51,8 +51,10 @@
 //! registered in a sub-registry with a label of its own
 //! ([`Registry::sub_registry_with_label`]).
 
+mod process;
 mod serve;
 
+pub use process::{register_process_metrics, ProcessStats};
 pub use serve::{serve, serve_with, MetricsServer, ServeConfig, OPENMETRICS_CONTENT_TYPE};
 
 use crate::config::Bounds;
@@ -265,6 +267,16 @@ struct Families {
     feedback_reports: Family<ReportLabel, Counter>,
     feedback_disconnects: Counter,
     feedback_bans: Counter,
+    info: Family<InfoLabels, Gauge>,
+}
+
+/// `peerkeeper_info`'s labels: what runs.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InfoLabels {
+    version: String,
+    peer_id: String,
+    network: String,
+    policy: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -313,6 +325,7 @@ impl Metrics {
             feedback_reports: Family::default(),
             feedback_disconnects: Counter::default(),
             feedback_bans: Counter::default(),
+            info: Family::default(),
         };
         for report in Report::ALL {
             let _ = m.feedback_reports.get_or_create(&ReportLabel {
@@ -355,6 +368,11 @@ impl Metrics {
         }
 
         let r = registry.sub_registry_with_prefix("peerkeeper");
+        r.register(
+            "info",
+            "1, labelled with what runs: the build's version, the node's peer id, its network name and policy (set when a node is followed)",
+            m.info.clone(),
+        );
         r.register(
             "connections",
             "Open connections, by who dialed (direction) and the kind of the peer's point",
@@ -540,6 +558,7 @@ impl Metrics {
     ///
     /// Outside a tokio runtime.
     pub fn attach(&self, node: &Arc<Node>) -> tokio::task::JoinHandle<()> {
+        self.set_info(node);
         let events = node.subscribe();
         let status = node.status_watch();
         let weak = Arc::downgrade(node);
@@ -567,11 +586,26 @@ impl Metrics {
     /// `follow` or `attach` catches up on every counter taken from the node's status (the
     /// event-derived ones miss what happened in between).
     pub fn follow<'a>(&'a self, node: &'a Node) -> impl Future<Output = ()> + Send + 'a {
+        self.set_info(node);
         let events = node.subscribe();
         let status = node.status_watch();
         self.drive(events, status, move || {
             Box::pin(async move { node.inspect(breakdown).await.ok() })
         })
+    }
+
+    /// `peerkeeper_info{version,peer_id,network,policy} 1` for `node` (the only series).
+    fn set_info(&self, node: &Node) {
+        self.m.info.clear();
+        self.m
+            .info
+            .get_or_create(&InfoLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                peer_id: node.peer_id().to_string(),
+                network: node.network().to_string(),
+                policy: node.policy().to_string(),
+            })
+            .set(1);
     }
 
     async fn drive<'a, F>(

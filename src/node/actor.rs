@@ -32,6 +32,9 @@ use tracing::Instrument;
 /// again), rather than being lost or spinning.
 const SAVE_IN_FLIGHT_RETRY: Duration = Duration::from_millis(200);
 
+/// What reads an operator's input's answer, and the core after it.
+pub(crate) type AfterApply = Box<dyn FnOnce(&NodeCore, Reply) + Send>;
+
 /// An input for the actor.
 pub(crate) enum Cmd {
     Inbound {
@@ -70,6 +73,9 @@ pub(crate) enum Cmd {
     Inspect(Box<dyn FnOnce(&NodeCore) + Send>),
     /// `track` or `overwrite` (an [`Input::Track`] or [`Input::Overwrite`]), answered.
     PeerSets(Input, oneshot::Sender<Result<SetChanges, PeerSetError>>),
+    /// An operator's input (ban, unban, trust, protect, add), recorded like the rest;
+    /// `then` reads the answer and the core after it.
+    Apply(Input, AfterApply),
 }
 
 /// What the actor sends a connection task.
@@ -118,6 +124,8 @@ pub(crate) struct Actor<T: Transport> {
     pub store: Option<Arc<crate::store::PoolStore>>,
     /// The save in flight (one at a time).
     pub saving: Option<tokio::task::JoinHandle<()>>,
+    /// Key mismatches of configured points, logged at a bounded rate.
+    pub key_log: KeyMismatchLog,
 }
 
 impl<T: Transport> Actor<T> {
@@ -299,6 +307,17 @@ impl<T: Transport> Actor<T> {
                 };
                 if admission == Admission::Accept {
                     self.keep(conn, handle);
+                } else {
+                    let point = SocketAddr::new(
+                        crate::core::intake::canonical_ip(remote.ip()),
+                        hello.listen_port,
+                    );
+                    if let Some(expected) = self.core.expected_peer(&point) {
+                        if expected != hello.peer {
+                            self.key_log
+                                .mismatch(point, expected, hello.peer, "dialing in");
+                        }
+                    }
                 }
                 let _ = reply.send(admission);
             }
@@ -312,6 +331,13 @@ impl<T: Transport> Actor<T> {
                     DialResult::Connected { conn, .. } => Some(*conn),
                     _ => None,
                 };
+                if let DialResult::Connected { peer, .. } = &result {
+                    if let Some(expected) = self.core.expected_peer(&point) {
+                        if expected != *peer {
+                            self.key_log.mismatch(point, expected, *peer, "dialed");
+                        }
+                    }
+                }
                 let verdict = match self.input(now, Input::DialResult { point, result }) {
                     Reply::Verdict(v) => v,
                     other => unreachable!("a dial result answers with a verdict, not {other:?}"),
@@ -395,6 +421,10 @@ impl<T: Transport> Actor<T> {
                 self.input(now, Input::AddPoints { points, source });
             }
             Cmd::Inspect(f) => f(&self.core),
+            Cmd::Apply(input, then) => {
+                let reply = self.input(now, input);
+                then(&self.core, reply);
+            }
             Cmd::PeerSets(input, reply) => {
                 let answer = match self.input(now, input) {
                     Reply::PeerSets(r) => r,
@@ -414,8 +444,9 @@ impl<T: Transport> Actor<T> {
 
     /// Carries out the core's actions, and passes its events to subscribers.
     fn drain(&mut self) {
+        let now = self.now();
         while let Some(event) = self.core.poll_event() {
-            log_event(&event);
+            log_event(&event, now);
             // No subscriber, or a slow one: the broadcast channel is bounded, and a lagging
             // receiver is told how many it missed.
             let _ = self.events.send(event);
@@ -436,7 +467,13 @@ impl<T: Transport> Actor<T> {
             match action {
                 Action::Dial(point) => {
                     let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
-                    let span = tracing::debug_span!("dial", %point, %conn);
+                    // Not a child of the cycle's span: a dial becomes a connection that
+                    // outlives its cycle, and a child would hold the cycle's span open
+                    // (and its name on every line of the connection) for as long.
+                    let span = tracing::debug_span!(parent: None, "dial", %point, %conn);
+                    if let Some(cycle) = &self.span {
+                        span.follows_from(cycle);
+                    }
                     self.tracker.spawn(
                         conn::dial(
                             self.ctx.clone(),
@@ -509,7 +546,10 @@ impl<T: Transport> Actor<T> {
         let ctx = self.ctx.clone();
         let timeout = self.core.config().discovery.request_timeout;
         let stop = self.cancel.clone();
-        let span = tracing::info_span!("discovery_round", sources = sources.len());
+        let span = tracing::info_span!(parent: None, "discovery_round", sources = sources.len());
+        if let Some(cycle) = &self.span {
+            span.follows_from(cycle);
+        }
         self.tracker.spawn(
             async move {
                 for source in sources {
@@ -637,31 +677,113 @@ pub(crate) async fn accept_loop<T: Transport>(
 }
 
 /// What an operator reads at INFO: every connection opened and closed (peer, point,
-/// direction, and who ended it and why), every ban, every score that led to a disconnect
-/// or a ban. One line per connection event: bounded by the connections themselves.
-fn log_event(event: &Event) {
+/// direction, and who ended it and why), every ban (with its end on the wall clock).
+/// One line per connection event: bounded by the connections themselves.
+fn log_event(event: &Event, now: crate::Time) {
     match event {
         Event::Connected {
             point,
             peer,
             direction,
             ..
-        } => tracing::info!(peer = %peer.short(), %point, ?direction, "connected"),
+        } => tracing::info!(
+            peer = %peer.short(),
+            %point,
+            direction = %crate::control::direction_name(*direction),
+            "connected"
+        ),
         Event::Disconnected {
             point,
             peer,
             direction,
             ended,
             ..
-        } => tracing::info!(peer = %peer.short(), %point, ?direction, ?ended, "disconnected"),
+        } => {
+            let (closed_by, reason) = match ended {
+                crate::core::Ended::ByUs(r) => ("us", r.name()),
+                // The peer closed it, or the network lost it.
+                crate::core::Ended::ByPeer => ("peer", "by_peer"),
+            };
+            tracing::info!(
+                peer = %peer.short(),
+                %point,
+                direction = %crate::control::direction_name(*direction),
+                %closed_by,
+                %reason,
+                "disconnected"
+            )
+        }
         Event::Banned {
             point,
             ip,
             whole_ip,
             until,
             ..
-        } => tracing::info!(?point, %ip, whole_ip, %until,
-            "banned for a protocol violation (until, on the node clock; whole_ip: the address itself, after repeated violations from distinct sources)"),
+        } => {
+            let left = until.saturating_since(now);
+            let until = crate::control::rfc3339(std::time::SystemTime::now() + left);
+            // whole_ip: the address itself, after repeated violations from distinct
+            // sources (or the operator's ban of an address).
+            match point {
+                Some(point) => tracing::info!(%point, %ip, whole_ip, %until, "banned"),
+                None => tracing::info!(%ip, whole_ip, %until, "banned"),
+            }
+        }
         _ => {}
+    }
+}
+
+/// Key mismatches logged at most once per point per this long (a configured point whose
+/// key changed is dialed again and again; an impersonator may dial in as often).
+const KEY_MISMATCH_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Points whose last key mismatch log is remembered.
+const KEY_MISMATCH_LOG_POINTS: usize = 256;
+
+/// Rate-limits the warnings about a point that proved another key than the one
+/// configured for it (`KEY@HOST:PORT`).
+#[derive(Default)]
+pub(crate) struct KeyMismatchLog {
+    last: BTreeMap<SocketAddr, (Instant, u64)>,
+}
+
+impl KeyMismatchLog {
+    /// Logs that `point` proved `got` where `expected` was configured (`how`: dialed or
+    /// dialing in), unless it was logged within the interval (then counted, and the
+    /// count given with the next line).
+    pub(crate) fn mismatch(
+        &mut self,
+        point: SocketAddr,
+        expected: crate::pool::PeerId,
+        got: crate::pool::PeerId,
+        how: &'static str,
+    ) {
+        let now = Instant::now();
+        if let Some((at, suppressed)) = self.last.get_mut(&point) {
+            if now.saturating_duration_since(*at) < KEY_MISMATCH_LOG_INTERVAL {
+                *suppressed += 1;
+                return;
+            }
+        }
+        let suppressed = self.last.remove(&point).map_or(0, |(_, n)| n);
+        if self.last.len() >= KEY_MISMATCH_LOG_POINTS {
+            // The oldest entry makes room (bounded: a flood of points cannot grow it).
+            if let Some(oldest) = self
+                .last
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(p, _)| *p)
+            {
+                self.last.remove(&oldest);
+            }
+        }
+        self.last.insert(point, (now, 0));
+        tracing::warn!(
+            %point,
+            expected = %expected,
+            got = %got,
+            %how,
+            suppressed_since_last = suppressed,
+            "refused: the peer at a configured point proved another key than the one configured (KEY@): the key changed, or somebody else is there"
+        );
     }
 }

@@ -26,6 +26,7 @@ pub mod demo;
 pub mod dns;
 pub mod gate;
 pub mod ledger;
+mod ops;
 
 use crate::config::{Bounds, Config, ConfigError};
 use crate::core::{
@@ -284,6 +285,12 @@ struct NodeInner {
     bounds: Bounds,
     channels: Arc<channel::Channels>,
     peers: Arc<channel::PeerTable>,
+    /// The instant the core's time counts from, and the wall clock then.
+    origin: (tokio::time::Instant, std::time::SystemTime),
+    /// `network` of the net config (for the metrics' info).
+    network: String,
+    /// The core's policy (for the metrics' info).
+    policy: crate::Policy,
 }
 
 impl std::fmt::Debug for Node {
@@ -461,6 +468,11 @@ impl<T: Transport> NodeBuilder<T> {
         let handshake_timeout = self.net.handshake_timeout;
         let dial_timeout = self.config.dial_timeout;
         let origin = self.origin.unwrap_or_else(tokio::time::Instant::now);
+        let origin_wall = std::time::SystemTime::now()
+            .checked_sub(origin.elapsed())
+            .unwrap_or_else(std::time::SystemTime::now);
+        let network = self.net.network.clone();
+        let policy = self.config.policy;
         let started_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
@@ -558,6 +570,7 @@ impl<T: Transport> NodeBuilder<T> {
             restore,
             store: self.store.map(Arc::new),
             saving: None,
+            key_log: actor::KeyMismatchLog::default(),
         };
         tracker.spawn(actor.run());
         Ok(Node {
@@ -573,6 +586,9 @@ impl<T: Transport> NodeBuilder<T> {
                 bounds,
                 channels,
                 peers,
+                origin: (origin, origin_wall),
+                network,
+                policy,
             }),
         })
     }

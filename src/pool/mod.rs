@@ -1172,6 +1172,66 @@ impl Pool {
         *e = (*e).max(until);
     }
 
+    // ----- the operator's bans (control interface) --------------------------------------
+
+    /// Refuses `addr` until `until` (an operator's ban: [`greylist`](Self::greylist) with
+    /// a duration of the operator's choosing), and its IP address unless loopback. An
+    /// unknown point is not added: its IP address alone is refused. Returns the
+    /// connection removed from the pool, if it was connected: the caller closes it.
+    pub fn ban_until(&mut self, addr: SocketAddr, until: Time) -> Option<Connection> {
+        let conn = if self.points.get(&addr).is_some() {
+            self.stats.greylistings += 1;
+            let conn = self.connection_closed(addr, self.clock);
+            self.update(addr, |p| {
+                p.state = PointState::Greylisted;
+                p.next_dial = p.next_dial.max(until);
+            });
+            conn
+        } else {
+            None
+        };
+        if !addr.ip().is_loopback() {
+            self.greylist_ip(addr.ip(), until);
+        }
+        conn
+    }
+
+    /// Lifts the ban of `addr` (its greylisting, whatever the cause, and its IP address's):
+    /// dialable again at `now`. Returns whether anything was lifted.
+    pub fn unban(&mut self, addr: SocketAddr, now: Time) -> bool {
+        let point = self
+            .points
+            .get(&addr)
+            .is_some_and(|p| p.state == PointState::Greylisted);
+        if point {
+            self.update(addr, |p| {
+                p.state = PointState::Disconnected;
+                p.next_dial = now;
+            });
+        }
+        self.unban_ip(addr.ip()) || point
+    }
+
+    /// Lifts the ban of the IP address `ip` (for IPv6, its /64). Returns whether it was
+    /// banned.
+    pub fn unban_ip(&mut self, ip: IpAddr) -> bool {
+        self.ip_greylist.remove(&greylist_key(ip)).is_some()
+    }
+
+    /// When the ban of `ip` (for IPv6, its /64) ends, if it is banned at `now`.
+    pub fn ip_banned_until(&self, ip: IpAddr, now: Time) -> Option<Time> {
+        self.ip_greylist
+            .get(&greylist_key(ip))
+            .copied()
+            .filter(|t| *t > now)
+    }
+
+    /// Every known point with what the pool knows of it, in no particular order: `O(n)`,
+    /// for an operator's listing (the control interface), never for a decision.
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &PointInfo)> + '_ {
+        self.points.iter().map(|(_, a, p)| (a, p))
+    }
+
     /// Whether connections from `ip` (an IPv6 address: from its /64) are refused at `now`.
     pub fn is_ip_greylisted(&self, ip: IpAddr, now: Time) -> bool {
         !self.ip_greylist.is_empty()
@@ -1362,6 +1422,12 @@ impl Pool {
 
 /// What the IP greylist is keyed by: an IPv4 address (an IPv4-mapped IPv6 one as the IPv4
 /// address it is), or an IPv6 address's /64 prefix.
+/// Whether a ban of `a` covers `b`: the same IPv4 address, or the same IPv6 /64 (an
+/// IPv4-mapped address counts as the IPv4 address it is).
+pub fn same_ban_key(a: IpAddr, b: IpAddr) -> bool {
+    greylist_key(a) == greylist_key(b)
+}
+
 pub(crate) fn greylist_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,

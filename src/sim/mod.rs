@@ -53,7 +53,7 @@ pub use feedback::FeedbackReport;
 pub use kinds::{KindFigures, KindsReport};
 
 #[cfg(feature = "cli")]
-pub use chart::write_chart;
+pub use chart::{write_chart, write_charts};
 
 use crate::config::{Bounds, Config, Policy};
 use crate::core::{
