@@ -269,7 +269,7 @@ fn a_reader_closing_stdout_early_is_no_panic() {
         "127.0.0.1:0",
         "--status-json",
         "--status-interval",
-        "50ms",
+        "100ms",
     ]);
     assert!(first.contains("\"time\""), "{first}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -213,6 +213,8 @@ fn bans_and_backoffs_keep_their_wall_clock_end_across_a_restart() {
     pool.add_point(b, Source::PeerSharing, Time::ZERO);
     pool.greylist(a, Time::ZERO);
     let ban = config.greylist_duration;
+    // Its address too, as after repeated violations from distinct sources.
+    pool.greylist_ip(a.ip(), Time::ZERO + ban);
     let snap = pool.snapshot(Time::ZERO);
     assert_eq!(snap.banned_ips.len(), 1);
 

@@ -439,7 +439,7 @@ fn peerkeeper_replay_prints_each_decision_with_its_reason() {
     for expected in [
         "0:00.000 start  [line 4]",
         "0:00.000   dial 10.0.0.2:9732: top-up in cycle #1 (Activation): 0 connections, 1 dialing, min_target 1; learned from bootstrap",
-        "0:00.150   dial to 10.0.0.2:9732 ended: timed_out: no answer within dial_timeout; 1 failure in a row, not dialed again before 0:00.726",
+        "0:00.150   dial to 10.0.0.2:9732 ended: timed_out: no answer within dial_timeout; 1 failure in a row, not dialed again before 0:00.659",
         "0:00.320   kept #5 (peer 10.0.0.3:9732): dialed, handshake done with peer 0000000000000003; 0 -> 1 connections",
         "0:00.480   learned 2 new points of 2: from #5 (peer 10.0.0.3:9732)",
         "3:11.000   admitted #11 (peer 10.0.0.11:9732): 1 connection < max_connections 5",

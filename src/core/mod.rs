@@ -2017,9 +2017,7 @@ impl NodeCore {
             Brain::Peerkeeper { m, .. } => m.handle_timeout(now, pool, rng, out),
             Brain::Octez(o) => o.handle_timeout(now, pool, rng, out),
         });
-        if self.next_exploration.is_some_and(|t| now >= t) {
-            self.explore(now);
-        }
+
         let round = match &mut self.brain {
             Brain::Peerkeeper { d, .. } => d.poll_round(&self.pool, now, &mut self.rng),
             Brain::Octez(_) => None,
@@ -2031,6 +2029,12 @@ impl NodeCore {
             self.actions.push_back(Action::PollSources);
         }
         self.settle(now);
+        // Last: what maintenance decided (a top-up, the address book's test dials) goes
+        // first.
+        if self.next_exploration.is_some_and(|t| now >= t) {
+            self.explore(now);
+            self.settle(now);
+        }
     }
 
     // ----- peer sets ------------------------------------------------------------------
@@ -2538,6 +2542,7 @@ impl NodeCore {
         if self.stopped
             || open < self.bounds.min_threshold
             || open + self.pool.dialing_count() >= self.bounds.max_target
+            || self.pool.dialing_count() >= self.config.max_concurrent_dials
         {
             return;
         }

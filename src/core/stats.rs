@@ -89,7 +89,7 @@ impl DialStats {
     /// A one-line summary for status lines and tables.
     pub fn summary(&self) -> String {
         format!(
-            "{} attempted: {} ok, {} refused, {} timed out, {} failed, {} protocol, {} already connected, {} myself, {} dropped, {} cancelled, {} wrong peer, {} offline, {} in flight ({} exploration)",
+            "{} attempted: {} ok, {} refused, {} timed out, {} failed, {} protocol, {} already connected, {} myself, {} dropped, {} cancelled, {} wrong peer, {} offline, {} in flight",
             self.attempted,
             self.succeeded,
             self.refused,
@@ -102,8 +102,7 @@ impl DialStats {
             self.cancelled,
             self.wrong_peer,
             self.offline,
-            self.in_flight,
-            self.explorations
+            self.in_flight
         )
     }
 }
