@@ -320,6 +320,10 @@ pub async fn status_json(node: &Node) -> Value {
         "dials": s.stats.dials,
         "points_dropped": s.stats.points.dropped,
         "admission": s.stats.admission,
+        "violations": s.stats.violations,
+        "bans": s.stats.bans,
+        "dropped_at_accept": s.dropped_at_accept,
+        "handshakes": s.handshakes,
     })
 }
 
