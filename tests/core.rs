@@ -666,6 +666,15 @@ fn a_message_over_the_wire_cap_is_a_violation_that_greylists_the_sender() {
     // Repeated abuse from several of its sockets greylists the address itself.
     core.handle_violation(Offender::Remote(addr("8.8.8.8:40003")), ms(4));
     assert!(core.pool().is_ip_greylisted(addr("8.8.8.8:1").ip(), ms(5)));
+    // More garbage from the banned address is counted, not banned again.
+    let bans = core.stats().bans;
+    for port in 40_004..40_010 {
+        core.handle_violation(
+            Offender::Remote(SocketAddr::new(addr("8.8.8.8:1").ip(), port)),
+            ms(6),
+        );
+    }
+    assert_eq!(core.stats().bans, bans);
     // Never loopback: every local process shares it.
     for port in 1..10 {
         core.handle_violation(

@@ -1123,7 +1123,8 @@ impl Pool {
     /// ```
     pub fn strike(&mut self, source: SocketAddr, now: Time) -> bool {
         let ip = greylist_key(source.ip());
-        if ip.is_loopback() {
+        if ip.is_loopback() || self.is_ip_greylisted(ip, now) {
+            // Never loopback; and an address banned already is not banned again.
             return false;
         }
         if !self.strikes.contains_key(&ip) && self.strikes.len() >= MAX_STRIKE_RECORDS {
