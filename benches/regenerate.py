@@ -206,6 +206,29 @@ def joins() -> str:
     return table(["command", "converged after the last start (virtual)"], rows)
 
 
+def islands() -> str:
+    """Partition of half the nodes, healed: time to one component, with exploration dials
+    (default 2 min) and with them once an hour; and their cost."""
+    base = ["--nodes", "40", "--min", "2", "--expected", "4", "--max", "6", "--duration", "40m",
+            "--partition-at", "5m", "--partition-for", "10m"]
+    rows = []
+    for label, extra in [("exploration every 2 min (default)", []),
+                         ("exploration once an hour", ["--config", "benches/explore-1h.toml"])]:
+        vals, cost = [], []
+        for seed in (1, 2, 3):
+            r = sim([*base, *extra, "--seed", str(seed)])
+            p = r["partition"]
+            ms = p["merged_after_ms"]
+            vals.append("never" if ms is None else f"{ms / 1000:.0f} s")
+            cost.append(f"{p['explorations_per_node_hour']:.1f}")
+        rows.append([label, ", ".join(vals), ", ".join(cost)])
+    return table(["40 nodes, 2/4/6, 10 min partition, seeds 1, 2, 3",
+                  "one component after the heal (virtual)", "exploration dials / node / hour"],
+                 rows) + "\n\nCommand: `peerkeeper simulate --nodes 40 --min 2 --expected 4 " \
+        "--max 6 --duration 40m --partition-at 5m --partition-for 10m --seed S " \
+        "[--config benches/explore-1h.toml]`."
+
+
 def wedge() -> str:
     rows = []
     for args in (["--stagger", "1.5s", "--nodes", "10", "--min", "2", "--expected", "4",
@@ -389,6 +412,7 @@ TABLES = [
                    ("faulty", ["--nodes", "1000", *FAULTS])])),
     Table("wedge", "peerkeeper simulate --stagger 1.5s ...; --late-joiners 200", wedge),
     Table("joins-sim", "peerkeeper simulate --seed-last / --start-order random", joins),
+    Table("islands", "peerkeeper simulate --partition-at 5m --partition-for 10m ...", islands),
     Table("epochs", "peerkeeper simulate --nodes 1000 --validators 100 --epoch 3m "
           "--overwrite 5 --duration 20m [--kept-sets 1]", epochs),
     Table("feedback-200", "peerkeeper simulate --nodes 200 --duration 1h --min 4 --expected 8 "
