@@ -142,6 +142,8 @@ async fn hellos_naming_honest_peers_ports_cut_nobody_off_and_ban_nobody() {
     })
     .await;
     assert_eq!(st.stats.bans, 0, "{:?}", st.stats);
+    // The refusals are counted by reason, not as violations.
+    assert_eq!(st.handshakes.refused_network, 3, "{:?}", st.handshakes);
     assert!(connected(&target, f).await, "the friend is kept");
     assert!(connected(&target, t).await, "the trusted peer is kept");
     assert_eq!(harm(&mut events), vec![], "no disconnection, no ban");

@@ -456,6 +456,7 @@ async fn a_scrape_over_tcp_matches_the_node() {
         ("peerkeeper_connections_closed", "counter"),
         ("peerkeeper_inbound_refused", "counter"),
         ("peerkeeper_inbound_dropped", "counter"),
+        ("peerkeeper_handshake_budget", "counter"),
         ("peerkeeper_inbound_made_room", "counter"),
         ("peerkeeper_cycles", "counter"),
         ("peerkeeper_cycle_duration_seconds", "histogram"),
@@ -496,6 +497,17 @@ async fn a_scrape_over_tcp_matches_the_node() {
     // The dial outcomes are labelled by every outcome, even those that never happened.
     for outcome in peerkeeper::core::DialEnd::ALL {
         s.get("peerkeeper_dials_total", &[("outcome", outcome.name())]);
+    }
+    // So are the handshake budget's.
+    for reason in [
+        "evicted",
+        "throttled",
+        "busy",
+        "full",
+        "failed",
+        "refused_network",
+    ] {
+        s.get("peerkeeper_handshake_budget_total", &[("reason", reason)]);
     }
     m.shutdown().await;
     s1.shutdown().await;

@@ -206,6 +206,18 @@ struct DirectionReason {
     reason: &'static str,
 }
 
+/// The reasons of `peerkeeper_handshake_budget_total`.
+const HANDSHAKE_OUTCOMES: [&str; 8] = [
+    "evicted",
+    "throttled",
+    "busy",
+    "full",
+    "failed",
+    "refused_network",
+    "refused_version",
+    "refused_address",
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
@@ -243,6 +255,7 @@ struct Families {
     closed: Family<DirectionReason, Counter>,
     inbound_refused: Family<ReasonLabel, Counter>,
     inbound_dropped: Counter,
+    handshakes: Family<ReasonLabel, Counter>,
     made_room: Counter,
     cycles: Family<CycleLabels, Counter>,
     cycle_duration: Histogram,
@@ -301,6 +314,7 @@ impl Metrics {
             closed: Family::default(),
             inbound_refused: Family::default(),
             inbound_dropped: Counter::default(),
+            handshakes: Family::default(),
             made_room: Counter::default(),
             cycles: Family::default(),
             cycle_duration: Histogram::new(CYCLE_BUCKETS),
@@ -363,6 +377,9 @@ impl Metrics {
         for reason in REFUSE_REASONS {
             let _ = m.inbound_refused.get_or_create(&ReasonLabel { reason });
         }
+        for reason in HANDSHAKE_OUTCOMES {
+            let _ = m.handshakes.get_or_create(&ReasonLabel { reason });
+        }
         for bound in BOUNDS {
             let _ = m.connection_bounds.get_or_create(&BoundLabel { bound });
         }
@@ -422,8 +439,13 @@ impl Metrics {
         );
         r.register(
             "inbound_dropped",
-            "Incoming links dropped before their handshake (too many handshakes at once)",
+            "Incoming links dropped before their handshake (by the handshake budget)",
             m.inbound_dropped.clone(),
+        );
+        r.register(
+            "handshake_budget",
+            "The handshake budget's decisions before the core hears of a socket, by reason: evicted (an idle handshake made room), throttled, busy (its address or subnet at its cap), full, failed (silent, garbage, unproven, evicted), refused_network, refused_version, refused_address",
+            m.handshakes.clone(),
         );
         r.register(
             "inbound_made_room",
@@ -736,6 +758,7 @@ struct Follower {
     m: Arc<Families>,
     last: CoreStats,
     dropped_at_accept: u64,
+    handshakes: crate::node::gate::HandshakeStats,
     pool: PoolStats,
     /// Counts (connections, dialing, known points) of the last breakdown, and in the
     /// last status.
@@ -757,6 +780,7 @@ impl Follower {
             m,
             last: CoreStats::default(),
             dropped_at_accept: 0,
+            handshakes: Default::default(),
             pool: PoolStats::default(),
             counted: None,
             status_counts: (0, 0, 0),
@@ -939,6 +963,20 @@ impl Follower {
         bump(&m.asks_ignored, ns.asks_ignored, os.asks_ignored);
         bump(&m.violations, new.violations, old.violations);
         bump(&m.swaps, new.swaps, old.swaps);
+        let (h, oh) = (&s.handshakes, &self.handshakes);
+        for (reason, n, o) in [
+            ("evicted", h.evicted, oh.evicted),
+            ("throttled", h.throttled, oh.throttled),
+            ("busy", h.busy, oh.busy),
+            ("full", h.full, oh.full),
+            ("failed", h.failed, oh.failed),
+            ("refused_network", h.refused_network, oh.refused_network),
+            ("refused_version", h.refused_version, oh.refused_version),
+            ("refused_address", h.refused_address, oh.refused_address),
+        ] {
+            bump(&m.handshakes.get_or_create(&ReasonLabel { reason }), n, o);
+        }
+        self.handshakes = s.handshakes;
         self.dropped_at_accept = s.dropped_at_accept;
         self.last = s.stats;
         self.reconcile_closes();

@@ -5,7 +5,7 @@
 
 use super::actor::{Cmd, ConnHandle, Out};
 use super::channel::{AppOut, Bucket, Channels, PeerEntry, PeerTable};
-use super::gate::{Gate, Outcome, Ticket};
+use super::gate::{Gate, Outcome, Refusal, Ticket};
 use super::NetConfig;
 use crate::core::{Admission, DialFailure, DialResult, DialVerdict, Hello, Offender, RefuseReason};
 use crate::handshake::{accept_hello, Agreed, DialerHandshake, HandshakeRefusal, Role};
@@ -380,6 +380,10 @@ pub(crate) async fn accept<L: Link>(
             }
             Some(Err(wire::WireError::Foreign { network, version })) => {
                 // Another version's hello: told why, nothing more.
+                lock(&gate).refused(match foreign_reason(version) {
+                    RefuseReason::WrongVersion => Refusal::Version,
+                    _ => Refusal::Network,
+                });
                 if refusal_log_allowed() {
                     tracing::info!(%remote, %network, version, our_version = PROTOCOL_VERSION,
                         "refused a hello of another protocol version or network");
@@ -414,6 +418,15 @@ pub(crate) async fn accept<L: Link>(
             Err(r) => {
                 // Nothing in a hello is proven yet: the refusal punishes nobody, and is
                 // told to the dialer with its reason.
+                let counted = match r {
+                    HandshakeRefusal::WrongNetwork => Some(Refusal::Network),
+                    HandshakeRefusal::WrongVersion => Some(Refusal::Version),
+                    HandshakeRefusal::WrongAddress => Some(Refusal::Address),
+                    _ => None,
+                };
+                if let Some(why) = counted {
+                    lock(&gate).refused(why);
+                }
                 if refusal_log_allowed() {
                     tracing::info!(%remote, peer = %claimed.short(), %network, version,
                         ours = %ctx.net.network, our_version = PROTOCOL_VERSION, ?dialed,

@@ -12,10 +12,11 @@
 //!   [`PER_SUBNET`] per /24 (IPv4) or /64 (IPv6). Loopback is exempt (every local process
 //!   shares it), like every other per-address defence.
 //! * **The oldest idle go first.** When a scope is full, a newcomer evicts the oldest
-//!   handshake of that scope whose hello has not arrived after [`EVICT_MIN_AGE`]; only if
-//!   none can go is the newcomer dropped. A silent socket thus holds a slot for as long as
-//!   the flood takes to send [`EVICT_MIN_AGE`]'s worth of new ones, while an honest
-//!   hello, which arrives within a round trip, is never idle long enough to be evicted.
+//!   handshake of that scope whose hello has not arrived; only if every pending one has
+//!   spoken is the newcomer dropped. A silent socket thus holds a slot only until the
+//!   budget's worth of newer sockets arrived after it, while an honest socket, whose hello
+//!   follows its connect within a round trip, is idle for that round trip only: it is
+//!   never the oldest idle one while a flood's older sockets wait.
 //! * **Shorter under pressure.** Past half the budget, a new handshake must show its
 //!   hello within [`PRESSURE_HELLO_TIMEOUT`] instead of the whole `handshake_timeout`.
 //! * **Failures cost.** A handshake that fails (silent, garbage, a bad signature,
@@ -36,8 +37,6 @@ use tokio_util::sync::CancellationToken;
 pub const PER_IP: usize = 8;
 /// Pending handshakes per /24 (IPv4) or /64 (IPv6) (not loopback).
 pub const PER_SUBNET: usize = 32;
-/// A pending handshake whose hello has not arrived may be evicted once this old.
-pub const EVICT_MIN_AGE: Duration = Duration::from_millis(250);
 /// Past half the budget, the hello must arrive within this (or `handshake_timeout`, if
 /// shorter).
 pub const PRESSURE_HELLO_TIMEOUT: Duration = Duration::from_secs(1);
@@ -53,9 +52,10 @@ pub const MAX_BUCKETS: usize = 4096;
 pub(crate) enum Drop {
     /// Its address failed too many handshakes lately.
     Throttled,
-    /// Its address or subnet has too many handshakes pending, none evictable.
+    /// Its address or subnet has too many handshakes pending, all of them past their
+    /// hello.
     Busy,
-    /// The budget is spent, none evictable.
+    /// The budget is spent, every pending handshake past its hello.
     Full,
 }
 
@@ -93,11 +93,24 @@ pub struct HandshakeStats {
     pub full: u64,
     /// Handshakes that failed (silent, garbage, unproven, evicted).
     pub failed: u64,
+    /// Hellos refused for another network (told why; no penalty).
+    pub refused_network: u64,
+    /// Hellos refused for another protocol version (told why; no penalty).
+    pub refused_version: u64,
+    /// Hellos refused because they did not dial one of our addresses (a relay).
+    pub refused_address: u64,
+}
+
+/// Why a hello was refused before the core heard of it ([`Gate::refused`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Network,
+    Version,
+    Address,
 }
 
 struct Pending {
     ip: IpAddr,
-    since: Instant,
     hello: bool,
     evicted: CancellationToken,
 }
@@ -207,7 +220,6 @@ impl Gate {
             id,
             Pending {
                 ip,
-                since: now,
                 hello: false,
                 evicted: evicted.clone(),
             },
@@ -224,14 +236,12 @@ impl Gate {
     }
 
     /// Evicts the oldest pending handshake matching `scope` that is still waiting for its
-    /// hello after [`EVICT_MIN_AGE`]: `false` if there is none.
+    /// hello: `false` if there is none.
     fn evict(&mut self, now: Instant, scope: impl Fn(&Pending) -> bool) -> bool {
         let victim = self
             .pending
             .iter()
-            .find(|(_, p)| {
-                !p.hello && now.saturating_duration_since(p.since) >= EVICT_MIN_AGE && scope(p)
-            })
+            .find(|(_, p)| !p.hello && scope(p))
             .map(|(id, _)| *id);
         match victim {
             Some(id) => {
@@ -244,6 +254,16 @@ impl Gate {
             }
             None => false,
         }
+    }
+
+    /// Counts a hello refused for `why` (a refusal with its reason, not a failure).
+    pub fn refused(&mut self, why: Refusal) {
+        let n = match why {
+            Refusal::Network => &mut self.stats.refused_network,
+            Refusal::Version => &mut self.stats.refused_version,
+            Refusal::Address => &mut self.stats.refused_address,
+        };
+        *n += 1;
     }
 
     /// The hello of handshake `id` arrived: it is no longer idle.
@@ -321,10 +341,8 @@ mod tests {
         for _ in 0..PER_IP {
             flood.push(g.admit(ip("203.0.113.9"), t0).unwrap());
         }
-        // Its next socket, at once: nothing idle long enough to go, so it is dropped.
-        assert_eq!(g.admit(ip("203.0.113.9"), t0).unwrap_err(), Drop::Busy);
-        // Later, its new sockets evict its own oldest idle ones.
-        let t1 = t0 + EVICT_MIN_AGE;
+        // Its next socket evicts its own oldest idle one.
+        let t1 = t0 + Duration::from_millis(1);
         let newer = g.admit(ip("203.0.113.9"), t1).unwrap();
         assert!(flood[0].evicted.is_cancelled());
         assert!(!newer.evicted.is_cancelled());
@@ -368,16 +386,19 @@ mod tests {
         assert_eq!(c.hello_timeout, PRESSURE_HELLO_TIMEOUT);
         let d = g.admit(ip("127.0.0.1"), t0).unwrap();
         g.hello(a.id);
-        assert_eq!(g.admit(ip("127.0.0.1"), t0).unwrap_err(), Drop::Full);
-        let e = g.admit(ip("127.0.0.1"), t0 + EVICT_MIN_AGE).unwrap();
+        let e = g.admit(ip("127.0.0.1"), t0).unwrap();
         assert!(!a.evicted.is_cancelled(), "it spoke: not idle");
         assert!(b.evicted.is_cancelled(), "the oldest idle goes first");
         assert!(!c.evicted.is_cancelled() && !d.evicted.is_cancelled());
         // An evicted handshake that ends later is not counted twice.
-        g.end(b.id, Outcome::Failed, t0 + EVICT_MIN_AGE);
+        g.end(b.id, Outcome::Failed, t0);
         assert_eq!(g.stats().pending, 4);
         assert_eq!(g.stats().failed, 1);
-        drop(e);
+        // Only when every pending one has spoken is a newcomer dropped.
+        for t in [&c, &d, &e] {
+            g.hello(t.id);
+        }
+        assert_eq!(g.admit(ip("127.0.0.1"), t0).unwrap_err(), Drop::Full);
     }
 
     #[test]
@@ -388,10 +409,10 @@ mod tests {
             let a = ip(&format!("2001:db8:0:7::{:x}", i + 1));
             assert!(g.admit(a, t0).is_ok());
         }
-        assert_eq!(
-            g.admit(ip("2001:db8:0:7::ffff"), t0).unwrap_err(),
-            Drop::Busy
-        );
-        assert!(g.admit(ip("2001:db8:0:8::1"), t0).is_ok());
+        // The subnet's next socket evicts the subnet's oldest idle one, not another's.
+        let other = g.admit(ip("2001:db8:0:8::1"), t0).unwrap();
+        assert!(g.admit(ip("2001:db8:0:7::ffff"), t0).is_ok());
+        assert!(!other.evicted.is_cancelled());
+        assert_eq!(g.stats().evicted, 1);
     }
 }
