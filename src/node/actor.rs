@@ -647,9 +647,18 @@ pub(crate) async fn accept_loop<T: Transport>(
                 }
             }
         };
-        let admitted = conn::lock(&ctx.gate).admit(remote.ip(), Instant::now());
-        let Ok(ticket) = admitted else {
-            dropped.fetch_add(1, Ordering::Relaxed);
+        let (admitted, evicted) = {
+            let mut gate = conn::lock(&ctx.gate);
+            let before = gate.stats().evicted;
+            let admitted = gate.admit(remote.ip(), Instant::now());
+            let evicted = gate.stats().evicted - before;
+            (admitted, evicted)
+        };
+        // A link dropped at accept, or an idle one evicted for this one: both are links
+        // closed before their handshake.
+        let closed = evicted + u64::from(admitted.is_err());
+        if closed > 0 {
+            dropped.fetch_add(closed, Ordering::Relaxed);
             // One nudge at a time, never waiting: the status shows the count without
             // another input, and a flood cannot fill the mailbox with nudges.
             if !ctx.nudged.swap(true, Ordering::Relaxed)
@@ -657,6 +666,8 @@ pub(crate) async fn accept_loop<T: Transport>(
             {
                 ctx.nudged.store(false, Ordering::Relaxed);
             }
+        }
+        let Ok(ticket) = admitted else {
             tracing::debug!(%remote, why = ?admitted.err(), "over the handshake budget: dropped");
             continue;
         };

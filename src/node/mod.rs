@@ -220,8 +220,9 @@ pub struct NodeStatus {
     pub wants_points: bool,
     /// Every counter of the core.
     pub stats: CoreStats,
-    /// Incoming links dropped before their handshake (by the handshake budget: see
-    /// [`gate`] and [`handshakes`](Self::handshakes)).
+    /// Incoming links closed before their handshake by the handshake budget: dropped at
+    /// accept, or evicted idle for a newcomer (see [`gate`] and
+    /// [`handshakes`](Self::handshakes)).
     pub dropped_at_accept: u64,
     /// The handshake budget's counters ([`gate`]).
     pub handshakes: gate::HandshakeStats,
