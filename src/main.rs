@@ -39,11 +39,13 @@ fn main() {
         }
     };
     // A reader that closes our stdout early (`peerkeeper simulate ... | head -1`): the
-    // commands that print results end quietly at once, as Unix tools do, rather than
-    // panic in `println!`. A node keeps SIGPIPE ignored and shuts down cleanly instead
-    // when its --status-json reader goes away (its pool is saved).
+    // commands that only print results end quietly at once, as Unix tools do, rather
+    // than panic in `println!`. The commands that use sockets (node, demo, ctl) keep
+    // SIGPIPE ignored: with its default, a write to a socket its peer closed would kill
+    // the process. They end their output quietly instead (a node shuts down cleanly
+    // when its --status-json reader goes away, its pool saved).
     #[cfg(unix)]
-    if !matches!(cli.command, Command::Node(_)) {
+    if matches!(cli.command, Command::Simulate(_) | Command::Replay(_)) {
         // SAFETY: called before any other thread exists; SIG_DFL is always valid.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);

@@ -128,9 +128,14 @@ impl NetworkReport {
 
 /// Prints rows as an aligned two-column table, indented.
 pub fn print_rows(rows: &[(String, String)]) {
+    use std::io::Write;
     let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    let mut out = std::io::stdout().lock();
     for (label, value) in rows {
-        println!("  {label:<width$}  {value}");
+        // A reader that went away (`| head -1`) is not an error worth a panic.
+        if writeln!(out, "  {label:<width$}  {value}").is_err() {
+            return;
+        }
     }
 }
 

@@ -88,3 +88,22 @@ fn a_compare_chart_draws_both_policies_with_labelled_thresholds() {
         assert!(svg.contains(label), "{label} missing from the chart");
     }
 }
+
+/// The demo runs real nodes on sockets in its own process: SIGPIPE stays ignored there (a
+/// write to a socket its peer closed is an error, not the end of the process). Restoring
+/// SIGPIPE's default for every command killed the README's quick start (exit 141, no
+/// output) whenever a node wrote to a connection its peer had just closed.
+#[cfg(unix)]
+#[test]
+fn the_demo_is_not_killed_by_a_peer_closing_its_socket() {
+    use std::os::unix::process::ExitStatusExt;
+    for seed in ["1", "2", "3"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_peerkeeper"))
+            .args(["demo", "--nodes", "20", "--seed", seed])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), None, "seed {seed}: {:?}", out.status);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with("peerkeeper demo: 20 nodes"), "{stdout}");
+    }
+}

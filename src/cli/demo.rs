@@ -70,7 +70,11 @@ pub fn run(args: Args) -> i32 {
     };
     if args.json {
         match serde_json::to_string(&report) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => {
+                // A reader that went away (`| head -1`) is not an error worth a panic.
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "{s}");
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return 2;
@@ -87,9 +91,12 @@ pub fn run(args: Args) -> i32 {
 }
 
 fn print_table(r: &NetworkReport, lo: usize, hi: usize) {
-    println!(
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stdout(),
         "peerkeeper demo: {} nodes on 127.0.0.1, seed {}",
-        r.nodes, r.seed
+        r.nodes,
+        r.seed
     );
     print_rows(&r.summary_rows(lo, hi));
 }
