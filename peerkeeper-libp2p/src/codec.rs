@@ -8,7 +8,8 @@
 //!
 //! Encoding: one tag byte, then for messages with points a count byte and each point as
 //! a family byte (4 or 6), the address's bytes and the port in big-endian order. A
-//! verdict carries a flag byte (admitted or not) and a reason byte before its points.
+//! hello carries a port (big-endian); a verdict a flag byte (admitted or not) and a
+//! reason byte before its points.
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -29,12 +30,28 @@ pub const MAX_MESSAGE: usize = 4 + MAX_POINTS * 19;
 /// A request on `/peerkeeper/points/1`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
+    /// The dialer's hello, first on a new connection: the port it listens on (its point
+    /// is the connection's IP address and this port, as in the native handshake; 0 when
+    /// it listens nowhere). Answered with [`Response::Verdict`].
+    Hello {
+        /// The dialer's listening port.
+        listen_port: u16,
+    },
     /// Ask for points (answered with [`Response::Points`]).
     Ask,
     /// Points sent unasked: an advert, or a farewell before a close.
     Points(Vec<SocketAddr>),
-    /// The acceptor's answer to a connection: admitted, or refused with a reason and, when
-    /// it is full, points to try instead. The connection closes after a refusal.
+}
+
+/// A response on `/peerkeeper/points/1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// The answer to [`Request::Ask`].
+    Points(Vec<SocketAddr>),
+    /// The receipt of [`Request::Points`].
+    Ack,
+    /// The acceptor's answer to a [`Request::Hello`]: admitted, or refused with a reason
+    /// and, when it is full, points to try instead. The connection closes after a refusal.
     Verdict {
         /// Whether the connection is admitted.
         admitted: bool,
@@ -43,15 +60,6 @@ pub enum Request {
         /// Points to try instead.
         points: Vec<SocketAddr>,
     },
-}
-
-/// A response on `/peerkeeper/points/1`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Response {
-    /// The answer to [`Request::Ask`].
-    Points(Vec<SocketAddr>),
-    /// The receipt of anything else.
-    Ack,
 }
 
 /// The codec of `/peerkeeper/points/1`.
@@ -154,15 +162,9 @@ pub fn encode_request(r: &Request) -> Vec<u8> {
             out.push(1);
             put_points(&mut out, p);
         }
-        Request::Verdict {
-            admitted,
-            reason,
-            points,
-        } => {
+        Request::Hello { listen_port } => {
             out.push(2);
-            out.push(u8::from(*admitted));
-            out.push(reason_byte(*reason));
-            put_points(&mut out, points);
+            out.extend_from_slice(&listen_port.to_be_bytes());
         }
     }
     out
@@ -178,21 +180,9 @@ pub fn decode_request(b: &[u8]) -> io::Result<Request> {
     let req = match r.byte()? {
         0 => Request::Ask,
         1 => Request::Points(r.points()?),
-        2 => {
-            let admitted = match r.byte()? {
-                0 => false,
-                1 => true,
-                _ => return Err(bad("bad verdict flag")),
-            };
-            let reason = *REASONS
-                .get(r.byte()? as usize)
-                .ok_or_else(|| bad("unknown refusal reason"))?;
-            Request::Verdict {
-                admitted,
-                reason,
-                points: r.points()?,
-            }
-        }
+        2 => Request::Hello {
+            listen_port: u16::from_be_bytes(r.take(2)?.try_into().expect("2 bytes")),
+        },
         _ => return Err(bad("unknown request")),
     };
     r.end()?;
@@ -208,6 +198,16 @@ pub fn encode_response(r: &Response) -> Vec<u8> {
             put_points(&mut out, p);
         }
         Response::Ack => out.push(1),
+        Response::Verdict {
+            admitted,
+            reason,
+            points,
+        } => {
+            out.push(2);
+            out.push(u8::from(*admitted));
+            out.push(reason_byte(*reason));
+            put_points(&mut out, points);
+        }
     }
     out
 }
@@ -222,6 +222,21 @@ pub fn decode_response(b: &[u8]) -> io::Result<Response> {
     let res = match r.byte()? {
         0 => Response::Points(r.points()?),
         1 => Response::Ack,
+        2 => {
+            let admitted = match r.byte()? {
+                0 => false,
+                1 => true,
+                _ => return Err(bad("bad verdict flag")),
+            };
+            let reason = *REASONS
+                .get(r.byte()? as usize)
+                .ok_or_else(|| bad("unknown refusal reason"))?;
+            Response::Verdict {
+                admitted,
+                reason,
+                points: r.points()?,
+            }
+        }
         _ => return Err(bad("unknown response")),
     };
     r.end()?;
@@ -296,15 +311,19 @@ mod tests {
         for r in [
             Request::Ask,
             Request::Points(pts.clone()),
-            Request::Verdict {
-                admitted: false,
-                reason: RefuseReason::Full,
-                points: pts.clone(),
-            },
+            Request::Hello { listen_port: 4001 },
         ] {
             assert_eq!(decode_request(&encode_request(&r)).unwrap(), r);
         }
-        for r in [Response::Points(pts), Response::Ack] {
+        for r in [
+            Response::Points(pts.clone()),
+            Response::Ack,
+            Response::Verdict {
+                admitted: false,
+                reason: RefuseReason::Full,
+                points: pts,
+            },
+        ] {
             assert_eq!(decode_response(&encode_response(&r)).unwrap(), r);
         }
     }
@@ -314,15 +333,15 @@ mod tests {
         let many: Vec<SocketAddr> = (0..200)
             .map(|i| SocketAddr::new(Ipv6Addr::from(i as u128).into(), 1))
             .collect();
-        let r = Request::Verdict {
+        let r = Response::Verdict {
             admitted: false,
             reason: RefuseReason::Full,
             points: many,
         };
-        let b = encode_request(&r);
+        let b = encode_response(&r);
         assert!(b.len() <= MAX_MESSAGE);
-        match decode_request(&b).unwrap() {
-            Request::Verdict { points, .. } => assert_eq!(points.len(), MAX_POINTS),
+        match decode_response(&b).unwrap() {
+            Response::Verdict { points, .. } => assert_eq!(points.len(), MAX_POINTS),
             other => panic!("{other:?}"),
         }
     }
@@ -336,14 +355,17 @@ mod tests {
             &[1, 1, 5, 1, 2, 3, 4, 0, 1], // unknown family
             &[1, 255],                    // too many points
             &[0, 0],                      // trailing byte
-            &[2, 2, 0, 0],                // bad flag
-            &[2, 0, 99, 0],               // unknown reason
+            &[2, 1],                      // short hello
         ];
         for c in cases {
             let e = decode_request(c).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{c:?}");
         }
-        assert!(decode_response(&[7]).is_err());
+        let cases: &[&[u8]] = &[&[7], &[2, 2, 0, 0], &[2, 0, 99, 0], &[1, 0]];
+        for c in cases {
+            let e = decode_response(c).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{c:?}");
+        }
     }
 
     #[test]

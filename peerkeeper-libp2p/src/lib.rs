@@ -13,23 +13,24 @@
 //! # How libp2p maps onto the core
 //!
 //! * **Connections.** A dial the core asks for is a swarm dial of the point's multiaddr
-//!   ([`to_multiaddr`]). An inbound connection is admitted or refused by the core's one
-//!   admission rule once its Noise handshake has proven the peer's key
-//!   ([`NetworkBehaviour::handle_established_inbound_connection`]); the acceptor then
-//!   tells the dialer its verdict on `/peerkeeper/points/1` (admitted; or refused with a
-//!   reason and, when it is full, points to try instead), as the native handshake does.
-//!   A refusal without points is a denied connection; one with points lingers until they
-//!   are delivered (at most [`Config::linger`]), then closes. The dialer reports its dial
-//!   to the core when the verdict comes, or after [`Config::verdict_wait`] without one
-//!   (a libp2p peer that does not speak peerkeeper is kept as a plain peer).
+//!   ([`to_multiaddr`]). Once Noise has proven both keys, the dialer sends its hello on
+//!   `/peerkeeper/points/1` (the port it listens on, as in the native handshake), and the
+//!   acceptor answers with the core's verdict from its one admission rule: admitted, or
+//!   refused with a reason and, when it is full, points to try instead; a refused
+//!   connection closes once the verdict is delivered (at most [`Config::linger`]). The
+//!   dialer reports its dial to the core when the verdict comes. A libp2p peer that does
+//!   not speak the protocol is a plain peer: admitted (or refused, and closed) after
+//!   [`Config::verdict_wait`] without a hello, with its point where it dialed from
+//!   (libp2p's TCP, with port reuse, its default, and QUIC dial from the port they listen
+//!   on); kept at once when it says it does not support the protocol.
 //! * **Before the handshake.** [`NetworkBehaviour::handle_pending_inbound_connection`]
 //!   refuses a greylisted address, a source over [`MAX_PENDING_PER_IP`] pending
 //!   connections (loopback exempt), and any past `max_incoming_connections` pending in
 //!   all, each counted by reason ([`Status::refused_pending`]).
-//! * **Points.** An inbound peer's point is its remote address: libp2p's TCP (port reuse,
-//!   its default) and QUIC dial from the port they listen on. Listen addresses a peer
-//!   announces through identify are fed with [`Behaviour::add_peer_addresses`], under the
-//!   same relay rule and caps as shared points. See [`to_point`] for what maps.
+//! * **Points.** A peer's point is its IP address and the port of its hello. Listen
+//!   addresses a peer announces through identify are fed with
+//!   [`Behaviour::add_peer_addresses`], under the same relay rule and caps as shared
+//!   points. See [`to_point`] for what maps.
 //! * **Ids.** [`core_peer_id`]: an Ed25519 key's bytes, the same id as a native node's.
 //! * **Time.** The core's timers run on the tokio clock of the swarm's task (a tokio
 //!   runtime is required; a paused tokio clock drives it in tests).
@@ -85,7 +86,7 @@ use peerkeeper::core::{
 use peerkeeper::pool::{CloseReason, ConnId, Source};
 use peerkeeper::trigger::TriggerKind;
 use peerkeeper::{CycleReport, NodeCore, Policy, Time};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -117,7 +118,8 @@ pub struct Config {
     /// The seed of the core's random choices (one seed, one outcome).
     pub seed: u64,
     /// How long a dialer waits for the acceptor's verdict before it counts the
-    /// connection as made (the peer may not speak peerkeeper).
+    /// connection as made, and an acceptor for the dialer's hello before it admits the
+    /// connection as a plain libp2p peer's (the peer may not speak peerkeeper).
     pub verdict_wait: Duration,
     /// How long a connection refused with points, or trimmed with a farewell, stays open
     /// for its points to be delivered.
@@ -176,9 +178,6 @@ pub enum Error {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refused {
-    /// The core refused the handshake.
-    #[error("refused by peerkeeper: {0:?}")]
-    Core(RefuseReason),
     /// The remote address does not map onto a point.
     #[error("unmapped address: {0}")]
     Unmapped(Unmapped),
@@ -272,6 +271,13 @@ enum Conn {
         peer: PeerId,
         outbound: bool,
     },
+    /// It dialed us: its hello is awaited until `until` (then it is taken as a libp2p
+    /// peer that does not speak peerkeeper, listening where it dialed from).
+    Greeting {
+        peer: PeerId,
+        remote: SocketAddr,
+        until: Time,
+    },
     /// We dialed it; the acceptor's verdict is awaited until `until`.
     Awaiting {
         point: SocketAddr,
@@ -289,6 +295,7 @@ enum Conn {
 enum Outstanding {
     Ask(ConnId),
     Deliver(ConnectionId),
+    Hello(ConnectionId),
 }
 
 /// The behaviour: put it in a swarm (alone, or as a field of a `#[derive(NetworkBehaviour)]`
@@ -314,8 +321,10 @@ pub struct Behaviour {
     /// Dials reported to the core as timed out that may still complete.
     abandoned: BTreeMap<ConnectionId, Time>,
     pending_inbound: BTreeMap<ConnectionId, IpAddr>,
-    /// Verdicts to send once the swarm has the connection.
-    verdicts: BTreeMap<ConnectionId, Request>,
+    /// Our dials whose hello goes out once the swarm has the connection.
+    to_greet: BTreeSet<ConnectionId>,
+    /// The points we listen on (their ports go in our hellos), at most 16.
+    listen: Vec<SocketAddr>,
     answers: BTreeMap<ConnId, ResponseChannel<Response>>,
     outstanding: BTreeMap<OutboundRequestId, Outstanding>,
     /// The last `SendPoints` without a pending answer, per connection: a farewell when a
@@ -365,7 +374,8 @@ impl Behaviour {
             dials: BTreeMap::new(),
             abandoned: BTreeMap::new(),
             pending_inbound: BTreeMap::new(),
-            verdicts: BTreeMap::new(),
+            to_greet: BTreeSet::new(),
+            listen: Vec::new(),
             answers: BTreeMap::new(),
             outstanding: BTreeMap::new(),
             farewell: None,
@@ -767,20 +777,28 @@ impl Behaviour {
             }
         }
         self.abandoned.retain(|_, t| *t > now);
-        let due: Vec<(ConnectionId, bool)> = self
+        let due: Vec<ConnectionId> = self
             .conns
             .iter()
             .filter_map(|(cid, c)| match c {
-                Conn::Awaiting { until, .. } if *until <= now => Some((*cid, true)),
-                Conn::Lingering { until, .. } if *until <= now => Some((*cid, false)),
+                Conn::Awaiting { until, .. }
+                | Conn::Greeting { until, .. }
+                | Conn::Lingering { until, .. }
+                    if *until <= now =>
+                {
+                    Some(*cid)
+                }
                 _ => None,
             })
             .collect();
-        for (cid, awaiting) in due {
-            if awaiting {
-                self.finish_dial(cid, None, now);
-            } else if let Some(Conn::Lingering { peer, .. }) = self.conns.remove(&cid) {
-                self.close_now(cid, peer);
+        for cid in due {
+            match self.conns.get(&cid) {
+                Some(Conn::Awaiting { .. }) => self.finish_dial(cid, None, now),
+                // No hello: a libp2p peer that does not speak peerkeeper, whose point is
+                // where it dialed from (libp2p's TCP port reuse, QUIC).
+                Some(Conn::Greeting { .. }) => self.admit(cid, 0, None, now),
+                Some(Conn::Lingering { .. }) => self.delivered(cid),
+                _ => {}
             }
         }
         self.drain(now);
@@ -788,7 +806,9 @@ impl Behaviour {
 
     fn next_deadline(&self) -> Option<Time> {
         let conns = self.conns.values().filter_map(|c| match c {
-            Conn::Awaiting { until, .. } | Conn::Lingering { until, .. } => Some(*until),
+            Conn::Awaiting { until, .. }
+            | Conn::Greeting { until, .. }
+            | Conn::Lingering { until, .. } => Some(*until),
             _ => None,
         });
         let dials = self.dials.values().map(|(_, t)| *t);
@@ -849,6 +869,14 @@ impl Behaviour {
                     self.drain(now);
                 }
                 (Some(Outstanding::Deliver(cid)), _) => self.delivered(cid),
+                (
+                    Some(Outstanding::Hello(cid)),
+                    Response::Verdict {
+                        admitted,
+                        reason,
+                        points,
+                    },
+                ) => self.finish_dial(cid, (!admitted).then_some((reason, points)), now),
                 _ => {}
             },
             E::OutboundFailure {
@@ -857,8 +885,15 @@ impl Behaviour {
                 request_id,
                 error,
             } => {
-                if let Some(Outstanding::Deliver(cid)) = self.outstanding.remove(&request_id) {
-                    self.delivered(cid);
+                match self.outstanding.remove(&request_id) {
+                    Some(Outstanding::Deliver(cid)) => self.delivered(cid),
+                    // A libp2p peer that does not speak peerkeeper: a plain peer.
+                    Some(Outstanding::Hello(cid))
+                        if matches!(error, OutboundFailure::UnsupportedProtocols) =>
+                    {
+                        self.finish_dial(cid, None, now)
+                    }
+                    _ => {}
                 }
                 if let OutboundFailure::Io(e) = &error {
                     if e.kind() == std::io::ErrorKind::InvalidData {
@@ -872,13 +907,14 @@ impl Behaviour {
                 error,
                 ..
             } => {
+                self.delivered(connection_id);
                 if let InboundFailure::Io(e) = &error {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         self.violation(connection_id, peer, now);
                     }
                 }
             }
-            E::ResponseSent { .. } => {}
+            E::ResponseSent { connection_id, .. } => self.delivered(connection_id),
         }
     }
 
@@ -900,23 +936,30 @@ impl Behaviour {
         now: Time,
     ) {
         match request {
-            Request::Verdict {
-                admitted,
-                reason,
-                points,
-            } => {
-                let _ = self.rr.send_response(channel, Response::Ack);
-                // On the connection we dialed, or (duplicates) another one to that peer.
-                let target = if matches!(self.conns.get(&cid), Some(Conn::Awaiting { .. })) {
+            Request::Hello { listen_port } => {
+                // On the connection it dialed, or (duplicates) another one of that peer's.
+                let target = if matches!(self.conns.get(&cid), Some(Conn::Greeting { .. })) {
                     Some(cid)
                 } else {
                     self.conns.iter().find_map(|(c, v)| match v {
-                        Conn::Awaiting { peer: p, .. } if *p == peer => Some(*c),
+                        Conn::Greeting { peer: p, .. } if *p == peer => Some(*c),
                         _ => None,
                     })
                 };
-                if let Some(t) = target {
-                    self.finish_dial(t, (!admitted).then_some((reason, points)), now);
+                match target {
+                    Some(t) => self.admit(t, listen_port, Some(channel), now),
+                    None => {
+                        // A second hello on a connection already decided.
+                        let admitted = matches!(self.conns.get(&cid), Some(Conn::Managed { .. }));
+                        let _ = self.rr.send_response(
+                            channel,
+                            Response::Verdict {
+                                admitted,
+                                reason: RefuseReason::AlreadyConnected,
+                                points: Vec::new(),
+                            },
+                        );
+                    }
                 }
             }
             Request::Ask => match self.managed_conn_of(&peer) {
@@ -941,6 +984,76 @@ impl Behaviour {
                 }
             }
         }
+    }
+
+    /// The hello of inbound `cid` came (or not, by its deadline: `channel` is `None`):
+    /// the core's admission, told to the dialer as a verdict.
+    fn admit(
+        &mut self,
+        cid: ConnectionId,
+        listen_port: u16,
+        channel: Option<ResponseChannel<Response>>,
+        now: Time,
+    ) {
+        let Some(Conn::Greeting { peer, remote, .. }) = self.conns.remove(&cid) else {
+            return;
+        };
+        let conn = self.next_conn_id();
+        // A dialer that listens nowhere: its point is where it dialed from.
+        let listen_port = if listen_port == 0 {
+            remote.port()
+        } else {
+            listen_port
+        };
+        let hello = Hello {
+            peer: core_peer_id(&peer),
+            listen_port,
+        };
+        let verdict = match self.core.handle_inbound(conn, remote, hello, now) {
+            Admission::Accept => {
+                self.keep(cid, peer, conn, false);
+                Response::Verdict {
+                    admitted: true,
+                    reason: RefuseReason::Full,
+                    points: Vec::new(),
+                }
+            }
+            Admission::Refuse { reason, points } => {
+                self.conns.insert(
+                    cid,
+                    Conn::Lingering {
+                        peer,
+                        until: now + self.linger,
+                    },
+                );
+                Response::Verdict {
+                    admitted: false,
+                    reason,
+                    points,
+                }
+            }
+        };
+        let refused = matches!(
+            verdict,
+            Response::Verdict {
+                admitted: false,
+                ..
+            }
+        );
+        let sent = channel.is_some_and(|ch| self.rr.send_response(ch, verdict).is_ok());
+        if refused && !sent {
+            self.delivered(cid);
+        }
+        self.drain(now);
+    }
+
+    /// The port to tell a peer at `ip` we listen on: one of ours of its family and scope.
+    fn listen_port_for(&self, ip: IpAddr) -> u16 {
+        self.listen
+            .iter()
+            .find(|p| p.is_ipv4() == ip.is_ipv4() && p.ip().is_loopback() == ip.is_loopback())
+            .or_else(|| self.listen.iter().find(|p| p.is_ipv4() == ip.is_ipv4()))
+            .map_or(0, |p| p.port())
     }
 
     fn handler(&self, keep_alive: bool, inner: handler::Inner) -> Handler {
@@ -1026,50 +1139,16 @@ impl NetworkBehaviour for Behaviour {
         };
         let now = self.now();
         self.start(now);
-        let conn = self.next_conn_id();
-        let hello = Hello {
-            peer: core_peer_id(&peer),
-            listen_port: point.port(),
-        };
-        let admission = self.core.handle_inbound(conn, point, hello, now);
-        let keep = match admission {
-            Admission::Accept => {
-                self.keep(cid, peer, conn, false);
-                self.verdicts.insert(
-                    cid,
-                    Request::Verdict {
-                        admitted: true,
-                        reason: RefuseReason::Full,
-                        points: Vec::new(),
-                    },
-                );
-                true
-            }
-            Admission::Refuse { reason, points } if !points.is_empty() => {
-                self.conns.insert(
-                    cid,
-                    Conn::Lingering {
-                        peer,
-                        until: now + self.linger,
-                    },
-                );
-                self.verdicts.insert(
-                    cid,
-                    Request::Verdict {
-                        admitted: false,
-                        reason,
-                        points,
-                    },
-                );
-                true
-            }
-            Admission::Refuse { reason, .. } => {
-                self.drain(now);
-                return Err(ConnectionDenied::new(Refused::Core(reason)));
-            }
-        };
-        self.drain(now);
-        Ok(self.handler(keep, inner))
+        self.conns.insert(
+            cid,
+            Conn::Greeting {
+                peer,
+                remote: point,
+                until: now + self.verdict_wait,
+            },
+        );
+        self.wake();
+        Ok(self.handler(true, inner))
     }
 
     fn handle_pending_outbound_connection(
@@ -1110,6 +1189,7 @@ impl NetworkBehaviour for Behaviour {
                         until: now + self.verdict_wait,
                     },
                 );
+                self.to_greet.insert(cid);
                 self.wake();
                 Ok(self.handler(true, inner))
             }
@@ -1124,17 +1204,20 @@ impl NetworkBehaviour for Behaviour {
         self.rr.on_swarm_event(event);
         let now = self.now();
         match event {
-            FromSwarm::ConnectionEstablished(e) => {
-                if let Some(v) = self.verdicts.remove(&e.connection_id) {
-                    let admitted = matches!(v, Request::Verdict { admitted: true, .. });
-                    let sent = self.send(e.peer_id, v, Outstanding::Deliver(e.connection_id));
-                    if sent.is_none() && !admitted {
-                        self.delivered(e.connection_id);
-                    }
+            // Our dial: its hello goes out now that the swarm has the connection.
+            FromSwarm::ConnectionEstablished(e) if self.to_greet.remove(&e.connection_id) => {
+                let port = match self.conns.get(&e.connection_id) {
+                    Some(Conn::Awaiting { point, .. }) => self.listen_port_for(point.ip()),
+                    _ => 0,
+                };
+                let hello = Request::Hello { listen_port: port };
+                let sent = self.send(e.peer_id, hello, Outstanding::Hello(e.connection_id));
+                if sent.is_none() {
+                    self.finish_dial(e.connection_id, None, now);
                 }
             }
             FromSwarm::ConnectionClosed(e) => {
-                self.verdicts.remove(&e.connection_id);
+                self.to_greet.remove(&e.connection_id);
                 match self.conns.remove(&e.connection_id) {
                     Some(Conn::Managed { conn, peer, .. }) => {
                         self.by_core.remove(&conn);
@@ -1175,7 +1258,6 @@ impl NetworkBehaviour for Behaviour {
             }
             FromSwarm::ListenFailure(e) => {
                 self.pending_inbound.remove(&e.connection_id);
-                self.verdicts.remove(&e.connection_id);
                 if let Some(Conn::Managed { conn, .. }) = self.conns.remove(&e.connection_id) {
                     // Denied by another behaviour after the core admitted it.
                     self.by_core.remove(&conn);
@@ -1186,6 +1268,9 @@ impl NetworkBehaviour for Behaviour {
             FromSwarm::NewListenAddr(e) => {
                 if let Ok((p, _)) = to_point(e.addr) {
                     self.core.add_own_point(p);
+                    if self.listen.len() < 16 && !self.listen.contains(&p) {
+                        self.listen.push(p);
+                    }
                 }
                 self.listening = true;
                 self.wake();
