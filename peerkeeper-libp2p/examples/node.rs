@@ -16,7 +16,7 @@ use futures::StreamExt;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr};
 use peerkeeper::pool::Source;
-use peerkeeper_libp2p::{Behaviour, Config, Status};
+use peerkeeper_libp2p::{Behaviour, Config};
 use std::time::{Duration, Instant};
 
 /// A libp2p node kept connected by peerkeeper.
@@ -55,16 +55,22 @@ struct NodeBehaviour {
     ping: ping::Behaviour,
 }
 
-fn line(s: &Status, started: Instant, json: bool, fin: bool) -> String {
+fn line(k: &Behaviour, started: Instant, json: bool, fin: bool) -> String {
+    let s = k.status();
     // Every dial the core made (identify and ping dial nobody).
     let dials = s.stats.dials.attempted;
     let t = started.elapsed().as_secs_f64();
     let inbound = s.connections - s.outbound;
     let seen = s.stats.max_connections_seen;
     if json {
+        let peers: Vec<String> = k
+            .peers()
+            .iter()
+            .map(|(_, p, _)| format!("\"{p}\""))
+            .collect();
         format!(
-            "{{\"t\":{t:.2},\"connections\":{},\"outbound\":{},\"inbound\":{inbound},\"dialing\":{},\"known_points\":{},\"dials\":{dials},\"cycles\":{},\"max_connections_seen\":{seen},\"foreign\":{},\"final\":{fin}}}",
-            s.connections, s.outbound, s.dialing, s.known_points, s.stats.cycles, s.foreign
+            "{{\"t\":{t:.2},\"connections\":{},\"outbound\":{},\"inbound\":{inbound},\"dialing\":{},\"known_points\":{},\"dials\":{dials},\"cycles\":{},\"max_connections_seen\":{seen},\"foreign\":{},\"peers\":[{}],\"final\":{fin}}}",
+            s.connections, s.outbound, s.dialing, s.known_points, s.stats.cycles, s.foreign, peers.join(",")
         )
     } else {
         format!(
@@ -150,7 +156,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ => {}
             },
             _ = status.tick(), if args.status_interval > 0.0 => {
-                println!("{}", line(&swarm.behaviour().keeper.status(), started, args.json, false));
+                println!("{}", line(&swarm.behaviour().keeper, started, args.json, false));
             }
             _ = terminated => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -159,7 +165,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     swarm.behaviour_mut().keeper.shutdown();
     println!(
         "{}",
-        line(&swarm.behaviour().keeper.status(), started, args.json, true)
+        line(&swarm.behaviour().keeper, started, args.json, true)
     );
     Ok(())
 }
