@@ -387,6 +387,16 @@ def sim_cost() -> str:
           "--nodes N --duration 10m [--config benches/round1.toml --bootstrap 3]`."
 
 
+def libp2p() -> str:
+    """20 example libp2p nodes, peerkeeper's behaviour against Kademlia + connection-limits."""
+    cmd = ["python3", "benches/libp2p.py", "--n", "20", "--runs", "3", "--window", "30",
+           "--build"]
+    p = run(cmd)
+    rows = [l for l in p.stdout.splitlines() if l.startswith("|")]
+    return "\n".join(rows) + f"\n\nCommand: `{' '.join(cmd)}` (medians of 3 runs; " \
+        "components and final counts per run)."
+
+
 TABLES = [
     Table("sim-runs-1k", "peerkeeper simulate --nodes 1000 --duration 10m [--config "
           "benches/round1.toml --bootstrap 3] --policy P",
@@ -423,6 +433,8 @@ TABLES = [
     Table("pool-memory", "cargo bench --bench pool_memory", pool_memory, deterministic=False,
           slow=True),
     Table("demo", "peerkeeper demo --json --seed S", demo, deterministic=False),
+    Table("libp2p", "python3 benches/libp2p.py --n 20 --runs 3 --window 30", libp2p,
+          deterministic=False, slow=True),
 ]
 
 

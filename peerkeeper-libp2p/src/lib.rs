@@ -634,6 +634,8 @@ impl Behaviour {
 
     /// Carries out the core's actions.
     fn drain(&mut self, now: Time) {
+        // A farewell is points sent just before a close, in one batch of actions.
+        self.farewell = None;
         while let Some(a) = self.core.poll_action() {
             match a {
                 Action::Dial(point) => {
@@ -1239,9 +1241,16 @@ impl NetworkBehaviour for Behaviour {
             FromSwarm::DialFailure(e) => {
                 self.abandoned.remove(&e.connection_id);
                 if let Some((point, _)) = self.dials.remove(&e.connection_id) {
-                    let f = dial_failure(e.error);
-                    self.core
-                        .handle_dial_result(point, DialResult::Failed(f), now);
+                    let result = if matches!(e.error, DialError::LocalPeerId { .. }) {
+                        // We dialed ourselves: the core learns one of its own points.
+                        DialResult::Connected {
+                            conn: self.next_conn_id(),
+                            peer: self.core.peer_id(),
+                        }
+                    } else {
+                        DialResult::Failed(dial_failure(e.error))
+                    };
+                    self.core.handle_dial_result(point, result, now);
                 } else if let Some(Conn::Awaiting { point, .. }) =
                     self.conns.remove(&e.connection_id)
                 {
@@ -1379,6 +1388,30 @@ mod tests {
         };
         let e = Behaviour::new(Config::new(c), me).err().expect("refused");
         assert!(e.to_string().contains("min_connections"), "{e}");
+    }
+
+    #[test]
+    fn metrics_register_in_the_applications_registry_and_follow_the_core() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let mut b =
+            Behaviour::new(Config::new(peerkeeper::Config::default()), PeerId::random()).unwrap();
+        b.register_metrics(&mut registry);
+        let points: Vec<Multiaddr> = ["/ip4/10.0.0.1/tcp/1", "/ip4/10.0.0.2/tcp/1", "/dns/x/tcp/1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        b.add_points(&points, Source::Bootstrap).unwrap();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("peerkeeper_known_points 2"), "{text}");
+        assert!(
+            text.contains("peerkeeper_libp2p_unmapped_addresses_total{reason=\"dns\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("peerkeeper_connections{direction=\"outbound\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -348,3 +348,73 @@ async fn malformed_or_oversized_peer_sharing_is_a_violation_that_closes_the_conn
     );
     assert!(peers.is_empty(), "no connection kept to the attackers");
 }
+
+/// A libp2p node without peerkeeper: identify only, connections kept a minute.
+fn plain_swarm() -> libp2p::Swarm<identify::Behaviour> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|key| {
+            identify::Behaviour::new(identify::Config::new("/plain/1".into(), key.public()))
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libp2p_peers_that_do_not_speak_peerkeeper_are_kept_as_plain_peers() {
+    // One dials us: no hello comes, and after the verdict wait it is admitted as a peer
+    // listening where it dialed from.
+    let node = spawn(core_config(1, 2, 4), 0, &[]).await;
+    let mut inbound = plain_swarm();
+    inbound.dial(node.addr.clone()).unwrap();
+    let plain_id = *inbound.local_peer_id();
+    tokio::spawn(async move {
+        loop {
+            inbound.select_next_some().await;
+        }
+    });
+    let all = wait_until(
+        &[&node],
+        Duration::from_secs(30),
+        "the plain dialer admitted",
+        |all| all[0].0.connections == 1,
+    )
+    .await;
+    assert_eq!(all[0].1[0].0, plain_id);
+    assert!(!all[0].1[0].2, "it dialed us");
+
+    // We dial one: it says it does not support the protocol, and we keep it.
+    let mut outbound = plain_swarm();
+    outbound
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = outbound.select_next_some().await {
+            break address;
+        }
+    };
+    let out_id = *outbound.local_peer_id();
+    tokio::spawn(async move {
+        loop {
+            outbound.select_next_some().await;
+        }
+    });
+    let dialer = spawn(core_config(1, 2, 4), 1, &[addr]).await;
+    let all = wait_until(
+        &[&dialer],
+        Duration::from_secs(30),
+        "the plain peer kept",
+        |all| all[0].0.connections == 1,
+    )
+    .await;
+    assert_eq!(all[0].1[0].0, out_id);
+    assert!(all[0].1[0].2, "we dialed it");
+    assert_eq!(all[0].0.stats.dials.succeeded, 1);
+}
