@@ -50,6 +50,7 @@ ap.add_argument("--stagger", type=float, default=1.0)
 ap.add_argument("--seed-delay", type=float, default=3.0)
 ap.add_argument("--dir", default="target/release/examples")
 ap.add_argument("--build", action="store_true")
+ap.add_argument("--logs", default=None, help="keep each node's stderr in this directory (RUST_LOG applies)")
 a = ap.parse_args()
 
 BIN = {"peerkeeper": "node", "kad": "kad_node"}
@@ -106,7 +107,8 @@ def run(impl, order):
         cmd = [exe, "--listen", f"/ip4/127.0.0.1/tcp/{ports[i]}"] + common
         if i != 0:
             cmd += ["--peer", f"/ip4/127.0.0.1/tcp/{ports[0]}"]
-        procs[i] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        err = open(f"{a.logs}/{impl}-{order}-{i}.err", "w") if a.logs else subprocess.DEVNULL
+        procs[i] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
 
     t0 = time.monotonic()
     samples = []
@@ -145,6 +147,14 @@ def run(impl, order):
         rows = sockets()
         comps = components([p.pid for p in procs.values()], rows)
         final = sorted(samples[-1].values())
+        exited = sorted(i for i, p in procs.items() if p.poll() is not None)
+        alone = sorted(i for i, p in procs.items() if samples[-1][p.pid] == 0)
+        if a.logs and alone:
+            every = subprocess.run(["ss", "-tanpH"], capture_output=True, text=True).stdout
+            with open(f"{a.logs}/{impl}-{order}-ss.txt", "w") as f:
+                for i in alone:
+                    f.write(f"node {i} pid {procs[i].pid}\n")
+                    f.writelines(l + "\n" for l in every.splitlines() if f"pid={procs[i].pid}," in l)
     finally:
         for p in procs.values():
             p.terminate()
@@ -155,6 +165,10 @@ def run(impl, order):
             except subprocess.TimeoutExpired:
                 p.kill()
                 outs[i], _ = p.communicate()
+    if a.logs:
+        for i, o in outs.items():
+            with open(f"{a.logs}/{impl}-{order}-{i}.out", "w") as f:
+                f.write(o or "")
     dials = 0
     for o in outs.values():
         lines = [l for l in o.splitlines() if l.startswith("{")]
@@ -166,7 +180,7 @@ def run(impl, order):
         "components": comps, "dials": dials,
         "above_max": {"most": most_above, "node_seconds": round(above_s, 1)},
         "final": {"min": final[0], "median": statistics.median(final), "max": final[-1]},
-        "window_s": a.window,
+        "window_s": a.window, "exited": exited, "alone": alone,
     }
 
 

@@ -284,9 +284,19 @@ enum Conn {
         conn: ConnId,
         peer: PeerId,
         until: Time,
+        /// Points the acceptor sent before its verdict reached us (another stream may
+        /// overtake it: a full acceptor admits, then trims with a farewell at once), at
+        /// most [`codec::MAX_POINTS`]: the core hears them once it keeps the connection.
+        early: Vec<SocketAddr>,
     },
-    /// Refused, or trimmed: open until its points are delivered or `until`.
-    Lingering { peer: PeerId, until: Time },
+    /// Refused, or trimmed: open until its points are delivered or `until`. A farewell
+    /// is delivered when `request` (our advert) is answered; a refusal when our verdict
+    /// (a response: `request` is `None`) is sent.
+    Lingering {
+        peer: PeerId,
+        until: Time,
+        request: Option<OutboundRequestId>,
+    },
     /// Another behaviour's.
     Foreign,
 }
@@ -651,6 +661,7 @@ impl Behaviour {
                     if let Some(ch) = self.answers.remove(&conn) {
                         let _ = self.rr.send_response(ch, Response::Points(points));
                     } else if let Some((cid, peer)) = self.peer_of_conn(conn) {
+                        tracing::debug!(target: "peerkeeper_libp2p", %peer, n = points.len(), "sending points");
                         if let Some(id) =
                             self.send(peer, Request::Points(points), Outstanding::Deliver(cid))
                         {
@@ -691,13 +702,17 @@ impl Behaviour {
         };
         tracing::debug!(target: "peerkeeper_libp2p", %peer, ?reason, "closing");
         self.events.push_back(Event::Disconnected { peer });
-        let farewell = matches!(self.farewell, Some((c, _)) if c == conn);
-        if farewell {
+        let farewell = match self.farewell {
+            Some((c, id)) if c == conn => Some(id),
+            _ => None,
+        };
+        if farewell.is_some() {
             self.conns.insert(
                 cid,
                 Conn::Lingering {
                     peer,
                     until: now + self.linger,
+                    request: farewell,
                 },
             );
         } else {
@@ -732,11 +747,16 @@ impl Behaviour {
         now: Time,
     ) {
         let Some(Conn::Awaiting {
-            point, conn, peer, ..
+            point,
+            conn,
+            peer,
+            early,
+            ..
         }) = self.conns.remove(&cid)
         else {
             return;
         };
+        tracing::debug!(target: "peerkeeper_libp2p", %peer, %point, ?admitted, "dial answered");
         match admitted {
             None => {
                 let v = self.core.handle_dial_result(
@@ -748,7 +768,12 @@ impl Behaviour {
                     now,
                 );
                 match v {
-                    DialVerdict::Keep => self.keep(cid, peer, conn, true),
+                    DialVerdict::Keep => {
+                        self.keep(cid, peer, conn, true);
+                        if !early.is_empty() {
+                            self.core.handle_points(conn, &early, now);
+                        }
+                    }
                     _ => self.close_now(cid, peer),
                 }
             }
@@ -799,7 +824,10 @@ impl Behaviour {
                 // No hello: a libp2p peer that does not speak peerkeeper, whose point is
                 // where it dialed from (libp2p's TCP port reuse, QUIC).
                 Some(Conn::Greeting { .. }) => self.admit(cid, 0, None, now),
-                Some(Conn::Lingering { .. }) => self.delivered(cid),
+                Some(Conn::Lingering { request, .. }) => {
+                    let r = *request;
+                    self.delivered(cid, r)
+                }
                 _ => {}
             }
         }
@@ -870,7 +898,7 @@ impl Behaviour {
                     self.core.handle_points(conn, &points, now);
                     self.drain(now);
                 }
-                (Some(Outstanding::Deliver(cid)), _) => self.delivered(cid),
+                (Some(Outstanding::Deliver(cid)), _) => self.delivered(cid, Some(request_id)),
                 (
                     Some(Outstanding::Hello(cid)),
                     Response::Verdict {
@@ -888,7 +916,7 @@ impl Behaviour {
                 error,
             } => {
                 match self.outstanding.remove(&request_id) {
-                    Some(Outstanding::Deliver(cid)) => self.delivered(cid),
+                    Some(Outstanding::Deliver(cid)) => self.delivered(cid, Some(request_id)),
                     // A libp2p peer that does not speak peerkeeper: a plain peer.
                     Some(Outstanding::Hello(cid))
                         if matches!(error, OutboundFailure::UnsupportedProtocols) =>
@@ -909,20 +937,25 @@ impl Behaviour {
                 error,
                 ..
             } => {
-                self.delivered(connection_id);
+                self.delivered(connection_id, None);
                 if let InboundFailure::Io(e) = &error {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         self.violation(connection_id, peer, now);
                     }
                 }
             }
-            E::ResponseSent { connection_id, .. } => self.delivered(connection_id),
+            E::ResponseSent { connection_id, .. } => self.delivered(connection_id, None),
         }
     }
 
-    /// Points (a verdict or a farewell) reached the peer of lingering `cid`: close it.
-    fn delivered(&mut self, cid: ConnectionId) {
-        if let Some(Conn::Lingering { peer, .. }) = self.conns.get(&cid) {
+    /// What lingering `cid` waited for is done (`via`: the answer to our advert
+    /// `Some(id)`, or our verdict sent, `None`): close it. Anything else on it (the
+    /// response to its hello, an answer) does not end the wait.
+    fn delivered(&mut self, cid: ConnectionId, via: Option<OutboundRequestId>) {
+        if let Some(Conn::Lingering { peer, request, .. }) = self.conns.get(&cid) {
+            if *request != via {
+                return;
+            }
             let peer = *peer;
             self.conns.remove(&cid);
             self.close_now(cid, peer);
@@ -979,10 +1012,14 @@ impl Behaviour {
                 }
             },
             Request::Points(points) => {
+                tracing::debug!(target: "peerkeeper_libp2p", %peer, n = points.len(), state = ?self.conns.get(&cid), "points received");
                 let _ = self.rr.send_response(channel, Response::Ack);
                 if let Some(conn) = self.managed_conn_of(&peer) {
                     self.core.handle_points(conn, &points, now);
                     self.drain(now);
+                } else if let Some(Conn::Awaiting { early, .. }) = self.conns.get_mut(&cid) {
+                    let room = codec::MAX_POINTS.saturating_sub(early.len());
+                    early.extend(points.into_iter().take(room));
                 }
             }
         }
@@ -1011,7 +1048,9 @@ impl Behaviour {
             peer: core_peer_id(&peer),
             listen_port,
         };
-        let verdict = match self.core.handle_inbound(conn, remote, hello, now) {
+        let admission = self.core.handle_inbound(conn, remote, hello, now);
+        tracing::debug!(target: "peerkeeper_libp2p", %peer, %remote, listen_port, ?admission, "inbound");
+        let verdict = match admission {
             Admission::Accept => {
                 self.keep(cid, peer, conn, false);
                 Response::Verdict {
@@ -1026,6 +1065,7 @@ impl Behaviour {
                     Conn::Lingering {
                         peer,
                         until: now + self.linger,
+                        request: None,
                     },
                 );
                 Response::Verdict {
@@ -1044,7 +1084,7 @@ impl Behaviour {
         );
         let sent = channel.is_some_and(|ch| self.rr.send_response(ch, verdict).is_ok());
         if refused && !sent {
-            self.delivered(cid);
+            self.delivered(cid, None);
         }
         self.drain(now);
     }
@@ -1063,12 +1103,33 @@ impl Behaviour {
     }
 }
 
+/// Whether an I/O error is, or wraps (libp2p's transports box their errors), a refused
+/// connection: the host answered, nobody listens there.
+fn is_refused(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        return true;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = match e.get_ref() {
+        Some(inner) => Some(inner),
+        None => None,
+    };
+    // Bounded: error chains are short, and a cycle would be a bug of theirs.
+    for _ in 0..16 {
+        let Some(x) = cur else { break };
+        if let Some(io) = x.downcast_ref::<std::io::Error>() {
+            return is_refused(io);
+        }
+        cur = x.source();
+    }
+    false
+}
+
 fn dial_failure(e: &DialError) -> DialFailure {
     match e {
         DialError::Transport(errs) => {
-            let refused = errs.iter().any(|(_, e)| {
-                matches!(e, libp2p::TransportError::Other(io) if io.kind() == std::io::ErrorKind::ConnectionRefused)
-            });
+            let refused = errs
+                .iter()
+                .any(|(_, e)| matches!(e, libp2p::TransportError::Other(io) if is_refused(io)));
             if refused {
                 DialFailure::Refused
             } else {
@@ -1189,6 +1250,7 @@ impl NetworkBehaviour for Behaviour {
                         conn,
                         peer,
                         until: now + self.verdict_wait,
+                        early: Vec::new(),
                     },
                 );
                 self.to_greet.insert(cid);
@@ -1222,6 +1284,7 @@ impl NetworkBehaviour for Behaviour {
                 self.to_greet.remove(&e.connection_id);
                 match self.conns.remove(&e.connection_id) {
                     Some(Conn::Managed { conn, peer, .. }) => {
+                        tracing::debug!(target: "peerkeeper_libp2p", %peer, cause = ?e.cause, "closed by the peer or the network");
                         self.by_core.remove(&conn);
                         self.answers.remove(&conn);
                         self.events.push_back(Event::Disconnected { peer });
@@ -1250,6 +1313,7 @@ impl NetworkBehaviour for Behaviour {
                     } else {
                         DialResult::Failed(dial_failure(e.error))
                     };
+                    tracing::debug!(target: "peerkeeper_libp2p", %point, ?result, error = %e.error, "dial failed");
                     self.core.handle_dial_result(point, result, now);
                 } else if let Some(Conn::Awaiting { point, .. }) =
                     self.conns.remove(&e.connection_id)
@@ -1412,6 +1476,15 @@ mod tests {
             text.contains("peerkeeper_connections{direction=\"outbound\"} 0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_refused_connection_is_recognised_through_the_transports_wrapping() {
+        use std::io::{Error, ErrorKind};
+        let direct = Error::from(ErrorKind::ConnectionRefused);
+        let wrapped = Error::other(Error::other(Error::from(ErrorKind::ConnectionRefused)));
+        assert!(is_refused(&direct) && is_refused(&wrapped));
+        assert!(!is_refused(&Error::other(Error::from(ErrorKind::TimedOut))));
     }
 
     #[test]

@@ -418,3 +418,34 @@ async fn libp2p_peers_that_do_not_speak_peerkeeper_are_kept_as_plain_peers() {
     assert!(all[0].1[0].2, "we dialed it");
     assert_eq!(all[0].0.stats.dials.succeeded, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trimmed_node_joins_the_others_through_the_points_of_its_farewell() {
+    // Everyone knows only the seed (bounds 1/2/5: the seed trims above 4 down to 3). The
+    // nodes it trims get points with the close, and connect to each other: the seed's
+    // point waits out its disconnection delay (30 s), longer than this test allows.
+    let core = core_config(1, 2, 5);
+    let seed = spawn(core.clone(), 0, &[]).await;
+    let boot = [seed.addr.clone()];
+    let mut nodes = vec![seed];
+    for i in 1..7 {
+        nodes.push(spawn(core.clone(), i, &boot).await);
+    }
+    let refs: Vec<&Handle> = nodes.iter().collect();
+    let all = wait_until(
+        &refs,
+        Duration::from_secs(20),
+        "every node connected, one component",
+        |all| {
+            all[0].0.stats.closed.trimmed >= 1
+                && all.iter().all(|(s, _)| s.connections >= 1)
+                && components(&refs, all) == 1
+        },
+    )
+    .await;
+    assert!(
+        all[0].0.connections <= 4,
+        "the seed trimmed down: {}",
+        all[0].0.connections
+    );
+}
