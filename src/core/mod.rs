@@ -544,6 +544,9 @@ pub struct NodeCore {
     started: bool,
     /// When the next exploration dial is due ([`Config::exploration_interval`]).
     next_exploration: Option<Time>,
+    /// An exploration dial made at the trim target: once connected, it replaces one of
+    /// our outbound connections (a swap) instead of adding one.
+    exploring_swap: Option<SocketAddr>,
 }
 
 /// Most peers with a score: three times `max_connections` (the connected ones and twice
@@ -635,6 +638,7 @@ impl NodeCore {
             outbound_short: false,
             started: false,
             next_exploration: None,
+            exploring_swap: None,
         }
     }
 
@@ -1220,6 +1224,10 @@ impl NodeCore {
             return DialVerdict::Drop(CloseReason::Shutdown);
         }
         let replaces = self.swaps.remove(&point);
+        let exploration_swap = self.exploring_swap == Some(point);
+        if exploration_swap {
+            self.exploring_swap = None;
+        }
         if matches!(
             result,
             DialResult::Connected { .. }
@@ -1319,12 +1327,38 @@ impl NodeCore {
                 self.close(c, CloseReason::Swapped, now);
             }
         }
+        // Before maintenance looks at the count: a swap does not grow it.
+        if exploration_swap
+            && verdict == DialVerdict::Keep
+            && self.pool.active_count() > self.bounds.max_target
+        {
+            self.swap_out_for(point, now);
+        }
         self.run_brain(now, |b, pool, rng, out| match b {
             Brain::Peerkeeper { m, .. } => m.dial_finished(outcome, now, pool, rng, out),
             Brain::Octez(o) => o.dial_finished(outcome, now, pool, rng, out),
         });
         self.settle(now);
         verdict
+    }
+
+    /// An exploration dial at the trim target connected to `new`: one of our other
+    /// outbound connections above the outbound floor is closed (sent points first), as a
+    /// trim chooses, so the exploration replaces a connection rather than adding one.
+    fn swap_out_for(&mut self, new: SocketAddr, now: Time) {
+        let grace = self.config.newcomer_grace;
+        let victim = trim_for(
+            &self.pool,
+            &self.config,
+            1,
+            now - grace,
+            |a, c| *a != new && c.direction == Direction::Outbound,
+            &mut self.rng,
+        );
+        if let Some(conn) = victim.first().and_then(|p| self.conn_at(p)) {
+            self.stats.closed.trimmed += 1;
+            self.farewell_and_close(conn, victim[0], now);
+        }
     }
 
     /// The offline rule, on a dial that reached nobody (an I/O error or a timeout): whether
@@ -2536,16 +2570,20 @@ impl NodeCore {
     fn explore(&mut self, now: Time) {
         self.schedule_exploration(now);
         let open = self.pool.active_count();
-        // In range, and below the trim target: the room above it stays for inbound
-        // peers (a node behind a NAT has no other way in), and the new connection is not
-        // trimmed at once.
+        // In range, with room for one more while the dial lasts. Below the trim target the
+        // connection is added; at or above it, it replaces one of our outbound
+        // connections once it is up (a swap), so the count does not grow, and the room
+        // above stays for inbound peers (a node behind a NAT has no other way in).
+        let busy = open + self.pool.dialing_count();
         if self.stopped
             || open < self.bounds.min_threshold
-            || open + self.pool.dialing_count() >= self.bounds.max_target
+            || busy >= self.config.max_connections
             || self.pool.dialing_count() >= self.config.max_concurrent_dials
+            || self.exploring_swap.is_some()
         {
             return;
         }
+        let swap = busy >= self.bounds.max_target;
         let groups: BTreeSet<u64> = self
             .pool
             .connections()
@@ -2570,6 +2608,9 @@ impl NodeCore {
         if let Some(point) = pick {
             if self.pool.begin_exploration(point, now) {
                 self.stats.dials.explorations += 1;
+                if swap {
+                    self.exploring_swap = Some(point);
+                }
                 self.dial_started(point);
             }
         }
