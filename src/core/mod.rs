@@ -547,6 +547,9 @@ pub struct NodeCore {
     /// An exploration dial made at the trim target: once connected, it replaces one of
     /// our outbound connections (a swap) instead of adding one.
     exploring_swap: Option<SocketAddr>,
+    /// When the last swap exploration started (or the node started): the next one waits
+    /// [`Config::exploration_swap_interval`] from it.
+    last_swap_exploration: Option<Time>,
 }
 
 /// Most peers with a score: three times `max_connections` (the connected ones and twice
@@ -639,6 +642,7 @@ impl NodeCore {
             started: false,
             next_exploration: None,
             exploring_swap: None,
+            last_swap_exploration: None,
         }
     }
 
@@ -954,6 +958,9 @@ impl NodeCore {
         self.tick(now);
         self.started = true;
         self.schedule_exploration(now);
+        // As Bitcoin Core's extra block-relay peer: the first swap one interval after the
+        // start, not while the overlay forms.
+        self.last_swap_exploration = Some(now);
         self.run_brain(now, |b, pool, rng, out| match b {
             Brain::Peerkeeper { m, .. } => m.wake(WakeReason::Activation, now, pool, rng, out),
             Brain::Octez(o) => o.wake(WakeReason::Activation, now, pool, rng, out),
@@ -1224,7 +1231,7 @@ impl NodeCore {
             return DialVerdict::Drop(CloseReason::Shutdown);
         }
         let replaces = self.swaps.remove(&point);
-        let exploration_swap = self.exploring_swap == Some(point);
+        let mut exploration_swap = self.exploring_swap == Some(point);
         if exploration_swap {
             self.exploring_swap = None;
         }
@@ -1252,7 +1259,7 @@ impl NodeCore {
             }
             DialResult::Connected { conn, peer } => {
                 self.pool.end_dial(point, false, now, &mut self.rng);
-                self.dial_connected(point, conn, peer, now)
+                self.dial_connected(point, conn, peer, &mut exploration_swap, now)
             }
             DialResult::Refused { reason, points } => {
                 if !points.is_empty() && !self.closed_network() {
@@ -1327,7 +1334,9 @@ impl NodeCore {
                 self.close(c, CloseReason::Swapped, now);
             }
         }
-        // Before maintenance looks at the count: a swap does not grow it.
+        // Before maintenance looks at the count: a swap does not grow it. Only for a
+        // connection kept, and only above the trim target (the count may have fallen
+        // while the dial lasted: then the exploration simply adds one).
         if exploration_swap
             && verdict == DialVerdict::Keep
             && self.pool.active_count() > self.bounds.max_target
@@ -1343,9 +1352,10 @@ impl NodeCore {
     }
 
     /// An exploration dial at the trim target connected to `new`: one of our other
-    /// outbound connections above the outbound floor is closed (sent points first), as a
-    /// trim chooses, so the exploration replaces a connection rather than adding one.
-    fn swap_out_for(&mut self, new: SocketAddr, now: Time) {
+    /// outbound connections is closed (sent points first), as a trim chooses it: never a
+    /// protected (trusted) one, never below the outbound floor (`min_outbound`), so the
+    /// exploration replaces a connection rather than adding one. Whether one was closed.
+    fn swap_out_for(&mut self, new: SocketAddr, now: Time) -> bool {
         let grace = self.config.newcomer_grace;
         let victim = trim_for(
             &self.pool,
@@ -1355,10 +1365,12 @@ impl NodeCore {
             |a, c| *a != new && c.direction == Direction::Outbound,
             &mut self.rng,
         );
-        if let Some(conn) = victim.first().and_then(|p| self.conn_at(p)) {
-            self.stats.closed.trimmed += 1;
-            self.farewell_and_close(conn, victim[0], now);
-        }
+        let Some(conn) = victim.first().and_then(|p| self.conn_at(p)) else {
+            return false;
+        };
+        self.stats.closed.swapped += 1;
+        self.farewell_and_close(conn, victim[0], now);
+        true
     }
 
     /// The offline rule, on a dial that reached nobody (an I/O error or a timeout): whether
@@ -1497,11 +1509,15 @@ impl NodeCore {
         }
     }
 
+    /// A dial completed its handshake: whether to keep the connection. `swap`: an
+    /// exploration swap ([`Self::explore`]); if the node is full, its outbound connection
+    /// to give up is closed here, first, and `swap` is cleared (the swap is done).
     fn dial_connected(
         &mut self,
         point: SocketAddr,
         conn: ConnId,
         peer: PeerId,
+        swap: &mut bool,
         now: Time,
     ) -> (DialOutcome, DialVerdict) {
         if peer == self.me {
@@ -1574,12 +1590,17 @@ impl NodeCore {
         if self.pool.active_count() >= self.config.max_connections
             && !(self.sets.is_primary(peer) && self.evict_for_primary(now))
         {
-            // Inbound connections filled us while we dialed.
-            self.count_dial(point, DialEnd::Dropped, now);
-            return (
-                DialOutcome::Cancelled,
-                DialVerdict::Drop(CloseReason::TooManyConnections),
-            );
+            if *swap && self.swap_out_for(point, now) {
+                // A full node's exploration swap: the connection given up made the room.
+                *swap = false;
+            } else {
+                // Inbound connections filled us while we dialed.
+                self.count_dial(point, DialEnd::Dropped, now);
+                return (
+                    DialOutcome::Cancelled,
+                    DialVerdict::Drop(CloseReason::TooManyConnections),
+                );
+            }
         }
         match self
             .pool
@@ -2561,29 +2582,56 @@ impl NodeCore {
         self.next_exploration = Some(now + base.mul_f64(jitter));
     }
 
-    /// An exploration dial (Bitcoin Core's feeler): a node in range, below its trim
-    /// target (`max_target`), dials one
-    /// known point it is not connected to, preferring one outside the groups of its
-    /// connections, even a backed-off one. A node short of connections is topping up
-    /// already: it explores nothing. Islands of in-range nodes merge this way after a
-    /// partition heals.
+    /// An exploration dial (Bitcoin Core's feeler): a node in range dials one known point
+    /// it is not connected to, preferring one outside the groups of its connections, even
+    /// a backed-off one. A node short of connections is topping up already: it explores
+    /// nothing. Islands of in-range nodes merge this way after a partition heals.
+    ///
+    /// Below the trim target (`max_target`) the connection is added. At or above it the
+    /// exploration is a swap, as Bitcoin Core's extra block-relay-only peer (one every
+    /// 5 minutes, then the least useful evicted): once the new connection is up, one of
+    /// our other outbound connections is closed ([`Self::swap_out_for`]: never a protected
+    /// one, never below the outbound floor), so the count does not grow and the room
+    /// above stays for inbound peers (a node behind a NAT has no other way in). A full
+    /// node closes it before it keeps the new one. Swaps are rare: at most one per
+    /// [`Config::exploration_swap_interval`] (the first one interval after the start),
+    /// and only while one of our outbound connections can be given up; the explorations
+    /// due in between are skipped.
     fn explore(&mut self, now: Time) {
         self.schedule_exploration(now);
+        if self
+            .exploring_swap
+            .is_some_and(|p| !self.pool.get(&p).is_some_and(|i| i.dialing))
+        {
+            // Its dial ended without an outcome (the point was dropped meanwhile).
+            self.exploring_swap = None;
+        }
         let open = self.pool.active_count();
-        // In range, with room for one more while the dial lasts. Below the trim target the
-        // connection is added; at or above it, it replaces one of our outbound
-        // connections once it is up (a swap), so the count does not grow, and the room
-        // above stays for inbound peers (a node behind a NAT has no other way in).
-        let busy = open + self.pool.dialing_count();
+        let dialing = self.pool.dialing_count();
         if self.stopped
             || open < self.bounds.min_threshold
-            || busy >= self.config.max_connections
-            || self.pool.dialing_count() >= self.config.max_concurrent_dials
+            || dialing >= self.config.max_concurrent_dials
             || self.exploring_swap.is_some()
         {
             return;
         }
-        let swap = busy >= self.bounds.max_target;
+        let swap = open + dialing >= self.bounds.max_target;
+        if swap {
+            let rested = self
+                .last_swap_exploration
+                .is_none_or(|t| now >= t + self.config.exploration_swap_interval);
+            // What a swap could give up: outbound connections above the floor, the new
+            // one counted (a full node gives one up before it counts the new one).
+            let outbound = self
+                .pool
+                .connections()
+                .filter(|(a, c)| c.direction == Direction::Outbound && !self.pool.is_protected(a))
+                .count();
+            let full = open + dialing >= self.config.max_connections;
+            if !rested || outbound + usize::from(!full) <= self.config.outbound_floor() {
+                return;
+            }
+        }
         let groups: BTreeSet<u64> = self
             .pool
             .connections()
@@ -2609,7 +2657,9 @@ impl NodeCore {
             if self.pool.begin_exploration(point, now) {
                 self.stats.dials.explorations += 1;
                 if swap {
+                    self.stats.dials.exploration_swaps += 1;
                     self.exploring_swap = Some(point);
+                    self.last_swap_exploration = Some(now);
                 }
                 self.dial_started(point);
             }
