@@ -32,9 +32,16 @@
 //! One component is what the tests show over join orders, sizes and seeds
 //! (`tests/sim_joins.rs`, `tests/processes.rs`), not a theorem: a node with at most two
 //! connections makes an overlay of paths and cycles, which can split into islands, and
-//! nothing here merges islands whose nodes are all in range (octez's swaps can, slowly).
-//! The simulator reports the number of components and counts a split network as not
-//! converged.
+//! a partition leaves two halves each in range. Islands whose nodes are all in range
+//! merge by exploration dials ([`Config::exploration_interval`], Bitcoin Core's feeler):
+//! below its trim target a node adds a connection to a point it is not connected to; at
+//! or above it the exploration is a swap that replaces one of its outbound connections,
+//! at most one per [`Config::exploration_swap_interval`] (Bitcoin Core's extra
+//! block-relay peer). `tests/sim_partition.rs` shows one component again within
+//! `exploration_swap_interval + 3 * exploration_interval + dial_timeout` of a heal, for
+//! random valid configs and for those where every node sits at its trim target (4/4/7,
+//! 6/6/6). The simulator reports the number of components and counts a split network as
+//! not converged.
 //!
 //! The rules that make it hold, whatever the join order:
 //!
@@ -1352,24 +1359,35 @@ impl NodeCore {
     }
 
     /// An exploration dial at the trim target connected to `new`: one of our other
-    /// outbound connections is closed (sent points first), as a trim chooses it: never a
-    /// protected (trusted) one, never below the outbound floor (`min_outbound`), so the
-    /// exploration replaces a connection rather than adding one. Whether one was closed.
+    /// outbound connections is closed (sent points first), so the exploration replaces a
+    /// connection rather than adding one. Among those a trim may cut (never a protected
+    /// or trusted one, never below the outbound floor `min_outbound` nor a kind's floor),
+    /// the one least recently reported useful by the application, as Bitcoin Core evicts
+    /// the extra peer that gave it the least; without reports, the trim's first choice
+    /// (the most represented group first). Whether one was closed.
     fn swap_out_for(&mut self, new: SocketAddr, now: Time) -> bool {
         let grace = self.config.newcomer_grace;
-        let victim = trim_for(
+        let cuttable = trim_for(
             &self.pool,
             &self.config,
-            1,
+            self.pool.outbound_count(),
             now - grace,
             |a, c| *a != new && c.direction == Direction::Outbound,
             &mut self.rng,
         );
-        let Some(conn) = victim.first().and_then(|p| self.conn_at(p)) else {
+        // The first of the least recently useful (never useful first).
+        let Some(victim) = cuttable
+            .iter()
+            .min_by_key(|a| self.pool.connection(a).and_then(|c| c.last_useful))
+            .copied()
+        else {
+            return false;
+        };
+        let Some(conn) = self.conn_at(&victim) else {
             return false;
         };
         self.stats.closed.swapped += 1;
-        self.farewell_and_close(conn, victim[0], now);
+        self.farewell_and_close(conn, victim, now);
         true
     }
 
@@ -2640,8 +2658,14 @@ impl NodeCore {
         let own = &self.own_points;
         let pool = &self.pool;
         let ip_ok = |a: &SocketAddr| !pool.is_ip_greylisted(a.ip(), now);
+        // A swap gives up a working connection: never for a peer the application scored
+        // below zero (its point's standing).
         let usable = |a: &SocketAddr, info: &PointInfo| {
-            info.state == PointState::Disconnected && !info.dialing && !own.contains(a) && ip_ok(a)
+            info.state == PointState::Disconnected
+                && !info.dialing
+                && !own.contains(a)
+                && ip_ok(a)
+                && !(swap && pool.standing(a) == Some(false))
         };
         // Outside the groups already connected, from a random place in the pool; only if
         // every known point is in a connected group, any (as the planner's diverse dials:
