@@ -208,25 +208,61 @@ def joins() -> str:
 
 def islands() -> str:
     """Partition of half the nodes, healed: time to one component, with exploration dials
-    (default 2 min) and with them once an hour; and their cost."""
-    base = ["--nodes", "40", "--min", "2", "--expected", "4", "--max", "6", "--duration", "40m",
-            "--partition-at", "5m", "--partition-for", "10m"]
+    (default 2 min; a swap at or above the trim target at most every 10 min) and with them
+    once an hour; and their cost. 2/4/6 (nodes below their trim target explore by adding a
+    connection), 4/4/7 and 6/6/6 (every node at or above it: only swaps explore)."""
     rows = []
-    for label, extra in [("exploration every 2 min (default)", []),
-                         ("exploration once an hour", ["--config", "benches/explore-1h.toml"])]:
-        vals, cost = [], []
+    for (lo, mid, hi), label, extra in [
+            ((2, 4, 6), "exploration every 2 min (default)", []),
+            ((2, 4, 6), "exploration once an hour", ["--config", "benches/explore-1h.toml"]),
+            ((4, 4, 7), "exploration every 2 min (default)", []),
+            ((6, 6, 6), "exploration every 2 min (default)", []),
+            ((6, 6, 6), "swaps once a day (none)", ["--config", "benches/no-swaps.toml"])]:
+        base = ["--nodes", "40", "--min", str(lo), "--expected", str(mid), "--max", str(hi),
+                "--duration", "40m", "--partition-at", "5m", "--partition-for", "10m"]
+        vals, cost, swaps = [], [], []
         for seed in (1, 2, 3):
             r = sim([*base, *extra, "--seed", str(seed)])
             p = r["partition"]
             ms = p["merged_after_ms"]
             vals.append("never" if ms is None else f"{ms / 1000:.0f} s")
             cost.append(f"{p['explorations_per_node_hour']:.1f}")
-        rows.append([label, ", ".join(vals), ", ".join(cost)])
-    return table(["40 nodes, 2/4/6, 10 min partition, seeds 1, 2, 3",
-                  "one component after the heal (virtual)", "exploration dials / node / hour"],
-                 rows) + "\n\nCommand: `peerkeeper simulate --nodes 40 --min 2 --expected 4 " \
-        "--max 6 --duration 40m --partition-at 5m --partition-for 10m --seed S " \
-        "[--config benches/explore-1h.toml]`."
+            swaps.append(f"{p['swapped_per_node_hour']:.1f}")
+        rows.append([f"{lo}/{mid}/{hi}", label, ", ".join(vals), ", ".join(cost),
+                     ", ".join(swaps)])
+    return table(["40 nodes, 10 min partition, seeds 1, 2, 3", "exploration",
+                  "one component after the heal (virtual)", "exploration dials / node / hour",
+                  "connections swapped out / node / hour"],
+                 rows) + "\n\nCommand: `peerkeeper simulate --nodes 40 --min MIN --expected EXP " \
+        "--max MAX --duration 40m --partition-at 5m --partition-for 10m --seed S " \
+        "[--config benches/explore-1h.toml | benches/no-swaps.toml]`; the rates are over the " \
+        "whole 40 minutes, partition included."
+
+
+def explore_cost() -> str:
+    """What exploration costs a converged network: the second half of a virtual hour, with
+    exploration swaps (default) and without them (`benches/no-swaps.toml`)."""
+    rows, cmds = [], []
+    runs = [("150 nodes, 4/8/12", ["--nodes", "150", "--min", "4", "--expected", "8",
+                                   "--max", "12", "--duration", "60m"], (1, 2, 3)),
+            ("1000 nodes, defaults (10/50/100)", ["--nodes", "1000", "--duration", "60m"],
+             (1,))]
+    for label, args, seeds in runs:
+        for swaps, extra in [("every 10 min (default)", []),
+                             ("none", ["--config", "benches/no-swaps.toml"])]:
+            cycles, dials, swapped = [], [], []
+            for seed in seeds:
+                a = [*args, *extra, "--seed", str(seed)]
+                r = sim(a)
+                cycles.append(f"{r['late_cycles_per_node_hour']:.1f}")
+                dials.append(f"{r['late_dials_per_node_hour']:.1f}")
+                swapped.append(f"{r['late_swaps_per_node_hour']:.1f}")
+            cmds.append(cmdline([*args, *extra, "--seed", "S" if len(seeds) > 1 else "1"]))
+            rows.append([label, ", ".join(map(str, seeds)), swaps,
+                         ", ".join(cycles), ", ".join(dials), ", ".join(swapped)])
+    return table(["network", "seeds", "exploration swaps", "cycles / node / hour",
+                  "dials / node / hour", "connections swapped out / node / hour"], rows) \
+        + "\n\nCommands: " + ", ".join(f"`{c}`" for c in cmds) + "."
 
 
 def wedge() -> str:
@@ -423,6 +459,8 @@ TABLES = [
     Table("wedge", "peerkeeper simulate --stagger 1.5s ...; --late-joiners 200", wedge),
     Table("joins-sim", "peerkeeper simulate --seed-last / --start-order random", joins),
     Table("islands", "peerkeeper simulate --partition-at 5m --partition-for 10m ...", islands),
+    Table("explore-cost", "peerkeeper simulate --duration 60m [--config benches/no-swaps.toml]",
+          explore_cost),
     Table("epochs", "peerkeeper simulate --nodes 1000 --validators 100 --epoch 3m "
           "--overwrite 5 --duration 20m [--kept-sets 1]", epochs),
     Table("feedback-200", "peerkeeper simulate --nodes 200 --duration 1h --min 4 --expected 8 "

@@ -681,16 +681,32 @@ pub struct Config {
     /// A connection younger than this is never closed to make room for a newcomer.
     #[serde(with = "humantime_serde")]
     pub newcomer_grace: Duration,
-    /// A node in range (and below its trim target `max_target`: the room above stays for
-    /// inbound peers) still dials one known point it is not connected to about this
+    /// A node in range still dials one known point it is not connected to about this
     /// often (between half and one and a half times it, at random), even one backed off:
     /// an exploration dial, after Bitcoin Core's feeler connections (every 2 minutes).
-    /// The connection is kept like any other (a trim cuts it if the node goes over its
-    /// maximum). This is how islands of nodes that are each in range find each other
-    /// after a partition heals. Between 1 s and 1 hour (bounding the time to merge).
-    /// Not with the octez policy (a model of octez, which has none) nor in private mode.
+    /// Below its trim target `max_target` the connection is kept like any other (a trim
+    /// cuts it if the node goes over its maximum); at or above it, the exploration is a
+    /// swap, at most one per [`exploration_swap_interval`](Self::exploration_swap_interval).
+    /// This is how islands of nodes that are each in range find each other after a
+    /// partition heals. Between 1 s and 1 hour (bounding the time to merge). Not with the
+    /// octez policy (a model of octez, which has none) nor in private mode.
     #[serde(with = "humantime_serde")]
     pub exploration_interval: Duration,
+    /// At or above its trim target `max_target` (where an added connection would only be
+    /// trimmed, and the room above stays for inbound peers), an exploration is a swap:
+    /// once the explored connection is up, one of the node's other outbound connections
+    /// is closed (as a trim chooses it: never a trusted or protected one, never below the
+    /// outbound floor `min_outbound`), after Bitcoin Core's extra block-relay-only peer
+    /// (one every 5 minutes, the least useful then evicted). At most one swap per this
+    /// interval (the first one this long after the start); the explorations due in
+    /// between are skipped. This is how islands merge when every node sits at or above
+    /// its trim target (as with 4/4/7 or 6/6/6), and its cost in a converged network:
+    /// about one dial and one replaced connection per node per interval. Between 1 minute
+    /// and 1 day. A swap is made by an exploration, so swaps are never closer together
+    /// than an exploration gap: an interval shorter than `exploration_interval` is
+    /// accepted and amounts to "every exploration at the trim target may swap".
+    #[serde(with = "humantime_serde")]
+    pub exploration_swap_interval: Duration,
     /// The maintenance policy: `"peerkeeper"` or `"octez"` (a model, for comparison).
     pub policy: Policy,
     /// Backoff between redials of a failing point.
@@ -764,6 +780,7 @@ impl Default for Config {
             make_room_interval: Some(Duration::from_secs(1)),
             newcomer_grace: Duration::from_secs(10),
             exploration_interval: Duration::from_secs(120),
+            exploration_swap_interval: Duration::from_secs(600),
             policy: Policy::Peerkeeper,
             reconnection: BackoffConfig::default(),
             disconnection_delay: Duration::from_secs(30),
@@ -942,6 +959,17 @@ impl Config {
                 format!(
                     "must be between 1s and 1h (got {}): it bounds how long islands of in-range nodes stay apart",
                     humantime::format_duration(self.exploration_interval)
+                ),
+            ));
+        }
+        if !(Duration::from_secs(60)..=Duration::from_secs(86_400))
+            .contains(&self.exploration_swap_interval)
+        {
+            return Err(invalid(
+                "exploration_swap_interval",
+                format!(
+                    "must be between 1m and 1day (got {}): it bounds how long islands of nodes at their trim target stay apart, and how often a converged node replaces a connection",
+                    humantime::format_duration(self.exploration_swap_interval)
                 ),
             ));
         }

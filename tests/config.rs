@@ -205,6 +205,21 @@ fn every_rule_names_its_field() {
         field_of(|c| c.make_room_interval = Some(Duration::ZERO)),
         "make_room_interval"
     );
+    // Exploration swaps: 1 minute to 1 day; shorter than exploration_interval is accepted
+    // (a swap is made by an exploration, so never closer together than one).
+    for bad in [Duration::from_secs(59), Duration::from_secs(86_401)] {
+        assert_eq!(
+            field_of(|c| c.exploration_swap_interval = bad),
+            "exploration_swap_interval"
+        );
+    }
+    assert_eq!(
+        Config::default().exploration_swap_interval,
+        Duration::from_secs(600)
+    );
+    let c = Config::from_toml("exploration_interval = \"1h\"\nexploration_swap_interval = \"1m\"")
+        .unwrap();
+    assert_eq!(c.exploration_swap_interval, Duration::from_secs(60));
     assert_eq!(
         field_of(|c| c.discovery.answer_size = 101),
         "discovery.answer_size"

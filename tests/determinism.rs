@@ -91,6 +91,11 @@ fn a_simulated_run_has_the_same_event_log_hash_on_every_machine() {
         // point it is not connected to every 1 to 3 minutes (its schedule drawn from the
         // node's RNG), and a node in range dials at most 2 outbound into one group:
         // "6732843e0e830ec1" (was "3fbee00f9efaa739"). The octez model has none.
+        // Issue 17's exploration swaps (at or above the trim target, at most one per
+        // `exploration_swap_interval`, the first one interval, 10 min, after the start)
+        // did not move it: this run lasts 2 minutes, and with no swap due an exploration
+        // draws from the RNG exactly as before. Swaps are pinned by the simulator tables
+        // (BENCHMARKS.md `islands`, `explore-cost`) and `tests/sim_partition.rs`.
         ("6732843e0e830ec1", "56084416730a6f85"),
         "the event log hashes changed (peerkeeper, octez model); see the module docs \
          before updating them"
@@ -173,6 +178,8 @@ fn a_core_trace_has_the_same_actions_on_every_machine() {
                 .fold(h.add(t.as_millis()), |h, b| h.add(u64::from(b)))
         })
         .finish();
+    // Issue 17's exploration swaps did not move this trace: the node stays short (6 of the
+    // 24 points connect, below its min_threshold of 8), so it never explores.
     assert_eq!(
         (format!("{hash:016x}"), log.len(), redials),
         (

@@ -100,22 +100,45 @@ fn fault_free_networks_converge_into_one_component_never_above_max() {
 #[test]
 fn no_busy_loop_once_converged() {
     // An hour of virtual time: over its second half, cycles come from the idle timer
-    // (120 s: 30 an hour) and real events only, and nothing is redialed.
+    // (120 s: 30 an hour) and real events only, and nothing is redialed but what the
+    // exploration swaps allow. At 4/8/12 the nodes sit at their trim target (10), where an
+    // exploration is a swap (issue 17): at most one per `exploration_swap_interval` (10
+    // min: 6 an hour) and node. Each costs its dial, and the node it left one below its
+    // trim target explores once to get back to it: measured 5.3 to 5.4 swaps, 12.4 to 12.9
+    // dials, 32.6 to 32.9 cycles per node-hour for seeds 1 to 3 (without swaps: 0.1 to 0.3
+    // dials, 30 cycles; BENCHMARKS.md, table `explore-cost`).
     for seed in SEEDS {
-        let out = run(scenario(150, seed, 60));
+        let cfg = scenario(150, seed, 60);
+        let swaps_allowed = 3600.0 / cfg.node_config.exploration_swap_interval.as_secs_f64();
+        let out = run(cfg);
         let r = &out.report;
         assert!(r.network.converged, "seed {seed}");
         assert!(
-            r.late_cycles_per_node_hour <= 31.0,
-            "seed {seed}: {} cycles/node/hour",
-            r.late_cycles_per_node_hour
+            r.late_swaps_per_node_hour <= swaps_allowed,
+            "seed {seed}: {} swaps/node/hour",
+            r.late_swaps_per_node_hour
         );
         assert!(
-            r.late_dials_per_node_hour <= 1.0,
-            "seed {seed}: {} dials/node/hour",
-            r.late_dials_per_node_hour
+            r.late_cycles_per_node_hour <= 31.0 + r.late_swaps_per_node_hour,
+            "seed {seed}: {} cycles/node/hour ({} swaps)",
+            r.late_cycles_per_node_hour,
+            r.late_swaps_per_node_hour
+        );
+        assert!(
+            r.late_dials_per_node_hour <= 1.0 + 3.0 * r.late_swaps_per_node_hour,
+            "seed {seed}: {} dials/node/hour ({} swaps)",
+            r.late_dials_per_node_hour,
+            r.late_swaps_per_node_hour
         );
     }
+    // Without swaps (an interval longer than the run), as before them: nothing redialed.
+    let mut cfg = scenario(150, 1, 60);
+    cfg.node_config.exploration_swap_interval = Duration::from_secs(86_400);
+    let r = run(cfg).report;
+    assert!(r.network.converged);
+    assert_eq!(r.late_swaps_per_node_hour, 0.0);
+    assert!(r.late_cycles_per_node_hour <= 31.0, "{r:?}");
+    assert!(r.late_dials_per_node_hour <= 1.0, "{r:?}");
 }
 
 #[test]

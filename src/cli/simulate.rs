@@ -694,8 +694,8 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
     rows.push((
         "late cycles / node / hour".into(),
         format!(
-            "{:.1} (dials {:.1})",
-            r.late_cycles_per_node_hour, r.late_dials_per_node_hour
+            "{:.1} (dials {:.1}, swaps {:.1})",
+            r.late_cycles_per_node_hour, r.late_dials_per_node_hour, r.late_swaps_per_node_hour
         ),
     ));
     rows.push((
@@ -755,11 +755,13 @@ fn print_one(r: &SimReport, lo: usize, hi: usize) {
         rows.push((
             "partition".into(),
             format!(
-                "{} components at the heal; one component {} after it; {:.1} exploration dials per node per hour",
+                "{} components at the heal; one component {} after it; {:.1} exploration dials per node per hour ({:.1} swaps, {:.1} connections replaced)",
                 p.components_before_heal,
                 p.merged_after_ms
                     .map_or("never".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
-                p.explorations_per_node_hour
+                p.explorations_per_node_hour,
+                p.exploration_swaps_per_node_hour,
+                p.swapped_per_node_hour
             ),
         ));
     }

@@ -32,9 +32,16 @@
 //! One component is what the tests show over join orders, sizes and seeds
 //! (`tests/sim_joins.rs`, `tests/processes.rs`), not a theorem: a node with at most two
 //! connections makes an overlay of paths and cycles, which can split into islands, and
-//! nothing here merges islands whose nodes are all in range (octez's swaps can, slowly).
-//! The simulator reports the number of components and counts a split network as not
-//! converged.
+//! a partition leaves two halves each in range. Islands whose nodes are all in range
+//! merge by exploration dials ([`Config::exploration_interval`], Bitcoin Core's feeler):
+//! below its trim target a node adds a connection to a point it is not connected to; at
+//! or above it the exploration is a swap that replaces one of its outbound connections,
+//! at most one per [`Config::exploration_swap_interval`] (Bitcoin Core's extra
+//! block-relay peer). `tests/sim_partition.rs` shows one component again within
+//! `exploration_swap_interval + 3 * exploration_interval + dial_timeout` of a heal, for
+//! random valid configs and for those where every node sits at its trim target (4/4/7,
+//! 6/6/6). The simulator reports the number of components and counts a split network as
+//! not converged.
 //!
 //! The rules that make it hold, whatever the join order:
 //!
@@ -544,6 +551,12 @@ pub struct NodeCore {
     started: bool,
     /// When the next exploration dial is due ([`Config::exploration_interval`]).
     next_exploration: Option<Time>,
+    /// An exploration dial made at the trim target: once connected, it replaces one of
+    /// our outbound connections (a swap) instead of adding one.
+    exploring_swap: Option<SocketAddr>,
+    /// When the last swap exploration started (or the node started): the next one waits
+    /// [`Config::exploration_swap_interval`] from it.
+    last_swap_exploration: Option<Time>,
 }
 
 /// Most peers with a score: three times `max_connections` (the connected ones and twice
@@ -635,6 +648,8 @@ impl NodeCore {
             outbound_short: false,
             started: false,
             next_exploration: None,
+            exploring_swap: None,
+            last_swap_exploration: None,
         }
     }
 
@@ -950,6 +965,9 @@ impl NodeCore {
         self.tick(now);
         self.started = true;
         self.schedule_exploration(now);
+        // As Bitcoin Core's extra block-relay peer: the first swap one interval after the
+        // start, not while the overlay forms.
+        self.last_swap_exploration = Some(now);
         self.run_brain(now, |b, pool, rng, out| match b {
             Brain::Peerkeeper { m, .. } => m.wake(WakeReason::Activation, now, pool, rng, out),
             Brain::Octez(o) => o.wake(WakeReason::Activation, now, pool, rng, out),
@@ -1220,6 +1238,10 @@ impl NodeCore {
             return DialVerdict::Drop(CloseReason::Shutdown);
         }
         let replaces = self.swaps.remove(&point);
+        let mut exploration_swap = self.exploring_swap == Some(point);
+        if exploration_swap {
+            self.exploring_swap = None;
+        }
         if matches!(
             result,
             DialResult::Connected { .. }
@@ -1244,7 +1266,7 @@ impl NodeCore {
             }
             DialResult::Connected { conn, peer } => {
                 self.pool.end_dial(point, false, now, &mut self.rng);
-                self.dial_connected(point, conn, peer, now)
+                self.dial_connected(point, conn, peer, &mut exploration_swap, now)
             }
             DialResult::Refused { reason, points } => {
                 if !points.is_empty() && !self.closed_network() {
@@ -1319,12 +1341,54 @@ impl NodeCore {
                 self.close(c, CloseReason::Swapped, now);
             }
         }
+        // Before maintenance looks at the count: a swap does not grow it. Only for a
+        // connection kept, and only above the trim target (the count may have fallen
+        // while the dial lasted: then the exploration simply adds one).
+        if exploration_swap
+            && verdict == DialVerdict::Keep
+            && self.pool.active_count() > self.bounds.max_target
+        {
+            self.swap_out_for(point, now);
+        }
         self.run_brain(now, |b, pool, rng, out| match b {
             Brain::Peerkeeper { m, .. } => m.dial_finished(outcome, now, pool, rng, out),
             Brain::Octez(o) => o.dial_finished(outcome, now, pool, rng, out),
         });
         self.settle(now);
         verdict
+    }
+
+    /// An exploration dial at the trim target connected to `new`: one of our other
+    /// outbound connections is closed (sent points first), so the exploration replaces a
+    /// connection rather than adding one. Among those a trim may cut (never a protected
+    /// or trusted one, never below the outbound floor `min_outbound` nor a kind's floor),
+    /// the one least recently reported useful by the application, as Bitcoin Core evicts
+    /// the extra peer that gave it the least; without reports, the trim's first choice
+    /// (the most represented group first). Whether one was closed.
+    fn swap_out_for(&mut self, new: SocketAddr, now: Time) -> bool {
+        let grace = self.config.newcomer_grace;
+        let cuttable = trim_for(
+            &self.pool,
+            &self.config,
+            self.pool.outbound_count(),
+            now - grace,
+            |a, c| *a != new && c.direction == Direction::Outbound,
+            &mut self.rng,
+        );
+        // The first of the least recently useful (never useful first).
+        let Some(victim) = cuttable
+            .iter()
+            .min_by_key(|a| self.pool.connection(a).and_then(|c| c.last_useful))
+            .copied()
+        else {
+            return false;
+        };
+        let Some(conn) = self.conn_at(&victim) else {
+            return false;
+        };
+        self.stats.closed.swapped += 1;
+        self.farewell_and_close(conn, victim, now);
+        true
     }
 
     /// The offline rule, on a dial that reached nobody (an I/O error or a timeout): whether
@@ -1463,11 +1527,15 @@ impl NodeCore {
         }
     }
 
+    /// A dial completed its handshake: whether to keep the connection. `swap`: an
+    /// exploration swap ([`Self::explore`]); if the node is full, its outbound connection
+    /// to give up is closed here, first, and `swap` is cleared (the swap is done).
     fn dial_connected(
         &mut self,
         point: SocketAddr,
         conn: ConnId,
         peer: PeerId,
+        swap: &mut bool,
         now: Time,
     ) -> (DialOutcome, DialVerdict) {
         if peer == self.me {
@@ -1540,12 +1608,17 @@ impl NodeCore {
         if self.pool.active_count() >= self.config.max_connections
             && !(self.sets.is_primary(peer) && self.evict_for_primary(now))
         {
-            // Inbound connections filled us while we dialed.
-            self.count_dial(point, DialEnd::Dropped, now);
-            return (
-                DialOutcome::Cancelled,
-                DialVerdict::Drop(CloseReason::TooManyConnections),
-            );
+            if *swap && self.swap_out_for(point, now) {
+                // A full node's exploration swap: the connection given up made the room.
+                *swap = false;
+            } else {
+                // Inbound connections filled us while we dialed.
+                self.count_dial(point, DialEnd::Dropped, now);
+                return (
+                    DialOutcome::Cancelled,
+                    DialVerdict::Drop(CloseReason::TooManyConnections),
+                );
+            }
         }
         match self
             .pool
@@ -2527,24 +2600,55 @@ impl NodeCore {
         self.next_exploration = Some(now + base.mul_f64(jitter));
     }
 
-    /// An exploration dial (Bitcoin Core's feeler): a node in range, below its trim
-    /// target (`max_target`), dials one
-    /// known point it is not connected to, preferring one outside the groups of its
-    /// connections, even a backed-off one. A node short of connections is topping up
-    /// already: it explores nothing. Islands of in-range nodes merge this way after a
-    /// partition heals.
+    /// An exploration dial (Bitcoin Core's feeler): a node in range dials one known point
+    /// it is not connected to, preferring one outside the groups of its connections, even
+    /// a backed-off one. A node short of connections is topping up already: it explores
+    /// nothing. Islands of in-range nodes merge this way after a partition heals.
+    ///
+    /// Below the trim target (`max_target`) the connection is added. At or above it the
+    /// exploration is a swap, as Bitcoin Core's extra block-relay-only peer (one every
+    /// 5 minutes, then the least useful evicted): once the new connection is up, one of
+    /// our other outbound connections is closed ([`Self::swap_out_for`]: never a protected
+    /// one, never below the outbound floor), so the count does not grow and the room
+    /// above stays for inbound peers (a node behind a NAT has no other way in). A full
+    /// node closes it before it keeps the new one. Swaps are rare: at most one per
+    /// [`Config::exploration_swap_interval`] (the first one interval after the start),
+    /// and only while one of our outbound connections can be given up; the explorations
+    /// due in between are skipped.
     fn explore(&mut self, now: Time) {
         self.schedule_exploration(now);
+        if self
+            .exploring_swap
+            .is_some_and(|p| !self.pool.get(&p).is_some_and(|i| i.dialing))
+        {
+            // Its dial ended without an outcome (the point was dropped meanwhile).
+            self.exploring_swap = None;
+        }
         let open = self.pool.active_count();
-        // In range, and below the trim target: the room above it stays for inbound
-        // peers (a node behind a NAT has no other way in), and the new connection is not
-        // trimmed at once.
+        let dialing = self.pool.dialing_count();
         if self.stopped
             || open < self.bounds.min_threshold
-            || open + self.pool.dialing_count() >= self.bounds.max_target
-            || self.pool.dialing_count() >= self.config.max_concurrent_dials
+            || dialing >= self.config.max_concurrent_dials
+            || self.exploring_swap.is_some()
         {
             return;
+        }
+        let swap = open + dialing >= self.bounds.max_target;
+        if swap {
+            let rested = self
+                .last_swap_exploration
+                .is_none_or(|t| now >= t + self.config.exploration_swap_interval);
+            // What a swap could give up: outbound connections above the floor, the new
+            // one counted (a full node gives one up before it counts the new one).
+            let outbound = self
+                .pool
+                .connections()
+                .filter(|(a, c)| c.direction == Direction::Outbound && !self.pool.is_protected(a))
+                .count();
+            let full = open + dialing >= self.config.max_connections;
+            if !rested || outbound + usize::from(!full) <= self.config.outbound_floor() {
+                return;
+            }
         }
         let groups: BTreeSet<u64> = self
             .pool
@@ -2554,8 +2658,14 @@ impl NodeCore {
         let own = &self.own_points;
         let pool = &self.pool;
         let ip_ok = |a: &SocketAddr| !pool.is_ip_greylisted(a.ip(), now);
+        // A swap gives up a working connection: never for a peer the application scored
+        // below zero (its point's standing).
         let usable = |a: &SocketAddr, info: &PointInfo| {
-            info.state == PointState::Disconnected && !info.dialing && !own.contains(a) && ip_ok(a)
+            info.state == PointState::Disconnected
+                && !info.dialing
+                && !own.contains(a)
+                && ip_ok(a)
+                && !(swap && pool.standing(a) == Some(false))
         };
         // Outside the groups already connected, from a random place in the pool; only if
         // every known point is in a connected group, any (as the planner's diverse dials:
@@ -2570,6 +2680,11 @@ impl NodeCore {
         if let Some(point) = pick {
             if self.pool.begin_exploration(point, now) {
                 self.stats.dials.explorations += 1;
+                if swap {
+                    self.stats.dials.exploration_swaps += 1;
+                    self.exploring_swap = Some(point);
+                    self.last_swap_exploration = Some(now);
+                }
                 self.dial_started(point);
             }
         }

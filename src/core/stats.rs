@@ -44,6 +44,10 @@ pub struct DialStats {
     /// ([`crate::Config::exploration_interval`]); their outcomes are counted with the
     /// others'.
     pub explorations: u64,
+    /// Of the explorations, swaps: made at or above the trim target, at most one per
+    /// [`crate::Config::exploration_swap_interval`]; one that connects replaces one of our
+    /// outbound connections (counted in [`CloseStats::swapped`]).
+    pub exploration_swaps: u64,
     /// Of the attempts, tests of a tried point before its eviction (the address book's
     /// test-before-evict, [`crate::pool::book`]).
     pub tests: u64,
@@ -84,6 +88,7 @@ impl DialStats {
         self.in_flight += o.in_flight;
         self.tests += o.tests;
         self.explorations += o.explorations;
+        self.exploration_swaps += o.exploration_swaps;
     }
 
     /// A one-line summary for status lines and tables.
@@ -195,7 +200,8 @@ pub struct CloseStats {
     pub duplicate: u64,
     /// Protocol violations.
     pub violation: u64,
-    /// Replaced in a swap (octez policy).
+    /// Replaced in a swap: the octez policy's, or an exploration swap's
+    /// ([`crate::Config::exploration_swap_interval`]).
     pub swapped: u64,
     /// Ended by the peer or the network.
     pub lost: u64,

@@ -295,6 +295,12 @@ pub struct PartitionReport {
     pub merged_after_ms: Option<u64>,
     /// Exploration dials per alive node per virtual hour over the whole run.
     pub explorations_per_node_hour: f64,
+    /// Of them, swaps ([`Config::exploration_swap_interval`]: at or above the trim target)
+    /// per alive node per virtual hour.
+    pub exploration_swaps_per_node_hour: f64,
+    /// Connections closed for a swap (an exploration swap's, or the octez model's) per
+    /// alive node per virtual hour.
+    pub swapped_per_node_hour: f64,
 }
 
 impl SimConfig {
@@ -387,6 +393,10 @@ pub struct SimReport {
     pub late_cycles_per_node_hour: f64,
     /// Dials per alive node per virtual hour, over the last half of the run.
     pub late_dials_per_node_hour: f64,
+    /// Connections replaced in a swap (an exploration swap's,
+    /// [`Config::exploration_swap_interval`], or the octez model's) per alive node per
+    /// virtual hour, over the last half of the run.
+    pub late_swaps_per_node_hour: f64,
     /// Heap bytes of node state per node, estimated from the pools' sizes.
     pub approx_bytes_per_node: usize,
     /// The epoch scenario's figures, when it ran ([`SimConfig::epochs`]).
@@ -731,6 +741,7 @@ pub struct Simulation {
     samples: Vec<Sample>,
     sample_every: Duration,
     half_dials: u64,
+    half_swaps: u64,
     half_marked: bool,
     starts: usize,
     recorded: Vec<(usize, TracedAction)>,
@@ -801,6 +812,7 @@ impl Simulation {
             last_start: Time::ZERO,
             samples: Vec::new(),
             half_dials: 0,
+            half_swaps: 0,
             half_marked: false,
             starts: 0,
             recorded: Vec::new(),
@@ -1055,6 +1067,12 @@ impl Simulation {
     fn mark_half(&mut self) {
         self.half_marked = true;
         self.half_dials = self.dials_attempted();
+        self.half_swaps = self.retired.closed.swapped
+            + self
+                .nodes
+                .iter()
+                .map(|n| n.core.stats().closed.swapped)
+                .sum::<u64>();
         for n in &mut self.nodes {
             n.cycles_before = n.core.stats().cycles;
         }
@@ -1743,6 +1761,7 @@ impl Simulation {
             late_joiners_in_range: late_in_range,
             late_cycles_per_node_hour: per_node_hour(late_cycles),
             late_dials_per_node_hour: per_node_hour(late_dials),
+            late_swaps_per_node_hour: per_node_hour(stats.closed.swapped - self.half_swaps),
             approx_bytes_per_node: approx,
             epochs: self.epochs.as_ref().map(epochs::EpochState::report),
             kinds: kinds::report(&self.config, self.cfg.ledger, &by_kind),
@@ -1753,12 +1772,17 @@ impl Simulation {
             feedback: self.feedback_report(),
             partition: self.cfg.partition.map(|_| {
                 let hours = self.cfg.duration.as_secs_f64() / 3600.0;
-                PartitionReport {
-                    explorations_per_node_hour: if self.alive == 0 || hours == 0.0 {
+                let rate = |n: u64| {
+                    if self.alive == 0 || hours == 0.0 {
                         0.0
                     } else {
-                        stats.dials.explorations as f64 / self.alive as f64 / hours
-                    },
+                        n as f64 / self.alive as f64 / hours
+                    }
+                };
+                PartitionReport {
+                    explorations_per_node_hour: rate(stats.dials.explorations),
+                    exploration_swaps_per_node_hour: rate(stats.dials.exploration_swaps),
+                    swapped_per_node_hour: rate(stats.closed.swapped),
                     ..self.partition_report
                 }
             }),
@@ -1785,4 +1809,5 @@ fn retire(total: &mut CoreStats, s: &CoreStats) {
     total.points.received += s.points.received;
     total.sharing.requests += s.sharing.requests;
     total.cycles += s.cycles;
+    total.closed.swapped += s.closed.swapped;
 }
