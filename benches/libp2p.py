@@ -7,6 +7,8 @@ for each implementation and join order, and measures from outside the processes:
   peerkeeper   peerkeeper-libp2p/examples/node.rs (the peerkeeper-libp2p behaviour)
   kad          peerkeeper-libp2p/examples/kad_node.rs (identify + Kademlia bootstrap +
                dial on discovery + connection-limits: rust-libp2p's own means)
+  kad-nolimit  the same without connection-limits (--no-limits): dials still stop at
+               --max, inbound connections are not refused
 
   seed-first   the seed, then every other node --stagger (1 s) apart
   seed-last    every other node at once, then the seed --seed-delay (3 s) later
@@ -23,7 +25,7 @@ does, sampled every 0.25 s for --window seconds after the last start. Reported p
                   spent above it
   final           min / median / max connections at the end
 
-Usage: python3 benches/libp2p.py [--n 20] [--runs 3] [--impls peerkeeper,kad]
+Usage: python3 benches/libp2p.py [--n 20] [--runs 3] [--impls peerkeeper,kad,kad-nolimit]
            [--orders seed-first,seed-last] [--window 30] [--build]
 Builds nothing unless --build (then `cargo build --release -p peerkeeper-libp2p --examples`).
 Prints one JSON line per run, then a Markdown table of medians. Every process it starts is
@@ -43,7 +45,7 @@ ap.add_argument("--n", type=int, default=20)
 ap.add_argument("--k", type=int, default=4)
 ap.add_argument("--max", type=int, default=10)
 ap.add_argument("--runs", type=int, default=3)
-ap.add_argument("--impls", default="peerkeeper,kad")
+ap.add_argument("--impls", default="peerkeeper,kad,kad-nolimit")
 ap.add_argument("--orders", default="seed-first,seed-last")
 ap.add_argument("--window", type=float, default=30.0)
 ap.add_argument("--stagger", type=float, default=1.0)
@@ -53,7 +55,8 @@ ap.add_argument("--build", action="store_true")
 ap.add_argument("--logs", default=None, help="keep each node's stderr in this directory (RUST_LOG applies)")
 a = ap.parse_args()
 
-BIN = {"peerkeeper": "node", "kad": "kad_node"}
+BIN = {"peerkeeper": "node", "kad": "kad_node", "kad-nolimit": "kad_node"}
+EXTRA = {"kad-nolimit": ["--no-limits"]}
 
 
 def free_ports(n):
@@ -104,7 +107,7 @@ def run(impl, order):
     procs = {}
 
     def start(i):
-        cmd = [exe, "--listen", f"/ip4/127.0.0.1/tcp/{ports[i]}"] + common
+        cmd = [exe, "--listen", f"/ip4/127.0.0.1/tcp/{ports[i]}"] + common + EXTRA.get(impl, [])
         if i != 0:
             cmd += ["--peer", f"/ip4/127.0.0.1/tcp/{ports[0]}"]
         err = open(f"{a.logs}/{impl}-{order}-{i}.err", "w") if a.logs else subprocess.DEVNULL
@@ -207,5 +210,6 @@ for order in a.orders.split(","):
         dials = statistics.median(r["dials"] for r in rs)
         above = f'{max(r["above_max"]["most"] for r in rs)} ({statistics.median(r["above_max"]["node_seconds"] for r in rs)})'
         fin = "; ".join(f'{r["final"]["min"]}/{r["final"]["median"]}/{r["final"]["max"]}' for r in rs)
-        name = "peerkeeper-libp2p" if impl == "peerkeeper" else "Kademlia + connection-limits"
+        name = {"peerkeeper": "peerkeeper-libp2p", "kad": "Kademlia + connection-limits",
+                "kad-nolimit": "Kademlia, no connection-limits"}[impl]
         print(f"| {order} | {name} | {t} | {comps} | {dials:.0f} | {above} | {fin} |")

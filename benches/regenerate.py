@@ -424,7 +424,8 @@ def sim_cost() -> str:
 
 
 def libp2p() -> str:
-    """20 example libp2p nodes, peerkeeper's behaviour against Kademlia + connection-limits."""
+    """20 example libp2p nodes: peerkeeper's behaviour against Kademlia, with and without
+    connection-limits."""
     cmd = ["python3", "benches/libp2p.py", "--n", "20", "--runs", "3", "--window", "30",
            "--build"]
     p = run(cmd)

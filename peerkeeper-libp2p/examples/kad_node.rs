@@ -43,6 +43,10 @@ struct Args {
     /// Status lines as JSON objects.
     #[arg(long)]
     json: bool,
+    /// Without connection-limits: dialing still stops at `--max`, but inbound
+    /// connections are not refused.
+    #[arg(long)]
+    no_limits: bool,
 }
 
 #[derive(NetworkBehaviour)]
@@ -70,7 +74,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             kad.set_mode(Some(kad::Mode::Server));
             Ok(KadBehaviour {
                 limits: connection_limits::Behaviour::new(
-                    ConnectionLimits::default().with_max_established(Some(max)),
+                    ConnectionLimits::default()
+                        .with_max_established((!args.no_limits).then_some(max)),
                 ),
                 kad,
                 identify: identify::Behaviour::new(identify::Config::new(
