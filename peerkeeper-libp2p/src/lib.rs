@@ -75,7 +75,7 @@ use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, Respons
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{
     CloseConnection, ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour,
-    NotifyHandler, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId};
 use peerkeeper::core::CoreStats;
@@ -1426,10 +1426,6 @@ impl NetworkBehaviour for Behaviour {
         }
     }
 }
-
-/// Marks [`NotifyHandler`] used (the swarm routes request-response's notifications).
-#[allow(dead_code)]
-fn _uses(_: NotifyHandler) {}
 
 #[cfg(test)]
 mod tests {
