@@ -1406,20 +1406,20 @@ impl NetworkBehaviour for Behaviour {
                 }
             }
             let start_at = (!self.started).then_some(Time::ZERO + LISTEN_WAIT);
-            match self.next_deadline().into_iter().chain(start_at).min() {
-                Some(t) if t > now => {
-                    let at = self.epoch + t.as_duration();
-                    match &mut self.sleep {
-                        Some(s) => s.as_mut().reset(at),
-                        None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
-                    }
-                    if let Some(s) = &mut self.sleep {
-                        if s.as_mut().poll(cx).is_ready() {
-                            continue;
-                        }
+            if let Some(t) = self.next_deadline().into_iter().chain(start_at).min() {
+                // A deadline still due after the timers ran would be a broken promise of
+                // the core's; a millisecond's wait then, never a spin or a stall.
+                let t = t.max(now + Duration::from_millis(1));
+                let at = self.epoch + t.as_duration();
+                match &mut self.sleep {
+                    Some(s) => s.as_mut().reset(at),
+                    None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
+                if let Some(s) = &mut self.sleep {
+                    if s.as_mut().poll(cx).is_ready() {
+                        continue;
                     }
                 }
-                _ => {}
             }
             self.waker = Some(cx.waker().clone());
             return Poll::Pending;
