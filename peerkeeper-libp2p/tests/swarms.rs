@@ -290,27 +290,16 @@ impl request_response::Codec for Garbage {
 async fn malformed_or_oversized_peer_sharing_is_a_violation_that_closes_the_connection() {
     let node = spawn(core_config(1, 2, 4), 0, &[]).await;
     for garbage in [vec![1u8, 200, 4, 1], vec![1u8; 64 * 1024]] {
-        let mut attacker = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
+        let mut attacker = bare_swarm(|_| {
+            request_response::Behaviour::with_codec(
+                Garbage,
+                [(
+                    peerkeeper_libp2p::codec::PROTOCOL,
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default(),
             )
-            .unwrap()
-            .with_behaviour(|_| {
-                request_response::Behaviour::with_codec(
-                    Garbage,
-                    [(
-                        peerkeeper_libp2p::codec::PROTOCOL,
-                        request_response::ProtocolSupport::Full,
-                    )],
-                    request_response::Config::default(),
-                )
-            })
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+        });
         attacker.dial(node.addr.clone()).unwrap();
         let closed = tokio::time::timeout(Duration::from_secs(30), async {
             let mut sent = false;
@@ -349,8 +338,11 @@ async fn malformed_or_oversized_peer_sharing_is_a_violation_that_closes_the_conn
     assert!(peers.is_empty(), "no connection kept to the attackers");
 }
 
-/// A libp2p node without peerkeeper: identify only, connections kept a minute.
-fn plain_swarm() -> libp2p::Swarm<identify::Behaviour> {
+/// A libp2p node without peerkeeper, with behaviour `make(key)`: TCP, Noise, Yamux,
+/// connections kept a minute.
+fn bare_swarm<B: NetworkBehaviour>(
+    make: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> libp2p::Swarm<B> {
     libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -359,12 +351,17 @@ fn plain_swarm() -> libp2p::Swarm<identify::Behaviour> {
             yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|key| {
-            identify::Behaviour::new(identify::Config::new("/plain/1".into(), key.public()))
-        })
+        .with_behaviour(make)
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build()
+}
+
+/// A libp2p node without peerkeeper: identify only.
+fn plain_swarm() -> libp2p::Swarm<identify::Behaviour> {
+    bare_swarm(|key| {
+        identify::Behaviour::new(identify::Config::new("/plain/1".into(), key.public()))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
