@@ -185,20 +185,16 @@ impl Metrics {
             unmapped,
             refused,
         } = &mut *last;
-        for (outcome, v) in [
-            ("succeeded", d.succeeded),
-            ("refused", d.refused),
-            ("timed_out", d.timed_out),
-            ("failed", d.failed),
-            ("protocol", d.protocol),
-            ("already_connected", d.already_connected),
-            ("myself", d.myself),
-            ("dropped", d.dropped),
-            ("cancelled", d.cancelled),
-            ("wrong_peer", d.wrong_peer),
-            ("offline", d.offline),
-        ] {
-            mirror(&self.dials, Outcome { outcome }, dials, v);
+        for outcome in peerkeeper::core::DialEnd::ALL {
+            let v = d.count(outcome);
+            mirror(
+                &self.dials,
+                Outcome {
+                    outcome: outcome.name(),
+                },
+                dials,
+                v,
+            );
         }
         for r in Unmapped::ALL {
             mirror(

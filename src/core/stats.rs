@@ -54,6 +54,24 @@ pub struct DialStats {
 }
 
 impl DialStats {
+    /// How many dials ended as `outcome` (the metrics' `peerkeeper_dials_total{outcome}`).
+    pub fn count(&self, outcome: super::DialEnd) -> u64 {
+        use super::DialEnd;
+        match outcome {
+            DialEnd::Succeeded => self.succeeded,
+            DialEnd::Refused => self.refused,
+            DialEnd::TimedOut => self.timed_out,
+            DialEnd::Failed => self.failed,
+            DialEnd::Protocol => self.protocol,
+            DialEnd::AlreadyConnected => self.already_connected,
+            DialEnd::Myself => self.myself,
+            DialEnd::Dropped => self.dropped,
+            DialEnd::Cancelled => self.cancelled,
+            DialEnd::WrongPeer => self.wrong_peer,
+            DialEnd::Offline => self.offline,
+        }
+    }
+
     /// Whether the outcomes add up to the attempts.
     pub fn adds_up(&self) -> bool {
         self.attempted

@@ -58,7 +58,7 @@ pub use process::{register_process_metrics, ProcessStats};
 pub use serve::{serve, serve_with, MetricsServer, ServeConfig, OPENMETRICS_CONTENT_TYPE};
 
 use crate::config::Bounds;
-use crate::core::{CloseStats, CoreStats, DialEnd, DialStats, Ended, Event, NodeCore, Report};
+use crate::core::{CloseStats, CoreStats, DialEnd, Ended, Event, NodeCore, Report};
 use crate::maintenance::{CycleReport, WakeReason, WakeReasons};
 use crate::node::{Node, NodeStatus};
 use crate::pool::{CloseReason, ConnId, Direction, PointState, PoolStats, Sources};
@@ -880,8 +880,8 @@ impl Follower {
                 &m.dials.get_or_create(&OutcomeLabel {
                     outcome: outcome.name(),
                 }),
-                dial_count(&new.dials, outcome),
-                dial_count(&old.dials, outcome),
+                new.dials.count(outcome),
+                old.dials.count(outcome),
             );
         }
         let opened = [
@@ -1063,22 +1063,6 @@ impl Follower {
 fn bump(counter: &Counter, now: u64, before: u64) {
     if now > before {
         counter.inc_by(now - before);
-    }
-}
-
-fn dial_count(d: &DialStats, outcome: DialEnd) -> u64 {
-    match outcome {
-        DialEnd::Succeeded => d.succeeded,
-        DialEnd::Refused => d.refused,
-        DialEnd::TimedOut => d.timed_out,
-        DialEnd::Failed => d.failed,
-        DialEnd::Protocol => d.protocol,
-        DialEnd::AlreadyConnected => d.already_connected,
-        DialEnd::Myself => d.myself,
-        DialEnd::Dropped => d.dropped,
-        DialEnd::Cancelled => d.cancelled,
-        DialEnd::WrongPeer => d.wrong_peer,
-        DialEnd::Offline => d.offline,
     }
 }
 
