@@ -1135,3 +1135,77 @@ fn dials_go_to_one_address_per_network_group_while_others_are_known() {
     }
     assert_eq!(first.iter().filter(|a| attacker.contains(a)).count(), 1);
 }
+
+/// The seed that starts last (issue 17's CI failure): the first node to reach it asks for
+/// points when the seed knows nobody, and got an empty answer; it then waited
+/// `peer_ask_interval` (30 s) with one connection before asking again (`simulate --nodes
+/// 10 --min 2 --expected 4 --max 6 --seed-last 3s --seed 597` converged 76 s after the
+/// seed started). Now the seed owes it an answer and sends the first points it can share,
+/// once, as soon as it has them; the asker takes them as that answer.
+#[test]
+fn a_node_with_nothing_to_share_sends_the_first_points_it_learns_to_whoever_asked() {
+    let mut seed = NodeCore::new(tight(), PeerId::from_u64(1), 3);
+    seed.start(ms(0));
+    drain(&mut seed);
+    assert_eq!(
+        seed.handle_inbound(ConnId(1), lan(1), hello(1), ms(1)),
+        Admission::Accept
+    );
+    drain(&mut seed);
+    seed.handle_points_asked(ConnId(1), ms(2));
+    let sent = |actions: Vec<Action>| -> Vec<(ConnId, Vec<SocketAddr>)> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::SendPoints { conn, points } => Some((conn, points)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        sent(drain(&mut seed)),
+        vec![(ConnId(1), vec![])],
+        "nothing to share yet"
+    );
+    // A second node connects: its point goes to the first, unasked, once.
+    assert_eq!(
+        seed.handle_inbound(ConnId(2), lan(2), hello(2), ms(3)),
+        Admission::Accept
+    );
+    assert_eq!(sent(drain(&mut seed)), vec![(ConnId(1), vec![lan(2)])]);
+    assert_eq!(
+        seed.handle_inbound(ConnId(3), lan(3), hello(3), ms(4)),
+        Admission::Accept
+    );
+    assert_eq!(sent(drain(&mut seed)), vec![], "the debt is paid once");
+    assert_eq!(seed.stats().sharing.deferred_answers, 1);
+
+    // The asker's side: the empty answer leaves its request open, so the late answer is
+    // taken as the answer (not rate-limited as an advertisement), and its points dialed.
+    let mut asker = NodeCore::new(tight(), PeerId::from_u64(1001), 4);
+    asker.add_points(&[lan(100)], Source::Bootstrap, ms(0));
+    asker.start(ms(0));
+    drain(&mut asker);
+    assert_eq!(
+        asker.handle_dial_result(
+            lan(100),
+            DialResult::Connected {
+                conn: ConnId(7),
+                peer: PeerId::from_u64(100),
+            },
+            ms(1),
+        ),
+        DialVerdict::Keep
+    );
+    let asked = drain(&mut asker)
+        .iter()
+        .any(|a| matches!(a, Action::AskForPoints { conn } if *conn == ConnId(7)));
+    assert!(asked, "a node short of peers asks its first peer");
+    asker.handle_points(ConnId(7), &[], ms(2));
+    asker.handle_points(ConnId(7), &[lan(5)], ms(3));
+    assert_eq!(
+        dials(&drain(&mut asker)),
+        vec![lan(5)],
+        "the late answer's point is dialed"
+    );
+}

@@ -30,10 +30,13 @@ async fn a_node_discovers_a_peer_through_a_preconfigured_one() {
         max_connections: 4,
         ..demo_config()
     };
-    // B and A are content with one connection: only C looks for more.
+    // B and A are content with one connection, in either direction: only C looks for
+    // more (with an outbound floor, B would dial C too once A passes C's point on to it,
+    // the answer A owes B since B asked when A knew nobody else).
     let content = Config {
         min_connections: 1,
         expected_connections: 1,
+        min_outbound: Some(0),
         ..config.clone()
     };
     let b = tcp_node(&content, 2, vec![]).await;

@@ -167,7 +167,19 @@ impl Nodes {
             let (counts, components) = net.snapshot();
             (counts.iter().all(|c| *c >= 2) && components == 1)
                 .then_some(())
-                .ok_or_else(|| format!("connections {counts:?}, {components} components"))
+                .ok_or_else(|| {
+                    // The statuses of the nodes short of 2, to tell why from CI's log.
+                    let short: Vec<String> = counts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| **c < 2)
+                        .map(|(i, _)| format!("node {i}: {}", net.latest[&i]))
+                        .collect();
+                    format!(
+                        "connections {counts:?}, {components} components; {}",
+                        short.join("; ")
+                    )
+                })
         });
     }
 

@@ -411,6 +411,10 @@ struct ConnMeta {
     /// (`defences.limit_adverts`; see [`ADVERT_POINTS_PER_MINUTE`]).
     advert_tokens: u64,
     swap_sent: Option<SocketAddr>,
+    /// The peer asked for points when we had none to share: the first points that can be
+    /// shared go to it as the answer it is owed (see
+    /// [`handle_points_asked`](NodeCore::handle_points_asked)).
+    owed_answer: bool,
 }
 
 impl ConnMeta {
@@ -424,6 +428,7 @@ impl ConnMeta {
             last_unsolicited: None,
             advert_tokens: 0,
             swap_sent: None,
+            owed_answer: false,
         }
     }
 }
@@ -508,6 +513,8 @@ pub struct NodeCore {
     brain: Brain,
     rng: SeededRng,
     conns: BTreeMap<ConnId, ConnMeta>,
+    /// How many connections are owed an answer ([`ConnMeta::owed_answer`]).
+    owed_answers: usize,
     recent_dialers: VecDeque<SocketAddr>,
     swaps: BTreeMap<SocketAddr, SocketAddr>,
     last_swap: Option<Time>,
@@ -621,6 +628,7 @@ impl NodeCore {
             brain,
             rng: seeded(seed),
             conns: BTreeMap::new(),
+            owed_answers: 0,
             recent_dialers: VecDeque::new(),
             swaps: BTreeMap::new(),
             last_swap: None,
@@ -811,6 +819,9 @@ impl NodeCore {
 
     /// Tells observers a connection ended.
     fn disconnected(&mut self, conn: ConnId, meta: ConnMeta, ended: Ended, at: Time) {
+        if meta.owed_answer {
+            self.owed_answers -= 1;
+        }
         if self.events.is_some() {
             let point = meta.point;
             let peer = meta.peer;
@@ -1649,7 +1660,8 @@ impl NodeCore {
     }
 
     /// Points arrived on a connection (an answer to our request, or an advertisement).
-    /// One answer per request of ours is welcome, and at most one unsolicited
+    /// One answer per request of ours is welcome (an empty one leaves the request open for
+    /// the answer owed later), and at most one unsolicited
     /// advertisement per `peer_ask_interval / 4`; the rest are ignored and counted. With
     /// `defences.limit_adverts` (the default) an advertisement's points are also taken
     /// from a per-connection budget (a token bucket, as Bitcoin Core's address rate
@@ -1672,7 +1684,11 @@ impl NodeCore {
             return;
         };
         let mut points = points;
-        if !std::mem::take(&mut meta.awaiting_answer) {
+        if meta.awaiting_answer {
+            // An empty answer leaves the request open: a peer with nothing to share yet
+            // sends the first points it can as the answer it owes us.
+            meta.awaiting_answer = points.is_empty();
+        } else {
             if meta.last_unsolicited.is_some_and(|t| now < t + gap) {
                 self.stats.points.unsolicited_ignored += 1;
                 return;
@@ -1749,7 +1765,10 @@ impl NodeCore {
 
     /// A peer asks for points: answered with a sample (see the module docs) filtered by
     /// the relay rule for the peer's address, at most once per `peer_ask_interval / 4`,
-    /// never in private mode.
+    /// never in private mode. When there is nothing to share (a seed that has just
+    /// started), the empty answer is followed by the first points that can be shared, as
+    /// soon as they come (new points or connections), once: otherwise the asker, short of
+    /// peers, would wait `peer_ask_interval` before asking again.
     pub fn handle_points_asked(&mut self, conn: ConnId, now: Time) {
         if self.stopped {
             return;
@@ -1768,8 +1787,46 @@ impl NodeCore {
         let point = meta.point;
         let size = self.answer_size();
         let points = self.sample_for(point, size);
+        if points.is_empty() && self.config.policy == Policy::Peerkeeper {
+            // Nothing to share yet (a seed that has just started): the asker would wait
+            // `peer_ask_interval` before asking again, short of peers. It is owed the
+            // first points we can share instead.
+            if let Some(meta) = self.conns.get_mut(&conn) {
+                if !std::mem::replace(&mut meta.owed_answer, true) {
+                    self.owed_answers += 1;
+                }
+            }
+        }
         self.stats.sharing.answers += 1;
         self.actions.push_back(Action::SendPoints { conn, points });
+    }
+
+    /// Sends the answers owed ([`ConnMeta::owed_answer`]) that can now carry points, in
+    /// connection order.
+    fn pay_owed_answers(&mut self) {
+        if self.owed_answers == 0 {
+            return;
+        }
+        let owed: Vec<(ConnId, SocketAddr)> = self
+            .conns
+            .iter()
+            .filter(|(_, m)| m.owed_answer)
+            .map(|(c, m)| (*c, m.point))
+            .collect();
+        let size = self.answer_size();
+        for (conn, point) in owed {
+            let points = self.sample_for(point, size);
+            if points.is_empty() {
+                continue;
+            }
+            if let Some(meta) = self.conns.get_mut(&conn) {
+                meta.owed_answer = false;
+            }
+            self.owed_answers -= 1;
+            self.stats.sharing.answers += 1;
+            self.stats.sharing.deferred_answers += 1;
+            self.actions.push_back(Action::SendPoints { conn, points });
+        }
     }
 
     // ----- peer feedback -------------------------------------------------------------
@@ -2814,6 +2871,9 @@ impl NodeCore {
             let c = self.pool.take_changes();
             self.stats.max_connections_seen =
                 self.stats.max_connections_seen.max(c.count_after as u64);
+            if c.new_point || c.new_connection {
+                self.pay_owed_answers();
+            }
             let mut reasons: Vec<WakeReason> = Vec::new();
             let count = match self.config.policy {
                 Policy::Peerkeeper => count_trigger(c.count_before, c.count_after, &self.bounds),

@@ -1418,7 +1418,7 @@ impl Replay {
                     } else if matches!(s.input, Input::PointsAsked { conn: c } if c == *conn) {
                         "answer to its request".into()
                     } else {
-                        String::new()
+                        "the answer it was owed: it asked when we had no point to share".into()
                     };
                     out.push(mk(
                         DecisionKind::SentPoints,

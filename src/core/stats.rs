@@ -204,6 +204,9 @@ pub struct SharingStats {
     pub answers: u64,
     /// Requests ignored (over the rate, or private mode).
     pub asks_ignored: u64,
+    /// Answers sent late: a request found no point to share, and the first points that
+    /// could be shared went to the asker as they came (counted in `answers` too).
+    pub deferred_answers: u64,
     /// Discovery rounds.
     pub rounds: u64,
 }

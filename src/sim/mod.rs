@@ -383,6 +383,10 @@ pub struct SimReport {
     pub alive: usize,
     /// Alive nodes below `min_threshold` at the end.
     pub short_nodes: usize,
+    /// How long the node short the longest at the end has been below `min_threshold`, ms
+    /// (0 when none is): a few hundred ms is a node let go by a peer and redialing; tens
+    /// of seconds is a node stuck.
+    pub longest_short_ms: u64,
     /// Why some nodes are short, when they are.
     pub short_reason: Option<String>,
     /// Late joiners in the run.
@@ -506,6 +510,8 @@ struct SimNode {
     core: NodeCore,
     timer: Option<Time>,
     in_range: bool,
+    /// Since when the node, alive, has been below `min_threshold` (`None` while it is not).
+    short_since: Option<Time>,
     max_seen: usize,
     cycles_before: u64,
 }
@@ -922,6 +928,7 @@ impl Simulation {
             core,
             timer: None,
             in_range: false,
+            short_since: None,
             max_seen: 0,
             cycles_before: 0,
         }
@@ -1549,6 +1556,11 @@ impl Simulation {
         let count = n.core.connection_count();
         n.max_seen = n.max_seen.max(count);
         let in_range = n.alive && (lo..=hi).contains(&count);
+        if n.alive && count < lo {
+            n.short_since.get_or_insert(self.now);
+        } else {
+            n.short_since = None;
+        }
         if in_range != n.in_range {
             n.in_range = in_range;
             if in_range {
@@ -1656,6 +1668,7 @@ impl Simulation {
         let mut max_seen = 0;
         let mut short = 0;
         let mut short_nat = 0;
+        let mut longest_short = Duration::ZERO;
         let mut late_in_range = 0;
         let mut pool_points = 0usize;
         let mut by_kind = Vec::new();
@@ -1676,6 +1689,9 @@ impl Simulation {
             }
             if c < self.bounds.min_threshold {
                 short += 1;
+                if let Some(t) = n.short_since {
+                    longest_short = longest_short.max(self.now.saturating_since(t));
+                }
                 if n.nat {
                     short_nat += 1;
                 }
@@ -1717,11 +1733,12 @@ impl Simulation {
             && self.starts == self.nodes.len()
             && counts.iter().all(|c| *c <= self.bounds.max_threshold);
         let short_reason = (short > 0).then(|| {
-            if short_nat == short {
+            let why = if short_nat == short {
                 format!("{short} nodes below min_threshold, all behind NAT: they can only dial out, and the public nodes are full")
             } else {
                 format!("{short} nodes below min_threshold ({short_nat} behind NAT)")
-            }
+            };
+            format!("{why}; the longest for {} ms", longest_short.as_millis())
         });
         let network = NetworkReport {
             nodes: self.nodes.len(),
@@ -1756,6 +1773,7 @@ impl Simulation {
             event_log_hash: format!("{:016x}", self.hash.finish()),
             alive: alive_ids.len(),
             short_nodes: short,
+            longest_short_ms: longest_short.as_millis() as u64,
             short_reason,
             late_joiners: self.cfg.late_joiners,
             late_joiners_in_range: late_in_range,
