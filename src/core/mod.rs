@@ -1787,14 +1787,15 @@ impl NodeCore {
         let point = meta.point;
         let size = self.answer_size();
         let points = self.sample_for(point, size);
-        if points.is_empty() && self.config.policy == Policy::Peerkeeper {
-            // Nothing to share yet (a seed that has just started): the asker would wait
-            // `peer_ask_interval` before asking again, short of peers. It is owed the
-            // first points we can share instead.
-            if let Some(meta) = self.conns.get_mut(&conn) {
-                if !std::mem::replace(&mut meta.owed_answer, true) {
-                    self.owed_answers += 1;
-                }
+        // Nothing to share yet (a seed that has just started): the asker would wait
+        // `peer_ask_interval` before asking again, short of peers. It is owed the first
+        // points we can share instead. An answer with points pays an earlier debt.
+        let owed = points.is_empty() && self.config.policy == Policy::Peerkeeper;
+        if let Some(meta) = self.conns.get_mut(&conn) {
+            match (std::mem::replace(&mut meta.owed_answer, owed), owed) {
+                (false, true) => self.owed_answers += 1,
+                (true, false) => self.owed_answers -= 1,
+                _ => {}
             }
         }
         self.stats.sharing.answers += 1;
