@@ -467,6 +467,7 @@ async fn a_scrape_over_tcp_matches_the_node() {
         ("peerkeeper_points_dropped", "counter"),
         ("peerkeeper_points_evicted", "counter"),
         ("peerkeeper_discovery_answers", "counter"),
+        ("peerkeeper_discovery_deferred_answers", "counter"),
         ("peerkeeper_discovery_asks_ignored", "counter"),
         ("peerkeeper_discovery_adverts_ignored", "counter"),
         ("peerkeeper_protocol_violations", "counter"),

@@ -270,6 +270,7 @@ struct Families {
     book_tried_evicted: Counter,
     book_tried_kept: Counter,
     answers: Counter,
+    deferred_answers: Counter,
     asks_ignored: Counter,
     adverts_ignored: Counter,
     violations: Counter,
@@ -329,6 +330,7 @@ impl Metrics {
             book_tried_evicted: Counter::default(),
             book_tried_kept: Counter::default(),
             answers: Counter::default(),
+            deferred_answers: Counter::default(),
             asks_ignored: Counter::default(),
             adverts_ignored: Counter::default(),
             violations: Counter::default(),
@@ -537,6 +539,11 @@ impl Metrics {
             "discovery_answers",
             "Requests for points from peers that the node answered",
             m.answers.clone(),
+        );
+        r.register(
+            "discovery_deferred_answers",
+            "Answers sent late: a peer asked when the node had no point to share, and got the first ones it had (also in discovery_answers)",
+            m.deferred_answers.clone(),
         );
         r.register(
             "discovery_asks_ignored",
@@ -960,6 +967,11 @@ impl Follower {
         bump(&m.discovery_requests, ns.requests, os.requests);
         bump(&m.discovery_rounds, ns.rounds, os.rounds);
         bump(&m.answers, ns.answers, os.answers);
+        bump(
+            &m.deferred_answers,
+            ns.deferred_answers,
+            os.deferred_answers,
+        );
         bump(&m.asks_ignored, ns.asks_ignored, os.asks_ignored);
         bump(&m.violations, new.violations, old.violations);
         bump(&m.swaps, new.swaps, old.swaps);
